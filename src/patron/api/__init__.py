@@ -1,0 +1,1 @@
+"""The HTTP edge: routes, JSON and XML codecs, authentication and the response envelope."""

@@ -1,0 +1,152 @@
+"""The ASGI application: routes, the request-id middleware and the one map from errors to answers."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from patron.api.auth import Authenticator
+from patron.api.codec import encode, error_document, response_format
+from patron.api.context import Services, services
+from patron.api.customers import add_customer, get_customer
+from patron.api.errors import ApiError
+from patron.api.gateway import gateway_response, generate_token, list_audits
+from patron.codes import Code, request_message
+from patron.orgs.cache import OrgCache
+from patron.settings import Settings, get_settings
+from patron.store.db import DatabaseUnavailable, create_engine, transaction
+
+log = logging.getLogger("patron.api")
+
+REQUEST_ID_HEADER = b"x-cap-requestid"
+GATEWAY_PREFIXES = ("/v3/", "/api_gateway/")
+
+
+class RequestIdMiddleware:
+    """Gives every request an id, answered in X-Cap-Requestid and kept in the audit log."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (REQUEST_ID_HEADER, request_id.encode())]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+async def health(request: Request) -> Response:
+    return gateway_response({"status": "up"})
+
+
+async def ready(request: Request) -> Response:
+    try:
+        async with transaction(services(request).engine, readonly=True) as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception:  # noqa: BLE001 - any failure to reach the database means "not ready"
+        log.warning("readiness check failed", exc_info=True)
+        return gateway_response({"status": "database unreachable"}, 503)
+    return gateway_response({"status": "ready"})
+
+
+def _error_response(request: Request, error: ApiError) -> Response:
+    if request.url.path.startswith(GATEWAY_PREFIXES):
+        response = gateway_response(
+            None, int(error.code), [{"code": int(error.code), "message": error.detail or request_message(error.code)}]
+        )
+        response.headers.update(error.headers)
+        return response
+    return encode(error_document(error), response_format(request), int(error.code), error.headers)
+
+
+async def on_api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return _error_response(request, exc)
+
+
+async def on_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: Code.NOT_FOUND, 405: Code.METHOD_NOT_ALLOWED}.get(exc.status_code, Code.INVALID_INPUT)
+    return _error_response(request, ApiError(code))
+
+
+async def on_database_unavailable(request: Request, exc: Exception) -> Response:
+    log.error("database unavailable: %s", exc)
+    return _error_response(request, ApiError(Code.SERVICE_UNAVAILABLE, headers={"Retry-After": "1"}))
+
+
+async def on_unexpected(request: Request, exc: Exception) -> Response:
+    # Logged with its traceback by the server; the caller sees the envelope, never the traceback.
+    response = _error_response(request, ApiError(Code.ALL_FAILED, detail="internal error"))
+    # This answer is made outside the request-id middleware, so it carries the id itself.
+    request_id = request.scope.get("state", {}).get("request_id")
+    if request_id:
+        response.headers[REQUEST_ID_HEADER.decode()] = request_id
+    return response
+
+
+def _customer_routes() -> list[Route]:
+    routes = []
+    for suffix in ("", ".json", ".xml"):
+        routes.append(Route(f"/v1.1/customer/add{suffix}", add_customer, methods=["POST"]))
+        routes.append(Route(f"/v1.1/customer/get{suffix}", get_customer, methods=["GET"]))
+    return routes
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        engine = create_engine(
+            settings.database_url, pool_size=settings.db_pool_size, timeout=settings.db_timeout_seconds
+        )
+        orgs = OrgCache(engine, settings.org_cache_seconds)
+        app.state.services = Services(
+            settings=settings,
+            engine=engine,
+            orgs=orgs,
+            auth=Authenticator(engine, orgs, settings.secret_key, settings.credential_cache_seconds),
+        )
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    routes = [
+        *_customer_routes(),
+        Route("/v3/oauth/token/generate", generate_token, methods=["POST"]),
+        Route("/api_gateway/v2/audits", list_audits, methods=["GET"]),
+        Route("/health", health, methods=["GET"]),
+        Route("/ready", ready, methods=["GET"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            ApiError: on_api_error,
+            HTTPException: on_http_error,
+            DatabaseUnavailable: on_database_unavailable,
+            Exception: on_unexpected,
+        },
+    )
+    app.add_middleware(RequestIdMiddleware)
+    return app

@@ -1,0 +1,202 @@
+"""Who is calling: Basic auth for tills, OAuth tokens for API clients, and what they may do."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import secrets
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from starlette.requests import Request
+
+from patron.api.errors import ApiError
+from patron.codes import Code
+from patron.orgs.cache import OrgCache
+from patron.orgs.file import AccessGroup
+from patron.orgs.model import OrgSettings
+from patron.security import DECOY_HASH, verify_secret
+from patron.store.db import transaction
+from patron.store.orgs import OrgStore
+
+TOKEN_HEADER = "x-cap-api-oauth-token"
+ATTRIBUTION_TYPE = "x-cap-api-attribution-entity-type"
+ATTRIBUTION_CODE = "x-cap-api-attribution-entity-code"
+ATTRIBUTION_TILL_LEGACY = "x-cap-api-attribution-till-code"
+TOKEN_ALGORITHM = "HS256"
+TOKEN_ISSUER = "patron"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller: a till, or an API client acting for one of its org's tills."""
+
+    org: OrgSettings
+    till_code: str
+    api_client_key: str | None
+    access_group: AccessGroup | None
+
+    def require(self, resource: str, level: str) -> None:
+        if not self.org.allows(self.access_group, resource, level):
+            raise ApiError(Code.ACCESS_DENIED)
+
+
+@dataclass(frozen=True)
+class _Verified:
+    org_id: int
+    subject: str
+    fingerprint: str | None
+    expires: float
+
+
+class CredentialCache:
+    """Recently verified credentials, keyed by a keyed fast hash, never by the secret itself.
+
+    An entry also remembers the org's settings fingerprint: applying an org file (which may
+    disable a till or change its password) makes every entry of that org stale at once.
+    """
+
+    def __init__(self, ttl: float, max_entries: int = 50_000) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._key = secrets.token_bytes(32)
+        self._entries: OrderedDict[bytes, _Verified] = OrderedDict()
+
+    def key(self, *parts: str) -> bytes:
+        return hashlib.blake2b("\0".join(parts).encode(), key=self._key, digest_size=32).digest()
+
+    def get(self, key: bytes, orgs: OrgCache) -> _Verified | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry.expires < time.monotonic() or orgs.fingerprint(entry.org_id) != entry.fingerprint:
+            self._entries.pop(key, None)
+            return None
+        return entry
+
+    def put(self, key: bytes, org_id: int, subject: str, fingerprint: str | None) -> None:
+        if self.ttl <= 0:
+            return
+        self._entries[key] = _Verified(org_id, subject, fingerprint, time.monotonic() + self.ttl)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+
+class Authenticator:
+    def __init__(self, engine: Any, orgs: OrgCache, secret_key: str, cache_ttl: float) -> None:
+        self.engine = engine
+        self.orgs = orgs
+        self.secret_key = secret_key
+        self.cache = CredentialCache(cache_ttl)
+
+    async def authenticate(self, request: Request) -> Principal:
+        token = request.headers.get(TOKEN_HEADER)
+        if token is not None:
+            return await self._from_token(token, request)
+        return await self._from_basic(request.headers.get("authorization"))
+
+    # Tills: Basic base64(till code ":" md5 hex of the password).
+
+    async def _from_basic(self, header: str | None) -> Principal:
+        till_code, md5 = _basic_credentials(header)
+        key = self.cache.key("till", till_code, md5)
+        verified = self.cache.get(key, self.orgs)
+        if verified is None:
+            async with transaction(self.engine, readonly=True) as conn:
+                row = await OrgStore(conn).till(till_code)
+            usable = row is not None and row.enabled
+            # An unknown till is checked against a decoy so that it costs as long as a wrong password.
+            ok = await asyncio.to_thread(verify_secret, row.password_hash if usable else DECOY_HASH, md5)
+            if not (usable and ok):
+                raise ApiError(Code.AUTHENTICATION_FAILED)
+            await self.orgs.get(row.org_id)
+            verified = _Verified(row.org_id, till_code, self.orgs.fingerprint(row.org_id), 0)
+            self.cache.put(key, row.org_id, till_code, verified.fingerprint)
+        org = await self._org(verified.org_id)
+        till = org.till(verified.subject)
+        if till is None:
+            raise ApiError(Code.AUTHENTICATION_FAILED)
+        return Principal(org, till.code, None, org.access_groups.get(till.store.access_group))
+
+    # API clients: a signed token from /v3/oauth/token/generate.
+
+    async def issue_token(self, key: Any, secret: Any) -> tuple[str, int]:
+        if not isinstance(key, str) or not isinstance(secret, str) or not self.secret_key:
+            raise ApiError(Code.AUTHENTICATION_FAILED)
+        async with transaction(self.engine, readonly=True) as conn:
+            row = await OrgStore(conn).api_client(key)
+        usable = row is not None and row.enabled
+        ok = await asyncio.to_thread(verify_secret, row.secret_hash if usable else DECOY_HASH, secret)
+        if not (usable and ok):
+            raise ApiError(Code.AUTHENTICATION_FAILED)
+        now = int(time.time())
+        claims = {
+            "iss": TOKEN_ISSUER,
+            "sub": key,
+            "org": row.org_id,
+            "iat": now,
+            "exp": now + row.token_ttl_seconds,
+            "jti": secrets.token_hex(8),
+        }
+        return jwt.encode(claims, self.secret_key, algorithm=TOKEN_ALGORITHM), row.token_ttl_seconds
+
+    async def _from_token(self, token: str, request: Request) -> Principal:
+        if not self.secret_key:
+            raise ApiError(Code.AUTHENTICATION_FAILED)
+        try:
+            claims = jwt.decode(
+                token,
+                self.secret_key,
+                algorithms=[TOKEN_ALGORITHM],
+                issuer=TOKEN_ISSUER,
+                options={"require": ["exp", "sub", "org", "iss"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise ApiError(Code.TOKEN_EXPIRED) from exc
+        except jwt.PyJWTError as exc:
+            raise ApiError(Code.AUTHENTICATION_FAILED) from exc
+        org = await self._org(claims["org"])
+        client = next((c for c in org.definition.api_clients if c.key == claims["sub"]), None)
+        if client is None:
+            # The client was removed from the org file since the token was issued.
+            raise ApiError(Code.AUTHENTICATION_FAILED)
+        till_code = _attributed_till(request) or client.default_till
+        if org.till(till_code) is None:
+            raise ApiError(Code.INVALID_INPUT, detail=f"attribution till {till_code!r} is not a till of this org")
+        return Principal(org, till_code, client.key, org.access_groups.get(client.access_group))
+
+    async def _org(self, org_id: int) -> OrgSettings:
+        org = await self.orgs.get(org_id)
+        if org is None:
+            raise ApiError(Code.AUTHENTICATION_FAILED)
+        return org
+
+
+def _basic_credentials(header: str | None) -> tuple[str, str]:
+    scheme, _, encoded = (header or "").partition(" ")
+    if scheme.lower() != "basic" or not encoded:
+        raise ApiError(Code.AUTHENTICATION_FAILED)
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise ApiError(Code.AUTHENTICATION_FAILED) from exc
+    till_code, colon, md5 = decoded.partition(":")
+    if not colon or not till_code:
+        raise ApiError(Code.AUTHENTICATION_FAILED)
+    # Clients differ in the case of the hex digest; the stored hash is of the lower-case form.
+    return till_code, md5.strip().lower()
+
+
+def _attributed_till(request: Request) -> str | None:
+    entity_type = request.headers.get(ATTRIBUTION_TYPE)
+    code = request.headers.get(ATTRIBUTION_CODE)
+    if entity_type is not None and entity_type.strip().upper() != "TILL":
+        raise ApiError(Code.INVALID_INPUT, detail="X-CAP-API-ATTRIBUTION-ENTITY-TYPE must be TILL")
+    return (code or request.headers.get(ATTRIBUTION_TILL_LEGACY) or "").strip() or None
+
+

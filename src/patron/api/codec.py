@@ -1,0 +1,107 @@
+"""Request and response formats: JSON or XML, chosen by suffix, `format`, Content-Type and Accept."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from patron.api import xml
+from patron.api.errors import ApiError
+from patron.codes import Code, request_message
+
+JSON_TYPES = ("application/json", "text/json")
+XML_TYPES = ("application/xml", "text/xml")
+
+
+def _media(header: str | None) -> str:
+    return (header or "").split(";", 1)[0].strip().lower()
+
+
+def _suffix(request: Request) -> str | None:
+    path = request.url.path
+    if path.endswith(".xml"):
+        return "xml"
+    if path.endswith(".json"):
+        return "json"
+    return None
+
+
+def _format_param(request: Request) -> str | None:
+    value = request.query_params.get("format")
+    if value is None:
+        return None
+    value = value.strip().lower()
+    if value not in ("json", "xml"):
+        raise ApiError(Code.INVALID_INPUT, detail="format must be json or xml")
+    return value
+
+
+def request_format(request: Request) -> str:
+    """The body's format: an explicit `format` or suffix, else the Content-Type (others: 415)."""
+    chosen = _format_param(request) or _suffix(request)
+    if chosen:
+        return chosen
+    media = _media(request.headers.get("content-type"))
+    if media in XML_TYPES:
+        return "xml"
+    if media in JSON_TYPES or media in ("", "*/*"):
+        return "json"
+    raise ApiError(Code.UNSUPPORTED_MEDIA_TYPE, detail=f"Content-Type {media} is neither JSON nor XML")
+
+
+def response_format(request: Request, body_format: str | None = None) -> str:
+    """`format` wins, then the suffix, then an Accept that asks for exactly one of the two."""
+    try:
+        chosen = _format_param(request) or _suffix(request)
+    except ApiError:
+        chosen = None
+    if chosen:
+        return chosen
+    accept = request.headers.get("accept", "").lower()
+    wants_xml = any(media in accept for media in XML_TYPES)
+    wants_json = any(media in accept for media in JSON_TYPES)
+    if wants_xml and not wants_json:
+        return "xml"
+    if wants_json and not wants_xml:
+        return "json"
+    return body_format or "json"
+
+
+def decode(body: bytes, body_format: str) -> Any:
+    if body_format == "xml":
+        try:
+            return xml.parse(body)
+        except xml.XmlBodyError as exc:
+            raise ApiError(Code.INVALID_INPUT, detail=str(exc)) from exc
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(Code.INVALID_INPUT, detail=f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from exc
+
+
+def encode(document: dict[str, Any], response_format_: str, status_code: int, headers: dict[str, str] | None = None) -> Response:
+    if response_format_ == "xml":
+        return Response(xml.render(document), status_code, headers, media_type="application/xml")
+    return Response(orjson.dumps(document), status_code, headers, media_type="application/json")
+
+
+def status_block(code: Code, total: int | None = None, success_count: int | None = None) -> dict[str, Any]:
+    block: dict[str, Any] = {
+        "success": "true" if code in (Code.SUCCESS, Code.PARTIAL_SUCCESS) else "false",
+        "code": int(code),
+        "message": request_message(code),
+    }
+    if total is not None:
+        block["total"] = str(total)
+        block["success_count"] = str(success_count or 0)
+    return block
+
+
+def error_document(error: ApiError) -> dict[str, Any]:
+    status = status_block(error.code)
+    if error.detail:
+        status["detail"] = error.detail
+    return {"response": {"status": status}}

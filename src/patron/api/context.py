@@ -1,0 +1,59 @@
+"""What every request handler shares: the services of the running app and request-level helpers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.requests import Request
+
+from patron.api.auth import Authenticator
+from patron.api.errors import ApiError
+from patron.codes import Code
+from patron.orgs.cache import OrgCache
+from patron.settings import Settings
+from patron.store.customers import CustomerStore
+from patron.store.db import transaction
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: AsyncEngine
+    orgs: OrgCache
+    auth: Authenticator
+
+    @asynccontextmanager
+    async def customers(self, *, readonly: bool = False) -> AsyncIterator[CustomerStore]:
+        """One transaction over the customers: committed when the block ends."""
+        async with transaction(self.engine, readonly=readonly) as conn:
+            yield CustomerStore(conn)
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services
+
+
+def request_id(request: Request) -> str:
+    return request.scope["state"]["request_id"]
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refused with 413 as soon as it passes `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(Code.BODY_TOO_LARGE, detail=f"the limit is {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(Code.BODY_TOO_LARGE, detail=f"the limit is {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -1,0 +1,118 @@
+"""POST /v1.1/customer/add and GET /v1.1/customer/get."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from patron.api.codec import decode, encode, request_format, response_format, status_block
+from patron.api.context import read_body, request_id, services, utc_now
+from patron.api.errors import ApiError
+from patron.api.present import added_item, missing_item, retrieved_item
+from patron.codes import Code
+from patron.orgs.model import OrgSettings
+from patron.registration import fields
+from patron.registration.service import Caller, batch_status, register
+
+USER_CONTEXT_HEADERS = {
+    "entity_type": "user-context-entity-type",
+    "entity_id": "user-context-entity-id",
+    "entity_source": "user-context-entity-source",
+    "entity_source_id": "user-context-entity-source-id",
+}
+LOOKUP_KEYS = ("mobile", "email", "external_id", "id")
+
+
+async def add_customer(request: Request) -> Response:
+    app = services(request)
+    principal = await app.auth.authenticate(request)
+    principal.require("customer", "write")
+    body_format = request_format(request)
+    _query_flag(request, "mlp_single_enroll")
+    _query_flag(request, "user_id")
+    document = decode(await read_body(request, app.settings.max_body_bytes), body_format)
+    items = _customer_items(document)
+    caller = Caller(
+        org=principal.org,
+        till_code=principal.till_code,
+        api_client_key=principal.api_client_key,
+        request_id=request_id(request),
+        user_context=_user_context(request),
+    )
+    results = await register(items, caller, app.customers, utc_now())
+    code = batch_status(results)
+    successes = sum(result.success for result in results)
+    body = {
+        "response": {
+            "status": status_block(code, len(results), successes),
+            "customers": {"customer": [added_item(result, principal.org) for result in results]},
+        }
+    }
+    return encode(body, response_format(request, body_format), int(code))
+
+
+async def get_customer(request: Request) -> Response:
+    app = services(request)
+    principal = await app.auth.authenticate(request)
+    principal.require("customer", "read")
+    _query_flag(request, "user_id")
+    asked = [key for key in LOOKUP_KEYS if request.query_params.get(key, "").strip()]
+    if len(asked) != 1:
+        raise ApiError(Code.INVALID_INPUT, detail="give exactly one of mobile, email, external_id, id")
+    (key,) = asked
+    values = [value.strip() for value in request.query_params[key].split(",") if value.strip()]
+    org = principal.org
+    items = []
+    async with app.customers(readonly=True) as store:
+        for value in values:
+            normalised = _lookup_value(key, value, org)
+            customer = await store.find(org.org_id, key, normalised) if normalised is not None else None
+            items.append(retrieved_item(customer, org) if customer else missing_item(key, value))
+    found = sum(item["item_status"]["success"] == "true" for item in items)
+    code = Code.SUCCESS if found == len(items) else (Code.PARTIAL_SUCCESS if found else Code.ALL_FAILED)
+    body = {"response": {"status": status_block(code, len(items), found), "customers": {"customer": items}}}
+    return encode(body, response_format(request), int(code))
+
+
+def _lookup_value(key: str, value: str, org: OrgSettings) -> str | int | None:
+    """The value as add would have stored it, or None when no customer can hold it."""
+    configs = org.configs
+    if key == "mobile":
+        return fields.mobile(value, org.base_country, org.supported_countries, configs.CONF_CLIENT_DEFAULT_COUNTRYCODE_PASSED)
+    if key == "email":
+        return fields.email(value)
+    if key == "external_id":
+        return fields.external_id(value, 0, 0)
+    return int(value) if value.isdigit() and len(value) < 19 else None
+
+
+def _customer_items(document: Any) -> list[Any]:
+    root = document.get("root") if isinstance(document, dict) else None
+    items = root.get("customer") if isinstance(root, dict) else None
+    if isinstance(items, dict):
+        return [items]
+    if isinstance(items, list) and items:
+        return items
+    raise ApiError(Code.INVALID_INPUT, detail="the body must hold root.customer: one customer or a list of them")
+
+
+def _user_context(request: Request) -> dict[str, str | None]:
+    context = {}
+    for key, header in USER_CONTEXT_HEADERS.items():
+        value = request.headers.get(header)
+        if value is not None and len(value) > 255:
+            raise ApiError(Code.INVALID_INPUT, detail=f"{header.upper()} is longer than 255 characters")
+        context[key] = value
+    return context
+
+
+def _query_flag(request: Request, name: str) -> bool:
+    value = request.query_params.get(name)
+    if value is None:
+        return False
+    flag = fields.boolean(value)
+    if flag is None:
+        raise ApiError(Code.INVALID_INPUT, detail=f"{name} must be true or false")
+    return flag

@@ -1,0 +1,83 @@
+"""The v2/v3 gateway endpoints: OAuth token generation and the audit log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from patron.api.context import read_body, services
+from patron.api.errors import ApiError
+from patron.codes import Code
+from patron.registration.fields import local_text
+
+INVALID_CLIENT = 320001
+INVALID_CLIENT_MESSAGE = "Invalid client key and secret"
+
+
+def gateway_response(data: Any, status_code: int = 200, errors: list[dict[str, Any]] | None = None) -> Response:
+    return Response(orjson.dumps({"data": data, "errors": errors}), status_code, media_type="application/json")
+
+
+async def generate_token(request: Request) -> Response:
+    app = services(request)
+    try:
+        body = orjson.loads(await read_body(request, app.settings.max_body_bytes) or b"{}")
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(Code.INVALID_INPUT, detail=f"malformed JSON at line {exc.lineno}, column {exc.colno}") from exc
+    if not isinstance(body, dict):
+        raise ApiError(Code.INVALID_INPUT, detail="the body must be a JSON object with key and secret")
+    try:
+        token, ttl = await app.auth.issue_token(body.get("key"), body.get("secret"))
+    except ApiError as exc:
+        if exc.code != Code.AUTHENTICATION_FAILED:
+            raise
+        return gateway_response(None, 401, [{"code": INVALID_CLIENT, "message": INVALID_CLIENT_MESSAGE}])
+    return gateway_response({"accessToken": token, "ttlSeconds": ttl})
+
+
+async def list_audits(request: Request) -> Response:
+    app = services(request)
+    principal = await app.auth.authenticate(request)
+    principal.require("audit", "read")
+    query = request.query_params
+    if query.get("entityType", "CUSTOMER").upper() != "CUSTOMER":
+        raise ApiError(Code.INVALID_INPUT, detail="entityType must be CUSTOMER")
+    entity_id = query.get("entityId", "")
+    if not entity_id.isdigit() or len(entity_id) > 18:
+        raise ApiError(Code.INVALID_INPUT, detail="entityId must be a customer's user_id")
+    with_context = query.get("includeUserContext", "false").lower() == "true"
+    org = principal.org
+    async with app.customers(readonly=True) as store:
+        records = await store.audits(org.org_id, int(entity_id))
+    return gateway_response([_audit_record(record, org.tz, with_context) for record in records])
+
+
+def _audit_record(record: dict[str, Any], tz: Any, with_context: bool) -> dict[str, Any]:
+    shown: dict[str, Any] = {
+        "requestId": record["request_id"],
+        "entityType": "CUSTOMER",
+        "entityId": record["customer_id"],
+        "createdOn": local_text(record["created_at"], tz),
+        "updatedByMode": "API",
+        "till": record["till_code"],
+        "apiClient": record["api_client_key"],
+    }
+    if with_context:
+        shown["userContextDetails"] = {
+            "entityType": record["context_entity_type"],
+            "entityId": record["context_entity_id"],
+            "entitySource": record["context_entity_source"],
+            "entitySourceId": record["context_entity_source_id"],
+        }
+    shown["events"] = [
+        {
+            "eventType": record["event_type"],
+            "updatedField": change["field"],
+            "additionalFields": {"previousValue": change["previous"], "currentValue": change["current"]},
+        }
+        for change in record["changes"]
+    ]
+    return shown

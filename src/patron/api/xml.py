@@ -1,0 +1,68 @@
+"""XML bodies read safely (no DTD, no entities) into the same shapes as JSON, and written back."""
+
+from __future__ import annotations
+
+from typing import Any
+from xml.etree.ElementTree import Element, ParseError, SubElement, tostring
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring
+
+
+class XmlBodyError(ValueError):
+    """The body is not well-formed XML, or it tries DTDs or entities."""
+
+
+def parse(body: bytes) -> dict[str, Any]:
+    """`<root><customer>..</customer></root>` → `{"root": {"customer": ...}}`.
+
+    Repeated elements become lists, leaves become text, so that the lenient item reader sees the
+    same shapes it sees from JSON (a list or a single object wherever a list is allowed).
+    """
+    try:
+        element = fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except DefusedXmlException as exc:
+        raise XmlBodyError(f"forbidden XML construct: {type(exc).__name__}") from exc
+    except ParseError as exc:
+        line, column = exc.position
+        raise XmlBodyError(f"malformed XML at line {line}, column {column + 1}") from exc
+    return {element.tag: _value(element)}
+
+
+def _value(element: Element) -> Any:
+    children = list(element)
+    if not children:
+        return (element.text or "").strip()
+    result: dict[str, Any] = {}
+    for child in children:
+        value = _value(child)
+        if child.tag in result:
+            existing = result[child.tag]
+            if isinstance(existing, list):
+                existing.append(value)
+            else:
+                result[child.tag] = [existing, value]
+        else:
+            result[child.tag] = value
+    return result
+
+
+def render(document: dict[str, Any]) -> bytes:
+    """A JSON-shaped response as XML: a list repeats its key's element, None is an empty element."""
+    ((tag, value),) = document.items()
+    root = Element(tag)
+    _fill(root, value)
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + tostring(root, encoding="utf-8")
+
+
+def _fill(element: Element, value: Any) -> None:
+    if isinstance(value, dict):
+        for key, child in value.items():
+            for item in child if isinstance(child, list) else [child]:
+                _fill(SubElement(element, key), item)
+    elif value is None:
+        return
+    elif isinstance(value, bool):
+        element.text = "true" if value else "false"
+    else:
+        element.text = str(value)

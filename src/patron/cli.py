@@ -1,0 +1,176 @@
+"""The `patron` command: migrate the database, apply and show org files, serve the API."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import click
+import orjson
+
+from patron.orgs.file import OrgFile, OrgFileError, load_org_file, md5_of_password
+from patron.settings import get_settings
+
+T = TypeVar("T")
+
+
+def _run(make: Callable[[Any], Awaitable[T]]) -> T:
+    """Run `make(engine)` on a fresh engine; database failures become one-line errors."""
+    from patron.store.db import DatabaseUnavailable, create_engine
+
+    async def main() -> T:
+        engine = create_engine(get_settings().database_url)
+        try:
+            return await make(engine)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(main())
+    except DatabaseUnavailable as exc:
+        raise click.ClickException(f"database unreachable: {exc}") from exc
+
+
+@click.group()
+@click.version_option(package_name="patron")
+def main() -> None:
+    """Patron: customer registration for loyalty programmes."""
+
+
+@main.group()
+def db() -> None:
+    """The database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True, help="Migrate to this revision.")
+def db_upgrade(revision: str) -> None:
+    """Create or migrate the schema (safe to run on every start)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from patron.store.migrate import upgrade
+
+    url = get_settings().database_url
+    try:
+        upgrade(url, revision)
+    except (SQLAlchemyError, OSError) as exc:
+        raise click.ClickException(f"migration failed: {str(exc).splitlines()[0]}") from exc
+    click.echo(f"database at {_safe_url(url)} is at revision {revision}")
+
+
+@main.group()
+def org() -> None:
+    """Orgs, declared in org files."""
+
+
+def _load(path: str) -> OrgFile:
+    try:
+        return load_org_file(path)
+    except OrgFileError as exc:
+        raise click.ClickException(f"{path} refused, nothing applied:\n{exc}") from exc
+
+
+@org.command("apply")
+@click.argument("file", type=click.Path(dir_okay=False))
+def org_apply(file: str) -> None:
+    """Apply an org file (idempotent; an edited file updates the org)."""
+    from patron.orgs.apply import OrgConflict, apply_org
+
+    org_file = _load(file)
+    try:
+        report = _run(lambda engine: apply_org(engine, org_file))
+    except OrgConflict as exc:
+        raise click.ClickException(f"{file} refused, nothing applied: {exc}") from exc
+    state = "created" if report.created else ("updated" if report.changed else "unchanged")
+    click.echo(f"org {report.org_id} ({org_file.org.name}) {state}")
+    for code in report.disabled_tills:
+        click.echo(f"  till {code} disabled (no longer in the file)")
+    for key in report.disabled_api_clients:
+        click.echo(f"  API client {key} disabled (no longer in the file)")
+
+
+@org.command("show")
+@click.argument("org_id", type=int)
+def org_show(org_id: int) -> None:
+    """Print an org as applied (secrets are never stored, so none are shown)."""
+    from patron.store.db import transaction
+    from patron.store.orgs import OrgStore
+
+    async def read(engine: Any) -> dict[str, Any] | None:
+        async with transaction(engine, readonly=True) as conn:
+            return await OrgStore(conn).definition(org_id)
+
+    definition = _run(read)
+    if definition is None:
+        raise click.ClickException(f"no org {org_id}")
+    click.echo(orjson.dumps(definition, option=orjson.OPT_INDENT_2).decode())
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on [PATRON_HOST, 127.0.0.1].")
+@click.option("--port", type=int, default=None, help="Port [PATRON_PORT, 8000].")
+@click.option("--workers", type=int, default=None, help="Worker processes [PATRON_WORKERS, 1].")
+def serve(host: str | None, port: int | None, workers: int | None) -> None:
+    """Serve the API."""
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run(
+        "patron.api.app:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers or settings.workers,
+        log_level="info",
+        server_header=False,
+    )
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False), default="examples/demo-org.toml")
+def demo(file: str) -> None:
+    """Print the credentials of an org file's first till and a curl that registers a customer."""
+    org_file = _load(file)
+    store = next((s for s in org_file.stores if s.tills), None)
+    if store is None:
+        raise click.ClickException(f"{file} declares no till")
+    till = store.tills[0]
+    md5 = md5_of_password(till)
+    token = base64.b64encode(f"{till.code}:{md5}".encode()).decode()
+    settings = get_settings()
+    base = f"http://{settings.host}:{settings.port}"
+    body = orjson.dumps(
+        {"root": {"customer": [{"mobile": _demo_mobile(org_file), "firstname": "Asha", "lastname": "Rao", "email": "asha.rao@example.com"}]}}
+    ).decode()
+    click.echo(f"Demo org {org_file.org.id} ({org_file.org.name})")
+    click.echo(f"  till:     {till.code}")
+    if till.password:
+        click.echo(f"  password: {till.password}")
+    click.echo(f"  Basic-auth user:password  {till.code}:{md5}  (the password's MD5)")
+    click.echo("\nRegister a customer:")
+    click.echo(
+        f"  curl -s -X POST '{base}/v1.1/customer/add' -H 'Authorization: Basic {token}' "
+        f"-H 'Content-Type: application/json' -d '{body}'"
+    )
+    click.echo("\nRead it back:")
+    click.echo(f"  curl -s '{base}/v1.1/customer/get?mobile={_demo_mobile(org_file)}' -H 'Authorization: Basic {token}'")
+
+
+def _demo_mobile(org_file: OrgFile) -> str:
+    import phonenumbers
+
+    example = phonenumbers.example_number_for_type(org_file.org.base_country, phonenumbers.PhoneNumberType.MOBILE)
+    return phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)[1:]
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

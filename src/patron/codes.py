@@ -1,0 +1,126 @@
+"""The one table of request- and item-level codes and their exact messages."""
+
+from enum import IntEnum
+
+
+class Code(IntEnum):
+    """Every code the v1.1 API answers with; the message lives in MESSAGES."""
+
+    # Request level (also the HTTP status line).
+    SUCCESS = 200
+    PARTIAL_SUCCESS = 201
+    ALL_FAILED = 500
+    INVALID_INPUT = 400
+    AUTHENTICATION_FAILED = 401
+    ACCESS_DENIED = 403
+    NOT_FOUND = 404
+    METHOD_NOT_ALLOWED = 405
+    BODY_TOO_LARGE = 413
+    UNSUPPORTED_MEDIA_TYPE = 415
+    TOO_MANY_REQUESTS = 429
+    TOKEN_EXPIRED = 498
+    SERVICE_UNAVAILABLE = 503
+
+    # Item level: success, and warnings that ride on it.
+    ITEM_OK = 1000
+    INVALID_MOBILE = 1001
+    INVALID_EMAIL = 1002
+    INVALID_EXTERNAL_ID = 1003
+    MOBILE_REQUIRED = 1006
+    NO_VALID_IDENTIFIER = 1007
+    POINTS_NOT_AWARDED = 1010
+    CUSTOMER_NOT_FOUND = 1012
+    INVALID_CUSTOM_FIELD = 1017
+    INVALID_FIELD_VALUE = 1024
+    REGISTRATION_DATE_OUT_OF_RANGE = 1034
+    EMAIL_REQUIRED = 1039
+    EXTERNAL_ID_REQUIRED = 1043
+    NON_LOYALTY_WITHOUT_IDENTIFIER = 1045
+    LOYALTY_TO_NON_LOYALTY = 1046
+    PRIMARY_IDENTIFIER_MISMATCH = 1047
+    BATCH_LIMIT_EXCEEDED = 1060
+    INVALID_FRAUD_STATUS = 1061
+    REFERRER_NOT_FOUND = 1205
+    PRIMARY_IDENTIFIER_NOT_UPDATABLE = 91005
+    IDENTIFIER_UPDATE_NOT_ALLOWED = 91006
+    IDENTIFIER_OCCUPIED = 91007
+    INVALID_EXTENDED_FIELD = 91015
+    INVALID_REGISTERED_TILL = 91020
+    INVALID_ATTRIBUTION_TILL = 91021
+
+
+MESSAGES: dict[Code, str] = {
+    Code.SUCCESS: "Success",
+    Code.PARTIAL_SUCCESS: "Some requests have failed due to errors",
+    Code.ALL_FAILED: "All requests have failed due to errors",
+    Code.INVALID_INPUT: "Input is invalid, Please check request parameters or input xml/json",
+    Code.AUTHENTICATION_FAILED: "Authentication failed. Please check username and password.",
+    Code.ACCESS_DENIED: "Not authorized. Access is denied!",
+    Code.NOT_FOUND: "Incorrect resource",
+    Code.METHOD_NOT_ALLOWED: "Incorrect HTTP Method",
+    Code.BODY_TOO_LARGE: "Request body too large",
+    Code.UNSUPPORTED_MEDIA_TYPE: "Unsupported media type",
+    Code.TOO_MANY_REQUESTS: "Too many requests",
+    Code.TOKEN_EXPIRED: "Token expired",
+    Code.SERVICE_UNAVAILABLE: "Service temporarily unavailable",
+}
+
+# Item-level errors: the item fails and nothing of it is written.
+ITEM_ERRORS: dict[Code, str] = {
+    Code.INVALID_MOBILE: "Unable to register. Invalid mobile number.",
+    Code.INVALID_EMAIL: "Unable to register. Invalid email id.",
+    Code.INVALID_EXTERNAL_ID: "Unable to register. Invalid external id.",
+    Code.MOBILE_REQUIRED: "Unable to register. Mobile number is required.",
+    Code.NO_VALID_IDENTIFIER: (
+        "Error in customer registration: No Valid Mobile Number or External ID or Email provided."
+        " Required for registration"
+    ),
+    Code.CUSTOMER_NOT_FOUND: (
+        "Cannot find customer with the provided mobile number/external ID/e-mail ID."
+    ),
+    Code.REGISTRATION_DATE_OUT_OF_RANGE: (
+        "Unable to register. Registration date is not within the allowed past or future date limit."
+    ),
+    Code.EMAIL_REQUIRED: "Unable to register. Email ID is required.",
+    Code.EXTERNAL_ID_REQUIRED: "Unable to register. Customer's external id is required.",
+    Code.NON_LOYALTY_WITHOUT_IDENTIFIER: "No valid identifier (mobile/email) passed for non-loyalty customer.",
+    Code.LOYALTY_TO_NON_LOYALTY: "Conversion of loyalty customer to non-loyalty is not allowed.",
+    Code.PRIMARY_IDENTIFIER_MISMATCH: "Customer's primary identifier not matching with other identifiers.",
+    Code.BATCH_LIMIT_EXCEEDED: "Batch limit exceeded.",
+}
+
+# Item-level successes: the base message of code 1000.
+REGISTERED = "Customer registration successful"
+UPDATED = "Customer successfully updated"
+RETRIEVED = "Customer successfully retrieved"
+
+# Warnings: the item succeeds; the text is appended to its message. `{field}` is filled in
+# with the field's display name ("Mobile", "Email", "External id", or a field name).
+WARNINGS: dict[Code, str] = {
+    Code.INVALID_MOBILE: "Mobile is invalid and is not the primary identifier, ignoring it",
+    Code.INVALID_EMAIL: "Email is invalid and is not the primary identifier, ignoring it",
+    Code.INVALID_EXTERNAL_ID: "External id is invalid and is not the primary identifier, ignoring it",
+    Code.POINTS_NOT_AWARDED: "Unable to update loyalty points of the customer",
+    Code.INVALID_CUSTOM_FIELD: "Provided Custom Field is invalid",
+    Code.INVALID_FIELD_VALUE: "Invalid value for {field}, ignoring it",
+    Code.INVALID_FRAUD_STATUS: "Invalid fraud status, ignoring it",
+    Code.REFERRER_NOT_FOUND: "Unable to find referrer in campaign",
+    Code.PRIMARY_IDENTIFIER_NOT_UPDATABLE: "{field} is primary identifier and cannot be updated",
+    Code.IDENTIFIER_UPDATE_NOT_ALLOWED: "{field} update is not allowed",
+    Code.IDENTIFIER_OCCUPIED: "{field} is already occupied by some other user, ignoring it",
+    Code.INVALID_EXTENDED_FIELD: "Failed to update extended fields; or field {field} length too long",
+    Code.INVALID_REGISTERED_TILL: "Invalid TILL passed for registration",
+    Code.INVALID_ATTRIBUTION_TILL: "Invalid attribution TILL passed",
+}
+
+
+def request_message(code: Code) -> str:
+    return MESSAGES[code]
+
+
+def item_error_message(code: Code) -> str:
+    return ITEM_ERRORS[code]
+
+
+def warning_text(code: Code, field: str = "") -> str:
+    return WARNINGS[code].format(field=field)

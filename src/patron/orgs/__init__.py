@@ -1,0 +1,1 @@
+"""Org files and the per-org settings Patron runs with."""

@@ -1,0 +1,113 @@
+"""Applying an org file: the org, its tills and API clients, in one transaction, idempotently."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from patron.orgs.file import OrgFile, md5_of_password, parse_org_document
+from patron.security import hash_secret, verify_secret
+from patron.store.db import transaction
+from patron.store.orgs import OrgStore
+
+
+class OrgConflict(Exception):
+    """The file claims a till code or API-client key that belongs to another org."""
+
+
+@dataclass
+class ApplyReport:
+    org_id: int
+    created: bool
+    changed: bool
+    disabled_tills: list[str] = field(default_factory=list)
+    disabled_api_clients: list[str] = field(default_factory=list)
+
+
+def stored_definition(org_file: OrgFile) -> dict[str, Any]:
+    """The org file as stored: secrets are never kept, not even as hashes, in the definition."""
+    return org_file.model_dump(
+        mode="json",
+        exclude={
+            "stores": {"__all__": {"tills": {"__all__": {"password", "password_md5"}}}},
+            "api_clients": {"__all__": {"secret"}},
+        },
+    )
+
+
+def settings_from_definition(definition: dict[str, Any], org_id: int) -> OrgFile:
+    return parse_org_document(definition, f"<org {org_id} as stored>", stored=True)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+async def apply_org(engine: AsyncEngine, org_file: OrgFile) -> ApplyReport:
+    org_id = org_file.org.id
+    definition = stored_definition(org_file)
+    # Secrets are part of what "changed" means, so their MD5s feed the hash (never stored).
+    secrets = [md5_of_password(t) for s in org_file.stores for t in s.tills] + [c.secret for c in org_file.api_clients]
+    digest = hashlib.sha256(orjson.dumps([definition, secrets], option=orjson.OPT_SORT_KEYS)).hexdigest()
+    now = _now()
+    async with transaction(engine) as conn:
+        store = OrgStore(conn)
+        previous = await store.definition_hash(org_id)
+        report = ApplyReport(org_id=org_id, created=previous is None, changed=previous != digest)
+        if report.changed:
+            await store.save_org(org_id, org_file.org.name, definition, digest, now)
+        await _apply_tills(store, org_file)
+        await _apply_api_clients(store, org_file)
+        report.disabled_tills = await store.disable_tills_except(
+            org_id, [t.code for s in org_file.stores for t in s.tills]
+        )
+        report.disabled_api_clients = await store.disable_api_clients_except(
+            org_id, [c.key for c in org_file.api_clients]
+        )
+    return report
+
+
+async def _apply_tills(store: OrgStore, org_file: OrgFile) -> None:
+    org_id = org_file.org.id
+    declared = [(s, t) for s in org_file.stores for t in s.tills]
+    existing = await store.tills_by_code([t.code for _, t in declared])
+    for store_entry, till in declared:
+        row = existing.get(till.code)
+        if row is not None and row.org_id != org_id:
+            raise OrgConflict(f"till code {till.code!r} already belongs to org {row.org_id}")
+        md5 = md5_of_password(till)
+        keep_hash = row is not None and verify_secret(row.password_hash, md5)
+        values = {
+            "org_id": org_id,
+            "store_code": store_entry.code,
+            "name": till.name,
+            "password_hash": row.password_hash if keep_hash else hash_secret(md5),
+            "enabled": True,
+        }
+        if row is None or any(getattr(row, key) != value for key, value in values.items()):
+            await store.save_till(till.code, values, exists=row is not None)
+
+
+async def _apply_api_clients(store: OrgStore, org_file: OrgFile) -> None:
+    org_id = org_file.org.id
+    existing = await store.api_clients_by_key([c.key for c in org_file.api_clients])
+    for client in org_file.api_clients:
+        row = existing.get(client.key)
+        if row is not None and row.org_id != org_id:
+            raise OrgConflict(f"API client key {client.key!r} already belongs to org {row.org_id}")
+        keep_hash = row is not None and verify_secret(row.secret_hash, client.secret)
+        values = {
+            "org_id": org_id,
+            "secret_hash": row.secret_hash if keep_hash else hash_secret(client.secret),
+            "access_group": client.access_group,
+            "default_till": client.default_till,
+            "token_ttl_seconds": client.token_ttl_seconds,
+            "enabled": True,
+        }
+        if row is None or any(getattr(row, key) != value for key, value in values.items()):
+            await store.save_api_client(client.key, values, exists=row is not None)

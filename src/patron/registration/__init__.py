@@ -1,0 +1,1 @@
+"""Customer registration: reading items, identity resolution and batch outcomes; no HTTP, no SQL."""

@@ -1,0 +1,165 @@
+"""Lenient readers for single field values: each returns the normalised value or None if invalid."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import phonenumbers
+
+_MOBILE_NOISE = re.compile(r"[+\s\-().\[\]]")
+_EMAIL = re.compile(r"^[A-Za-z0-9_+\-]+(?:\.[A-Za-z0-9_+\-]+)*@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+$")
+_NAME_PUNCTUATION = frozenset(" -'\u2019")
+_DATETIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d")
+
+TRUE_WORDS = frozenset({"true", "1", "yes", "y", "t"})
+FALSE_WORDS = frozenset({"false", "0", "no", "n", "f"})
+
+
+def text(value: Any) -> str | None:
+    """A scalar as text: numbers become their digits, booleans and containers are not text."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    return None
+
+
+def boolean(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    word = text(value)
+    if word is None:
+        return None
+    word = word.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    return None
+
+
+def mobile(value: Any, base_country: str, supported: list[str], default_country_code: bool) -> str | None:
+    """E.164 digits without '+', if the value is a real mobile of an allowed country."""
+    raw = text(value)
+    if raw is None:
+        return None
+    digits = _MOBILE_NOISE.sub("", raw)
+    if not digits.isdigit() or not 6 <= len(digits) <= 17:
+        return None
+    candidates = [("+" + digits, None)]
+    if default_country_code:
+        candidates.append((digits, base_country))
+    for number_text, region in candidates:
+        try:
+            number = phonenumbers.parse(number_text, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if not phonenumbers.is_valid_number(number):
+            continue
+        country = phonenumbers.region_code_for_number(number)
+        if country == base_country or "*" in supported or country in supported:
+            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:]
+    return None
+
+
+def email(value: Any) -> str | None:
+    raw = text(value)
+    if raw is None:
+        return None
+    raw = raw.strip()
+    if len(raw) > 255 or not _EMAIL.match(raw):
+        return None
+    return raw.lower()
+
+
+def external_id(value: Any, min_length: int, max_length: int) -> str | None:
+    raw = text(value)
+    if raw is None:
+        return None
+    raw = raw.strip()
+    limit = min(max_length, 250) if max_length > 0 else 250
+    if not raw or len(raw) > limit or len(raw) < min_length:
+        return None
+    return raw
+
+
+def person_name(value: Any) -> str | None:
+    """Letters of any script, digits, spaces, hyphens and apostrophes; at most 100."""
+    raw = text(value)
+    if raw is None:
+        return None
+    raw = raw.strip()
+    if len(raw) > 100:
+        return None
+    for char in raw:
+        if char in _NAME_PUNCTUATION:
+            continue
+        if unicodedata.category(char)[0] not in "LMN":
+            return None
+    return raw
+
+
+def timestamp(value: Any, tz: ZoneInfo) -> datetime | None:
+    """A date or date-time as naive UTC; times without an offset are in the org's timezone."""
+    raw = text(value)
+    if raw is None:
+        return None
+    raw = raw.strip()
+    parsed: datetime | None = None
+    for fmt in _DATETIME_FORMATS:
+        try:
+            parsed = datetime.strptime(raw, fmt)
+            break
+        except ValueError:
+            continue
+    if parsed is None:
+        try:
+            parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=tz)
+    return parsed.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def calendar_date(value: Any) -> date | None:
+    raw = text(value)
+    if raw is None:
+        return None
+    raw = raw.strip()
+    for fmt in ("%Y-%m-%d", "%Y/%m/%d"):
+        try:
+            return datetime.strptime(raw, fmt).date()
+        except ValueError:
+            continue
+    return None
+
+
+def choice(value: Any, options: dict[str, str]) -> str | None:
+    """One of `options` (keys lower-cased), any case; returns the canonical spelling."""
+    raw = text(value)
+    if raw is None:
+        return None
+    return options.get(raw.strip().lower())
+
+
+def local_text(moment: datetime | None, tz: ZoneInfo) -> str | None:
+    """Naive UTC → 'YYYY-MM-DD HH:MM:SS' in the org's timezone."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=timezone.utc).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def local_midnight_utc(day: date, tz: ZoneInfo) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=tz).astimezone(timezone.utc).replace(tzinfo=None)
+
+
+ONE_DAY = timedelta(days=1)

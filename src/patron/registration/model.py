@@ -1,0 +1,116 @@
+"""Plain data of registration: the customer as stored, an item as read, and an item's outcome."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from patron.codes import Code, item_error_message, warning_text
+
+IDENTIFIERS = ("mobile", "email", "external_id")
+
+# How the API names each identifier inside messages.
+IDENTIFIER_LABELS = {"mobile": "Mobile", "email": "Email", "external_id": "External id"}
+
+LOYALTY = "LOYALTY"
+NON_LOYALTY = "NON_LOYALTY"
+
+
+@dataclass
+class Customer:
+    """One customer of one org, as stored. Times are naive UTC."""
+
+    org_id: int
+    id: int | None
+    mobile: str | None
+    email: str | None
+    external_id: str | None
+    firstname: str
+    lastname: str
+    type: str
+    source: str
+    account_id: str | None
+    fraud_status: str
+    registered_on: datetime
+    updated_on: datetime
+    registered_till: str | None
+    associated_with: str | None
+    referral_code: str | None
+    custom_fields: dict[str, str] = field(default_factory=dict)
+    extended_fields: dict[str, str] = field(default_factory=dict)
+    subscriptions: list[dict[str, Any]] = field(default_factory=list)
+    comm_channels: list[dict[str, Any]] = field(default_factory=list)
+
+    def identifier(self, name: str) -> str | None:
+        return getattr(self, name)
+
+
+
+
+@dataclass
+class CustomerInput:
+    """What one item asks for, read and validated. None means "not sent": it changes nothing."""
+
+    mobile: str | None = None
+    email: str | None = None
+    external_id: str | None = None
+    firstname: str | None = None
+    lastname: str | None = None
+    type: str | None = None
+    source: str | None = None
+    account_id: str | None = None
+    fraud_status: str | None = None
+    registered_on: datetime | None = None
+    updated_on: datetime | None = None
+    registered_till: str | None = None
+    associated_with: str | None = None
+    referral_code: str | None = None
+    custom_fields: dict[str, str] = field(default_factory=dict)
+    extended_fields: dict[str, str] = field(default_factory=dict)
+    subscriptions: list[dict[str, Any]] | None = None
+    comm_channels: list[dict[str, Any]] | None = None
+    # The identifiers exactly as sent, echoed back when the item fails.
+    sent_identifiers: dict[str, Any] = field(default_factory=dict)
+
+    def identifier(self, name: str) -> str | None:
+        return getattr(self, name)
+
+
+@dataclass
+class Warnings:
+    """Warning codes of one item: once per code, in the order they arose."""
+
+    items: list[tuple[Code, str]] = field(default_factory=list)
+
+    def add(self, code: Code, field_name: str = "") -> None:
+        if all(existing != code for existing, _ in self.items):
+            self.items.append((code, warning_text(code, field_name)))
+
+    @property
+    def codes(self) -> list[Code]:
+        return [code for code, _ in self.items]
+
+    def message(self, base: str) -> str:
+        return ", ".join([base, *(text for _, text in self.items)])
+
+
+class ItemRejected(Exception):
+    """The item fails with an item-level error code; nothing of it is written."""
+
+    def __init__(self, code: Code, matched: Customer | None = None) -> None:
+        super().__init__(item_error_message(code))
+        self.code = code
+        # The existing customer the item was matched to, echoed back as user_id.
+        self.matched = matched
+
+    @property
+    def message(self) -> str:
+        return item_error_message(self.code)
+
+
+@dataclass
+class Change:
+    field: str
+    previous: Any
+    current: Any

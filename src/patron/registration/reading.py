@@ -1,0 +1,240 @@
+"""Reading one request item into a CustomerInput: lenient parsing, strict validation (spec §2–3)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from patron.codes import Code
+from patron.orgs.model import OrgSettings
+from patron.registration import fields
+from patron.registration.extra_fields import STANDARD_EXTENDED_FIELDS, normalise
+from patron.registration.model import (
+    IDENTIFIERS,
+    LOYALTY,
+    NON_LOYALTY,
+    CustomerInput,
+    ItemRejected,
+    Warnings,
+)
+
+TYPES = {"loyalty": LOYALTY, "non_loyalty": NON_LOYALTY}
+SOURCES = {
+    name.lower(): name
+    for name in (
+        "INSTORE", "WEB_ENGAGE", "WECHAT", "FACEBOOK", "MARTJACK", "TMALL", "TAOBAO", "JD",
+        "ECOMMERCE", "WEBSITE", "LINE", "MOBILE_APP",
+    )
+}
+FRAUD_STATUSES = {
+    name.lower(): name
+    for name in (
+        "NONE", "NORMAL", "OUTLIER", "FRAUD", "INTERNAL", "INVALID", "MARKED", "CONFIRMED",
+        "RECONFIRMED", "NOT_FRAUD",
+    )
+}
+SUBSCRIPTION_CHANNELS = {"sms": "sms", "email": "email"}
+SUBSCRIPTION_PRIORITIES = {"trans": "TRANS", "bulk": "BULK"}
+
+INVALID_IDENTIFIER = {"mobile": Code.INVALID_MOBILE, "email": Code.INVALID_EMAIL, "external_id": Code.INVALID_EXTERNAL_ID}
+REQUIRED_IDENTIFIER = {"mobile": Code.MOBILE_REQUIRED, "email": Code.EMAIL_REQUIRED, "external_id": Code.EXTERNAL_ID_REQUIRED}
+REQUIRED_CONFIG = {
+    "mobile": "CONF_USERS_IS_MOBILE_REQUIRED",
+    "email": "CONF_USERS_IS_EMAIL_REQUIRED",
+    "external_id": "CONF_USERS_IS_EXTERNAL_ID_REQUIRED",
+}
+FUTURE_TOLERANCE = timedelta(hours=24)
+
+
+def listed(value: Any, key: str) -> list[Any]:
+    """`{"field": [...]}`, `{"field": {...}}` or a bare list, as a list (JSON and XML shapes alike)."""
+    if isinstance(value, dict):
+        value = value.get(key, [])
+    if value is None or value == "":
+        return []
+    if isinstance(value, dict):
+        return [value]
+    if isinstance(value, list):
+        return value
+    return []
+
+
+def sent(raw: dict[str, Any], key: str) -> bool:
+    return raw.get(key) is not None
+
+
+def read_item(raw: Any, org: OrgSettings, calling_till: str, now: datetime) -> tuple[CustomerInput, Warnings]:
+    """Read one item; raises ItemRejected with the item's error code when it cannot stand."""
+    if not isinstance(raw, dict):
+        raise ItemRejected(Code.NO_VALID_IDENTIFIER)
+    warnings = Warnings()
+    item = CustomerInput(sent_identifiers={key: raw.get(key) for key in IDENTIFIERS if key in raw})
+    _read_identifiers(raw, org, item, warnings)
+    _read_profile(raw, org, calling_till, now, item, warnings)
+    _read_extra_fields(raw, org, item, warnings)
+    return item, warnings
+
+
+def _read_identifiers(raw: dict[str, Any], org: OrgSettings, item: CustomerInput, warnings: Warnings) -> None:
+    configs = org.configs
+    primary = configs.CONF_REGISTRATION_PRIMARY_KEY
+    readers = {
+        "mobile": lambda v: fields.mobile(
+            v, org.base_country, org.supported_countries, configs.CONF_CLIENT_DEFAULT_COUNTRYCODE_PASSED
+        ),
+        "email": fields.email,
+        "external_id": lambda v: fields.external_id(
+            v, configs.CONF_CLIENT_EXTERNAL_ID_MIN_LENGTH, configs.CONF_CLIENT_EXTERNAL_ID_MAX_LENGTH
+        ),
+    }
+    for name in IDENTIFIERS:
+        value = raw.get(name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        normalised = readers[name](value)
+        if normalised is not None:
+            setattr(item, name, normalised)
+        elif name == primary:
+            raise ItemRejected(INVALID_IDENTIFIER[name])
+        else:
+            warnings.add(INVALID_IDENTIFIER[name])
+
+    for name in IDENTIFIERS:
+        required = getattr(configs, REQUIRED_CONFIG[name]) or (
+            name == primary and not configs.CONF_ALLOW_REGISTRATION_FROM_ANY_IDENTIFIERS
+        )
+        if required and item.identifier(name) is None:
+            raise ItemRejected(REQUIRED_IDENTIFIER[name])
+    if all(item.identifier(name) is None for name in IDENTIFIERS):
+        raise ItemRejected(Code.NO_VALID_IDENTIFIER)
+
+
+def _read_profile(
+    raw: dict[str, Any], org: OrgSettings, calling_till: str, now: datetime, item: CustomerInput, warnings: Warnings
+) -> None:
+    for name in ("firstname", "lastname"):
+        if sent(raw, name):
+            value = fields.person_name(raw[name])
+            if value is None:
+                warnings.add(Code.INVALID_FIELD_VALUE, name)
+            else:
+                setattr(item, name, value)
+
+    if sent(raw, "type"):
+        item.type = fields.choice(raw["type"], TYPES)
+        if item.type is None:
+            warnings.add(Code.INVALID_FIELD_VALUE, "type")
+            item.type = LOYALTY
+    if item.type == NON_LOYALTY and item.mobile is None and item.email is None:
+        raise ItemRejected(Code.NON_LOYALTY_WITHOUT_IDENTIFIER)
+
+    if sent(raw, "source"):
+        item.source = fields.choice(raw["source"], SOURCES)
+        if item.source is None:
+            warnings.add(Code.INVALID_FIELD_VALUE, "source")
+            item.source = "INSTORE"
+
+    if sent(raw, "accountId"):
+        item.account_id = fields.text(raw["accountId"])
+
+    if sent(raw, "fraud_status"):
+        status = raw["fraud_status"]
+        if isinstance(status, dict):
+            status = status.get("status")
+        item.fraud_status = fields.choice(status, FRAUD_STATUSES)
+        if item.fraud_status is None:
+            warnings.add(Code.INVALID_FRAUD_STATUS)
+
+    if sent(raw, "registered_on"):
+        registered_on = fields.timestamp(raw["registered_on"], org.tz)
+        earliest = fields.local_midnight_utc(org.configs.CONF_MIN_REGISTRATION_DATE, org.tz)
+        if registered_on is None or registered_on > now + FUTURE_TOLERANCE or registered_on < earliest:
+            raise ItemRejected(Code.REGISTRATION_DATE_OUT_OF_RANGE)
+        item.registered_on = registered_on
+
+    if sent(raw, "updated_on"):
+        item.updated_on = fields.timestamp(raw["updated_on"], org.tz)
+        if item.updated_on is None:
+            warnings.add(Code.INVALID_FIELD_VALUE, "updated_on")
+
+    for name, code in (("registered_till", Code.INVALID_REGISTERED_TILL), ("associated_with", Code.INVALID_ATTRIBUTION_TILL)):
+        if sent(raw, name):
+            till = fields.text(raw[name])
+            till = till.strip() if till else till
+            if till and org.till(till) is not None:
+                setattr(item, name, till)
+            else:
+                warnings.add(code)
+                setattr(item, name, calling_till)
+
+    if sent(raw, "referral_code"):
+        item.referral_code = (fields.text(raw["referral_code"]) or "").strip() or None
+
+
+def _read_extra_fields(raw: dict[str, Any], org: OrgSettings, item: CustomerInput, warnings: Warnings) -> None:
+    for entry in listed(raw.get("custom_fields"), "field"):
+        name = fields.text(entry.get("name")) if isinstance(entry, dict) else None
+        declared = org.custom_fields.get(name.strip().lower()) if name else None
+        value = normalise(declared, entry.get("value"), org.tz) if declared else None
+        if value is None:
+            warnings.add(Code.INVALID_CUSTOM_FIELD)
+        else:
+            item.custom_fields[declared.name] = value
+
+    store_codes = frozenset(org.stores)
+    for entry in listed(raw.get("extended_fields"), "field"):
+        name = fields.text(entry.get("name")) if isinstance(entry, dict) else None
+        key = name.strip().lower() if name else ""
+        declared = STANDARD_EXTENDED_FIELDS.get(key) or org.extended_fields.get(key)
+        value = normalise(declared, entry.get("value"), org.tz, store_codes) if declared else None
+        if value is None:
+            warnings.add(Code.INVALID_EXTENDED_FIELD, name or "")
+        else:
+            item.extended_fields[declared.name] = value
+
+    if sent(raw, "subscriptions"):
+        item.subscriptions = []
+        for entry in listed(raw["subscriptions"], "subscription"):
+            subscription = _subscription(entry)
+            if subscription is None:
+                warnings.add(Code.INVALID_FIELD_VALUE, "subscriptions")
+            else:
+                item.subscriptions.append(subscription)
+
+    if sent(raw, "commChannels"):
+        item.comm_channels = []
+        for entry in listed(raw["commChannels"], "commChannel"):
+            channel = _comm_channel(entry)
+            if channel is None:
+                warnings.add(Code.INVALID_FIELD_VALUE, "commChannels")
+            else:
+                item.comm_channels.append(channel)
+
+
+def _subscription(entry: Any) -> dict[str, Any] | None:
+    if not isinstance(entry, dict):
+        return None
+    channel = fields.choice(entry.get("channel"), SUBSCRIPTION_CHANNELS)
+    priority = fields.choice(entry.get("priority"), SUBSCRIPTION_PRIORITIES)
+    subscribed = fields.boolean(entry.get("is_subscribed"))
+    if channel is None or priority is None or subscribed is None:
+        return None
+    scope = fields.text(entry.get("scope")) or "all"
+    return {"channel": channel, "priority": priority, "scope": scope, "is_subscribed": "1" if subscribed else "0"}
+
+
+def _comm_channel(entry: Any) -> dict[str, Any] | None:
+    if not isinstance(entry, dict):
+        return None
+    kind, value = fields.text(entry.get("type")), fields.text(entry.get("value"))
+    if not kind or not value:
+        return None
+    channel: dict[str, Any] = {"type": kind.strip().lower(), "value": value.strip()}
+    for flag in ("primary", "verified"):
+        parsed = fields.boolean(entry.get(flag, False))
+        channel[flag] = "true" if parsed else "false"
+    meta = entry.get("meta")
+    channel["meta"] = meta if isinstance(meta, dict) else {}
+    return channel
+
+

@@ -1,0 +1,175 @@
+"""Identity resolution (spec §3–4): which customer an item is, and what an update may change."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from typing import Any
+
+from patron.codes import Code
+from patron.orgs.file import Configs
+from patron.registration.model import (
+    IDENTIFIER_LABELS,
+    IDENTIFIERS,
+    LOYALTY,
+    NON_LOYALTY,
+    Change,
+    Customer,
+    CustomerInput,
+    ItemRejected,
+    Warnings,
+)
+
+UPDATE_CONFIG = {
+    "mobile": "CONF_ALLOW_MOBILE_UPDATE",
+    "email": "CONF_ALLOW_EMAIL_UPDATE",
+    "external_id": "CONF_LOYALTY_ALLOW_EXTERNAL_ID_UPDATE",
+}
+
+# Fields that an update replaces when the item sends them; registration facts
+# (registered_on, registered_till) are set once, at creation.
+REPLACEABLE = ("firstname", "lastname", "source", "account_id", "fraud_status", "associated_with")
+
+
+def resolve(
+    item: CustomerInput, holders: dict[str, Customer], configs: Configs, warnings: Warnings
+) -> Customer | None:
+    """The existing customer the item updates, or None to create one.
+
+    `holders` maps each identifier the item carries to the customer that already holds that value.
+    Identifiers that cannot be applied are cleared from `item`, with their warning.
+    """
+    primary = configs.CONF_REGISTRATION_PRIMARY_KEY
+    secondary = [name for name in IDENTIFIERS if name != primary and name in holders]
+    owner = holders.get(primary)
+    if owner is not None:
+        for name in secondary:
+            if holders[name].id != owner.id:
+                _drop(item, name, Code.IDENTIFIER_OCCUPIED, warnings)
+        return owner
+
+    others = {holders[name].id: holders[name] for name in secondary}
+    if not others:
+        return None
+    if configs.CONF_SKIP_SECONDARY_ID_ON_PRIMARY_MISMATCH and item.identifier(primary) is not None:
+        for name in secondary:
+            _drop(item, name, Code.IDENTIFIER_OCCUPIED, warnings)
+        return None
+    if len(others) > 1:
+        # Never merge two existing customers implicitly.
+        raise ItemRejected(Code.PRIMARY_IDENTIFIER_MISMATCH)
+    (match,) = others.values()
+    if configs.CONF_PRIMARY_IDENTIFIER_STRICT_CHECK and match.identifier(primary) is not None:
+        raise ItemRejected(Code.PRIMARY_IDENTIFIER_MISMATCH, match)
+    return match
+
+
+def _drop(item: CustomerInput, name: str, code: Code, warnings: Warnings) -> None:
+    setattr(item, name, None)
+    warnings.add(code, IDENTIFIER_LABELS[name])
+
+
+def create(org_id: int, item: CustomerInput, calling_till: str, now: datetime) -> Customer:
+    return Customer(
+        org_id=org_id,
+        id=None,
+        mobile=item.mobile,
+        email=item.email,
+        external_id=item.external_id,
+        firstname=item.firstname or "",
+        lastname=item.lastname or "",
+        type=item.type or LOYALTY,
+        source=item.source or "INSTORE",
+        account_id=item.account_id,
+        fraud_status=item.fraud_status or "NONE",
+        registered_on=item.registered_on or now,
+        updated_on=item.updated_on or now,
+        registered_till=item.registered_till or calling_till,
+        associated_with=item.associated_with or calling_till,
+        referral_code=None,
+        custom_fields=dict(item.custom_fields),
+        extended_fields=dict(item.extended_fields),
+        subscriptions=list(item.subscriptions or []),
+        comm_channels=list(item.comm_channels or []),
+    )
+
+
+def update(
+    existing: Customer,
+    item: CustomerInput,
+    holders: dict[str, Customer],
+    configs: Configs,
+    now: datetime,
+    warnings: Warnings,
+) -> Customer:
+    """The customer after applying the item to it (the update path of spec §4)."""
+    if existing.type == LOYALTY and item.type == NON_LOYALTY:
+        raise ItemRejected(Code.LOYALTY_TO_NON_LOYALTY, existing)
+    updated = dataclasses.replace(existing)
+    primary = configs.CONF_REGISTRATION_PRIMARY_KEY
+    for name in IDENTIFIERS:
+        wanted, current = item.identifier(name), existing.identifier(name)
+        if wanted is None or wanted == current:
+            continue
+        holder = holders.get(name)
+        if holder is not None and holder.id != existing.id:
+            warnings.add(Code.IDENTIFIER_OCCUPIED, IDENTIFIER_LABELS[name])
+        elif current is None:
+            setattr(updated, name, wanted)
+        elif name == primary:
+            warnings.add(Code.PRIMARY_IDENTIFIER_NOT_UPDATABLE, IDENTIFIER_LABELS[name])
+        elif getattr(configs, UPDATE_CONFIG[name]):
+            setattr(updated, name, wanted)
+        else:
+            warnings.add(Code.IDENTIFIER_UPDATE_NOT_ALLOWED, IDENTIFIER_LABELS[name])
+
+    for name in REPLACEABLE:
+        value = getattr(item, name)
+        if value is not None:
+            setattr(updated, name, value)
+    if item.type is not None:
+        updated.type = item.type
+    updated.updated_on = item.updated_on or now
+    updated.custom_fields = {**existing.custom_fields, **item.custom_fields}
+    updated.extended_fields = {**existing.extended_fields, **item.extended_fields}
+    if item.subscriptions is not None:
+        updated.subscriptions = _merge(existing.subscriptions, item.subscriptions, ("channel", "priority"))
+    if item.comm_channels is not None:
+        updated.comm_channels = _merge(existing.comm_channels, item.comm_channels, ("type", "value"))
+    return updated
+
+
+def _merge(existing: list[dict[str, Any]], sent: list[dict[str, Any]], key: tuple[str, ...]) -> list[dict[str, Any]]:
+    merged = {tuple(entry.get(k) for k in key): entry for entry in existing}
+    merged.update({tuple(entry.get(k) for k in key): entry for entry in sent})
+    return list(merged.values())
+
+
+AUDITED_FIELDS = (
+    *IDENTIFIERS,
+    "firstname",
+    "lastname",
+    "type",
+    "source",
+    "account_id",
+    "fraud_status",
+    "registered_on",
+    "updated_on",
+    "registered_till",
+    "associated_with",
+    "custom_fields",
+    "extended_fields",
+    "subscriptions",
+    "comm_channels",
+)
+
+
+def changes(before: Customer | None, after: Customer) -> list[Change]:
+    """Each field whose value differs, with its previous and current value."""
+    result = []
+    for name in AUDITED_FIELDS:
+        previous = getattr(before, name) if before is not None else None
+        current = getattr(after, name)
+        if previous != current:
+            result.append(Change(name, previous, current))
+    return result

@@ -1,0 +1,1 @@
+"""Storage: schema, migrations and repositories, the only place that speaks SQL."""

@@ -1,0 +1,102 @@
+"""Connections: the async engine for either database, and how transactions begin."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+
+class DatabaseUnavailable(Exception):
+    """Patron cannot reach its database; the request is answered 503 and nothing is written."""
+
+
+def async_url(database_url: str) -> URL:
+    """Pick Patron's own driver for a plain `sqlite:///` or `postgresql://` URL."""
+    url = make_url(database_url)
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        return url.set(drivername="sqlite+aiosqlite")
+    if backend in ("postgresql", "postgres"):
+        return url.set(drivername="postgresql+asyncpg")
+    raise ValueError(f"unsupported database URL {url.render_as_string(hide_password=True)!r}: use sqlite:/// or postgresql://")
+
+
+def is_sqlite(engine: AsyncEngine | AsyncConnection) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def create_engine(database_url: str, *, pool_size: int = 10, timeout: float = 5.0) -> AsyncEngine:
+    url = async_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        return _sqlite_engine(url, timeout)
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_timeout=timeout,
+        pool_pre_ping=False,
+        # The pool's own rollback on return is all the reset a connection needs.
+        connect_args={"timeout": timeout, "command_timeout": timeout * 6,
+                      "server_settings": {"application_name": "patron"}},
+    )
+
+
+def _sqlite_engine(url: URL, timeout: float) -> AsyncEngine:
+    if url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(url, connect_args={"timeout": timeout})
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection, _record):  # noqa: ANN001
+        # Take transaction control from the driver so that writers can BEGIN IMMEDIATE.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection):  # noqa: ANN001
+        # A deferred transaction that reads and then writes cannot wait for a lock held by a
+        # concurrent writer (SQLite answers "database is locked" at once); taking the write
+        # lock up front makes it wait for busy_timeout instead.
+        mode = connection.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+@asynccontextmanager
+async def transaction(engine: AsyncEngine, *, readonly: bool = False) -> AsyncIterator[AsyncConnection]:
+    """One unit of work: committed when the block ends, rolled back on any exception."""
+    try:
+        async with engine.connect() as conn:
+            if readonly and is_sqlite(conn):
+                conn = await conn.execution_options(sqlite_begin="DEFERRED")
+            async with conn.begin():
+                yield conn
+    except (OperationalError, InterfaceError, OSError, ConnectionError) as exc:
+        if _is_unavailable(exc):
+            raise DatabaseUnavailable(str(exc).splitlines()[0]) from exc
+        raise
+
+
+def _is_unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, (OSError, ConnectionError, InterfaceError)):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    text = str(exc).lower()
+    return any(
+        marker in text
+        for marker in ("connection", "could not connect", "timeout", "unable to open", "server closed", "database is locked")
+    )
+

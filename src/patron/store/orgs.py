@@ -1,0 +1,85 @@
+"""Orgs as applied, and the credentials of their tills and API clients."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from patron.store.schema import api_clients, orgs, tills
+
+
+class OrgStore:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def definition(self, org_id: int) -> dict[str, Any] | None:
+        return await self.conn.scalar(select(orgs.c.definition).where(orgs.c.id == org_id))
+
+    async def definition_hash(self, org_id: int) -> str | None:
+        return await self.conn.scalar(select(orgs.c.definition_sha256).where(orgs.c.id == org_id))
+
+    async def save_org(self, org_id: int, name: str, definition: dict[str, Any], sha256: str, at: datetime) -> None:
+        values = {"name": name, "definition": definition, "definition_sha256": sha256, "updated_at": at}
+        changed = await self.conn.execute(update(orgs).where(orgs.c.id == org_id).values(**values))
+        if changed.rowcount == 0:
+            await self.conn.execute(insert(orgs).values(id=org_id, created_at=at, **values))
+
+    async def org_ids(self) -> list[int]:
+        return list(await self.conn.scalars(select(orgs.c.id).order_by(orgs.c.id)))
+
+    # Tills: the code alone names the org.
+
+    async def till(self, code: str) -> Any:
+        return (await self.conn.execute(select(tills).where(tills.c.code == code))).first()
+
+    async def tills_by_code(self, codes: list[str]) -> dict[str, Any]:
+        if not codes:
+            return {}
+        rows = await self.conn.execute(select(tills).where(tills.c.code.in_(codes)))
+        return {row.code: row for row in rows}
+
+    async def save_till(self, code: str, values: dict[str, Any], exists: bool) -> None:
+        if exists:
+            await self.conn.execute(update(tills).where(tills.c.code == code).values(**values))
+        else:
+            await self.conn.execute(insert(tills).values(code=code, **values))
+
+    async def disable_tills_except(self, org_id: int, keep: list[str]) -> list[str]:
+        rows = await self.conn.scalars(
+            select(tills.c.code).where(tills.c.org_id == org_id, tills.c.enabled.is_(True), tills.c.code.not_in(keep))
+        )
+        disabled = list(rows)
+        if disabled:
+            await self.conn.execute(update(tills).where(tills.c.code.in_(disabled)).values(enabled=False))
+        return disabled
+
+    # API clients: the key alone names the org.
+
+    async def api_client(self, key: str) -> Any:
+        return (await self.conn.execute(select(api_clients).where(api_clients.c.key == key))).first()
+
+    async def api_clients_by_key(self, keys: list[str]) -> dict[str, Any]:
+        if not keys:
+            return {}
+        rows = await self.conn.execute(select(api_clients).where(api_clients.c.key.in_(keys)))
+        return {row.key: row for row in rows}
+
+    async def save_api_client(self, key: str, values: dict[str, Any], exists: bool) -> None:
+        if exists:
+            await self.conn.execute(update(api_clients).where(api_clients.c.key == key).values(**values))
+        else:
+            await self.conn.execute(insert(api_clients).values(key=key, **values))
+
+    async def disable_api_clients_except(self, org_id: int, keep: list[str]) -> list[str]:
+        rows = await self.conn.scalars(
+            select(api_clients.c.key).where(
+                api_clients.c.org_id == org_id, api_clients.c.enabled.is_(True), api_clients.c.key.not_in(keep)
+            )
+        )
+        disabled = list(rows)
+        if disabled:
+            await self.conn.execute(update(api_clients).where(api_clients.c.key.in_(disabled)).values(enabled=False))
+        return disabled

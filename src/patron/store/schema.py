@@ -1,0 +1,138 @@
+"""The database schema, shared by SQLite and PostgreSQL.
+
+Customer-scale tables carry `org_id` first in their primary key and in every unique index, so
+that they can be distributed by `org_id` on Citus unchanged. Configuration tables are small and
+global. The schema is only ever created by the Alembic migrations; this module describes it for
+the repositories and for `alembic check`.
+"""
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# JSONB on PostgreSQL (indexable, compact), plain JSON text on SQLite.
+Document = JSON().with_variant(JSONB(), "postgresql")
+
+# Times are stored as naive UTC; the API reads and writes them in the org's timezone.
+Timestamp = DateTime(timezone=False)
+
+orgs = Table(
+    "orgs",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("name", String(200), nullable=False),
+    # The org file as applied, secrets removed: the source of the org's runtime settings.
+    Column("definition", Document, nullable=False),
+    Column("definition_sha256", String(64), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+)
+
+tills = Table(
+    "tills",
+    metadata,
+    # Till codes are unique across the installation: the Basic-auth user name alone names the org.
+    Column("code", String(50), primary_key=True),
+    Column("org_id", BigInteger, ForeignKey("orgs.id"), nullable=False, index=True),
+    Column("store_code", String(100), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("password_hash", String(200), nullable=False),
+    Column("enabled", Boolean, nullable=False),
+)
+
+api_clients = Table(
+    "api_clients",
+    metadata,
+    Column("key", String(100), primary_key=True),
+    Column("org_id", BigInteger, ForeignKey("orgs.id"), nullable=False, index=True),
+    Column("secret_hash", String(200), nullable=False),
+    Column("access_group", String(100), nullable=False),
+    Column("default_till", String(50), nullable=False),
+    Column("token_ttl_seconds", Integer, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+)
+
+customers = Table(
+    "customers",
+    metadata,
+    Column("org_id", BigInteger, nullable=False),
+    # A global identity on PostgreSQL; allocated in the write transaction on SQLite.
+    Column("id", BigInteger, Identity(start=100001), nullable=False),
+    Column("mobile", String(20)),
+    Column("email", String(255)),
+    Column("external_id", String(250)),
+    Column("firstname", String(100), nullable=False, server_default=""),
+    Column("lastname", String(100), nullable=False, server_default=""),
+    Column("type", String(16), nullable=False),
+    Column("source", String(32), nullable=False),
+    Column("account_id", String(255)),
+    Column("fraud_status", String(16), nullable=False),
+    Column("registered_on", Timestamp, nullable=False),
+    Column("updated_on", Timestamp, nullable=False),
+    Column("registered_till", String(50)),
+    Column("associated_with", String(50)),
+    Column("referral_code", String(32)),
+    Column("custom_fields", Document, nullable=False),
+    Column("extended_fields", Document, nullable=False),
+    Column("subscriptions", Document, nullable=False),
+    Column("comm_channels", Document, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("modified_at", Timestamp, nullable=False),
+    PrimaryKeyConstraint("org_id", "id"),
+    # Identity is the database's job: one customer per identifier per org, whatever races.
+    UniqueConstraint("org_id", "mobile"),
+    UniqueConstraint("org_id", "email"),
+    UniqueConstraint("org_id", "external_id"),
+    UniqueConstraint("org_id", "referral_code"),
+    # Lets SQLite allocate the next global id without a scan.
+    Index(None, "id"),
+)
+
+customer_audits = Table(
+    "customer_audits",
+    metadata,
+    Column("org_id", BigInteger, nullable=False),
+    Column("id", BigInteger, Identity(start=1), nullable=False),
+    Column("customer_id", BigInteger, nullable=False),
+    Column("request_id", String(64), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("event_type", String(16), nullable=False),  # CREATE | UPDATE
+    Column("till_code", String(50)),
+    Column("api_client_key", String(100)),
+    Column("context_entity_type", String(255)),
+    Column("context_entity_id", String(255)),
+    Column("context_entity_source", String(255)),
+    Column("context_entity_source_id", String(255)),
+    # [{"field": name, "previous": value, "current": value}, ...]
+    Column("changes", Document, nullable=False),
+    PrimaryKeyConstraint("org_id", "id"),
+    Index(None, "org_id", "customer_id", "id"),
+    Index(None, "id"),
+)
+
+# Tables that hold a share of an org's customers, and so are distributed by org_id on Citus.
+CUSTOMER_SCALE_TABLES = ("customers", "customer_audits")
