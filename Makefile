@@ -1,0 +1,33 @@
+# Patron: `make run` serves a demo org on 127.0.0.1:8000; `make test` runs the suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PATRON_DATABASE_URL ?= sqlite:///./var/patron.db
+
+.PHONY: run test install clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+var/secret_key:
+	mkdir -p var
+	$(BIN)/python -c "import secrets; print(secrets.token_urlsafe(48))" > var/secret_key
+	chmod 600 var/secret_key
+
+run: $(STAMP) var/secret_key
+	$(BIN)/patron db upgrade
+	$(BIN)/patron org apply examples/demo-org.toml
+	$(BIN)/patron demo examples/demo-org.toml
+	PATRON_SECRET_KEY="$${PATRON_SECRET_KEY:-$$(cat var/secret_key)}" $(BIN)/patron serve
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) var build *.egg-info src/*.egg-info

@@ -1,0 +1,190 @@
+"""Test fixtures: each test runs against SQLite and PostgreSQL, in an org of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import itertools
+import os
+import tomllib
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+# Tests apply hundreds of org files; a production-strength argon2 hash would dominate the run.
+os.environ.setdefault("PATRON_FAST_HASHES", "1")
+
+import asyncpg
+import httpx
+import orjson
+import pytest
+from asgi_lifespan import LifespanManager
+
+from patron.api.app import create_app
+from patron.orgs.apply import apply_org
+from patron.orgs.file import OrgFile, parse_org_document
+from patron.settings import Settings
+from patron.store.migrate import upgrade
+
+ROOT = Path(__file__).resolve().parent.parent
+ORG_FILES = Path(__file__).parent / "orgs"
+PG_ADMIN_DSN = os.environ.get("PATRON_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+REQUIRE_PG = os.environ.get("PATRON_TEST_REQUIRE_PG") == "1"
+SECRET_KEY = "test-secret-key-that-is-long-enough-for-hs256"
+
+
+def _pg_reachable() -> str | None:
+    async def probe() -> None:
+        conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=3)
+        await conn.close()
+
+    try:
+        asyncio.run(probe())
+    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A migrated, empty database of each kind, for the whole session."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'patron.db'}"
+        upgrade(url)
+        yield url
+        return
+    problem = _pg_reachable()
+    if problem:
+        if REQUIRE_PG:
+            pytest.fail(f"PostgreSQL is required (PATRON_TEST_REQUIRE_PG=1) but unreachable: {problem}")
+        pytest.skip(f"PostgreSQL half skipped: no server at {PG_ADMIN_DSN} ({problem})")
+    name = f"patron_test_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN_DSN.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def _admin(statement: str) -> None:
+    conn = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return Settings(
+        database_url=database_url,
+        secret_key=SECRET_KEY,
+        org_cache_seconds=0,
+        credential_cache_seconds=60,
+        max_body_bytes=64 * 1024,
+    )
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings) -> AsyncIterator[Any]:
+    application = create_app(settings)
+    async with LifespanManager(application):
+        yield application
+
+
+@pytest.fixture(scope="session")
+async def http(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://patron.test") as client:
+        yield client
+
+
+_org_ids = itertools.count(int(uuid.uuid4().int % 10_000_000) * 100 + 10_000)
+
+
+class Org:
+    """An applied org of a test, with helpers that call the API as one of its tills."""
+
+    def __init__(self, http: httpx.AsyncClient, org_file: OrgFile, passwords: dict[str, str], engine: Any) -> None:
+        self.http = http
+        self.file = org_file
+        self.id = org_file.org.id
+        self.passwords = passwords
+        self.engine = engine
+
+    def till(self, index: int = 0) -> str:
+        return [t.code for s in self.file.stores for t in s.tills][index]
+
+    def till_named(self, suffix: str) -> str:
+        return next(t.code for s in self.file.stores for t in s.tills if t.code.endswith(suffix))
+
+    def basic(self, till: str | None = None, password: str | None = None) -> dict[str, str]:
+        till = till or self.till()
+        md5 = hashlib.md5((password or self.passwords[till]).encode()).hexdigest()
+        return {"Authorization": "Basic " + base64.b64encode(f"{till}:{md5}".encode()).decode()}
+
+    async def add(
+        self, *customers: dict[str, Any], till: str | None = None, headers: dict[str, str] | None = None, **params: Any
+    ) -> httpx.Response:
+        body = {"root": {"customer": list(customers)}}
+        return await self.http.post(
+            "/v1.1/customer/add",
+            content=orjson.dumps(body),
+            params=params,
+            headers={"Content-Type": "application/json", **self.basic(till), **(headers or {})},
+        )
+
+    async def get(self, till: str | None = None, **params: Any) -> httpx.Response:
+        return await self.http.get("/v1.1/customer/get", params=params, headers=self.basic(till))
+
+
+def org_document(name: str, **configs: Any) -> dict[str, Any]:
+    """A test org file from tests/orgs, with configs overridden and a fresh org id and till codes."""
+    data = tomllib.loads((ORG_FILES / f"{name}.toml").read_text())
+    org_id = next(_org_ids)
+    data["org"]["id"] = org_id
+    data.setdefault("configs", {}).update(configs)
+    renamed: dict[str, str] = {}
+    for store in data.get("stores", []):
+        for till in store.get("tills", []):
+            renamed[till["code"]] = till["code"] = f"{till['code']}.{org_id}"
+    for client in data.get("api_clients", []):
+        client["key"] = f"{client['key']}.{org_id}"
+        client["default_till"] = renamed.get(client["default_till"], client["default_till"])
+    return data
+
+
+@pytest.fixture
+def make_org(http: httpx.AsyncClient, app: Any):  # noqa: ANN201
+    """Apply a test org (tests/orgs/NAME.toml) under a fresh id; returns an Org to call the API with."""
+
+    async def make(name: str = "retail", **configs: Any) -> Org:
+        document = org_document(name, **configs)
+        org_file = parse_org_document(document, f"tests/orgs/{name}.toml")
+        engine = app.state.services.engine
+        await apply_org(engine, org_file)
+        passwords = {t.code: t.password for s in org_file.stores for t in s.tills if t.password}
+        return Org(http, org_file, passwords, engine)
+
+    return make
+
+
+@pytest.fixture
+async def org(make_org: Any) -> Org:
+    return await make_org()
+
+
+_mobiles = itertools.count(int(uuid.uuid4().int % 9_000_000))
+
+
+def new_mobile() -> str:
+    """A valid Indian mobile that no other test uses in this session."""
+    return f"9198{next(_mobiles) % 100_000_000:08d}"
+
+
+def item(response: httpx.Response, index: int = 0) -> dict[str, Any]:
+    return response.json()["response"]["customers"]["customer"][index]
