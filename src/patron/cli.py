@@ -12,7 +12,7 @@ import click
 import orjson
 
 from patron.orgs.file import OrgFile, OrgFileError, load_org_file, md5_of_password
-from patron.settings import get_settings
+from patron.settings import Settings
 
 T = TypeVar("T")
 
@@ -22,7 +22,7 @@ def _run(make: Callable[[Any], Awaitable[T]]) -> T:
     from patron.store.db import DatabaseUnavailable, create_engine
 
     async def main() -> T:
-        engine = create_engine(get_settings().database_url)
+        engine = create_engine(Settings().database_url)
         try:
             return await make(engine)
         finally:
@@ -53,7 +53,7 @@ def db_upgrade(revision: str) -> None:
 
     from patron.store.migrate import upgrade
 
-    url = get_settings().database_url
+    url = Settings().database_url
     try:
         upgrade(url, revision)
     except (SQLAlchemyError, OSError) as exc:
@@ -117,7 +117,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     """Serve the API."""
     import uvicorn
 
-    settings = get_settings()
+    settings = Settings()
     uvicorn.run(
         "patron.api.app:create_app",
         factory=True,
@@ -140,7 +140,7 @@ def demo(file: str) -> None:
     till = store.tills[0]
     md5 = md5_of_password(till)
     token = base64.b64encode(f"{till.code}:{md5}".encode()).decode()
-    settings = get_settings()
+    settings = Settings()
     base = f"http://{settings.host}:{settings.port}"
     body = orjson.dumps(
         {"root": {"customer": [{"mobile": _demo_mobile(org_file), "firstname": "Asha", "lastname": "Rao", "email": "asha.rao@example.com"}]}}

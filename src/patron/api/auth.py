@@ -57,8 +57,8 @@ class _Verified:
 class CredentialCache:
     """Recently verified credentials, keyed by a keyed fast hash, never by the secret itself.
 
-    An entry also remembers the org's settings fingerprint: applying an org file (which may
-    disable a till or change its password) makes every entry of that org stale at once.
+    An entry also remembers the org's settings fingerprint, so that applying an org file (which
+    may disable a till or change its password) makes every entry of that org stale at once.
     """
 
     def __init__(self, ttl: float, max_entries: int = 50_000) -> None:
@@ -70,14 +70,15 @@ class CredentialCache:
     def key(self, *parts: str) -> bytes:
         return hashlib.blake2b("\0".join(parts).encode(), key=self._key, digest_size=32).digest()
 
-    def get(self, key: bytes, orgs: OrgCache) -> _Verified | None:
+    def get(self, key: bytes) -> _Verified | None:
         entry = self._entries.get(key)
-        if entry is None:
-            return None
-        if entry.expires < time.monotonic() or orgs.fingerprint(entry.org_id) != entry.fingerprint:
-            self._entries.pop(key, None)
+        if entry is not None and entry.expires < time.monotonic():
+            del self._entries[key]
             return None
         return entry
+
+    def forget(self, key: bytes) -> None:
+        self._entries.pop(key, None)
 
     def put(self, key: bytes, org_id: int, subject: str, fingerprint: str | None) -> None:
         if self.ttl <= 0:
@@ -105,23 +106,30 @@ class Authenticator:
     async def _from_basic(self, header: str | None) -> Principal:
         till_code, md5 = _basic_credentials(header)
         key = self.cache.key("till", till_code, md5)
-        verified = self.cache.get(key, self.orgs)
+        verified = self.cache.get(key)
+        if verified is not None:
+            org = await self._org(verified.org_id)
+            if self.orgs.fingerprint(org.org_id) != verified.fingerprint:
+                # The org file was applied since: the till may be disabled or have a new password.
+                self.cache.forget(key)
+                verified = None
         if verified is None:
-            async with transaction(self.engine, readonly=True) as conn:
-                row = await OrgStore(conn).till(till_code)
-            usable = row is not None and row.enabled
-            # An unknown till is checked against a decoy so that it costs as long as a wrong password.
-            ok = await asyncio.to_thread(verify_secret, row.password_hash if usable else DECOY_HASH, md5)
-            if not (usable and ok):
-                raise ApiError(Code.AUTHENTICATION_FAILED)
-            await self.orgs.get(row.org_id)
-            verified = _Verified(row.org_id, till_code, self.orgs.fingerprint(row.org_id), 0)
-            self.cache.put(key, row.org_id, till_code, verified.fingerprint)
-        org = await self._org(verified.org_id)
-        till = org.till(verified.subject)
+            org = await self._verify_till(till_code, md5)
+            self.cache.put(key, org.org_id, till_code, self.orgs.fingerprint(org.org_id))
+        till = org.till(till_code)
         if till is None:
             raise ApiError(Code.AUTHENTICATION_FAILED)
         return Principal(org, till.code, None, org.access_groups.get(till.store.access_group))
+
+    async def _verify_till(self, till_code: str, md5: str) -> OrgSettings:
+        async with transaction(self.engine, readonly=True) as conn:
+            row = await OrgStore(conn).till(till_code)
+        usable = row is not None and row.enabled
+        # An unknown till is checked against a decoy so that it costs as long as a wrong password.
+        ok = await asyncio.to_thread(verify_secret, row.password_hash if usable else DECOY_HASH, md5)
+        if not (usable and ok):
+            raise ApiError(Code.AUTHENTICATION_FAILED)
+        return await self._org(row.org_id)
 
     # API clients: a signed token from /v3/oauth/token/generate.
 

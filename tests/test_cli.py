@@ -1,0 +1,91 @@
+"""The patron command, as an operator runs it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import tomli_w
+from click.testing import CliRunner, Result
+
+from conftest import org_document
+from patron.cli import main
+
+
+@pytest.fixture
+def patron(database_url: str, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+    monkeypatch.setenv("PATRON_DATABASE_URL", database_url)
+
+    def run(*args: str) -> Result:
+        return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+    return run
+
+
+def write(tmp_path: Path, document: dict, name: str = "org.toml") -> str:
+    path = tmp_path / name
+    path.write_text(tomli_w.dumps(document))
+    return str(path)
+
+
+def test_db_upgrade_is_safe_to_run_again(patron):
+    result = patron("db", "upgrade")
+    assert result.exit_code == 0, result.output
+    assert "revision head" in result.output
+
+
+def test_applying_the_same_file_twice_changes_nothing(patron, tmp_path):
+    document = org_document("retail")
+    path = write(tmp_path, document)
+    first = patron("org", "apply", path)
+    assert first.exit_code == 0 and "created" in first.output
+    second = patron("org", "apply", path)
+    assert second.exit_code == 0 and "unchanged" in second.output
+
+
+def test_an_edited_file_updates_the_org_and_disables_missing_tills(patron, tmp_path):
+    document = org_document("retail")
+    patron("org", "apply", write(tmp_path, document))
+    removed = document["stores"][0]["tills"].pop()
+    document["org"]["name"] = "Renamed"
+    result = patron("org", "apply", write(tmp_path, document))
+    assert result.exit_code == 0
+    assert "updated" in result.output and f"till {removed['code']} disabled" in result.output
+    shown = patron("org", "show", str(document["org"]["id"]))
+    assert '"name": "Renamed"' in shown.output
+
+
+def test_a_bad_file_is_refused_whole_with_file_key_and_reason(patron, tmp_path):
+    document = org_document("retail")
+    document["configs"]["CONF_REGISTRATION_PRIMARY_KEY"] = "phone"
+    document["stores"][0]["access_group"] = "nobody"
+    path = write(tmp_path, document)
+    result = patron("org", "apply", path)
+    assert result.exit_code != 0
+    assert f"{path}: configs.CONF_REGISTRATION_PRIMARY_KEY: must be one of: mobile, email, external_id" in result.output
+    shown = patron("org", "show", str(document["org"]["id"]))
+    assert shown.exit_code != 0 and "no org" in shown.output
+
+
+def test_a_till_code_of_another_org_is_refused(patron, tmp_path):
+    first, second = org_document("retail"), org_document("retail")
+    patron("org", "apply", write(tmp_path, first, "first.toml"))
+    second["stores"][0]["tills"][1]["code"] = first["stores"][0]["tills"][1]["code"]
+    result = patron("org", "apply", write(tmp_path, second, "second.toml"))
+    assert result.exit_code != 0 and "already belongs to org" in result.output
+    assert patron("org", "show", str(second["org"]["id"])).exit_code != 0
+
+
+def test_org_show_prints_no_secret(patron, tmp_path):
+    document = org_document("retail")
+    patron("org", "apply", write(tmp_path, document))
+    shown = patron("org", "show", str(document["org"]["id"]))
+    assert shown.exit_code == 0
+    for secret in ("Pass123", "backend-secret-123", "2f23fa3579f3f75175793649115c1b25", "argon2"):
+        assert secret not in shown.output
+
+
+def test_a_missing_file_is_one_line_and_a_non_zero_exit(patron, tmp_path):
+    result = patron("org", "apply", str(tmp_path / "nope.toml"))
+    assert result.exit_code != 0
+    assert "No such file" in result.output and "Traceback" not in result.output

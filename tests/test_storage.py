@@ -1,0 +1,95 @@
+"""Storage: the schema's shape, SQLite's settings, races on one identifier, an unreachable database."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+from asgi_lifespan import LifespanManager
+from sqlalchemy import inspect, text
+
+from conftest import item, new_mobile
+from patron.api.app import create_app
+from patron.settings import Settings
+from patron.store.schema import CUSTOMER_SCALE_TABLES
+
+
+async def test_customer_tables_key_on_org_id_for_distribution(app):
+    engine = app.state.services.engine
+
+    def shape(sync_conn):
+        inspector = inspect(sync_conn)
+        result = {}
+        for table in CUSTOMER_SCALE_TABLES:
+            unique = [c["column_names"] for c in inspector.get_unique_constraints(table)]
+            unique += [i["column_names"] for i in inspector.get_indexes(table) if i["unique"]]
+            result[table] = (inspector.get_pk_constraint(table)["constrained_columns"], unique)
+        return result
+
+    async with engine.connect() as conn:
+        tables = await conn.run_sync(shape)
+    for table, (primary_key, unique_indexes) in tables.items():
+        assert primary_key[0] == "org_id", table
+        for columns in unique_indexes:
+            assert columns[0] == "org_id", (table, columns)
+
+
+async def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(app):
+    engine = app.state.services.engine
+    if engine.dialect.name != "sqlite":
+        return
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
+        assert (await conn.execute(text("PRAGMA busy_timeout"))).scalar() >= 1000
+
+
+async def test_concurrent_registrations_of_one_new_mobile_make_one_customer(org):
+    mobile = new_mobile()
+    responses = await asyncio.gather(*(org.add({"mobile": mobile, "firstname": f"Racer{n}"}) for n in range(32)))
+    assert all(response.status_code == 200 for response in responses)
+    items = [item(response) for response in responses]
+    assert all(i["item_status"]["code"] == "1000" for i in items)
+    assert len({i["user_id"] for i in items}) == 1
+    messages = [i["item_status"]["message"] for i in items]
+    assert messages.count("Customer registration successful") == 1
+    assert messages.count("Customer successfully updated") == 31
+
+
+async def test_concurrent_writers_on_many_customers_all_succeed(org):
+    responses = await asyncio.gather(*(org.add({"mobile": new_mobile()}) for _ in range(40)))
+    assert [response.status_code for response in responses] == [200] * 40
+
+
+async def test_an_unreachable_database_is_503_in_the_envelope():
+    settings = Settings(
+        database_url="postgresql://postgres@127.0.0.1:9/nowhere", secret_key="x" * 32, db_timeout_seconds=1
+    )
+    application = create_app(settings)
+    async with LifespanManager(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://patron.test") as client:
+            response = await client.post(
+                "/v1.1/customer/add",
+                json={"root": {"customer": [{"mobile": new_mobile()}]}},
+                headers={"Authorization": "Basic dGlsbDphYmM="},
+            )
+            ready = await client.get("/ready")
+    assert response.status_code == 503
+    assert response.json()["response"]["status"] == {
+        "success": "false", "code": 503, "message": "Service temporarily unavailable",
+    }
+    assert ready.status_code == 503
+
+
+async def test_a_new_password_in_the_org_file_retires_the_cached_old_one(make_org, app):
+    from patron.orgs.apply import apply_org
+    from patron.orgs.file import parse_org_document
+
+    org = await make_org()
+    assert (await org.get(mobile=new_mobile())).status_code == 500  # authenticated, not found
+    document = org.file.model_dump(mode="json")
+    document["stores"][0]["tills"][0]["password"] = "Changed99"
+    await apply_org(app.state.services.engine, parse_org_document(document))
+    assert (await org.get(mobile=new_mobile())).status_code == 401
+    org.passwords[org.till()] = "Changed99"
+    assert (await org.get(mobile=new_mobile())).status_code == 500
