@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -15,8 +14,7 @@ from patron.api.errors import ApiError
 from patron.codes import Code
 from patron.orgs.cache import OrgCache
 from patron.settings import Settings
-from patron.store.customers import CustomerStore
-from patron.store.db import transaction
+from patron.store.unit import StoreUnit, unit_of_work
 
 
 @dataclass
@@ -26,11 +24,9 @@ class Services:
     orgs: OrgCache
     auth: Authenticator
 
-    @asynccontextmanager
-    async def customers(self, *, readonly: bool = False) -> AsyncIterator[CustomerStore]:
-        """One transaction over the customers: committed when the block ends."""
-        async with transaction(self.engine, readonly=readonly) as conn:
-            yield CustomerStore(conn)
+    def unit_of_work(self, *, readonly: bool = False) -> AbstractAsyncContextManager[StoreUnit]:
+        """One transaction over customers and loyalty: committed when the block ends."""
+        return unit_of_work(self.engine, readonly=readonly)
 
 
 def services(request: Request) -> Services:

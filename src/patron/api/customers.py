@@ -30,7 +30,7 @@ async def add_customer(request: Request) -> Response:
     principal = await app.auth.authenticate(request)
     principal.require("customer", "write")
     body_format = request_format(request)
-    _query_flag(request, "mlp_single_enroll")
+    all_programmes = _query_flag(request, "mlp_single_enroll")
     _query_flag(request, "user_id")
     document = decode(await read_body(request, app.settings.max_body_bytes), body_format)
     items = _customer_items(document)
@@ -40,8 +40,9 @@ async def add_customer(request: Request) -> Response:
         api_client_key=principal.api_client_key,
         request_id=request_id(request),
         user_context=_user_context(request),
+        all_programmes=all_programmes,
     )
-    results = await register(items, caller, app.customers, utc_now())
+    results = await register(items, caller, app.unit_of_work, utc_now())
     code = batch_status(results)
     successes = sum(result.success for result in results)
     body = {
@@ -65,11 +66,15 @@ async def get_customer(request: Request) -> Response:
     values = [value.strip() for value in request.query_params[key].split(",") if value.strip()]
     org = principal.org
     items = []
-    async with app.customers(readonly=True) as store:
+    async with app.unit_of_work(readonly=True) as store:
         for value in values:
             normalised = _lookup_value(key, value, org)
-            customer = await store.find(org.org_id, key, normalised) if normalised is not None else None
-            items.append(retrieved_item(customer, org) if customer else missing_item(key, value))
+            customer = await store.customers.find(org.org_id, key, normalised) if normalised is not None else None
+            if customer is None:
+                items.append(missing_item(key, value))
+            else:
+                memberships = await store.loyalty.memberships(org.org_id, customer.id)
+                items.append(retrieved_item(customer, memberships, org))
     found = sum(item["item_status"]["success"] == "true" for item in items)
     code = Code.SUCCESS if found == len(items) else (Code.PARTIAL_SUCCESS if found else Code.ALL_FAILED)
     body = {"response": {"status": status_block(code, len(items), found), "customers": {"customer": items}}}

@@ -50,8 +50,8 @@ async def list_audits(request: Request) -> Response:
         raise ApiError(Code.INVALID_INPUT, detail="entityId must be a customer's user_id")
     with_context = query.get("includeUserContext", "false").lower() == "true"
     org = principal.org
-    async with app.customers(readonly=True) as store:
-        records = await store.audits(org.org_id, int(entity_id))
+    async with app.unit_of_work(readonly=True) as store:
+        records = await store.customers.audits(org.org_id, int(entity_id))
     return gateway_response([_audit_record(record, org.tz, with_context) for record in records])
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from patron.codes import RETRIEVED, Code, item_error_message
+from patron.loyalty.model import CurrencyEffect, Membership, SideEffect
+from patron.loyalty.rules import next_slab
+from patron.orgs.file import Program
 from patron.orgs.model import OrgSettings
 from patron.registration.fields import local_text
 from patron.registration.model import IDENTIFIERS, Customer
@@ -24,7 +28,68 @@ def _item_status(success: bool, code: Code, message: str, warnings: list[Code]) 
     }
 
 
-def customer_body(customer: Customer, org: OrgSettings) -> dict[str, Any]:
+def _expiry(day: date) -> str:
+    return f"{day.isoformat()} 23:59:59"
+
+
+def _points_summary(membership: Membership, program: Program) -> dict[str, str]:
+    slab = program.slabs[membership.slab_serial - 1]
+    upcoming = next_slab(program, membership.slab_serial)
+    return {
+        "programId": str(program.id),
+        "redeemed": "0",
+        "expired": "0",
+        "returned": "0",
+        "adjusted": "0",
+        "lifetimePoints": str(membership.lifetime_points),
+        "loyaltyPoints": str(membership.loyalty_points),
+        "cumulativePurchases": "0",
+        "currentSlab": slab.name,
+        "nextSlab": upcoming.name if upcoming else "",
+        "nextSlabSerialNumber": str(upcoming.serial) if upcoming else "-1",
+        "nextSlabDescription": upcoming.description if upcoming else "",
+        "slabSNo": str(slab.serial),
+        "slabExpiryDate": _expiry(membership.tier_expires_on),
+        "totalPoints": "",
+    }
+
+
+def _loyalty(memberships: list[Membership], org: OrgSettings) -> dict[str, Any]:
+    """Points and tier: the customer-level values are those of the default programme."""
+    programs = {program.id: program for program in org.definition.programs}
+    default = org.definition.default_program
+    ordered = sorted(memberships, key=lambda m: (default is None or m.program_id != default.id, m.program_id))
+    main = ordered[0] if ordered else None
+    return {
+        "lifetime_points": main.lifetime_points if main else 0,
+        "loyalty_points": main.loyalty_points if main else 0,
+        "current_slab": programs[main.program_id].slabs[main.slab_serial - 1].name if main else None,
+        "tier_expiry_date": _expiry(main.tier_expires_on) if main else None,
+        "points_summaries": {
+            "points_summary": [_points_summary(m, programs[m.program_id]) for m in ordered if m.program_id in programs]
+        },
+    }
+
+
+def _side_effect(effect: SideEffect) -> dict[str, Any]:
+    if isinstance(effect, CurrencyEffect):
+        return {
+            "alternate_currency_identifier": effect.identifier,
+            "alternate_currency_name": effect.name,
+            "awarded_value": str(effect.awarded_value),
+            "type": "alternate_currency",
+        }
+    shown: dict[str, Any] = {"awarded_points": effect.awarded_points}
+    if effect.total_points is not None:
+        shown["total_points"] = effect.total_points
+    shown["customer_id"] = str(effect.customer_id)
+    if effect.is_referrer:
+        shown["is_referrer"] = "true"
+    shown["type"] = "points"
+    return shown
+
+
+def customer_body(customer: Customer, memberships: list[Membership], org: OrgSettings) -> dict[str, Any]:
     """What add and get both say of a customer (before their own extra keys)."""
     return {
         "user_id": customer.id,
@@ -33,11 +98,7 @@ def customer_body(customer: Customer, org: OrgSettings) -> dict[str, Any]:
         "mobile": customer.mobile,
         "email": customer.email,
         "external_id": customer.external_id,
-        "lifetime_points": 0,
-        "loyalty_points": 0,
-        "current_slab": None,
-        "tier_expiry_date": None,
-        "points_summaries": {"points_summary": []},
+        **_loyalty(memberships, org),
         "lifetime_purchases": 0,
         "registered_on": local_text(customer.registered_on, org.tz),
         "updated_on": local_text(customer.updated_on, org.tz),
@@ -54,7 +115,11 @@ def customer_body(customer: Customer, org: OrgSettings) -> dict[str, Any]:
 def added_item(result: ItemResult, org: OrgSettings) -> dict[str, Any]:
     status = _item_status(result.success, result.code, result.message, result.warnings.codes)
     if result.success and result.customer is not None:
-        return {**customer_body(result.customer, org), "side_effects": {"effect": []}, "item_status": status}
+        return {
+            **customer_body(result.customer, result.memberships, org),
+            "side_effects": {"effect": [_side_effect(effect) for effect in result.side_effects]},
+            "item_status": status,
+        }
     failed: dict[str, Any] = {name: result.sent.get(name) for name in IDENTIFIERS}
     if result.customer is not None:
         failed["user_id"] = result.customer.id
@@ -62,10 +127,10 @@ def added_item(result: ItemResult, org: OrgSettings) -> dict[str, Any]:
     return failed
 
 
-def retrieved_item(customer: Customer, org: OrgSettings) -> dict[str, Any]:
+def retrieved_item(customer: Customer, memberships: list[Membership], org: OrgSettings) -> dict[str, Any]:
     registered = org.till(customer.registered_till) if customer.registered_till else None
     return {
-        **customer_body(customer, org),
+        **customer_body(customer, memberships, org),
         "fraud_details": {"status": customer.fraud_status},
         "registered_till": {"code": customer.registered_till, "name": registered.name if registered else None},
         "registered_store": {

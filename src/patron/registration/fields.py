@@ -163,3 +163,8 @@ def local_midnight_utc(day: date, tz: ZoneInfo) -> datetime:
 
 
 ONE_DAY = timedelta(days=1)
+
+
+def local_date(moment: datetime, tz: ZoneInfo) -> date:
+    """The calendar day a naive-UTC moment falls on in the org's timezone."""
+    return moment.replace(tzinfo=timezone.utc).astimezone(tz).date()

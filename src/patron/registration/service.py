@@ -6,13 +6,24 @@ import dataclasses
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Protocol
 
 from patron.codes import REGISTERED, UPDATED, Code, item_error_message
+from patron.loyalty import rules
+from patron.loyalty.model import POINTS, LedgerEntry, Membership, SideEffect
 from patron.orgs.model import OrgSettings
-from patron.registration import resolution
-from patron.registration.model import IDENTIFIERS, Change, Customer, CustomerInput, ItemRejected, Warnings
+from patron.registration import fields, resolution
+from patron.registration.model import (
+    IDENTIFIERS,
+    LOYALTY,
+    NON_LOYALTY,
+    Change,
+    Customer,
+    CustomerInput,
+    ItemRejected,
+    Warnings,
+)
 from patron.registration.reading import read_item
 
 # A lost race is resolved again as if the item had arrived second; a second loss in a row
@@ -33,10 +44,14 @@ class Caller:
     api_client_key: str | None
     request_id: str
     user_context: dict[str, str | None] = field(default_factory=dict)
+    # mlp_single_enroll=true: a new member joins every programme, not only the default one.
+    all_programmes: bool = False
 
 
 class CustomerRepository(Protocol):
     async def holders(self, org_id: int, identifiers: dict[str, str]) -> dict[str, Customer]: ...
+
+    async def find(self, org_id: int, field: str, value: str | int) -> Customer | None: ...
 
     async def insert(self, customer: Customer, at: datetime) -> Customer: ...
 
@@ -47,7 +62,24 @@ class CustomerRepository(Protocol):
     ) -> None: ...
 
 
-UnitOfWork = Callable[[], AbstractAsyncContextManager[CustomerRepository]]
+class LoyaltyRepository(Protocol):
+    async def memberships(self, org_id: int, customer_id: int) -> list[Membership]: ...
+
+    async def join(self, joined: list[Membership], at: datetime) -> None: ...
+
+    async def append(self, entries: list[LedgerEntry], request_id: str, at: datetime) -> None: ...
+
+    async def credit(self, org_id: int, customer_id: int, program_id: int, points: int) -> None: ...
+
+    async def record_referral(self, org_id: int, referee_id: int, referrer_id: int, at: datetime) -> bool: ...
+
+
+class Repositories(Protocol):
+    customers: CustomerRepository
+    loyalty: LoyaltyRepository
+
+
+UnitOfWork = Callable[[], AbstractAsyncContextManager[Repositories]]
 
 
 @dataclass
@@ -58,6 +90,8 @@ class ItemResult:
     customer: Customer | None = None
     created: bool = False
     sent: dict[str, Any] = field(default_factory=dict)
+    memberships: list[Membership] = field(default_factory=list)
+    side_effects: list[SideEffect] = field(default_factory=list)
 
     @property
     def success(self) -> bool:
@@ -95,24 +129,70 @@ async def _write(item: CustomerInput, warnings: Warnings, caller: Caller, unit_o
     org = caller.org
     item = dataclasses.replace(item)
     sent = {name: item.identifier(name) for name in IDENTIFIERS if item.identifier(name) is not None}
-    async with unit_of_work() as repository:
-        holders = await repository.holders(org.org_id, sent)
+    async with unit_of_work() as repositories:
+        customers, loyalty = repositories.customers, repositories.loyalty
+        holders = await customers.holders(org.org_id, sent)
         target = resolution.resolve(item, holders, org.configs, warnings)
         if target is None:
-            customer = await repository.insert(resolution.create(org.org_id, item, caller.till_code, now), now)
-            event_type, message, before = "CREATE", REGISTERED, None
+            customer = resolution.create(org.org_id, item, caller.till_code, now)
+            joins = customer.type == LOYALTY
+            if joins:
+                customer.referral_code = rules.new_referral_code()
+            customer = await customers.insert(customer, now)
+            event_type, message = "CREATE", REGISTERED
         else:
             customer = resolution.update(target, item, holders, org.configs, now, warnings)
-            await repository.update(customer, now)
-            event_type, message, before = "UPDATE", UPDATED, target
-        await repository.record_audit(caller, customer, event_type, resolution.changes(before, customer), now)
+            joins = target.type == NON_LOYALTY and customer.type == LOYALTY
+            if joins:
+                customer.referral_code = rules.new_referral_code()
+            await customers.update(customer, now)
+            event_type, message = "UPDATE", UPDATED
+        await customers.record_audit(caller, customer, event_type, resolution.changes(target, customer), now)
+        if joins:
+            joined_on = fields.local_date(customer.registered_on if target is None else now, org.tz)
+            memberships, effects = await _join(repositories, caller, customer, item, joined_on, now, warnings)
+        else:
+            memberships, effects = await loyalty.memberships(org.org_id, customer.id), []
     return ItemResult(
         code=Code.ITEM_OK,
         message=warnings.message(message),
         warnings=warnings,
         customer=customer,
-        created=before is None,
+        created=target is None,
+        memberships=memberships,
+        side_effects=effects,
     )
+
+
+async def _join(
+    repositories: Repositories,
+    caller: Caller,
+    customer: Customer,
+    item: CustomerInput,
+    joined_on: date,
+    now: datetime,
+    warnings: Warnings,
+) -> tuple[list[Membership], list[SideEffect]]:
+    """Enrol a new LOYALTY member and run the registration rules, in the registration's transaction."""
+    org = caller.org
+    memberships = rules.enrol(org.definition, org.org_id, customer.id, joined_on, caller.all_programmes)
+    referrer_memberships = None
+    if item.referral_code is not None:
+        referrer = await repositories.customers.find(org.org_id, "referral_code", item.referral_code)
+        if referrer is None or referrer.id == customer.id:
+            warnings.add(Code.REFERRER_NOT_FOUND)
+        elif await repositories.loyalty.record_referral(org.org_id, customer.id, referrer.id, now):
+            referrer_memberships = await repositories.loyalty.memberships(org.org_id, referrer.id)
+    entries, effects, unpaid = rules.registration_rewards(org.definition, memberships, referrer_memberships)
+    if unpaid:
+        warnings.add(Code.POINTS_NOT_AWARDED)
+    rules.credit(memberships, entries)
+    await repositories.loyalty.join(memberships, now)
+    await repositories.loyalty.append(entries, caller.request_id, now)
+    for entry in entries:
+        if entry.customer_id != customer.id and entry.currency == POINTS:
+            await repositories.loyalty.credit(org.org_id, entry.customer_id, entry.program_id, entry.amount)
+    return memberships, effects
 
 
 def _failure(raw: Any, code: Code, matched: Customer | None = None) -> ItemResult:

@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Identity,
@@ -134,5 +135,49 @@ customer_audits = Table(
     Index(None, "id"),
 )
 
+
+memberships = Table(
+    "memberships",
+    metadata,
+    Column("org_id", BigInteger, nullable=False),
+    Column("customer_id", BigInteger, nullable=False),
+    Column("program_id", BigInteger, nullable=False),
+    Column("slab_serial", Integer, nullable=False),
+    Column("tier_expires_on", Date, nullable=False),
+    # Kept in step with points_ledger in the same transaction; `patron check` proves they agree.
+    Column("lifetime_points", BigInteger, nullable=False),
+    Column("loyalty_points", BigInteger, nullable=False),
+    Column("enrolled_at", Timestamp, nullable=False),
+    PrimaryKeyConstraint("org_id", "customer_id", "program_id"),
+)
+
+points_ledger = Table(
+    "points_ledger",
+    metadata,
+    Column("org_id", BigInteger, nullable=False),
+    Column("id", BigInteger, Identity(start=1), nullable=False),
+    Column("customer_id", BigInteger, nullable=False),
+    Column("program_id", BigInteger, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("currency", String(64), nullable=False),  # "points" or an alternate currency identifier
+    Column("amount", BigInteger, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("request_id", String(64), nullable=False),
+    PrimaryKeyConstraint("org_id", "id"),
+    Index(None, "org_id", "customer_id", "program_id"),
+    Index(None, "id"),
+)
+
+referrals = Table(
+    "referrals",
+    metadata,
+    Column("org_id", BigInteger, nullable=False),
+    # The key makes "referred only once" the database's rule, whatever races.
+    Column("referee_id", BigInteger, nullable=False),
+    Column("referrer_id", BigInteger, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    PrimaryKeyConstraint("org_id", "referee_id"),
+)
+
 # Tables that hold a share of an org's customers, and so are distributed by org_id on Citus.
-CUSTOMER_SCALE_TABLES = ("customers", "customer_audits")
+CUSTOMER_SCALE_TABLES = ("customers", "customer_audits", "memberships", "points_ledger", "referrals")

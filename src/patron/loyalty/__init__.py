@@ -1,0 +1,1 @@
+"""Loyalty: programmes and slabs, the points ledger, and the rewards of a registration."""

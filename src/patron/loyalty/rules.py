@@ -1,0 +1,114 @@
+"""The rules of enrolment and registration rewards, as pure functions over the org's programmes."""
+
+from __future__ import annotations
+
+import calendar
+import secrets
+from datetime import date
+
+from patron.loyalty.model import POINTS, CurrencyEffect, EntryKind, LedgerEntry, Membership, PointsEffect, SideEffect
+from patron.orgs.file import OrgFile, Program, Slab
+
+# A slab without validity never expires; the API family writes that as registration + 100 years.
+NEVER_EXPIRES_MONTHS = 1200
+
+
+def add_months(day: date, months: int) -> date:
+    """The same day `months` later; a day the target month lacks becomes its last day."""
+    month_index = day.month - 1 + months
+    year, month = day.year + month_index // 12, month_index % 12 + 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def tier_expiry(registered_on: date, slab: Slab) -> date:
+    return add_months(registered_on, slab.validity_months or NEVER_EXPIRES_MONTHS)
+
+
+def programmes_to_join(org: OrgFile, all_programmes: bool) -> list[Program]:
+    """The default programme, or every programme with mlp_single_enroll=true."""
+    if all_programmes:
+        return list(org.programs)
+    default = org.default_program
+    return [default] if default else []
+
+
+def enrol(org: OrgFile, org_id: int, customer_id: int, registered_on: date, all_programmes: bool) -> list[Membership]:
+    return [
+        Membership(
+            org_id=org_id,
+            customer_id=customer_id,
+            program_id=program.id,
+            slab_serial=program.slabs[0].serial,
+            tier_expires_on=tier_expiry(registered_on, program.slabs[0]),
+        )
+        for program in programmes_to_join(org, all_programmes)
+    ]
+
+
+def registration_rewards(
+    org: OrgFile,
+    memberships: list[Membership],
+    referrer_memberships: list[Membership] | None,
+) -> tuple[list[LedgerEntry], list[SideEffect], bool]:
+    """What a new LOYALTY member earns, and its referrer (when referred), in the programmes it joined.
+
+    The flag is true when a referrer is owed points in a programme it does not belong to.
+    """
+    programs = {program.id: program for program in org.programs}
+    referred = referrer_memberships is not None
+    referrer_in = {m.program_id: m for m in referrer_memberships or []}
+    entries: list[LedgerEntry] = []
+    effects: list[SideEffect] = []
+    unpaid = False
+    for membership in memberships:
+        program = programs[membership.program_id]
+        earned = 0
+        for kind, amount in (
+            (EntryKind.REGISTRATION, program.registration_points),
+            (EntryKind.REFEREE, program.referee_points if referred else 0),
+        ):
+            if amount:
+                entries.append(_entry(membership, kind, POINTS, amount))
+                earned += amount
+        if earned:
+            effects.append(PointsEffect(membership.customer_id, earned, membership.loyalty_points + earned))
+        for currency in program.alternate_currencies:
+            if currency.registration_award:
+                entries.append(
+                    _entry(membership, EntryKind.REGISTRATION, currency.identifier, currency.registration_award)
+                )
+                effects.append(CurrencyEffect(currency.identifier, currency.name, currency.registration_award))
+        if referred and program.referrer_points:
+            referrer = referrer_in.get(program.id)
+            if referrer is None:
+                unpaid = True
+                continue
+            entries.append(_entry(referrer, EntryKind.REFERRER, POINTS, program.referrer_points))
+            effects.append(PointsEffect(referrer.customer_id, program.referrer_points, None, is_referrer=True))
+    return entries, effects, unpaid
+
+
+def _entry(membership: Membership, kind: EntryKind, currency: str, amount: int) -> LedgerEntry:
+    return LedgerEntry(membership.org_id, membership.customer_id, membership.program_id, kind, currency, amount)
+
+
+def credit(memberships: list[Membership], entries: list[LedgerEntry]) -> None:
+    """Apply points entries to the balances of the memberships they belong to."""
+    by_key = {(m.customer_id, m.program_id): m for m in memberships}
+    for entry in entries:
+        membership = by_key.get((entry.customer_id, entry.program_id))
+        if membership is not None and entry.currency == POINTS:
+            membership.lifetime_points += entry.amount
+            membership.loyalty_points += entry.amount
+
+
+def next_slab(program: Program, serial: int) -> Slab | None:
+    return program.slabs[serial] if serial < len(program.slabs) else None
+
+
+# Crockford's base32 without look-alikes; 10 characters are 50 bits, beyond guessing.
+_REFERRAL_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_referral_code() -> str:
+    return "".join(secrets.choice(_REFERRAL_ALPHABET) for _ in range(10))

@@ -1,0 +1,82 @@
+"""Memberships, the points ledger and referrals: every query scoped by org_id."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from patron.loyalty.model import LedgerEntry, Membership
+from patron.store.db import is_sqlite
+from patron.store.schema import memberships, points_ledger, referrals
+
+_MEMBERSHIP_COLUMNS = [c.name for c in memberships.columns if c.name != "enrolled_at"]
+
+
+class LoyaltyStore:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def memberships(self, org_id: int, customer_id: int) -> list[Membership]:
+        rows = await self.conn.execute(
+            select(*(memberships.c[name] for name in _MEMBERSHIP_COLUMNS))
+            .where(memberships.c.org_id == org_id, memberships.c.customer_id == customer_id)
+            .order_by(memberships.c.program_id)
+        )
+        return [Membership(**row._mapping) for row in rows]
+
+    async def join(self, joined: list[Membership], at: datetime) -> None:
+        if joined:
+            rows = [{name: getattr(m, name) for name in _MEMBERSHIP_COLUMNS} | {"enrolled_at": at} for m in joined]
+            await self.conn.execute(insert(memberships), rows)
+
+    async def append(self, entries: list[LedgerEntry], request_id: str, at: datetime) -> None:
+        if not entries:
+            return
+        rows = [
+            {
+                "org_id": e.org_id,
+                "customer_id": e.customer_id,
+                "program_id": e.program_id,
+                "kind": e.kind.value,
+                "currency": e.currency,
+                "amount": e.amount,
+                "created_at": at,
+                "request_id": request_id,
+            }
+            for e in entries
+        ]
+        if is_sqlite(self.conn):
+            # SQLite has no sequence; the write lock taken at BEGIN makes max()+1 safe.
+            first = await self.conn.scalar(select(func.coalesce(func.max(points_ledger.c.id), 0) + 1))
+            for offset, row in enumerate(rows):
+                row["id"] = first + offset
+        await self.conn.execute(insert(points_ledger), rows)
+
+    async def credit(self, org_id: int, customer_id: int, program_id: int, points: int) -> None:
+        """Add points to an existing membership's balances (its ledger row is appended alongside)."""
+        await self.conn.execute(
+            update(memberships)
+            .where(
+                memberships.c.org_id == org_id,
+                memberships.c.customer_id == customer_id,
+                memberships.c.program_id == program_id,
+            )
+            .values(
+                lifetime_points=memberships.c.lifetime_points + points,
+                loyalty_points=memberships.c.loyalty_points + points,
+            )
+        )
+
+    async def record_referral(self, org_id: int, referee_id: int, referrer_id: int, at: datetime) -> bool:
+        """True when this is the referee's first referral; a customer is referred only once."""
+        dialect_insert = sqlite_insert if is_sqlite(self.conn) else pg_insert
+        statement = (
+            dialect_insert(referrals)
+            .values(org_id=org_id, referee_id=referee_id, referrer_id=referrer_id, created_at=at)
+            .on_conflict_do_nothing()
+        )
+        return (await self.conn.execute(statement)).rowcount == 1

@@ -1,0 +1,26 @@
+"""A unit of work: one transaction, and the repositories that read and write inside it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from patron.store.customers import CustomerStore
+from patron.store.db import transaction
+from patron.store.loyalty import LoyaltyStore
+
+
+@dataclass
+class StoreUnit:
+    customers: CustomerStore
+    loyalty: LoyaltyStore
+
+
+@asynccontextmanager
+async def unit_of_work(engine: AsyncEngine, *, readonly: bool = False) -> AsyncIterator[StoreUnit]:
+    """Committed when the block ends, rolled back on any exception."""
+    async with transaction(engine, readonly=readonly) as conn:
+        yield StoreUnit(CustomerStore(conn), LoyaltyStore(conn))
