@@ -185,3 +185,85 @@ async def test_concurrent_referrals_award_the_referrer_once_per_new_customer(mak
             select(memberships.c.loyalty_points).where(memberships.c.org_id == org.id, memberships.c.customer_id == referrer_id)
         )
     assert referrer_rows == 8 and balance == 900
+
+
+async def test_the_seeds_first_sample_response_is_reproduced(make_org):
+    org = await make_org("seedlike")
+    referrer_mobile = new_mobile()
+    referrer_id = item(await org.add({"mobile": referrer_mobile}))["user_id"]
+    code = item(await org.get(mobile=referrer_mobile))["referral_code"]
+    response = await org.add(
+        {
+            "mobile": "919876532218",
+            "email": "demopromo412@gmail.com",
+            "external_id": "000003880203",
+            "firstname": "testuwser",
+            "lastname": "promo54",
+            "registered_on": "2024-08-01 07:28:32",
+            "updated_on": "2023-07-11 10:12:00",
+            "referral_code": code,
+            "custom_fields": {
+                "field": [
+                    {"name": "address", "value": "Bangalore1234"},
+                    {"name": "pincode", "value": "54321"},
+                    {"name": "City_name", "value": "Bangalore"},
+                ]
+            },
+        }
+    )
+    body = response.json()["response"]
+    assert body["status"] == {"success": "true", "code": 200, "message": "Success", "total": "1", "success_count": "1"}
+    customer = body["customers"]["customer"][0]
+    user_id = customer["user_id"]
+    assert isinstance(user_id, int)
+    assert customer == {
+        "user_id": user_id,
+        "firstname": "testuwser",
+        "lastname": "promo54",
+        "mobile": "919876532218",
+        "email": "demopromo412@gmail.com",
+        "external_id": "000003880203",
+        "lifetime_points": 100,
+        "loyalty_points": 100,
+        "current_slab": "Base",
+        "tier_expiry_date": "2124-08-01 23:59:59",
+        "points_summaries": {
+            "points_summary": [
+                {
+                    "programId": "469", "redeemed": "0", "expired": "0", "returned": "0", "adjusted": "0",
+                    "lifetimePoints": "100", "loyaltyPoints": "100", "cumulativePurchases": "0",
+                    "currentSlab": "Base", "nextSlab": "Bronze", "nextSlabSerialNumber": "2",
+                    "nextSlabDescription": "Tier 2", "slabSNo": "1", "slabExpiryDate": "2124-08-01 23:59:59",
+                    "totalPoints": "",
+                }
+            ]
+        },
+        "lifetime_purchases": 0,
+        "registered_on": "2024-08-01 07:28:32",
+        "updated_on": "2023-07-11 10:12:00",
+        "type": "LOYALTY",
+        "source": "instore",
+        "fraud_status": "NONE",
+        "reason": "",
+        "custom_fields": {"field": [{"name": "address", "value": "Bangalore1234"}, {"name": "pincode", "value": "54321"}]},
+        "extended_fields": {"field": []},
+        "subscriptions": {"subscription": []},
+        "side_effects": {
+            "effect": [
+                {"awarded_points": 100, "total_points": 100, "customer_id": str(user_id), "type": "points"},
+                {"awarded_points": 100, "customer_id": str(referrer_id), "is_referrer": "true", "type": "points"},
+            ]
+        },
+        "item_status": {
+            "success": "true",
+            "code": "1000",
+            "message": "Customer registration successful, Provided Custom Field is invalid",
+            "warnings": {"warning": ["1017"]},
+        },
+    }
+    assert list(customer) == [
+        "user_id", "firstname", "lastname", "mobile", "email", "external_id", "lifetime_points", "loyalty_points",
+        "current_slab", "tier_expiry_date", "points_summaries", "lifetime_purchases", "registered_on", "updated_on",
+        "type", "source", "fraud_status", "reason", "custom_fields", "extended_fields", "subscriptions",
+        "side_effects", "item_status",
+    ]
