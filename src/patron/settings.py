@@ -22,7 +22,7 @@ class Settings(BaseSettings):
     # How long an org's settings are trusted in a worker before it re-reads them, so that an
     # org file applied by the CLI reaches every worker without a restart.
     org_cache_seconds: float = Field(default=5.0, ge=0)
-    db_pool_size: int = Field(default=10, ge=1)
+    db_pool_size: int = Field(default=20, ge=1)
     db_timeout_seconds: float = Field(default=5.0, gt=0)
 
     @field_validator("secret_key")

@@ -21,6 +21,7 @@ from patron.api.context import Services, services
 from patron.api.customers import add_customer, get_customer
 from patron.api.errors import ApiError
 from patron.api.gateway import gateway_response, generate_token, list_audits
+from patron.api.openapi import docs_page, openapi_document
 from patron.codes import Code, request_message
 from patron.orgs.cache import OrgCache
 from patron.settings import Settings, get_settings
@@ -137,6 +138,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/api_gateway/v2/audits", list_audits, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
         Route("/ready", ready, methods=["GET"]),
+        Route("/openapi.json", openapi_document, methods=["GET"]),
+        Route("/docs", docs_page, methods=["GET"]),
     ]
     app = Starlette(
         routes=routes,

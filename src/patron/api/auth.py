@@ -9,6 +9,7 @@ import hashlib
 import secrets
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,6 +95,7 @@ class Authenticator:
         self.orgs = orgs
         self.secret_key = secret_key
         self.cache = CredentialCache(cache_ttl)
+        self._verifying: dict[bytes, asyncio.Future[OrgSettings]] = {}
 
     async def authenticate(self, request: Request) -> Principal:
         token = request.headers.get(TOKEN_HEADER)
@@ -114,12 +116,22 @@ class Authenticator:
                 self.cache.forget(key)
                 verified = None
         if verified is None:
-            org = await self._verify_till(till_code, md5)
+            org = await self._single_flight(key, lambda: self._verify_till(till_code, md5))
             self.cache.put(key, org.org_id, till_code, self.orgs.fingerprint(org.org_id))
         till = org.till(till_code)
         if till is None:
             raise ApiError(Code.AUTHENTICATION_FAILED)
         return Principal(org, till.code, None, org.access_groups.get(till.store.access_group))
+
+    async def _single_flight(self, key: bytes, verify: Callable[[], Awaitable[OrgSettings]]) -> OrgSettings:
+        """One slow hash per credential at a time: a till's burst of requests after a start or an
+        org-file change waits for the first verification instead of hashing once per request."""
+        pending = self._verifying.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(verify())
+            self._verifying[key] = pending
+            pending.add_done_callback(lambda _: self._verifying.pop(key, None))
+        return await asyncio.shield(pending)
 
     async def _verify_till(self, till_code: str, md5: str) -> OrgSettings:
         async with transaction(self.engine, readonly=True) as conn:

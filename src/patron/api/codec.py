@@ -67,6 +67,9 @@ def response_format(request: Request, body_format: str | None = None) -> str:
         return "xml"
     if wants_json and not wants_xml:
         return "json"
+    if body_format is None and _media(request.headers.get("content-type")) in XML_TYPES:
+        # An error answered before the body was read still speaks the request's own format.
+        return "xml"
     return body_format or "json"
 
 

@@ -24,9 +24,11 @@ class Services:
     orgs: OrgCache
     auth: Authenticator
 
-    def unit_of_work(self, *, readonly: bool = False) -> AbstractAsyncContextManager[StoreUnit]:
+    def unit_of_work(
+        self, *, readonly: bool = False, single_statement: bool = False
+    ) -> AbstractAsyncContextManager[StoreUnit]:
         """One transaction over customers and loyalty: committed when the block ends."""
-        return unit_of_work(self.engine, readonly=readonly)
+        return unit_of_work(self.engine, readonly=readonly, single_statement=single_statement)
 
 
 def services(request: Request) -> Services:

@@ -64,6 +64,8 @@ async def get_customer(request: Request) -> Response:
         raise ApiError(Code.INVALID_INPUT, detail="give exactly one of mobile, email, external_id, id")
     (key,) = asked
     values = [value.strip() for value in request.query_params[key].split(",") if value.strip()]
+    if not values:
+        raise ApiError(Code.INVALID_INPUT, detail=f"{key} holds no value")
     org = principal.org
     items = []
     async with app.unit_of_work(readonly=True) as store:

@@ -9,8 +9,12 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
 
+# Far deeper than any customer shape, and well inside Python's recursion limit.
+MAX_DEPTH = 100
+
+
 class XmlBodyError(ValueError):
-    """The body is not well-formed XML, or it tries DTDs or entities."""
+    """The body is not well-formed XML, nests too deeply, or tries DTDs or entities."""
 
 
 def parse(body: bytes) -> dict[str, Any]:
@@ -26,16 +30,18 @@ def parse(body: bytes) -> dict[str, Any]:
     except ParseError as exc:
         line, column = exc.position
         raise XmlBodyError(f"malformed XML at line {line}, column {column + 1}") from exc
-    return {element.tag: _value(element)}
+    return {element.tag: _value(element, 1)}
 
 
-def _value(element: Element) -> Any:
+def _value(element: Element, depth: int) -> Any:
+    if depth > MAX_DEPTH:
+        raise XmlBodyError(f"XML nested deeper than {MAX_DEPTH} elements")
     children = list(element)
     if not children:
         return (element.text or "").strip()
     result: dict[str, Any] = {}
     for child in children:
-        value = _value(child)
+        value = _value(child, depth + 1)
         if child.tag in result:
             existing = result[child.tag]
             if isinstance(existing, list):

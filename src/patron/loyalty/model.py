@@ -26,7 +26,7 @@ class Membership:
     """
 
     org_id: int
-    customer_id: int
+    customer_id: int | None  # None until the database has assigned a new customer's id
     program_id: int
     slab_serial: int
     tier_expires_on: date
@@ -37,7 +37,7 @@ class Membership:
 @dataclass(frozen=True)
 class LedgerEntry:
     org_id: int
-    customer_id: int
+    customer_id: int | None  # None: the customer being registered, before it has an id
     program_id: int
     kind: EntryKind
     currency: str  # POINTS, or an alternate currency's identifier
@@ -46,7 +46,7 @@ class LedgerEntry:
 
 @dataclass(frozen=True)
 class PointsEffect:
-    customer_id: int
+    customer_id: int | None  # None: the customer being registered, before it has an id
     awarded_points: int
     total_points: int | None  # shown for the registering customer, not for a referrer
     is_referrer: bool = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import dataclasses
 import secrets
 from datetime import date
 
@@ -32,7 +33,7 @@ def programmes_to_join(org: OrgFile, all_programmes: bool) -> list[Program]:
     return [default] if default else []
 
 
-def enrol(org: OrgFile, org_id: int, customer_id: int, registered_on: date, all_programmes: bool) -> list[Membership]:
+def enrol(org: OrgFile, org_id: int, customer_id: int | None, registered_on: date, all_programmes: bool) -> list[Membership]:
     return [
         Membership(
             org_id=org_id,
@@ -100,6 +101,13 @@ def credit(memberships: list[Membership], entries: list[LedgerEntry]) -> None:
         if membership is not None and entry.currency == POINTS:
             membership.lifetime_points += entry.amount
             membership.loyalty_points += entry.amount
+
+
+def for_customer(effect: SideEffect, customer_id: int) -> SideEffect:
+    """The effect with the new customer's id, once the database has assigned it."""
+    if isinstance(effect, PointsEffect) and effect.customer_id is None:
+        return dataclasses.replace(effect, customer_id=customer_id)
+    return effect
 
 
 def next_slab(program: Program, serial: int) -> Slab | None:

@@ -44,6 +44,11 @@ REQUIRED_CONFIG = {
     "external_id": "CONF_USERS_IS_EXTERNAL_ID_REQUIRED",
 }
 FUTURE_TOLERANCE = timedelta(hours=24)
+# What the customers table holds; a longer value would fail the whole item in the database.
+ACCOUNT_ID_MAX_LENGTH = 255
+# A channel's meta is stored and answered as JSON, whose encoder gives up far deeper than this;
+# no real meta comes close.
+META_MAX_DEPTH = 16
 
 
 def listed(value: Any, key: str) -> list[Any]:
@@ -135,7 +140,11 @@ def _read_profile(
             item.source = "INSTORE"
 
     if sent(raw, "accountId"):
-        item.account_id = fields.text(raw["accountId"])
+        account_id = fields.text(raw["accountId"])
+        if account_id is None or len(account_id) > ACCOUNT_ID_MAX_LENGTH:
+            warnings.add(Code.INVALID_FIELD_VALUE, "accountId")
+        else:
+            item.account_id = account_id
 
     if sent(raw, "fraud_status"):
         status = raw["fraud_status"]
@@ -234,7 +243,19 @@ def _comm_channel(entry: Any) -> dict[str, Any] | None:
         parsed = fields.boolean(entry.get(flag, False))
         channel[flag] = "true" if parsed else "false"
     meta = entry.get("meta")
+    if _nested_deeper_than(meta, META_MAX_DEPTH):
+        return None
     channel["meta"] = meta if isinstance(meta, dict) else {}
     return channel
+
+
+def _nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether objects and lists nest in `value` more than `limit` levels (looking no deeper)."""
+    if not isinstance(value, (dict, list)):
+        return False
+    if limit <= 0:
+        return True
+    children = value.values() if isinstance(value, dict) else value
+    return any(_nested_deeper_than(child, limit - 1) for child in children)
 
 

@@ -54,6 +54,9 @@ def resolve(
     if configs.CONF_SKIP_SECONDARY_ID_ON_PRIMARY_MISMATCH and item.identifier(primary) is not None:
         for name in secondary:
             _drop(item, name, Code.IDENTIFIER_OCCUPIED, warnings)
+        if item.type == NON_LOYALTY and item.mobile is None and item.email is None:
+            # Dropping an occupied mobile or email must not create what reading would refuse.
+            raise ItemRejected(Code.NON_LOYALTY_WITHOUT_IDENTIFIER)
         return None
     if len(others) > 1:
         # Never merge two existing customers implicitly.

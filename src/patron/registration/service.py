@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -55,6 +54,10 @@ class CustomerRepository(Protocol):
 
     async def insert(self, customer: Customer, at: datetime) -> Customer: ...
 
+    async def insert_new(self, new_customers: list[NewCustomer], caller: Caller, at: datetime) -> list[int | None]:
+        """Write each new customer with its audit record, memberships and ledger entries, unless
+        one of its identifiers is taken (then nothing of it); each one's new id, or None."""
+
     async def update(self, customer: Customer, at: datetime) -> None: ...
 
     async def record_audit(
@@ -79,7 +82,11 @@ class Repositories(Protocol):
     loyalty: LoyaltyRepository
 
 
-UnitOfWork = Callable[[], AbstractAsyncContextManager[Repositories]]
+class UnitOfWork(Protocol):
+    """Opens one transaction; `single_statement=True` promises a unit that issues one write that
+    is atomic by itself, which a database may then run without a transaction around it."""
+
+    def __call__(self, *, single_statement: bool = False) -> AbstractAsyncContextManager[Repositories]: ...
 
 
 @dataclass
@@ -98,23 +105,113 @@ class ItemResult:
         return self.code == Code.ITEM_OK
 
 
+@dataclass
+class NewCustomer:
+    """Everything a registration writes for a customer that does not exist yet."""
+
+    customer: Customer
+    changes: list[Change]
+    memberships: list[Membership]
+    entries: list[LedgerEntry]
+    effects: list[SideEffect]
+
+
 async def register(raw_items: list[Any], caller: Caller, unit_of_work: UnitOfWork, now: datetime) -> list[ItemResult]:
-    """Process items in order; a later item sees what an earlier one wrote."""
+    """Process items in order; each is atomic and independent, and a later item sees what an
+    earlier one wrote.
+
+    Most registrations are of new customers, so the items that would create one whatever else the
+    batch holds (no referral, no identifier shared with another item) are written first, all in one
+    statement that writes each only if none of its identifiers is taken: exactly when identity
+    resolution would create it. Those left, and every other item, are then resolved in order. As
+    an item written early touches no identifier that another item names, the order is unchanged
+    in effect.
+    """
     limit = caller.org.configs.BATCH_LIMIT
-    results = []
+    results: list[ItemResult | None] = [None] * len(raw_items)
+    readings: dict[int, tuple[CustomerInput, Warnings]] = {}
     for position, raw in enumerate(raw_items):
-        if position >= limit:
-            results.append(_failure(raw, Code.BATCH_LIMIT_EXCEEDED))
+        try:
+            if position >= limit:
+                raise ItemRejected(Code.BATCH_LIMIT_EXCEEDED)
+            readings[position] = read_item(raw, caller.org, caller.till_code, now)
+        except ItemRejected as rejected:
+            results[position] = _failure(raw, rejected.code)
+
+    independent = _independent_new(readings)
+    if independent:
+        created = await _create_if_new({p: readings[p] for p in independent}, caller, unit_of_work, now)
+        for position, result in created.items():
+            results[position] = result
+
+    for position, (item, warnings) in readings.items():
+        if results[position] is None:
+            results[position] = await _resolve_and_write(raw_items[position], item, warnings, caller, unit_of_work, now)
+    return [result for result in results if result is not None]
+
+
+def _independent_new(readings: dict[int, tuple[CustomerInput, Warnings]]) -> list[int]:
+    """Positions of items with no referral and no identifier value that another item also names."""
+    named: dict[tuple[str, str], int] = {}
+    for item, _ in readings.values():
+        for name in IDENTIFIERS:
+            value = item.identifier(name)
+            if value is not None:
+                named[(name, value)] = named.get((name, value), 0) + 1
+    return [
+        position
+        for position, (item, _) in readings.items()
+        if item.referral_code is None
+        and all(named[(name, item.identifier(name))] == 1 for name in IDENTIFIERS if item.identifier(name) is not None)
+    ]
+
+
+async def _create_if_new(
+    readings: dict[int, tuple[CustomerInput, Warnings]], caller: Caller, unit_of_work: UnitOfWork, now: datetime
+) -> dict[int, ItemResult]:
+    """Write the items as new customers where none of their identifiers is taken; the results of those written."""
+    planned = {position: _new_customer(item, caller, now) for position, (item, _) in readings.items()}
+    async with unit_of_work(single_statement=True) as repositories:
+        new_ids = await repositories.customers.insert_new(list(planned.values()), caller, now)
+    results = {}
+    for (position, new), new_id in zip(planned.items(), new_ids):
+        if new_id is None:
             continue
-        results.append(await register_one(raw, caller, unit_of_work, now))
+        new.customer.id = new_id
+        for membership in new.memberships:
+            membership.customer_id = new_id
+        warnings = readings[position][1]
+        results[position] = ItemResult(
+            code=Code.ITEM_OK,
+            message=warnings.message(REGISTERED),
+            warnings=warnings,
+            customer=new.customer,
+            created=True,
+            memberships=new.memberships,
+            side_effects=[rules.for_customer(effect, new_id) for effect in new.effects],
+        )
     return results
 
 
-async def register_one(raw: Any, caller: Caller, unit_of_work: UnitOfWork, now: datetime) -> ItemResult:
-    try:
-        item, warnings = read_item(raw, caller.org, caller.till_code, now)
-    except ItemRejected as rejected:
-        return _failure(raw, rejected.code)
+def _new_customer(item: CustomerInput, caller: Caller, now: datetime) -> NewCustomer:
+    """The customer the item creates, enrolled and rewarded; its id comes from the database."""
+    org = caller.org
+    customer = resolution.create(org.org_id, item, caller.till_code, now)
+    memberships: list[Membership] = []
+    entries: list[LedgerEntry] = []
+    effects: list[SideEffect] = []
+    if customer.type == LOYALTY:
+        customer.referral_code = rules.new_referral_code()
+        joined_on = fields.local_date(customer.registered_on, org.tz)
+        memberships = rules.enrol(org.definition, org.org_id, None, joined_on, caller.all_programmes)
+        entries, effects, _ = rules.registration_rewards(org.definition, memberships, None)
+        rules.credit(memberships, entries)
+    return NewCustomer(customer, resolution.changes(None, customer), memberships, entries, effects)
+
+
+async def _resolve_and_write(
+    raw: Any, item: CustomerInput, warnings: Warnings, caller: Caller, unit_of_work: UnitOfWork, now: datetime
+) -> ItemResult:
     for _ in range(MAX_ATTEMPTS):
         try:
             return await _write(item, dataclasses.replace(warnings, items=list(warnings.items)), caller, unit_of_work, now)

@@ -5,13 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select, update
+import dataclasses
+
+import orjson
+from sqlalchemy import func, insert, or_, select, text, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from patron.registration.model import Change, Customer
-from patron.registration.service import Caller, IdentifierTaken
+from patron.registration.service import Caller, IdentifierTaken, NewCustomer
 from patron.store.db import is_sqlite
+from patron.store.loyalty import LoyaltyStore
 from patron.store.schema import customer_audits, customers
 
 _CUSTOMER_COLUMNS = [column.name for column in customers.columns if column.name not in ("created_at", "modified_at")]
@@ -30,6 +35,83 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M:%S")
     return value
+
+
+def _audit_changes(changes: list[Change]) -> list[dict[str, Any]]:
+    return [{"field": c.field, "previous": _jsonable(c.previous), "current": _jsonable(c.current)} for c in changes]
+
+
+_STORED_COLUMNS = [name for name in _CUSTOMER_COLUMNS if name not in ("org_id", "id")]
+_JSON_COLUMNS = ("custom_fields", "extended_fields", "subscriptions", "comm_channels")
+
+
+def _stored_value(name: str, value: Any) -> Any:
+    return orjson.dumps(value).decode() if name in _JSON_COLUMNS else value
+
+
+# PostgreSQL: new customers with their audit records, memberships and ledger entries in one
+# statement: one round trip, atomic without a transaction around it. Ids are drawn first so that
+# every part can refer to its customer; ON CONFLICT DO NOTHING covers every unique index, so a
+# customer with an identifier already taken is not written, nor is anything of it.
+_PG_TYPES = {"registered_on": "timestamp", "updated_on": "timestamp"}
+_PG_INSERT_NEW = text(
+    f"""
+WITH candidate AS (
+    SELECT nextval(pg_get_serial_sequence('customers', 'id')) AS id, c.*
+    FROM unnest(
+        CAST(:position AS int[]),
+        {", ".join(f"CAST(:{name} AS {_PG_TYPES.get(name, 'text')}[])" for name in _STORED_COLUMNS)},
+        CAST(:changes AS text[])
+    ) AS c(position, {", ".join(_STORED_COLUMNS)}, changes)
+), new_customer AS (
+    INSERT INTO customers (org_id, id, {", ".join(_STORED_COLUMNS)}, created_at, modified_at)
+    SELECT :org_id, id, {", ".join(
+        f"CAST({name} AS jsonb)" if name in _JSON_COLUMNS else name for name in _STORED_COLUMNS
+    )}, :at, :at
+    FROM candidate ORDER BY position
+    ON CONFLICT DO NOTHING
+    RETURNING id
+), written AS (
+    SELECT candidate.id, candidate.position, candidate.changes
+    FROM candidate JOIN new_customer USING (id)
+), audit AS (
+    INSERT INTO customer_audits (org_id, customer_id, request_id, created_at, event_type, till_code,
+        api_client_key, context_entity_type, context_entity_id, context_entity_source,
+        context_entity_source_id, changes)
+    SELECT :org_id, id, :request_id, :at, 'CREATE', :till_code, :api_client_key, :context_entity_type,
+        :context_entity_id, :context_entity_source, :context_entity_source_id, CAST(changes AS jsonb)
+    FROM written
+), joined AS (
+    INSERT INTO memberships (org_id, customer_id, program_id, slab_serial, tier_expires_on,
+        lifetime_points, loyalty_points, enrolled_at)
+    SELECT :org_id, written.id, m.program_id, m.slab_serial, m.tier_expires_on, m.lifetime_points,
+        m.loyalty_points, :at
+    FROM unnest(
+        CAST(:m_position AS int[]), CAST(:m_program AS bigint[]), CAST(:m_slab AS int[]),
+        CAST(:m_expiry AS date[]), CAST(:m_lifetime AS bigint[]), CAST(:m_loyalty AS bigint[])
+    ) AS m(position, program_id, slab_serial, tier_expires_on, lifetime_points, loyalty_points)
+    JOIN written USING (position)
+), ledger AS (
+    INSERT INTO points_ledger (org_id, customer_id, program_id, kind, currency, amount, created_at, request_id)
+    SELECT :org_id, written.id, e.program_id, e.kind, e.currency, e.amount, :at, :request_id
+    FROM unnest(
+        CAST(:e_position AS int[]), CAST(:e_program AS bigint[]), CAST(:e_kind AS text[]),
+        CAST(:e_currency AS text[]), CAST(:e_amount AS bigint[])
+    ) AS e(position, program_id, kind, currency, amount)
+    JOIN written USING (position)
+)
+SELECT position, id FROM written
+"""
+)
+
+
+def _audit_context(caller: Caller) -> dict[str, Any]:
+    return {
+        "request_id": caller.request_id,
+        "till_code": caller.till_code,
+        "api_client_key": caller.api_client_key,
+        **{f"context_{key}": caller.user_context.get(key) for key in ("entity_type", "entity_id", "entity_source", "entity_source_id")},
+    }
 
 
 class CustomerStore:
@@ -64,6 +146,54 @@ class CustomerStore:
         customer.id = new_id
         return customer
 
+    async def insert_new(self, new_customers: list[NewCustomer], caller: Caller, at: datetime) -> list[int | None]:
+        if not new_customers:
+            return []
+        if is_sqlite(self.conn):
+            return [await self._insert_one_new(new, caller, at) for new in new_customers]
+        org_id = new_customers[0].customer.org_id
+        memberships = [(p, m) for p, new in enumerate(new_customers) for m in new.memberships]
+        entries = [(p, e) for p, new in enumerate(new_customers) for e in new.entries]
+        parameters: dict[str, Any] = {
+            "org_id": org_id,
+            "at": at,
+            **_audit_context(caller),
+            "position": list(range(len(new_customers))),
+            **{
+                name: [_stored_value(name, getattr(new.customer, name)) for new in new_customers]
+                for name in _STORED_COLUMNS
+            },
+            "changes": [orjson.dumps(_audit_changes(new.changes)).decode() for new in new_customers],
+            "m_position": [p for p, _ in memberships],
+            "m_program": [m.program_id for _, m in memberships],
+            "m_slab": [m.slab_serial for _, m in memberships],
+            "m_expiry": [m.tier_expires_on for _, m in memberships],
+            "m_lifetime": [m.lifetime_points for _, m in memberships],
+            "m_loyalty": [m.loyalty_points for _, m in memberships],
+            "e_position": [p for p, _ in entries],
+            "e_program": [e.program_id for _, e in entries],
+            "e_kind": [e.kind.value for _, e in entries],
+            "e_currency": [e.currency for _, e in entries],
+            "e_amount": [e.amount for _, e in entries],
+        }
+        written = dict((await self.conn.execute(_PG_INSERT_NEW, parameters)).all())
+        return [written.get(position) for position in range(len(new_customers))]
+
+    async def _insert_one_new(self, new: NewCustomer, caller: Caller, at: datetime) -> int | None:
+        # SQLite has no writable CTEs; its unit of work is a transaction holding the write lock.
+        customer = new.customer
+        values = {"org_id": customer.org_id, **_values(customer), "created_at": at, "modified_at": at}
+        values["id"] = await self.conn.scalar(select(func.coalesce(func.max(customers.c.id), 100000) + 1))
+        statement = sqlite_insert(customers).values(**values).on_conflict_do_nothing().returning(customers.c.id)
+        new_id = await self.conn.scalar(statement)
+        if new_id is None:
+            return None
+        await self.record_audit(caller, dataclasses.replace(customer, id=new_id), "CREATE", new.changes, at)
+        loyalty = LoyaltyStore(self.conn)
+        await loyalty.join([dataclasses.replace(m, customer_id=new_id) for m in new.memberships], at)
+        await loyalty.append([dataclasses.replace(e, customer_id=new_id) for e in new.entries], caller.request_id, at)
+        return new_id
+
     async def update(self, customer: Customer, at: datetime) -> None:
         statement = (
             update(customers)
@@ -81,18 +211,10 @@ class CustomerStore:
         values: dict[str, Any] = {
             "org_id": customer.org_id,
             "customer_id": customer.id,
-            "request_id": caller.request_id,
             "created_at": at,
             "event_type": event_type,
-            "till_code": caller.till_code,
-            "api_client_key": caller.api_client_key,
-            "context_entity_type": caller.user_context.get("entity_type"),
-            "context_entity_id": caller.user_context.get("entity_id"),
-            "context_entity_source": caller.user_context.get("entity_source"),
-            "context_entity_source_id": caller.user_context.get("entity_source_id"),
-            "changes": [
-                {"field": c.field, "previous": _jsonable(c.previous), "current": _jsonable(c.current)} for c in changes
-            ],
+            "changes": _audit_changes(changes),
+            **_audit_context(caller),
         }
         if is_sqlite(self.conn):
             values["id"] = await self.conn.scalar(select(func.coalesce(func.max(customer_audits.c.id), 0) + 1))

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -27,6 +28,10 @@ def async_url(database_url: str) -> URL:
     raise ValueError(f"unsupported database URL {url.render_as_string(hide_password=True)!r}: use sqlite:/// or postgresql://")
 
 
+def _json_text(value: object) -> str:
+    return orjson.dumps(value).decode()
+
+
 def is_sqlite(engine: AsyncEngine | AsyncConnection) -> bool:
     return engine.dialect.name == "sqlite"
 
@@ -37,8 +42,12 @@ def create_engine(database_url: str, *, pool_size: int = 10, timeout: float = 5.
         return _sqlite_engine(url, timeout)
     return create_async_engine(
         url,
+        json_serializer=_json_text,
+        json_deserializer=orjson.loads,
         pool_size=pool_size,
-        max_overflow=pool_size,
+        # Overflow connections are closed on return, and a new PostgreSQL backend per request
+        # under load costs more than waiting for a pooled one.
+        max_overflow=0,
         pool_timeout=timeout,
         pool_pre_ping=False,
         # The pool's own rollback on return is all the reset a connection needs.
@@ -50,7 +59,9 @@ def create_engine(database_url: str, *, pool_size: int = 10, timeout: float = 5.
 def _sqlite_engine(url: URL, timeout: float) -> AsyncEngine:
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, connect_args={"timeout": timeout})
+    engine = create_async_engine(
+        url, json_serializer=_json_text, json_deserializer=orjson.loads, connect_args={"timeout": timeout}
+    )
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection, _record):  # noqa: ANN001
@@ -75,12 +86,22 @@ def _sqlite_engine(url: URL, timeout: float) -> AsyncEngine:
 
 
 @asynccontextmanager
-async def transaction(engine: AsyncEngine, *, readonly: bool = False) -> AsyncIterator[AsyncConnection]:
-    """One unit of work: committed when the block ends, rolled back on any exception."""
+async def transaction(
+    engine: AsyncEngine, *, readonly: bool = False, autocommit: bool = False
+) -> AsyncIterator[AsyncConnection]:
+    """One unit of work: committed when the block ends, rolled back on any exception.
+
+    `autocommit` (PostgreSQL only) runs each statement on its own: for a unit of one statement.
+    """
     try:
         async with engine.connect() as conn:
-            if readonly and is_sqlite(conn):
-                conn = await conn.execution_options(sqlite_begin="DEFERRED")
+            if is_sqlite(conn):
+                if readonly:
+                    conn = await conn.execution_options(sqlite_begin="DEFERRED")
+            elif autocommit:
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                yield conn
+                return
             async with conn.begin():
                 yield conn
     except (OperationalError, InterfaceError, OSError, ConnectionError) as exc:

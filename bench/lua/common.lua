@@ -1,0 +1,34 @@
+-- Shared by the wrk scripts: per-thread fresh mobiles and the Basic-auth header.
+local counter = 0
+local threads = {}
+local next_thread = 0
+
+function setup(thread)
+  thread:set("thread_index", next_thread)
+  next_thread = next_thread + 1
+  table.insert(threads, thread)
+end
+
+function fresh_mobile()
+  -- Each thread owns a block of ten million numbers, so no two requests share a mobile.
+  counter = counter + 1
+  return string.format("91%d%09d", 6 + (run_offset or 0) % 4, thread_index * 10000000 + counter)
+end
+
+function count_unexpected(status, body, expected_code)
+  if status ~= 200 or not body:find(expected_code, 1, true) then
+    errors_seen = (errors_seen or 0) + 1
+    if errors_seen <= 3 then io.stderr:write("unexpected answer ", status, ": ", body:sub(1, 300), "\n") end
+  end
+end
+
+function done(summary, latency, requests)
+  local unexpected = 0
+  for _, thread in ipairs(threads) do
+    unexpected = unexpected + (thread:get("errors_seen") or 0)
+  end
+  io.write(string.format(
+    "BENCH requests=%d seconds=%.3f p50_ms=%.2f p99_ms=%.2f unexpected=%d socket_errors=%d\n",
+    summary.requests, summary.duration / 1e6, latency:percentile(50) / 1000, latency:percentile(99) / 1000,
+    unexpected, summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end

@@ -1,0 +1,207 @@
+"""`make bench`: Patron's speed beside the ceiling of its own stack, measured in the same run.
+
+Starts Patron (2 workers) on a throwaway PostgreSQL database, applies bench/bench-org.toml, drives
+it with wrk (64 connections) and prints one table: each figure with its ratio to the ceiling
+(bench/ceiling.py: the same body, one INSERT ... RETURNING per customer, same server and driver).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import asyncpg
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+VENV_BIN = Path(sys.executable).parent
+PG_ADMIN = os.environ.get("PATRON_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+CONNECTIONS = 64
+THREADS = 2
+WARMUP_SECONDS = int(os.environ.get("BENCH_WARMUP", "3"))
+SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
+TILL, PASSWORD, ORG_ID = "bench.till", "BenchPass1", 990001
+SECRET_KEY = "bench-secret-key-" + "x" * 32
+_LINE = re.compile(r"BENCH requests=(\d+) seconds=([\d.]+) p50_ms=([\d.]+) p99_ms=([\d.]+) unexpected=(\d+) socket_errors=(\d+)")
+
+
+@dataclass
+class Load:
+    requests: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+    @property
+    def per_second(self) -> float:
+        return self.requests / self.seconds
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+async def _admin(statement: str) -> None:
+    await _run_sql(PG_ADMIN, statement)
+
+
+@contextmanager
+def throwaway_database(label: str) -> Iterator[str]:
+    name = f"patron_bench_{label}_{uuid.uuid4().hex[:8]}"
+    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@contextmanager
+def server(command: list[str], env: dict[str, str], port: int, cwd: Path = ROOT) -> Iterator[str]:
+    log = tempfile.NamedTemporaryFile(prefix="patron-bench-", suffix=".log", delete=False)
+    process = subprocess.Popen(command, env={**os.environ, **env}, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"{base}/health", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            raise RuntimeError(f"server did not start; see {log.name}")
+        yield base
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def patron(database_url: str, *args: str) -> None:
+    env = {**os.environ, "PATRON_DATABASE_URL": database_url}
+    subprocess.run([str(VENV_BIN / "patron"), *args], env=env, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+
+
+@contextmanager
+def patron_server(database_url: str) -> Iterator[str]:
+    patron(database_url, "db", "upgrade")
+    patron(database_url, "org", "apply", str(BENCH / "bench-org.toml"))
+    port = free_port()
+    env = {"PATRON_DATABASE_URL": database_url, "PATRON_SECRET_KEY": SECRET_KEY}
+    with server([str(VENV_BIN / "patron"), "serve", "--port", str(port), "--workers", "2"], env, port) as base:
+        yield base
+
+
+def wrk(script: str, base: str, seconds: int, env: dict[str, str]) -> Load:
+    command = ["wrk", f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{seconds}s", "--timeout", "5s", "-s", str(BENCH / "lua" / script), base]
+    out = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True, check=True)
+    match = _LINE.search(out.stdout)
+    if not match:
+        raise RuntimeError(f"wrk printed no result:\n{out.stdout}\n{out.stderr}")
+    requests, secs, p50, p99, unexpected, socket_errors = match.groups()
+    return Load(int(requests), float(secs), float(p50), float(p99), int(unexpected) + int(socket_errors))
+
+
+_runs = iter(range(1000))
+
+
+def measure(script: str, base: str, extra: dict[str, str] | None = None) -> Load:
+    """A warm-up, then the measured run; each run registers mobiles no other run uses."""
+    auth = "Basic " + base64.b64encode(f"{TILL}:{hashlib.md5(PASSWORD.encode()).hexdigest()}".encode()).decode()
+    env = {"BENCH_AUTH": auth, **(extra or {})}
+    if WARMUP_SECONDS:
+        wrk(script, base, WARMUP_SECONDS, {**env, "BENCH_RUN": str(next(_runs))})
+    return wrk(script, base, SECONDS, {**env, "BENCH_RUN": str(next(_runs))})
+
+
+def existing_mobiles(database_url: str, path: Path) -> None:
+    async def dump() -> None:
+        conn = await asyncpg.connect(database_url)
+        rows = await conn.fetch("SELECT mobile FROM customers WHERE org_id = $1 LIMIT 20000", ORG_ID)
+        await conn.close()
+        path.write_text("".join(f"{row['mobile']}\n" for row in rows))
+
+    asyncio.run(dump())
+
+
+def ceiling_schema() -> str:
+    sys.path.insert(0, str(BENCH))
+    from ceiling import SCHEMA
+
+    return SCHEMA
+
+
+async def _run_sql(url: str, statement: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+def main() -> int:
+    if shutil.which("wrk") is None:
+        print("wrk is not installed (Debian package wrk); `make bench` installs it", file=sys.stderr)
+        return 2
+    rows: list[tuple[str, str, float, Load | None, float | None]] = []
+    started = time.monotonic()
+
+    with throwaway_database("ceiling") as url:
+        asyncio.run(_run_sql(url, ceiling_schema()))
+        port = free_port()
+        command = [str(VENV_BIN / "uvicorn"), "ceiling:app", "--port", str(port), "--workers", "2", "--no-access-log", "--log-level", "warning"]
+        with server(command, {"CEILING_DSN": url}, port, cwd=BENCH) as base:
+            ceiling = measure("add.lua", base, {"BENCH_PATH": "/"})
+            ceiling_batch = measure("batch.lua", base, {"BENCH_PATH": "/"})
+
+    with throwaway_database("patron") as url:
+        with patron_server(url) as base:
+            single = measure("add.lua", base)
+            batch = measure("batch.lua", base)
+            mobiles = Path(tempfile.mkstemp(suffix=".txt")[1])
+            existing_mobiles(url, mobiles)
+            get = measure("get.lua", base, {"BENCH_MOBILES": str(mobiles)})
+
+    with tempfile.TemporaryDirectory() as folder:
+        with patron_server(f"sqlite:///{folder}/bench.db") as base:
+            sqlite_single = measure("add.lua", base)
+
+    def line(name: str, unit: str, value: float, load: Load, ceiling_value: float | None) -> None:
+        ratio = f"{value / ceiling_value:5.2f}" if ceiling_value else "    -"
+        print(f"| {name:<34} | {value:>10,.0f} {unit:<12} | {ratio} | {load.p50_ms:>7.1f} | {load.p99_ms:>7.1f} | {load.errors:>6} |")
+
+    print()
+    print(f"Patron benchmark: 2 workers, wrk {THREADS} threads x {CONNECTIONS} connections, {SECONDS}s per figure after {WARMUP_SECONDS}s warm-up")
+    print(f"| {'figure':<34} | {'value':>23} | ratio | p50 ms  | p99 ms  | errors |")
+    print(f"|{'-' * 36}|{'-' * 25}|-------|---------|---------|--------|")
+    line("ceiling: add, 1 customer", "reg/s", ceiling.per_second, ceiling, None)
+    line("ceiling: add, 100 per batch", "customers/s", ceiling_batch.per_second * 100, ceiling_batch, None)
+    line("patron: add, 1 customer (PG)", "reg/s", single.per_second, single, ceiling.per_second)
+    line("patron: add, 100 per batch (PG)", "customers/s", batch.per_second * 100, batch, ceiling_batch.per_second * 100)
+    line("patron: get by mobile (PG)", "req/s", get.per_second, get, None)
+    line("patron: add, 1 customer (SQLite)", "reg/s", sqlite_single.per_second, sqlite_single, ceiling.per_second)
+    errors = sum(load.errors for load in (single, batch, get, sqlite_single))
+    print(f"\nnon-2xx or unexpected item codes: {errors}; wall time {time.monotonic() - started:.0f}s")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

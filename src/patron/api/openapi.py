@@ -1,0 +1,1397 @@
+"""The OpenAPI 3.1 description of Patron's HTTP API, written by hand as data, and the two pages that serve it."""
+
+from __future__ import annotations
+
+import copy
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from patron.api import xml
+from patron.api.auth import ATTRIBUTION_CODE, ATTRIBUTION_TILL_LEGACY, ATTRIBUTION_TYPE, TOKEN_HEADER
+from patron.api.codec import error_document, status_block
+from patron.api.customers import LOOKUP_KEYS, USER_CONTEXT_HEADERS
+from patron.api.errors import ApiError
+from patron.api.gateway import INVALID_CLIENT, INVALID_CLIENT_MESSAGE
+from patron.codes import ITEM_ERRORS, MESSAGES, REGISTERED, RETRIEVED, UPDATED, WARNINGS, Code
+from patron.registration.extra_fields import STANDARD_EXTENDED_FIELDS
+from patron.registration.model import IDENTIFIERS
+from patron.registration.reading import (
+    FRAUD_STATUSES,
+    SOURCES,
+    SUBSCRIPTION_CHANNELS,
+    SUBSCRIPTION_PRIORITIES,
+    TYPES,
+)
+
+REQUEST_ID_HEADER = "X-Cap-Requestid"
+SWAGGER_UI = "https://unpkg.com/swagger-ui-dist@5.35.0"
+TILL_AUTH = "tillBasic"
+TOKEN_AUTH = "oauthToken"
+SCHEMAS = "#/components/schemas/"
+
+# When each request-level code is answered; the messages themselves come from patron.codes.
+REQUEST_CODE_WHEN: dict[Code, str] = {
+    Code.SUCCESS: "every item succeeded",
+    Code.PARTIAL_SUCCESS: "some items failed",
+    Code.ALL_FAILED: "every item failed (or Patron failed unexpectedly: `detail` says `internal error`)",
+    Code.INVALID_INPUT: "malformed body, missing `root.customer`, a bad query parameter or header",
+    Code.AUTHENTICATION_FAILED: "no, unknown or wrong credentials; an invalid OAuth token",
+    Code.ACCESS_DENIED: "the caller's access group lacks the permission",
+    Code.NOT_FOUND: "unknown path",
+    Code.METHOD_NOT_ALLOWED: "wrong method on a known path",
+    Code.BODY_TOO_LARGE: "body over PATRON_MAX_BODY_BYTES",
+    Code.UNSUPPORTED_MEDIA_TYPE: "a body that is neither JSON nor XML",
+    Code.TOO_MANY_REQUESTS: "reserved for rate limiting (with `Retry-After`); not answered yet",
+    Code.TOKEN_EXPIRED: "an expired OAuth token",
+    Code.SERVICE_UNAVAILABLE: "Patron cannot reach its database; nothing was written, safe to retry",
+}
+
+# Item-level codes that only customer/get answers.
+GET_ONLY_ITEM_CODES = (Code.CUSTOMER_NOT_FOUND,)
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": SCHEMAS + name}
+
+
+def _nullable(kind: str, **more: Any) -> dict[str, Any]:
+    return {"type": [kind, "null"], **more}
+
+
+def _code_text(code: Code) -> str:
+    return str(int(code))
+
+
+# ---------------------------------------------------------------------------------------------
+# The code table, shared by the document's description and docs/codes.md.
+
+
+def codes_markdown() -> str:
+    """Every code of patron.codes with its exact message, as Markdown tables."""
+    lines = [
+        "### Request level: `response.status.code`, and the HTTP status line",
+        "",
+        "| code | name | message | when |",
+        "|---|---|---|---|",
+        *(f"| {int(c)} | `{c.name}` | {m} | {REQUEST_CODE_WHEN[c]} |" for c, m in MESSAGES.items()),
+        "",
+        "### Item level: success (`item_status.success` `\"true\"`)",
+        "",
+        "| code | name | message |",
+        "|---|---|---|",
+        f"| {int(Code.ITEM_OK)} | `{Code.ITEM_OK.name}` | {REGISTERED} (a new customer) |",
+        f"| {int(Code.ITEM_OK)} | `{Code.ITEM_OK.name}` | {UPDATED} (an existing customer) |",
+        f"| {int(Code.ITEM_OK)} | `{Code.ITEM_OK.name}` | {RETRIEVED} (customer/get) |",
+        "",
+        "### Item level: errors (`item_status.success` `\"false\"`, nothing of the item written)",
+        "",
+        "| code | name | message |",
+        "|---|---|---|",
+        *(
+            f"| {int(c)} | `{c.name}` | {m}{' (customer/get only)' if c in GET_ONLY_ITEM_CODES else ''} |"
+            for c, m in ITEM_ERRORS.items()
+        ),
+        "",
+        "### Item level: warnings (`item_status.code` stays 1000, the code is listed in "
+        "`item_status.warnings.warning`, the text is appended to `item_status.message` after `\", \"`)",
+        "",
+        "`{field}` stands for the field's name as the API shows it: `Mobile`, `Email`, `External id`, "
+        "or the name of the field that was sent.",
+        "",
+        "| code | name | text |",
+        "|---|---|---|",
+        *(f"| {int(c)} | `{c.name}` | {m} |" for c, m in WARNINGS.items()),
+        "",
+        "### Gateway endpoints (`/v3/`, `/api_gateway/`): `errors[].code`",
+        "",
+        "| code | message | when |",
+        "|---|---|---|",
+        f"| {INVALID_CLIENT} | {INVALID_CLIENT_MESSAGE} | wrong API-client key or secret at /v3/oauth/token/generate |",
+        "| any request-level code above | its message (or the problem's detail) | as above |",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Schemas: what Patron accepts, and exactly what it answers (see present.py and customers.py).
+
+_LENIENT_TEXT = {"type": ["string", "number"], "description": "Text; a JSON number is read as its digits."}
+_LENIENT_FLAG = {
+    "type": ["string", "boolean", "integer"],
+    "description": "true/false, 1/0, yes/no in any case; a string is fine.",
+}
+_TIMESTAMP_TEXT = {
+    "type": "string",
+    "description": "`YYYY-MM-DD HH:MM:SS` in the org's timezone.",
+    "pattern": r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$",
+    "examples": ["2024-08-01 07:28:32"],
+}
+_COUNT_TEXT = {"type": "string", "pattern": "^[0-9]+$"}
+
+
+def _name_value_list(value_schema: dict[str, Any], description: str) -> dict[str, Any]:
+    entry = {
+        "type": "object",
+        "required": ["name", "value"],
+        "properties": {"name": {"type": "string"}, "value": value_schema},
+    }
+    return {
+        "type": "object",
+        "description": description,
+        "properties": {"field": {"oneOf": [{"type": "array", "items": entry}, entry]}},
+    }
+
+
+def _request_schemas() -> dict[str, Any]:
+    customer_input = {
+        "type": "object",
+        "description": (
+            "One customer. Parsed leniently (numbers for strings, strings for booleans, any case), "
+            "validated strictly; what is invalid is skipped with a warning or fails the item with an "
+            "error code (see the code table). Which identifiers are required depends on the org's "
+            "configs (CONF_REGISTRATION_PRIMARY_KEY and friends). Unknown keys are ignored."
+        ),
+        "properties": {
+            "mobile": {
+                **_LENIENT_TEXT,
+                "description": "With the country code; `+`, spaces, dashes and brackets are stripped. "
+                "Returned as E.164 digits without `+`.",
+                "examples": [917755876888, "+91 77558 76888"],
+            },
+            "email": {"type": "string", "maxLength": 255, "description": "Stored lower-cased."},
+            "external_id": {**_LENIENT_TEXT, "description": "At most 250 characters; trimmed."},
+            "firstname": {"type": "string", "maxLength": 100},
+            "lastname": {"type": "string", "maxLength": 100},
+            "registered_on": {
+                "type": "string",
+                "description": "`YYYY-MM-DD HH:MM:SS`, `YYYY-MM-DD` or ISO 8601; at most 24 h ahead and "
+                "not before CONF_MIN_REGISTRATION_DATE (else 1034). Ignored on update.",
+            },
+            "updated_on": {"type": "string", "description": "Same formats; default now."},
+            "type": {
+                "type": "string",
+                "description": "Any case; default " + TYPES["loyalty"] + ".",
+                "examples": sorted(TYPES.values()),
+            },
+            "source": {
+                "type": "string",
+                "description": "Any case; default INSTORE. One of: " + ", ".join(SOURCES.values()) + ".",
+            },
+            "accountId": {"type": "string", "description": "Stored with the source."},
+            "fraud_status": {
+                "description": "One of: " + ", ".join(FRAUD_STATUSES.values()) + " (any case).",
+                "oneOf": [
+                    {"type": "string"},
+                    {"type": "object", "properties": {"status": {"type": "string"}}},
+                ],
+            },
+            "registered_till": {"type": "string", "maxLength": 50, "description": "A till code of the org."},
+            "associated_with": {"type": "string", "maxLength": 50, "description": "A till code of the org."},
+            "referral_code": {"type": "string", "description": "The referrer's referral_code."},
+            "commChannels": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "type": {"type": "string"},
+                        "value": _LENIENT_TEXT,
+                        "primary": _LENIENT_FLAG,
+                        "verified": _LENIENT_FLAG,
+                        "meta": {"type": "object"},
+                    },
+                },
+            },
+            "subscriptions": {
+                "type": "object",
+                "properties": {
+                    "subscription": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "channel": {"type": "string", "enum": sorted(SUBSCRIPTION_CHANNELS.values())},
+                                "priority": {"type": "string", "enum": sorted(SUBSCRIPTION_PRIORITIES.values())},
+                                "scope": {"type": "string"},
+                                "is_subscribed": _LENIENT_FLAG,
+                            },
+                        },
+                    }
+                },
+            },
+            "custom_fields": _name_value_list(
+                {"type": ["string", "number", "boolean"]},
+                "Fields the org declares (names case-insensitive); unknown or invalid: skipped, warning 1017.",
+            ),
+            "extended_fields": _name_value_list(
+                {"type": ["string", "number", "boolean"]},
+                "Standard extended fields ("
+                + ", ".join(field.name for field in STANDARD_EXTENDED_FIELDS.values())
+                + ") or ones the org declares; unknown or invalid: skipped, warning 91015.",
+            ),
+        },
+    }
+    return {
+        "CustomerInput": customer_input,
+        "AddRequest": {
+            "type": "object",
+            "required": ["root"],
+            "description": "XML bodies have the same structure: `<root><customer>…</customer>…</root>`, "
+            "with `<custom_fields><field><name/><value/></field></custom_fields>` (likewise "
+            "`extended_fields`, `subscriptions/subscription`, `commChannels/commChannel`).",
+            "xml": {"name": "root"},
+            "properties": {
+                "root": {
+                    "type": "object",
+                    "required": ["customer"],
+                    "properties": {
+                        "customer": {
+                            "description": "A list of customers (a batch), or one customer.",
+                            "oneOf": [
+                                {"type": "array", "minItems": 1, "items": _ref("CustomerInput")},
+                                _ref("CustomerInput"),
+                            ],
+                        }
+                    },
+                }
+            },
+        },
+        "TokenRequest": {
+            "type": "object",
+            "required": ["key", "secret"],
+            "properties": {"key": {"type": "string"}, "secret": {"type": "string"}},
+        },
+    }
+
+
+def _response_schemas() -> dict[str, Any]:
+    request_codes = list(MESSAGES)
+    item_codes = [Code.ITEM_OK, *ITEM_ERRORS]
+    strict_object = {"type": "object", "additionalProperties": False}
+    field_list = {
+        **strict_object,
+        "required": ["field"],
+        "properties": {
+            "field": {
+                "type": "array",
+                "items": {
+                    **strict_object,
+                    "required": ["name", "value"],
+                    "properties": {"name": {"type": "string"}, "value": {"type": "string"}},
+                },
+            }
+        },
+    }
+    points_summary_keys = (
+        "programId", "redeemed", "expired", "returned", "adjusted", "lifetimePoints", "loyaltyPoints",
+        "cumulativePurchases", "currentSlab", "nextSlab", "nextSlabSerialNumber", "nextSlabDescription",
+        "slabSNo", "slabExpiryDate", "totalPoints",
+    )
+    customer_body_properties: dict[str, Any] = {
+        "user_id": {"type": "integer", "description": "The customer's id, unique in the installation."},
+        "firstname": {"type": "string"},
+        "lastname": {"type": "string"},
+        "mobile": _nullable("string", description="E.164 digits without `+`."),
+        "email": _nullable("string"),
+        "external_id": _nullable("string"),
+        "lifetime_points": {"type": "integer", "description": "Of the default programme."},
+        "loyalty_points": {"type": "integer", "description": "Of the default programme."},
+        "current_slab": _nullable("string", description="null for NON_LOYALTY customers and orgs without programmes."),
+        "tier_expiry_date": {**_TIMESTAMP_TEXT, "type": ["string", "null"]},
+        "points_summaries": {
+            **strict_object,
+            "required": ["points_summary"],
+            "properties": {"points_summary": {"type": "array", "items": _ref("PointsSummary")}},
+        },
+        "lifetime_purchases": {"type": "integer"},
+        "registered_on": _TIMESTAMP_TEXT,
+        "updated_on": _TIMESTAMP_TEXT,
+        "type": {"type": "string", "enum": sorted(TYPES.values())},
+        "source": {"type": "string", "enum": sorted(name.lower() for name in SOURCES.values())},
+        "fraud_status": {"type": "string", "enum": list(FRAUD_STATUSES.values())},
+        "reason": {"type": "string"},
+        "custom_fields": field_list,
+        "extended_fields": field_list,
+        "subscriptions": {
+            **strict_object,
+            "required": ["subscription"],
+            "properties": {"subscription": {"type": "array", "items": _ref("Subscription")}},
+        },
+    }
+    return {
+        "RequestStatus": {
+            **strict_object,
+            "description": "The request-level outcome; `code` is also the HTTP status.",
+            "required": ["success", "code", "message"],
+            "properties": {
+                "success": {"type": "string", "enum": ["true", "false"]},
+                "code": {"type": "integer", "enum": [int(code) for code in request_codes]},
+                "message": {"type": "string", "enum": [MESSAGES[code] for code in request_codes]},
+                "total": {**_COUNT_TEXT, "description": "Items in the batch (batch answers only)."},
+                "success_count": {**_COUNT_TEXT, "description": "Items that succeeded (batch answers only)."},
+                "detail": {"type": "string", "description": "What exactly was wrong (errors only)."},
+            },
+        },
+        "ErrorResponse": {
+            **strict_object,
+            "required": ["response"],
+            "xml": {"name": "response"},
+            "properties": {
+                "response": {
+                    **strict_object,
+                    "required": ["status"],
+                    "properties": {"status": _ref("RequestStatus")},
+                }
+            },
+        },
+        "ItemStatus": {
+            **strict_object,
+            "required": ["success", "code", "message", "warnings"],
+            "properties": {
+                "success": {"type": "string", "enum": ["true", "false"]},
+                "code": {"type": "string", "enum": [_code_text(code) for code in item_codes]},
+                "message": {
+                    "type": "string",
+                    "description": "The code's message; for 1000 followed by each warning's text after `, `.",
+                },
+                "warnings": {
+                    **strict_object,
+                    "required": ["warning"],
+                    "properties": {
+                        "warning": {
+                            "type": "array",
+                            "items": {"type": "string", "enum": [_code_text(code) for code in WARNINGS]},
+                        }
+                    },
+                },
+            },
+        },
+        "PointsSummary": {
+            **strict_object,
+            "description": "One programme's points and tier; every value is a string. "
+            "`nextSlabSerialNumber` is `-1` at the top slab.",
+            "required": list(points_summary_keys),
+            "properties": {key: {"type": "string"} for key in points_summary_keys},
+        },
+        "Subscription": {
+            **strict_object,
+            "required": ["channel", "priority", "scope", "is_subscribed"],
+            "properties": {
+                "channel": {"type": "string", "enum": sorted(SUBSCRIPTION_CHANNELS.values())},
+                "priority": {"type": "string", "enum": sorted(SUBSCRIPTION_PRIORITIES.values())},
+                "scope": {"type": "string"},
+                "is_subscribed": {"type": "string", "enum": ["0", "1"]},
+            },
+        },
+        "CommChannel": {
+            **strict_object,
+            "required": ["type", "value", "primary", "verified", "meta"],
+            "properties": {
+                "type": {"type": "string"},
+                "value": {"type": "string"},
+                "primary": {"type": "string", "enum": ["true", "false"]},
+                "verified": {"type": "string", "enum": ["true", "false"]},
+                "meta": {"type": "object"},
+            },
+        },
+        "PointsEffect": {
+            **strict_object,
+            "description": "Points awarded by a registration rule; `total_points` only for the "
+            "registering customer, `is_referrer` only for the owner of the referral code.",
+            "required": ["awarded_points", "customer_id", "type"],
+            "properties": {
+                "awarded_points": {"type": "integer"},
+                "total_points": {"type": "integer"},
+                "customer_id": {"type": "string"},
+                "is_referrer": {"const": "true"},
+                "type": {"const": "points"},
+            },
+        },
+        "AlternateCurrencyEffect": {
+            **strict_object,
+            "required": ["alternate_currency_identifier", "alternate_currency_name", "awarded_value", "type"],
+            "properties": {
+                "alternate_currency_identifier": {"type": "string"},
+                "alternate_currency_name": {"type": "string"},
+                "awarded_value": {"type": "string"},
+                "type": {"const": "alternate_currency"},
+            },
+        },
+        "CustomerBody": {
+            "type": "object",
+            "description": "What add and get both say of a customer.",
+            "required": list(customer_body_properties),
+            "properties": customer_body_properties,
+        },
+        "AddedCustomer": {
+            "description": "A successful add item: the customer as stored now.",
+            "allOf": [
+                _ref("CustomerBody"),
+                {
+                    "type": "object",
+                    "required": ["side_effects", "item_status"],
+                    "properties": {
+                        "side_effects": {
+                            **strict_object,
+                            "required": ["effect"],
+                            "properties": {
+                                "effect": {
+                                    "type": "array",
+                                    "items": {"oneOf": [_ref("PointsEffect"), _ref("AlternateCurrencyEffect")]},
+                                }
+                            },
+                        },
+                        "item_status": _ref("ItemStatus"),
+                    },
+                },
+            ],
+            "unevaluatedProperties": False,
+        },
+        "FailedItem": {
+            **strict_object,
+            "description": "A failed add item: the identifiers exactly as sent (null when absent), "
+            "`user_id` when the item was matched to an existing customer, and the error.",
+            "required": [*IDENTIFIERS, "item_status"],
+            "properties": {
+                **{name: {"description": "As sent."} for name in IDENTIFIERS},
+                "user_id": {"type": "integer"},
+                "item_status": _ref("ItemStatus"),
+            },
+        },
+        "AddResponse": {
+            **strict_object,
+            "required": ["response"],
+            "xml": {"name": "response"},
+            "properties": {
+                "response": {
+                    **strict_object,
+                    "required": ["status", "customers"],
+                    "properties": {
+                        "status": _ref("RequestStatus"),
+                        "customers": {
+                            **strict_object,
+                            "required": ["customer"],
+                            "properties": {
+                                "customer": {
+                                    "type": "array",
+                                    "description": "One entry per item sent, in order.",
+                                    "items": {"oneOf": [_ref("AddedCustomer"), _ref("FailedItem")]},
+                                }
+                            },
+                        },
+                    },
+                }
+            },
+        },
+        "RetrievedCustomer": {
+            "allOf": [
+                _ref("CustomerBody"),
+                {
+                    "type": "object",
+                    "required": [
+                        "fraud_details", "registered_till", "registered_store", "associated_with",
+                        "referral_code", "commChannels", "identifiers", "item_status",
+                    ],
+                    "properties": {
+                        "fraud_details": {
+                            **strict_object,
+                            "required": ["status"],
+                            "properties": {"status": {"type": "string"}},
+                        },
+                        "registered_till": {
+                            **strict_object,
+                            "required": ["code", "name"],
+                            "properties": {"code": _nullable("string"), "name": _nullable("string")},
+                        },
+                        "registered_store": {
+                            **strict_object,
+                            "required": ["code", "name"],
+                            "properties": {"code": _nullable("string"), "name": _nullable("string")},
+                        },
+                        "associated_with": _nullable("string", description="A till code."),
+                        "referral_code": _nullable("string", description="null for NON_LOYALTY customers."),
+                        "commChannels": {"type": "array", "items": _ref("CommChannel")},
+                        "identifiers": {
+                            "type": "array",
+                            "items": {
+                                **strict_object,
+                                "required": ["type", "value"],
+                                "properties": {
+                                    "type": {"type": "string", "enum": list(IDENTIFIERS)},
+                                    "value": {"type": "string"},
+                                },
+                            },
+                        },
+                        "item_status": _ref("ItemStatus"),
+                    },
+                },
+            ],
+            "unevaluatedProperties": False,
+        },
+        "MissingCustomer": {
+            **strict_object,
+            "description": "Not found: the value asked for, under the key it was asked by, and 1012.",
+            "required": ["item_status"],
+            "minProperties": 2,
+            "maxProperties": 2,
+            "properties": {
+                **{key: {"type": "string"} for key in LOOKUP_KEYS},
+                "item_status": _ref("ItemStatus"),
+            },
+        },
+        "GetResponse": {
+            **strict_object,
+            "required": ["response"],
+            "xml": {"name": "response"},
+            "properties": {
+                "response": {
+                    **strict_object,
+                    "required": ["status", "customers"],
+                    "properties": {
+                        "status": _ref("RequestStatus"),
+                        "customers": {
+                            **strict_object,
+                            "required": ["customer"],
+                            "properties": {
+                                "customer": {
+                                    "type": "array",
+                                    "items": {"oneOf": [_ref("RetrievedCustomer"), _ref("MissingCustomer")]},
+                                }
+                            },
+                        },
+                    },
+                }
+            },
+        },
+        "GatewayError": {
+            **strict_object,
+            "required": ["code", "message"],
+            "properties": {
+                "code": {
+                    "type": "integer",
+                    "enum": [INVALID_CLIENT, *(int(code) for code in request_codes)],
+                },
+                "message": {"type": "string"},
+            },
+        },
+        "GatewayErrorResponse": {
+            **strict_object,
+            "required": ["data", "errors"],
+            "properties": {
+                "data": {"type": "null"},
+                "errors": {"type": "array", "minItems": 1, "items": _ref("GatewayError")},
+            },
+        },
+        "TokenResponse": {
+            **strict_object,
+            "required": ["data", "errors"],
+            "properties": {
+                "data": {
+                    **strict_object,
+                    "required": ["accessToken", "ttlSeconds"],
+                    "properties": {
+                        "accessToken": {"type": "string", "description": "Send it in X-CAP-API-OAUTH-TOKEN."},
+                        "ttlSeconds": {"type": "integer", "description": "The token expires after this (then 498)."},
+                    },
+                },
+                "errors": {"type": "null"},
+            },
+        },
+        "AuditRecord": {
+            **strict_object,
+            "required": [
+                "requestId", "entityType", "entityId", "createdOn", "updatedByMode", "till", "apiClient", "events",
+            ],
+            "properties": {
+                "requestId": {"type": "string", "description": "The X-Cap-Requestid of the request that wrote it."},
+                "entityType": {"const": "CUSTOMER"},
+                "entityId": {"type": "integer", "description": "The customer's user_id."},
+                "createdOn": _TIMESTAMP_TEXT,
+                "updatedByMode": {"const": "API"},
+                "till": _nullable("string"),
+                "apiClient": _nullable("string"),
+                "userContextDetails": {
+                    **strict_object,
+                    "description": "Only with includeUserContext=true: the USER-CONTEXT-* headers as sent.",
+                    "required": ["entityType", "entityId", "entitySource", "entitySourceId"],
+                    "properties": {
+                        key: _nullable("string") for key in ("entityType", "entityId", "entitySource", "entitySourceId")
+                    },
+                },
+                "events": {
+                    "type": "array",
+                    "items": {
+                        **strict_object,
+                        "required": ["eventType", "updatedField", "additionalFields"],
+                        "properties": {
+                            "eventType": {"type": "string", "enum": ["CREATE", "UPDATE"]},
+                            "updatedField": {"type": "string"},
+                            "additionalFields": {
+                                **strict_object,
+                                "required": ["previousValue", "currentValue"],
+                                "properties": {"previousValue": {}, "currentValue": {}},
+                            },
+                        },
+                    },
+                },
+            },
+        },
+        "AuditsResponse": {
+            **strict_object,
+            "required": ["data", "errors"],
+            "properties": {
+                "data": {"type": "array", "description": "Newest first.", "items": _ref("AuditRecord")},
+                "errors": {"type": "null"},
+            },
+        },
+        "ProbeResponse": {
+            **strict_object,
+            "required": ["data", "errors"],
+            "properties": {
+                "data": {
+                    **strict_object,
+                    "required": ["status"],
+                    "properties": {"status": {"type": "string", "enum": ["up", "ready", "database unreachable"]}},
+                },
+                "errors": {"type": "null"},
+            },
+        },
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Examples: the seed's samples (the original API page), with the envelope built by Patron's own code.
+
+
+def _item_status(code: Code, message: str, warnings: tuple[Code, ...] = ()) -> dict[str, Any]:
+    return {
+        "success": "true" if code == Code.ITEM_OK else "false",
+        "code": _code_text(code),
+        "message": ", ".join([message, *(WARNINGS[warning] for warning in warnings)]),
+        "warnings": {"warning": [_code_text(warning) for warning in warnings]},
+    }
+
+
+def _batch(code: Code, items: list[dict[str, Any]], successes: int) -> dict[str, Any]:
+    return {"response": {"status": status_block(code, len(items), successes), "customers": {"customer": items}}}
+
+
+SEED_REQUEST_MOBILE_AND_EMAIL: dict[str, Any] = {
+    "root": {
+        "customer": [
+            {
+                "mobile": 917755876888,
+                "email": "testNee113@gmail.com",
+                "external_id": "12on",
+                "firstname": "Neeraj",
+                "lastname": "loyal",
+                "updated_on": "2025-05-29 09:10:00",
+                "registered_till": "rutuja_capillary",
+                "associated_with": "rutuja_capillary",
+                "type": "NON_LOYALTY",
+                "source": "WEB_ENGAGE",
+                "accountId": "123456",
+                "fraud_status": {"status": "Fraus_Suspected"},
+                "commChannels": [
+                    {
+                        "type": "mobile",
+                        "value": "917755876888",
+                        "primary": "true",
+                        "verified": "true",
+                        "meta": {"residence": "true"},
+                    }
+                ],
+                "custom_fields": {"field": [{"name": "City_name", "value": "Bangalore"}, {"name": "address", "value": "BTM"}]},
+                "extended_fields": {"field": [{"name": "age", "value": "25"}]},
+            }
+        ]
+    }
+}
+
+# The seed prints this sample without the comma after external_id (and must get a 400 for it);
+# here it is as it was meant.
+SEED_REQUEST_EXTERNAL_ID: dict[str, Any] = {
+    "root": {
+        "customer": [
+            {
+                "external_id": "123445901",
+                "registered_on": "2024-07-29 11:11:11",
+                "registered_till": "till_name",
+                "associated_with": "till_name",
+            }
+        ]
+    }
+}
+
+XML_REQUEST = (
+    "<root>\n  <customer>\n    <mobile>917755876888</mobile>\n    <email>testNee113@gmail.com</email>\n"
+    "    <firstname>Neeraj</firstname>\n    <custom_fields>\n      <field><name>City_name</name>"
+    "<value>Bangalore</value></field>\n    </custom_fields>\n    <commChannels>\n      <commChannel>"
+    "<type>mobile</type><value>917755876888</value><primary>true</primary></commChannel>\n"
+    "    </commChannels>\n  </customer>\n</root>\n"
+)
+
+
+def _seed_points_summary(program_id: str, lifetime: str, current: str, upcoming: tuple[str, str, str], expiry: str) -> dict[str, str]:
+    next_name, next_serial, next_description = upcoming
+    return {
+        "programId": program_id,
+        "redeemed": "0",
+        "expired": "0",
+        "returned": "0",
+        "adjusted": "0",
+        "lifetimePoints": lifetime,
+        "loyaltyPoints": lifetime,
+        "cumulativePurchases": "0",
+        "currentSlab": current,
+        "nextSlab": next_name,
+        "nextSlabSerialNumber": next_serial,
+        "nextSlabDescription": next_description,
+        "slabSNo": "1",
+        "slabExpiryDate": expiry,
+        "totalPoints": "",
+    }
+
+
+def _seed_customer_mobile_and_email() -> dict[str, Any]:
+    return {
+        "user_id": 557408687,
+        "firstname": "testuwser",
+        "lastname": "promo54",
+        "mobile": "919876532218",
+        "email": "demopromo412@gmail.com",
+        "external_id": "000003880203",
+        "lifetime_points": 0,
+        "loyalty_points": 0,
+        "current_slab": "Base",
+        "tier_expiry_date": "2124-08-01 23:59:59",
+        "points_summaries": {
+            "points_summary": [
+                _seed_points_summary("469", "0", "Base", ("Bronze", "2", "Tier 2"), "2124-08-01 23:59:59")
+            ]
+        },
+        "lifetime_purchases": 0,
+        "registered_on": "2024-08-01 07:28:32",
+        "updated_on": "2023-07-11 10:12:00",
+        "type": "LOYALTY",
+        "source": "instore",
+        "fraud_status": "NONE",
+        "reason": "",
+        "custom_fields": {"field": [{"name": "address", "value": "Bangalore1234"}, {"name": "pincode", "value": "54321"}]},
+        "extended_fields": {"field": []},
+        "subscriptions": {"subscription": []},
+    }
+
+
+def _seed_responses() -> dict[str, dict[str, Any]]:
+    """The seed's three sample responses; the second is completed with what Patron always sends."""
+    with_mobile = {
+        **_seed_customer_mobile_and_email(),
+        "side_effects": {
+            "effect": [
+                {"awarded_points": 100, "total_points": 100, "customer_id": "424133043", "type": "points"},
+                {"awarded_points": 100, "customer_id": "424133021", "is_referrer": "true", "type": "points"},
+            ]
+        },
+        "item_status": _item_status(Code.ITEM_OK, REGISTERED, (Code.INVALID_CUSTOM_FIELD,)),
+    }
+    with_external_id = {
+        "user_id": 84230513,
+        "firstname": "",
+        "lastname": "",
+        "mobile": None,
+        "email": None,
+        "external_id": "123445901",
+        "lifetime_points": 100,
+        "loyalty_points": 100,
+        "current_slab": "Base",
+        "tier_expiry_date": "2124-08-01 23:59:59",
+        "points_summaries": {
+            "points_summary": [
+                _seed_points_summary("1204", "100", "Base", ("Milestone 1", "2", "Milestone 1"), "2124-08-01 23:59:59")
+            ]
+        },
+        "lifetime_purchases": 0,
+        "registered_on": "2024-08-01 02:31:17",
+        "updated_on": "2024-08-01 02:31:17",
+        "type": "LOYALTY",
+        "source": "instore",
+        "fraud_status": "NONE",
+        "reason": "",
+        "custom_fields": {"field": []},
+        "extended_fields": {"field": []},
+        "subscriptions": {"subscription": []},
+        "side_effects": {
+            "effect": [{"awarded_points": 100, "total_points": 100, "customer_id": "84230513", "type": "points"}]
+        },
+        "item_status": _item_status(Code.ITEM_OK, REGISTERED),
+    }
+    with_currency = {
+        **_seed_customer_mobile_and_email(),
+        "user_id": 553639618,
+        "firstname": "testuser",
+        "lastname": "promo4",
+        "mobile": "919876543218",
+        "email": "demopromo4@gmail.com",
+        "external_id": None,
+        "current_slab": "NONE",
+        "tier_expiry_date": "2123-09-12 23:59:59",
+        "points_summaries": {
+            "points_summary": [_seed_points_summary("2088", "0", "NONE", ("", "-1", ""), "2123-09-12 23:59:59")]
+        },
+        "registered_on": "2023-09-12 16:05:01",
+        "custom_fields": {"field": []},
+        "side_effects": {
+            "effect": [
+                {
+                    "alternate_currency_identifier": "rgpws7",
+                    "alternate_currency_name": "ac1",
+                    "awarded_value": "110",
+                    "type": "alternate_currency",
+                }
+            ]
+        },
+        "item_status": _item_status(Code.ITEM_OK, REGISTERED, (Code.INVALID_CUSTOM_FIELD,)),
+    }
+    failed = {
+        "mobile": None,
+        "email": None,
+        "external_id": None,
+        "item_status": _item_status(Code.NO_VALID_IDENTIFIER, ITEM_ERRORS[Code.NO_VALID_IDENTIFIER]),
+    }
+    invalid_mobile = {
+        "mobile": "12345",
+        "email": None,
+        "external_id": None,
+        "item_status": _item_status(Code.INVALID_MOBILE, ITEM_ERRORS[Code.INVALID_MOBILE]),
+    }
+    return {
+        "withMobileAndEmail": {
+            "summary": "Seed sample: with mobile and email (a referral awarded the referrer too)",
+            "value": _batch(Code.SUCCESS, [with_mobile], 1),
+        },
+        "withExternalId": {
+            "summary": "Seed sample: with external id",
+            "description": "The seed's sample omits fraud_status, reason and the effect's customer_id; "
+            "Patron always sends them.",
+            "value": _batch(Code.SUCCESS, [with_external_id], 1),
+        },
+        "withAlternateCurrency": {
+            "summary": "Seed sample: an alternate currency as side effect",
+            "value": _batch(Code.SUCCESS, [with_currency], 1),
+        },
+        "someFailed": {
+            "summary": "A batch of two: one registered, one with an invalid mobile",
+            "value": _batch(Code.PARTIAL_SUCCESS, [copy.deepcopy(with_external_id), invalid_mobile], 1),
+        },
+        "allFailed": {
+            "summary": "Every item failed (the seed's 500 sample, as Patron fills it in)",
+            "value": _batch(Code.ALL_FAILED, [failed], 0),
+        },
+    }
+
+
+def _get_examples() -> dict[str, dict[str, Any]]:
+    found = {
+        **_seed_customer_mobile_and_email(),
+        "fraud_details": {"status": "NONE"},
+        "registered_till": {"code": "blr.koramangala.till001", "name": "Till 1"},
+        "registered_store": {"code": "blr.koramangala", "name": "Koramangala"},
+        "associated_with": "blr.koramangala.till001",
+        "referral_code": "K7Q2M9XA",
+        "commChannels": [
+            {"type": "mobile", "value": "919876532218", "primary": "true", "verified": "false", "meta": {}}
+        ],
+        "identifiers": [
+            {"type": "mobile", "value": "919876532218"},
+            {"type": "email", "value": "demopromo412@gmail.com"},
+            {"type": "external_id", "value": "000003880203"},
+        ],
+        "item_status": _item_status(Code.ITEM_OK, RETRIEVED),
+    }
+    missing = {
+        "mobile": "919800000000",
+        "item_status": _item_status(Code.CUSTOMER_NOT_FOUND, ITEM_ERRORS[Code.CUSTOMER_NOT_FOUND]),
+    }
+    return {
+        "found": {"summary": "Found", "value": _batch(Code.SUCCESS, [found], 1)},
+        "oneOfTwoFound": {
+            "summary": "mobile=919876532218,919800000000: one found, one not",
+            "value": _batch(Code.PARTIAL_SUCCESS, [copy.deepcopy(found), missing], 1),
+        },
+        "noneFound": {"summary": "mobile=919800000000: not found", "value": _batch(Code.ALL_FAILED, [missing], 0)},
+    }
+
+
+def _as_xml(examples: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The same examples as Patron renders them in XML."""
+    return {
+        name: {**{k: v for k, v in example.items() if k != "value"}, "value": xml.render(example["value"]).decode()}
+        for name, example in examples.items()
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Parameters, headers and responses.
+
+_REQUEST_ID = {"$ref": "#/components/headers/RequestId"}
+
+
+def _parameters() -> dict[str, Any]:
+    parameters: dict[str, Any] = {
+        "format": {
+            "name": "format",
+            "in": "query",
+            "description": "Body and answer format; wins over the path suffix, Content-Type and Accept.",
+            "schema": {"type": "string", "enum": ["json", "xml"]},
+        },
+        "userId": {
+            "name": "user_id",
+            "in": "query",
+            "description": "Accepted for compatibility; `user_id` is always returned.",
+            "schema": {"type": "string", "enum": ["true", "false"]},
+        },
+        "mlpSingleEnroll": {
+            "name": "mlp_single_enroll",
+            "in": "query",
+            "description": "true: enrol new LOYALTY customers in all the org's programmes; "
+            "default: the default programme only.",
+            "schema": {"type": "string", "enum": ["true", "false"]},
+        },
+        "attributionType": {
+            "name": ATTRIBUTION_TYPE.upper(),
+            "in": "header",
+            "description": "OAuth callers only: `TILL` to act for a till of the org (with the next header).",
+            "schema": {"type": "string", "enum": ["TILL"]},
+        },
+        "attributionCode": {
+            "name": ATTRIBUTION_CODE.upper(),
+            "in": "header",
+            "description": "OAuth callers only: the till code to act for; default: the client's default till. "
+            "A till of another org is 400.",
+            "schema": {"type": "string"},
+        },
+        "attributionTillLegacy": {
+            "name": ATTRIBUTION_TILL_LEGACY.upper(),
+            "in": "header",
+            "description": "The older spelling of the attribution till code.",
+            "schema": {"type": "string"},
+        },
+    }
+    for key, header in USER_CONTEXT_HEADERS.items():
+        parameters[f"userContext_{key}"] = {
+            "name": header.upper(),
+            "in": "header",
+            "description": "Free text stored as sent in the customer's audit record.",
+            "schema": {"type": "string", "maxLength": 255},
+        }
+    for key in LOOKUP_KEYS:
+        parameters[f"lookup_{key}"] = {
+            "name": key,
+            "in": "query",
+            "description": f"Give exactly one of {', '.join(LOOKUP_KEYS)} (`id` is the user_id). "
+            "Several values may be comma-separated: one item each, in order. Normalised as add "
+            "normalises them.",
+            "schema": {"type": "string"},
+        }
+    return parameters
+
+
+def _param(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/parameters/{name}"}
+
+
+def _envelope_error(code: Code, detail: str | None = None) -> dict[str, Any]:
+    """A request-level failure of the customer endpoints, in JSON and XML."""
+    example = error_document(ApiError(code, detail=detail))
+    return {
+        "description": f"{MESSAGES[code]}: {REQUEST_CODE_WHEN[code]}.",
+        "headers": {REQUEST_ID_HEADER: _REQUEST_ID},
+        "content": {
+            "application/json": {"schema": _ref("ErrorResponse"), "example": example},
+            "application/xml": {"schema": _ref("ErrorResponse"), "example": xml.render(example).decode()},
+        },
+    }
+
+
+def _gateway_error(code: Code, message: str | None = None, error_code: int | None = None) -> dict[str, Any]:
+    """A request-level failure of the /v3/ and /api_gateway/ endpoints."""
+    example = {"data": None, "errors": [{"code": error_code or int(code), "message": message or MESSAGES[code]}]}
+    return {
+        "description": f"{message or MESSAGES[code]}: {REQUEST_CODE_WHEN[code]}.",
+        "headers": {REQUEST_ID_HEADER: _REQUEST_ID},
+        "content": {"application/json": {"schema": _ref("GatewayErrorResponse"), "example": example}},
+    }
+
+
+def _batch_response(
+    code: Code, schema: str, examples: dict[str, dict[str, Any]], names: tuple[str, ...], *, or_error: bool = False
+) -> dict[str, Any]:
+    """A batch answer; `or_error`: the same status may also come without items (an unexpected failure)."""
+    chosen = {name: examples[name] for name in names}
+    shape = {"oneOf": [_ref(schema), _ref("ErrorResponse")]} if or_error else _ref(schema)
+    return {
+        "description": f"{MESSAGES[code]}: {REQUEST_CODE_WHEN[code]}.",
+        "headers": {REQUEST_ID_HEADER: _REQUEST_ID},
+        "content": {
+            "application/json": {"schema": shape, "examples": chosen},
+            "application/xml": {"schema": shape, "examples": _as_xml(chosen)},
+        },
+    }
+
+
+_CALLER_SECURITY = [{TILL_AUTH: []}, {TOKEN_AUTH: []}]
+_SUFFIX_NOTE = (
+    "Also served at `{path}.json` and `{path}.xml`: the suffix sets the format, as `format=json|xml` does."
+)
+
+
+def _add_operation() -> dict[str, Any]:
+    examples = _seed_responses()
+    return {
+        "tags": ["customers"],
+        "operationId": "addCustomers",
+        "summary": "Register or update customers (an upsert), one or a batch",
+        "description": (
+            "Each item is resolved to an existing customer by its identifiers (the org's primary "
+            "identifier first) and updated, or registered as new; each item is atomic and independent, "
+            "and a later item sees what an earlier one wrote. Needs `customer` write.\n\n"
+            "Format: JSON unless `format=xml`, the `.xml` suffix or `Content-Type: application/xml` "
+            "(or `text/xml`); the answer uses the request's format unless `format` or `Accept` says "
+            "otherwise.\n\n" + _SUFFIX_NOTE.format(path="/v1.1/customer/add")
+        ),
+        "security": _CALLER_SECURITY,
+        "parameters": [
+            _param("format"),
+            _param("userId"),
+            _param("mlpSingleEnroll"),
+            *(_param(f"userContext_{key}") for key in USER_CONTEXT_HEADERS),
+            _param("attributionType"),
+            _param("attributionCode"),
+            _param("attributionTillLegacy"),
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": _ref("AddRequest"),
+                    "examples": {
+                        "withMobileAndEmail": {
+                            "summary": "Seed sample: with mobile and email",
+                            "value": SEED_REQUEST_MOBILE_AND_EMAIL,
+                        },
+                        "withExternalId": {
+                            "summary": "Seed sample: with external id",
+                            "description": "The seed prints it without the comma after external_id; that "
+                            "body is malformed JSON and gets 400 naming line and column.",
+                            "value": SEED_REQUEST_EXTERNAL_ID,
+                        },
+                    },
+                },
+                "application/xml": {
+                    "schema": _ref("AddRequest"),
+                    "examples": {"oneCustomer": {"summary": "One customer in XML", "value": XML_REQUEST}},
+                },
+            },
+        },
+        "responses": {
+            "200": _batch_response(
+                Code.SUCCESS, "AddResponse", examples, ("withMobileAndEmail", "withExternalId", "withAlternateCurrency")
+            ),
+            "201": _batch_response(Code.PARTIAL_SUCCESS, "AddResponse", examples, ("someFailed",)),
+            "500": _batch_response(Code.ALL_FAILED, "AddResponse", examples, ("allFailed",), or_error=True),
+            "400": _envelope_error(
+                Code.INVALID_INPUT, "malformed JSON at line 6, column 17: unexpected character, expected ',' or '}'"
+            ),
+            "401": _envelope_error(Code.AUTHENTICATION_FAILED),
+            "403": _envelope_error(Code.ACCESS_DENIED),
+            "413": _envelope_error(Code.BODY_TOO_LARGE, "the limit is 1048576 bytes"),
+            "415": _envelope_error(Code.UNSUPPORTED_MEDIA_TYPE, "Content-Type text/plain is neither JSON nor XML"),
+            "498": _envelope_error(Code.TOKEN_EXPIRED),
+            "503": _envelope_error(Code.SERVICE_UNAVAILABLE),
+        },
+    }
+
+
+def _get_operation() -> dict[str, Any]:
+    examples = _get_examples()
+    return {
+        "tags": ["customers"],
+        "operationId": "getCustomers",
+        "summary": "Read customers back by mobile, email, external_id or id",
+        "description": (
+            "Only customers of the caller's org are visible. Found: 1000; not found: 1012, echoing the "
+            "value asked for. Needs `customer` read.\n\n" + _SUFFIX_NOTE.format(path="/v1.1/customer/get")
+        ),
+        "security": _CALLER_SECURITY,
+        "parameters": [
+            *(_param(f"lookup_{key}") for key in LOOKUP_KEYS),
+            _param("format"),
+            _param("userId"),
+            _param("attributionType"),
+            _param("attributionCode"),
+            _param("attributionTillLegacy"),
+        ],
+        "responses": {
+            "200": _batch_response(Code.SUCCESS, "GetResponse", examples, ("found",)),
+            "201": _batch_response(Code.PARTIAL_SUCCESS, "GetResponse", examples, ("oneOfTwoFound",)),
+            "500": _batch_response(Code.ALL_FAILED, "GetResponse", examples, ("noneFound",), or_error=True),
+            "400": _envelope_error(Code.INVALID_INPUT, "give exactly one of mobile, email, external_id, id"),
+            "401": _envelope_error(Code.AUTHENTICATION_FAILED),
+            "403": _envelope_error(Code.ACCESS_DENIED),
+            "498": _envelope_error(Code.TOKEN_EXPIRED),
+            "503": _envelope_error(Code.SERVICE_UNAVAILABLE),
+        },
+    }
+
+
+def _token_operation() -> dict[str, Any]:
+    return {
+        "tags": ["oauth"],
+        "operationId": "generateToken",
+        "summary": "Exchange an API client's key and secret for a token",
+        "description": "Send the token in X-CAP-API-OAUTH-TOKEN until it expires (then 498; get a new one).",
+        "security": [],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": _ref("TokenRequest"),
+                    "example": {"key": "acme-backend", "secret": "a-long-random-secret"},
+                }
+            },
+        },
+        "responses": {
+            "200": {
+                "description": "A signed token and its lifetime.",
+                "headers": {REQUEST_ID_HEADER: _REQUEST_ID},
+                "content": {
+                    "application/json": {
+                        "schema": _ref("TokenResponse"),
+                        "example": {"data": {"accessToken": "eyJhbGciOiJIUzI1NiJ9.…", "ttlSeconds": 3600}, "errors": None},
+                    }
+                },
+            },
+            "400": _gateway_error(Code.INVALID_INPUT),
+            "401": _gateway_error(Code.AUTHENTICATION_FAILED, INVALID_CLIENT_MESSAGE, INVALID_CLIENT),
+            "413": _gateway_error(Code.BODY_TOO_LARGE),
+            "503": _gateway_error(Code.SERVICE_UNAVAILABLE),
+        },
+    }
+
+
+def _audits_operation() -> dict[str, Any]:
+    record = {
+        "requestId": "5f0c1d2e3b4a49c8a7e6d5c4b3a29180",
+        "entityType": "CUSTOMER",
+        "entityId": 557408687,
+        "createdOn": "2024-08-01 07:28:32",
+        "updatedByMode": "API",
+        "till": "blr.koramangala.till001",
+        "apiClient": None,
+        "userContextDetails": {
+            "entityType": "STAFF",
+            "entityId": "emp-42",
+            "entitySource": "MEMBER_CARE",
+            "entitySourceId": "ticket 7",
+        },
+        "events": [
+            {
+                "eventType": "UPDATE",
+                "updatedField": "firstname",
+                "additionalFields": {"previousValue": "Old", "currentValue": "New"},
+            }
+        ],
+    }
+    return {
+        "tags": ["audit"],
+        "operationId": "listAudits",
+        "summary": "A customer's audit records, newest first",
+        "description": "Needs `audit` read.",
+        "security": _CALLER_SECURITY,
+        "parameters": [
+            {
+                "name": "entityType",
+                "in": "query",
+                "description": "Only CUSTOMER (any case).",
+                "schema": {"type": "string", "enum": ["CUSTOMER"], "default": "CUSTOMER"},
+            },
+            {
+                "name": "entityId",
+                "in": "query",
+                "required": True,
+                "description": "The customer's user_id.",
+                "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
+            },
+            {
+                "name": "includeUserContext",
+                "in": "query",
+                "description": "true: each record carries userContextDetails.",
+                "schema": {"type": "string", "enum": ["true", "false"], "default": "false"},
+            },
+            _param("attributionType"),
+            _param("attributionCode"),
+            _param("attributionTillLegacy"),
+        ],
+        "responses": {
+            "200": {
+                "description": "The records (an empty list for an unknown customer).",
+                "headers": {REQUEST_ID_HEADER: _REQUEST_ID},
+                "content": {
+                    "application/json": {"schema": _ref("AuditsResponse"), "example": {"data": [record], "errors": None}}
+                },
+            },
+            "400": _gateway_error(Code.INVALID_INPUT),
+            "401": _gateway_error(Code.AUTHENTICATION_FAILED),
+            "403": _gateway_error(Code.ACCESS_DENIED),
+            "498": _gateway_error(Code.TOKEN_EXPIRED),
+            "503": _gateway_error(Code.SERVICE_UNAVAILABLE),
+        },
+    }
+
+
+def _probe(operation_id: str, summary: str, states: dict[str, tuple[str, str]]) -> dict[str, Any]:
+    return {
+        "tags": ["operations"],
+        "operationId": operation_id,
+        "summary": summary,
+        "security": [],
+        "responses": {
+            status: {
+                "description": description,
+                "headers": {REQUEST_ID_HEADER: _REQUEST_ID},
+                "content": {
+                    "application/json": {
+                        "schema": _ref("ProbeResponse"),
+                        "example": {"data": {"status": state}, "errors": None},
+                    }
+                },
+            }
+            for status, (state, description) in states.items()
+        },
+    }
+
+
+def _documentation_operation(operation_id: str, summary: str, media: str, kind: str) -> dict[str, Any]:
+    return {
+        "tags": ["documentation"],
+        "operationId": operation_id,
+        "summary": summary,
+        "security": [],
+        "responses": {"200": {"description": summary, "content": {media: {"schema": {"type": kind}}}}},
+    }
+
+
+def _package_version() -> str:
+    try:
+        return version("patron")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def build_document() -> dict[str, Any]:
+    """The whole OpenAPI 3.1 document."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Patron",
+            "version": _package_version(),
+            "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
+            "summary": "Open, self-hostable loyalty-CRM core, wire-compatible with POST /v1.1/customer/add.",
+            "description": (
+                "Tills call with Basic auth (their code and the MD5 hex of their password); API clients "
+                "exchange a key and secret for a token at /v3/oauth/token/generate and send it in "
+                "X-CAP-API-OAUTH-TOKEN. Bodies are JSON or XML. Every answer carries X-Cap-Requestid. "
+                "Errors of the whole request come in the same `response.status` envelope as successes "
+                "(the gateway endpoints answer `{data, errors}`), and each customer of a batch gets its "
+                "own `item_status`.\n\n## Codes\n\n" + codes_markdown()
+            ),
+        },
+        "tags": [
+            {"name": "customers", "description": "Registration and look-up (the v1.1 API)."},
+            {"name": "oauth", "description": "Tokens for API clients."},
+            {"name": "audit", "description": "Who changed what, and when."},
+            {"name": "operations", "description": "Probes for load balancers and orchestrators."},
+            {"name": "documentation", "description": "This document and its interactive page."},
+        ],
+        "paths": {
+            "/v1.1/customer/add": {"post": _add_operation()},
+            "/v1.1/customer/get": {"get": _get_operation()},
+            "/v3/oauth/token/generate": {"post": _token_operation()},
+            "/api_gateway/v2/audits": {"get": _audits_operation()},
+            "/health": {
+                "get": _probe("health", "The process is up", {"200": ("up", "Up (says nothing of the database).")})
+            },
+            "/ready": {
+                "get": _probe(
+                    "ready",
+                    "The process can reach its database",
+                    {
+                        "200": ("ready", "Ready to serve."),
+                        "503": ("database unreachable", "The database does not answer; take this instance out."),
+                    },
+                )
+            },
+            "/openapi.json": {"get": _documentation_operation("openapi", "This document", "application/json", "object")},
+            "/docs": {"get": _documentation_operation("docs", "Interactive documentation", "text/html", "string")},
+        },
+        "components": {
+            "securitySchemes": {
+                TILL_AUTH: {
+                    "type": "http",
+                    "scheme": "basic",
+                    "description": "Tills: `Basic base64(<till code>:<md5 hex of the password, lower case>)`. "
+                    "Example: till `store123`, password `Pass123` → user `store123`, password "
+                    "`2f23fa3579f3f75175793649115c1b25`.",
+                },
+                TOKEN_AUTH: {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": TOKEN_HEADER.upper(),
+                    "description": "API clients: the accessToken from POST /v3/oauth/token/generate.",
+                },
+            },
+            "headers": {
+                "RequestId": {
+                    "description": "A unique id of the request, also kept in the audit log.",
+                    "schema": {"type": "string"},
+                }
+            },
+            "parameters": _parameters(),
+            "schemas": {**_request_schemas(), **_response_schemas()},
+        },
+    }
+
+
+DOCUMENT: dict[str, Any] = build_document()
+_DOCUMENT_JSON = orjson.dumps(DOCUMENT)
+
+_DOCS_PAGE = f"""<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <title>Patron API</title>
+  <link rel="stylesheet" href="{SWAGGER_UI}/swagger-ui.css">
+</head>
+<body>
+  <noscript>The interactive page needs JavaScript; the document itself is at <a href="openapi.json">openapi.json</a>.</noscript>
+  <div id="swagger-ui"></div>
+  <script src="{SWAGGER_UI}/swagger-ui-bundle.js" crossorigin></script>
+  <script>
+    window.ui = SwaggerUIBundle({{url: "openapi.json", dom_id: "#swagger-ui", deepLinking: true}});
+  </script>
+</body>
+</html>
+"""
+
+
+async def openapi_document(request: Request) -> Response:
+    return Response(_DOCUMENT_JSON, media_type="application/json")
+
+
+async def docs_page(request: Request) -> Response:
+    return HTMLResponse(_DOCS_PAGE)
