@@ -83,8 +83,10 @@ def _served_operations(app: Any) -> set[tuple[str, str]]:
 
 def _documented_path(path: str) -> str:
     """A suffixed format variant is documented under its plain path, with a note."""
+    if path in DOCUMENT["paths"]:
+        return path
     for suffix in FORMAT_SUFFIXES:
-        if path.endswith(suffix) and path != "/openapi.json":
+        if path.endswith(suffix):
             return path.removesuffix(suffix)
     return path
 

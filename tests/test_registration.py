@@ -286,7 +286,7 @@ async def test_a_body_over_the_size_limit_is_413(org):
 
 
 def test_the_body_size_limit_defaults_to_one_mebibyte():
-    assert Settings().max_body_bytes == 1024 * 1024
+    assert Settings.model_fields["max_body_bytes"].default == 1024 * 1024
 
 
 async def test_user_id_and_mlp_single_enroll_are_accepted(org):
@@ -317,7 +317,9 @@ def mobile_forms(mobile: str) -> list[Any]:
     ]
 
 
-@pytest.mark.parametrize("form", range(5))
+@pytest.mark.parametrize(
+    "form", range(5), ids=["plus-space-dash", "bracketed-code", "dashes", "bracketed-national", "json-number"]
+)
 async def test_a_mobile_in_any_written_form_is_stored_as_e164_digits(org, form):
     mobile = new_mobile()
     created = await add_one(org, {"mobile": mobile_forms(mobile)[form]})
@@ -768,6 +770,18 @@ async def test_a_comm_channel_with_meta_nested_too_deep_to_store_is_skipped_with
     created = item(response)
     assert created["item_status"] == succeeded(REGISTERED, (Code.INVALID_FIELD_VALUE, "commChannels"))
     assert [c["type"] for c in (await fetch(org, mobile=mobile))["commChannels"]] == ["email"]
+
+
+async def test_a_comm_channel_whose_meta_keys_xml_cannot_name_is_skipped_with_warning_1024(org):
+    mobile = new_mobile()
+    channels = [
+        {"type": "mobile", "value": mobile, "meta": {"my key": "1", "a<b": "2"}},
+        {"type": "email", "value": email_of(mobile), "meta": {"residence": "true", "since_2020": {"verified-by": "otp"}}},
+    ]
+    created = await add_one(org, {"mobile": mobile, "commChannels": channels})
+    assert created["item_status"] == succeeded(REGISTERED, (Code.INVALID_FIELD_VALUE, "commChannels"))
+    answer = ElementTree.fromstring((await org.get(mobile=mobile, format="xml")).content)  # well-formed
+    assert answer.findtext("customers/customer/commChannels/meta/since_2020/verified-by") == "otp"
 
 
 async def test_subscriptions_are_stored_and_echoed(org):
@@ -1655,9 +1669,11 @@ async def test_get_of_another_orgs_id_is_1012(make_org):
 
 
 @pytest.mark.parametrize(
-    "query", [{}, {"mobile": ""}, {"mobile": " , ,"}, {"mobile": "919812345678", "email": "a@example.com"}]
+    "query",
+    [{}, {"mobile": ""}, {"mobile": " , ,"}, {"mobile": "919812345678", "email": "a@example.com"},
+     {"mobile": "919812345678", "format": "yaml"}, {"mobile": "919812345678", "user_id": "perhaps"}],
 )
-async def test_get_needs_exactly_one_lookup_key(org, query):
+async def test_get_needs_exactly_one_lookup_key_and_good_parameters(org, query):
     response = await org.get(**query)
     assert response.status_code == 400
     assert status_of(response)["message"] == MESSAGES[Code.INVALID_INPUT]
@@ -1752,6 +1768,14 @@ async def test_seed_500_sample_every_item_failing(org):
 
 
 # ---------------------------------------------------------------- XML
+
+
+async def test_an_xml_answer_is_well_formed_whatever_a_json_request_stored(org):
+    mobile = new_mobile()
+    await org.add({"mobile": mobile, "external_id": "ab\x01c", "custom_fields": {"field": [{"name": "City_name", "value": "x\x02y"}]}})
+    answer = ElementTree.fromstring((await org.get(mobile=mobile, format="xml")).content)
+    assert answer.findtext("customers/customer/external_id") == "ab\ufffdc"
+    assert (await fetch(org, mobile=mobile))["external_id"] == "ab\x01c"
 
 
 async def test_xml_batch_of_two_customers(org):

@@ -29,7 +29,7 @@ def _suffix(request: Request) -> str | None:
     return None
 
 
-def _format_param(request: Request) -> str | None:
+def format_param(request: Request) -> str | None:
     value = request.query_params.get("format")
     if value is None:
         return None
@@ -41,7 +41,7 @@ def _format_param(request: Request) -> str | None:
 
 def request_format(request: Request) -> str:
     """The body's format: an explicit `format` or suffix, else the Content-Type (others: 415)."""
-    chosen = _format_param(request) or _suffix(request)
+    chosen = format_param(request) or _suffix(request)
     if chosen:
         return chosen
     media = _media(request.headers.get("content-type"))
@@ -55,7 +55,7 @@ def request_format(request: Request) -> str:
 def response_format(request: Request, body_format: str | None = None) -> str:
     """`format` wins, then the suffix, then an Accept that asks for exactly one of the two."""
     try:
-        chosen = _format_param(request) or _suffix(request)
+        chosen = format_param(request) or _suffix(request)
     except ApiError:
         chosen = None
     if chosen:

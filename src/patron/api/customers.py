@@ -7,7 +7,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from patron.api.codec import decode, encode, request_format, response_format, status_block
+from patron.api.codec import decode, encode, format_param, request_format, response_format, status_block
 from patron.api.context import read_body, request_id, services, utc_now
 from patron.api.errors import ApiError
 from patron.api.present import added_item, missing_item, retrieved_item
@@ -58,6 +58,7 @@ async def get_customer(request: Request) -> Response:
     app = services(request)
     principal = await app.auth.authenticate(request)
     principal.require("customer", "read")
+    format_param(request)
     _query_flag(request, "user_id")
     asked = [key for key in LOOKUP_KEYS if request.query_params.get(key, "").strip()]
     if len(asked) != 1:

@@ -20,6 +20,7 @@ from patron.codes import ITEM_ERRORS, MESSAGES, REGISTERED, RETRIEVED, UPDATED, 
 from patron.registration.extra_fields import STANDARD_EXTENDED_FIELDS
 from patron.registration.model import IDENTIFIERS
 from patron.registration.reading import (
+    ACCOUNT_ID_MAX_LENGTH,
     FRAUD_STATUSES,
     SOURCES,
     SUBSCRIPTION_CHANNELS,
@@ -181,7 +182,7 @@ def _request_schemas() -> dict[str, Any]:
                 "type": "string",
                 "description": "Any case; default INSTORE. One of: " + ", ".join(SOURCES.values()) + ".",
             },
-            "accountId": {"type": "string", "description": "Stored with the source."},
+            "accountId": {"type": "string", "maxLength": ACCOUNT_ID_MAX_LENGTH, "description": "Stored with the source."},
             "fraud_status": {
                 "description": "One of: " + ", ".join(FRAUD_STATUSES.values()) + " (any case).",
                 "oneOf": [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from xml.etree.ElementTree import Element, ParseError, SubElement, tostring
 
@@ -11,6 +12,8 @@ from defusedxml.ElementTree import fromstring
 
 # Far deeper than any customer shape, and well inside Python's recursion limit.
 MAX_DEPTH = 100
+# Characters XML 1.0 cannot carry at all; JSON requests may store them in free-text fields.
+_NOT_XML_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 class XmlBodyError(ValueError):
@@ -71,4 +74,4 @@ def _fill(element: Element, value: Any) -> None:
     elif isinstance(value, bool):
         element.text = "true" if value else "false"
     else:
-        element.text = str(value)
+        element.text = _NOT_XML_CHARACTERS.sub("\ufffd", str(value))

@@ -114,9 +114,11 @@ def next_slab(program: Program, serial: int) -> Slab | None:
     return program.slabs[serial] if serial < len(program.slabs) else None
 
 
-# Crockford's base32 without look-alikes; 10 characters are 50 bits, beyond guessing.
-_REFERRAL_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+# Crockford's base32 without look-alikes; 10 characters are 50 bits, beyond guessing. Each random
+# byte picks a letter (256 is a multiple of 32, so every letter is equally likely).
+_REFERRAL_ALPHABET = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_BYTE_TO_LETTER = bytes(_REFERRAL_ALPHABET[byte % 32] for byte in range(256))
 
 
 def new_referral_code() -> str:
-    return "".join(secrets.choice(_REFERRAL_ALPHABET) for _ in range(10))
+    return secrets.token_bytes(10).translate(_BYTE_TO_LETTER).decode()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -49,6 +50,8 @@ ACCOUNT_ID_MAX_LENGTH = 255
 # A channel's meta is stored and answered as JSON, whose encoder gives up far deeper than this;
 # no real meta comes close.
 META_MAX_DEPTH = 16
+# Meta keys become element names in XML answers, so each must be an XML name.
+_XML_NAME = re.compile(r"[^\W\d][\w.\-]*")
 
 
 def listed(value: Any, key: str) -> list[Any]:
@@ -243,19 +246,19 @@ def _comm_channel(entry: Any) -> dict[str, Any] | None:
         parsed = fields.boolean(entry.get(flag, False))
         channel[flag] = "true" if parsed else "false"
     meta = entry.get("meta")
-    if _nested_deeper_than(meta, META_MAX_DEPTH):
+    if not _answerable(meta, META_MAX_DEPTH):
         return None
     channel["meta"] = meta if isinstance(meta, dict) else {}
     return channel
 
 
-def _nested_deeper_than(value: Any, limit: int) -> bool:
-    """Whether objects and lists nest in `value` more than `limit` levels (looking no deeper)."""
-    if not isinstance(value, (dict, list)):
-        return False
-    if limit <= 0:
-        return True
-    children = value.values() if isinstance(value, dict) else value
-    return any(_nested_deeper_than(child, limit - 1) for child in children)
-
-
+def _answerable(value: Any, depth: int) -> bool:
+    """Whether `value` can be answered in JSON and XML alike: objects and lists nested at most
+    `depth` levels (looking no deeper), every key an XML name."""
+    if isinstance(value, dict):
+        return depth > 0 and all(
+            _XML_NAME.fullmatch(key) and _answerable(child, depth - 1) for key, child in value.items()
+        )
+    if isinstance(value, list):
+        return depth > 0 and all(_answerable(child, depth - 1) for child in value)
+    return True

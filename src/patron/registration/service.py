@@ -116,7 +116,9 @@ class NewCustomer:
     effects: list[SideEffect]
 
 
-async def register(raw_items: list[Any], caller: Caller, unit_of_work: UnitOfWork, now: datetime) -> list[ItemResult]:
+async def register(
+    raw_items: list[Any], caller: Caller, unit_of_work: UnitOfWork, now: datetime, *, batch_limit: int | None = None
+) -> list[ItemResult]:
     """Process items in order; each is atomic and independent, and a later item sees what an
     earlier one wrote.
 
@@ -127,7 +129,7 @@ async def register(raw_items: list[Any], caller: Caller, unit_of_work: UnitOfWor
     an item written early touches no identifier that another item names, the order is unchanged
     in effect.
     """
-    limit = caller.org.configs.BATCH_LIMIT
+    limit = batch_limit or caller.org.configs.BATCH_LIMIT
     results: list[ItemResult | None] = [None] * len(raw_items)
     readings: dict[int, tuple[CustomerInput, Warnings]] = {}
     for position, raw in enumerate(raw_items):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -85,20 +86,33 @@ def _sqlite_engine(url: URL, timeout: float) -> AsyncEngine:
     return engine
 
 
+# SQLite admits one writer at a time. Writers of one process queue on this lock instead of in
+# SQLite's busy handler, which polls with sleeps and makes waits long and unfair.
+_sqlite_writers: dict[int, asyncio.Lock] = {}
+
+
 @asynccontextmanager
 async def transaction(
     engine: AsyncEngine, *, readonly: bool = False, autocommit: bool = False
 ) -> AsyncIterator[AsyncConnection]:
     """One unit of work: committed when the block ends, rolled back on any exception.
 
-    `autocommit` (PostgreSQL only) runs each statement on its own: for a unit of one statement.
+    `autocommit` runs each statement on its own (PostgreSQL only; for a unit of one statement);
+    a `readonly` unit on PostgreSQL does too, as its reads need no transaction around them.
     """
     try:
-        async with engine.connect() as conn:
-            if is_sqlite(conn):
-                if readonly:
+        if is_sqlite(engine):
+            if readonly:
+                async with engine.connect() as conn:
                     conn = await conn.execution_options(sqlite_begin="DEFERRED")
-            elif autocommit:
+                    async with conn.begin():
+                        yield conn
+                return
+            async with _sqlite_writers.setdefault(id(engine), asyncio.Lock()), engine.begin() as conn:
+                yield conn
+            return
+        async with engine.connect() as conn:
+            if readonly or autocommit:
                 conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
                 yield conn
                 return

@@ -38,6 +38,12 @@ metadata = MetaData(
 # JSONB on PostgreSQL (indexable, compact), plain JSON text on SQLite.
 Document = JSON().with_variant(JSONB(), "postgresql")
 
+def sqlite_id_index() -> Index:
+    """SQLite has no sequences: it draws the next id as max(id) + 1, which this index makes cheap.
+    PostgreSQL draws ids from identity sequences and is spared the index."""
+    return Index(None, "id").ddl_if(dialect="sqlite")
+
+
 # Times are stored as naive UTC; the API reads and writes them in the org's timezone.
 Timestamp = DateTime(timezone=False)
 
@@ -109,8 +115,7 @@ customers = Table(
     UniqueConstraint("org_id", "email"),
     UniqueConstraint("org_id", "external_id"),
     UniqueConstraint("org_id", "referral_code"),
-    # Lets SQLite allocate the next global id without a scan.
-    Index(None, "id"),
+    sqlite_id_index(),
 )
 
 customer_audits = Table(
@@ -132,7 +137,7 @@ customer_audits = Table(
     Column("changes", Document, nullable=False),
     PrimaryKeyConstraint("org_id", "id"),
     Index(None, "org_id", "customer_id", "id"),
-    Index(None, "id"),
+    sqlite_id_index(),
 )
 
 
@@ -165,7 +170,7 @@ points_ledger = Table(
     Column("request_id", String(64), nullable=False),
     PrimaryKeyConstraint("org_id", "id"),
     Index(None, "org_id", "customer_id", "program_id"),
-    Index(None, "id"),
+    sqlite_id_index(),
 )
 
 referrals = Table(

@@ -17,6 +17,11 @@ depends_on = None
 Document = sa.JSON().with_variant(JSONB(), "postgresql")
 
 
+def _on_sqlite() -> bool:
+    # SQLite draws ids as max(id) + 1 and needs an index on id; PostgreSQL uses sequences.
+    return op.get_context().dialect.name == "sqlite"
+
+
 def upgrade() -> None:
     op.create_table(
         "orgs",
@@ -83,7 +88,8 @@ def upgrade() -> None:
         sa.UniqueConstraint("org_id", "external_id", name="uq_customers_org_id_external_id"),
         sa.UniqueConstraint("org_id", "referral_code", name="uq_customers_org_id_referral_code"),
     )
-    op.create_index("ix_customers_id", "customers", ["id"])
+    if _on_sqlite():
+        op.create_index("ix_customers_id", "customers", ["id"])
     op.create_table(
         "customer_audits",
         sa.Column("org_id", sa.BigInteger(), nullable=False),
@@ -104,7 +110,8 @@ def upgrade() -> None:
     op.create_index(
         "ix_customer_audits_org_id_customer_id_id", "customer_audits", ["org_id", "customer_id", "id"]
     )
-    op.create_index("ix_customer_audits_id", "customer_audits", ["id"])
+    if _on_sqlite():
+        op.create_index("ix_customer_audits_id", "customer_audits", ["id"])
 
 
 def downgrade() -> None:

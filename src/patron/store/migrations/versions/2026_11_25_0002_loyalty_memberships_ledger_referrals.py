@@ -14,6 +14,11 @@ branch_labels = None
 depends_on = None
 
 
+def _on_sqlite() -> bool:
+    # SQLite draws ids as max(id) + 1 and needs an index on id; PostgreSQL uses sequences.
+    return op.get_context().dialect.name == "sqlite"
+
+
 def upgrade() -> None:
     op.create_table(
         "memberships",
@@ -43,7 +48,8 @@ def upgrade() -> None:
     op.create_index(
         "ix_points_ledger_org_id_customer_id_program_id", "points_ledger", ["org_id", "customer_id", "program_id"]
     )
-    op.create_index("ix_points_ledger_id", "points_ledger", ["id"])
+    if _on_sqlite():
+        op.create_index("ix_points_ledger_id", "points_ledger", ["id"])
     op.create_table(
         "referrals",
         sa.Column("org_id", sa.BigInteger(), nullable=False),
