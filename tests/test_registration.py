@@ -1064,15 +1064,6 @@ async def test_no_valid_identifier_left_is_1007(make_org, customer):
     assert_failed(await add_one(org, customer), Code.NO_VALID_IDENTIFIER)
 
 
-async def test_a_non_loyalty_customer_left_without_mobile_or_email_by_skip_secondary_is_1045(make_org):
-    org = await make_org(CONF_REGISTRATION_PRIMARY_KEY="external_id", CONF_SKIP_SECONDARY_ID_ON_PRIMARY_MISMATCH=True)
-    mobile = new_mobile()
-    await org.add({"external_id": f"one-{mobile}", "mobile": mobile})
-    refused = await add_one(org, {"external_id": f"two-{mobile}", "mobile": mobile, "type": "non_loyalty"})
-    assert_failed(refused, Code.NON_LOYALTY_WITHOUT_IDENTIFIER)
-    assert await missing(org, external_id=f"two-{mobile}")
-
-
 @pytest.mark.parametrize("customer", ["919812345678", 42, None, ["919812345678"]])
 async def test_an_item_that_is_not_an_object_is_1007(org, customer):
     response = await org.add(customer)
@@ -1090,6 +1081,15 @@ async def test_a_non_loyalty_customer_without_mobile_or_email_is_1045(make_org):
     with_email = await add_one(org, {"external_id": ext, "type": "non_loyalty", "email": email_of(new_mobile())})
     assert with_email["item_status"] == succeeded(REGISTERED) and with_email["type"] == "NON_LOYALTY"
     assert (await add_one(org, {"external_id": f"{ext}-l"}))["type"] == "LOYALTY"  # LOYALTY needs neither
+
+
+async def test_a_non_loyalty_customer_left_without_mobile_or_email_by_skip_secondary_is_1045(make_org):
+    org = await make_org(CONF_REGISTRATION_PRIMARY_KEY="external_id", CONF_SKIP_SECONDARY_ID_ON_PRIMARY_MISMATCH=True)
+    mobile = new_mobile()
+    await org.add({"external_id": f"one-{mobile}", "mobile": mobile})
+    refused = await add_one(org, {"external_id": f"two-{mobile}", "mobile": mobile, "type": "non_loyalty"})
+    assert_failed(refused, Code.NON_LOYALTY_WITHOUT_IDENTIFIER)
+    assert await missing(org, external_id=f"two-{mobile}")
 
 
 # ---------------------------------------------------------------- §4 identity resolution
@@ -1772,7 +1772,8 @@ async def test_seed_500_sample_every_item_failing(org):
 
 async def test_an_xml_answer_is_well_formed_whatever_a_json_request_stored(org):
     mobile = new_mobile()
-    await org.add({"mobile": mobile, "external_id": "ab\x01c", "custom_fields": {"field": [{"name": "City_name", "value": "x\x02y"}]}})
+    city = {"name": "City_name", "value": "x\x02y"}
+    await org.add({"mobile": mobile, "external_id": "ab\x01c", "custom_fields": {"field": [city]}})
     answer = ElementTree.fromstring((await org.get(mobile=mobile, format="xml")).content)
     assert answer.findtext("customers/customer/external_id") == "ab\ufffdc"
     assert (await fetch(org, mobile=mobile))["external_id"] == "ab\x01c"

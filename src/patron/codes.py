@@ -114,6 +114,11 @@ WARNINGS: dict[Code, str] = {
 }
 
 
+# The OAuth gateway answers a wrong API-client key or secret with its own code.
+INVALID_CLIENT = 320001
+INVALID_CLIENT_MESSAGE = "Invalid client key and secret"
+
+
 def request_message(code: Code) -> str:
     return MESSAGES[code]
 

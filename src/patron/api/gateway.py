@@ -10,11 +10,9 @@ from starlette.responses import Response
 
 from patron.api.context import read_body, services
 from patron.api.errors import ApiError
-from patron.codes import Code
+from patron.codes import INVALID_CLIENT, INVALID_CLIENT_MESSAGE, Code
 from patron.registration.fields import local_text
 
-INVALID_CLIENT = 320001
-INVALID_CLIENT_MESSAGE = "Invalid client key and secret"
 
 
 def gateway_response(data: Any, status_code: int = 200, errors: list[dict[str, Any]] | None = None) -> Response:
