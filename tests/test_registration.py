@@ -1859,3 +1859,80 @@ async def test_xml_round_trip(org):
     assert [channel.findtext(k) for k in ("type", "value", "primary", "verified")] == ["mobile", mobile, "true", "false"]
     assert as_json["commChannels"][0]["value"] == mobile
     assert by_name(as_json["custom_fields"]) == {"City_name": "Pune", "pwgConsumption": "2.5"}
+
+
+# ---------------------------------------------------------------- Patron's choices where the spec is silent
+
+
+async def test_an_item_with_no_identifier_at_all_is_1007_before_any_required_rule(make_org):
+    org = await make_org()
+    assert_failed(await add_one(org, {"firstname": "Nobody"}), Code.NO_VALID_IDENTIFIER)
+
+
+async def test_a_registered_on_out_of_range_fails_a_registration_but_is_ignored_by_an_update(make_org):
+    org = await make_org()
+    mobile = new_mobile()
+    assert_failed(await add_one(org, {"mobile": mobile, "registered_on": "1990-01-01"}), Code.REGISTRATION_DATE_OUT_OF_RANGE)
+    created = await add_one(org, {"mobile": mobile, "registered_on": "2020-01-01 10:00:00"})
+    updated = await add_one(org, {"mobile": mobile, "registered_on": "1990-01-01", "firstname": "Later"})
+    assert updated["item_status"] == succeeded(UPDATED)
+    assert updated["registered_on"] == created["registered_on"] == "2020-01-01 10:00:00"
+
+
+async def test_an_unknown_type_on_an_update_keeps_the_customers_type(make_org):
+    org = await make_org()
+    mobile = new_mobile()
+    await add_one(org, {"mobile": mobile, "type": "NON_LOYALTY"})
+    updated = await add_one(org, {"mobile": mobile, "type": "LOYALY"})
+    assert updated["type"] == "NON_LOYALTY"
+    assert updated["item_status"] == succeeded(UPDATED, (Code.INVALID_FIELD_VALUE, "type"))
+
+
+async def test_empty_xml_elements_say_nothing(make_org):
+    org = await make_org()
+    mobile = new_mobile()
+    body = (
+        f"<root><customer><mobile>{mobile}</mobile><email/><registered_on/><type/><source/>"
+        "<fraud_status/><registered_till/></customer></root>"
+    ).encode()
+    response = await post(org, body, content_type="application/xml")
+    assert response.status_code == 200
+    assert "<code>1000</code>" in response.text and "<warning>" not in response.text
+
+
+async def test_a_single_comm_channel_object_is_read_as_a_list_of_one(make_org):
+    org = await make_org()
+    mobile = new_mobile()
+    await add_one(org, {"mobile": mobile, "commChannels": {"type": "email", "value": "x@example.com"}})
+    found = await fetch(org, mobile=mobile)
+    assert [channel["value"] for channel in found["commChannels"]] == ["x@example.com"]
+
+
+async def test_a_landline_is_not_a_mobile(make_org):
+    org = await make_org()
+    assert_failed(await add_one(org, {"mobile": "911123456789"}), Code.INVALID_MOBILE)
+
+
+async def test_custom_and_extended_fields_keep_the_order_they_were_sent_in(make_org):
+    org = await make_org()
+    mobile = new_mobile()
+    await add_one(org, {
+        "mobile": mobile,
+        "custom_fields": {"field": [{"name": "pwgConsumption", "value": "1.5"}, {"name": "City_name", "value": "Pune"}]},
+        "extended_fields": {"field": [{"name": "zip", "value": "411001"}, {"name": "age", "value": "30"}]},
+    })
+    found = await fetch(org, mobile=mobile)
+    assert [f["name"] for f in found["custom_fields"]["field"]] == ["pwgConsumption", "City_name"]
+    assert [f["name"] for f in found["extended_fields"]["field"]] == ["zip", "age"]
+
+
+async def test_audit_times_are_written_in_the_orgs_timezone(make_org, http):
+    org = await make_org()
+    created = await add_one(org, {"mobile": new_mobile(), "registered_on": "2024-07-29 11:11:11"})
+    admin = org.till_named("till.admin." + str(org.id))
+    response = await http.get(
+        "/api_gateway/v2/audits", params={"entityType": "CUSTOMER", "entityId": created["user_id"]}, headers=org.basic(admin)
+    )
+    (record,) = response.json()["data"]
+    registered = next(e for e in record["events"] if e["updatedField"] == "registered_on")
+    assert registered["additionalFields"]["currentValue"] == "2024-07-29 11:11:11"

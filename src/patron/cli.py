@@ -253,22 +253,35 @@ def customer_import(file: Path, org_id: int, batch_size: int, till: str | None, 
 @click.option("--host", default=None, help="Address to listen on [PATRON_HOST, 127.0.0.1].")
 @click.option("--port", type=int, default=None, help="Port [PATRON_PORT, 8000].")
 @click.option("--workers", type=int, default=None, help="Worker processes [PATRON_WORKERS, 1].")
-def serve(host: str | None, port: int | None, workers: int | None) -> None:
+@click.option("--migrate", is_flag=True, help="Run `patron db upgrade` first (safe on every start).")
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None, workers: int | None, migrate: bool) -> None:
     """Serve the API."""
     import uvicorn
 
+    from patron.observability import configure_logging, multiprocess_metrics
+
     settings = Settings()
-    uvicorn.run(
-        "patron.api.app:create_app",
-        factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
-        workers=workers or settings.workers,
-        log_level="info",
-        # One log line per request is written by Patron itself; uvicorn's would double it.
-        access_log=False,
-        server_header=False,
-    )
+    configure_logging(settings)
+    if migrate:
+        ctx.invoke(db_upgrade)
+    workers = workers or settings.workers
+    with multiprocess_metrics(settings, workers):
+        uvicorn.run(
+            "patron.api.app:create_app",
+            factory=True,
+            host=host or settings.host,
+            port=port or settings.port,
+            workers=workers,
+            log_level=settings.log_level,
+            # Patron formats (and masks) every log line itself, uvicorn's included.
+            log_config=None,
+            # One log line per request is written by Patron itself; uvicorn's would double it.
+            access_log=False,
+            server_header=False,
+            # On SIGTERM, requests in flight get this long to finish before they are cancelled.
+            timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+        )
 
 
 @main.command()

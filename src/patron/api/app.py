@@ -24,6 +24,7 @@ from patron.api.errors import ApiError
 from patron.api.gateway import gateway_response, generate_token, list_audits
 from patron.api.openapi import docs_page, openapi_document
 from patron.codes import Code, request_message
+from patron.observability import ObservabilityMiddleware, Observer, configure_logging
 from patron.orgs.cache import OrgCache
 from patron.settings import Settings, get_settings
 from patron.store.db import DatabaseUnavailable, create_engine, transaction
@@ -115,12 +116,15 @@ def _customer_routes() -> list[Route]:
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
+    configure_logging(settings)
+    observer = Observer(settings)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         engine = create_engine(
             settings.database_url, pool_size=settings.db_pool_size, timeout=settings.db_timeout_seconds
         )
+        observer.watch_pool(engine)
         orgs = OrgCache(engine, settings.org_cache_seconds)
         app.state.services = Services(
             settings=settings,
@@ -136,6 +140,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             yield
         finally:
             await engine.dispose()
+            observer.close()
 
     routes = [
         *_customer_routes(),
@@ -156,5 +161,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Exception: on_unexpected,
         },
     )
+    app.state.observer = observer
+    # Added first, so it runs inside RequestIdMiddleware: the id is there when it starts, and
+    # the /metrics answers it makes carry the id too.
+    app.add_middleware(ObservabilityMiddleware, observer=observer)
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -28,6 +28,7 @@ LOOKUP_KEYS = ("mobile", "email", "external_id", "id")
 async def add_customer(request: Request) -> Response:
     app = services(request)
     principal = await app.auth.authenticate(request)
+    request.scope["state"]["principal"] = principal
     principal.require("customer", "write")
     body_format = request_format(request)
     all_programmes = _query_flag(request, "mlp_single_enroll")
@@ -51,12 +52,14 @@ async def add_customer(request: Request) -> Response:
             "customers": {"customer": [added_item(result, principal.org) for result in results]},
         }
     }
+    request.scope["state"]["items"] = body["response"]["customers"]["customer"]
     return encode(body, response_format(request, body_format), int(code))
 
 
 async def get_customer(request: Request) -> Response:
     app = services(request)
     principal = await app.auth.authenticate(request)
+    request.scope["state"]["principal"] = principal
     principal.require("customer", "read")
     format_param(request)
     _query_flag(request, "user_id")
@@ -78,6 +81,7 @@ async def get_customer(request: Request) -> Response:
             else:
                 memberships = await store.loyalty.memberships(org.org_id, customer.id)
                 items.append(retrieved_item(customer, memberships, org))
+    request.scope["state"]["items"] = items
     found = sum(item["item_status"]["success"] == "true" for item in items)
     code = Code.SUCCESS if found == len(items) else (Code.PARTIAL_SUCCESS if found else Code.ALL_FAILED)
     body = {"response": {"status": status_block(code, len(items), found), "customers": {"customer": items}}}

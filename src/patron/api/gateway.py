@@ -27,11 +27,13 @@ async def generate_token(request: Request) -> Response:
         raise ApiError(Code.INVALID_INPUT, detail=f"malformed JSON at line {exc.lineno}, column {exc.colno}") from exc
     if not isinstance(body, dict):
         raise ApiError(Code.INVALID_INPUT, detail="the body must be a JSON object with key and secret")
+    request.scope["state"]["api_client"] = body.get("key")
     try:
         token, ttl = await app.auth.issue_token(body.get("key"), body.get("secret"))
     except ApiError as exc:
         if exc.code != Code.AUTHENTICATION_FAILED:
             raise
+        request.scope["state"]["code"] = INVALID_CLIENT
         return gateway_response(None, 401, [{"code": INVALID_CLIENT, "message": INVALID_CLIENT_MESSAGE}])
     return gateway_response({"accessToken": token, "ttlSeconds": ttl})
 
@@ -39,6 +41,7 @@ async def generate_token(request: Request) -> Response:
 async def list_audits(request: Request) -> Response:
     app = services(request)
     principal = await app.auth.authenticate(request)
+    request.scope["state"]["principal"] = principal
     principal.require("audit", "read")
     query = request.query_params
     if query.get("entityType", "CUSTOMER").upper() != "CUSTOMER":

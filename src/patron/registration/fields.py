@@ -15,6 +15,9 @@ _EMAIL = re.compile(r"^[A-Za-z0-9_+\-]+(?:\.[A-Za-z0-9_+\-]+)*@[A-Za-z0-9\-]+(?:
 _NAME_PUNCTUATION = frozenset(" -'\u2019")
 _DATETIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d")
 
+# Where a country's numbering plan cannot tell mobiles from landlines (the US), either may be one.
+_MOBILE_TYPES = frozenset({phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE})
+
 TRUE_WORDS = frozenset({"true", "1", "yes", "y", "t"})
 FALSE_WORDS = frozenset({"false", "0", "no", "n", "f"})
 
@@ -62,7 +65,7 @@ def mobile(value: Any, base_country: str, supported: list[str], default_country_
             number = phonenumbers.parse(number_text, region)
         except phonenumbers.NumberParseException:
             continue
-        if not phonenumbers.is_valid_number(number):
+        if not phonenumbers.is_valid_number(number) or phonenumbers.number_type(number) not in _MOBILE_TYPES:
             continue
         country = phonenumbers.region_code_for_number(number)
         if country == base_country or "*" in supported or country in supported:

@@ -70,6 +70,8 @@ class CustomerInput:
     extended_fields: dict[str, str] = field(default_factory=dict)
     subscriptions: list[dict[str, Any]] | None = None
     comm_channels: list[dict[str, Any]] | None = None
+    # A registered_on outside the allowed window: fails a registration, is ignored by an update.
+    registered_on_out_of_range: bool = False
     # The identifiers exactly as sent, echoed back when the item fails.
     sent_identifiers: dict[str, Any] = field(default_factory=dict)
 

@@ -56,8 +56,8 @@ _XML_NAME = re.compile(r"[^\W\d][\w.\-]*")
 
 def listed(value: Any, key: str) -> list[Any]:
     """`{"field": [...]}`, `{"field": {...}}` or a bare list, as a list (JSON and XML shapes alike)."""
-    if isinstance(value, dict):
-        value = value.get(key, [])
+    if isinstance(value, dict) and key in value:
+        value = value[key]
     if value is None or value == "":
         return []
     if isinstance(value, dict):
@@ -68,7 +68,10 @@ def listed(value: Any, key: str) -> list[Any]:
 
 
 def sent(raw: dict[str, Any], key: str) -> bool:
-    return raw.get(key) is not None
+    """Whether the item gives a value: null, and an empty or blank string (an empty XML
+    element), say nothing, as for identifiers."""
+    value = raw.get(key)
+    return value is not None and not (isinstance(value, str) and not value.strip())
 
 
 def read_item(raw: Any, org: OrgSettings, calling_till: str, now: datetime) -> tuple[CustomerInput, Warnings]:
@@ -107,21 +110,22 @@ def _read_identifiers(raw: dict[str, Any], org: OrgSettings, item: CustomerInput
         else:
             warnings.add(INVALID_IDENTIFIER[name])
 
+    if all(item.identifier(name) is None for name in IDENTIFIERS):
+        raise ItemRejected(Code.NO_VALID_IDENTIFIER)
     for name in IDENTIFIERS:
         required = getattr(configs, REQUIRED_CONFIG[name]) or (
             name == primary and not configs.CONF_ALLOW_REGISTRATION_FROM_ANY_IDENTIFIERS
         )
         if required and item.identifier(name) is None:
             raise ItemRejected(REQUIRED_IDENTIFIER[name])
-    if all(item.identifier(name) is None for name in IDENTIFIERS):
-        raise ItemRejected(Code.NO_VALID_IDENTIFIER)
 
 
 def _read_profile(
     raw: dict[str, Any], org: OrgSettings, calling_till: str, now: datetime, item: CustomerInput, warnings: Warnings
 ) -> None:
     for name in ("firstname", "lastname"):
-        if sent(raw, name):
+        # An empty name is a value: it clears the name.
+        if raw.get(name) is not None:
             value = fields.person_name(raw[name])
             if value is None:
                 warnings.add(Code.INVALID_FIELD_VALUE, name)
@@ -131,8 +135,9 @@ def _read_profile(
     if sent(raw, "type"):
         item.type = fields.choice(raw["type"], TYPES)
         if item.type is None:
+            # A new customer is LOYALTY by default; an existing one keeps its type, so that a
+            # typo never converts and enrols it.
             warnings.add(Code.INVALID_FIELD_VALUE, "type")
-            item.type = LOYALTY
     if item.type == NON_LOYALTY and item.mobile is None and item.email is None:
         raise ItemRejected(Code.NON_LOYALTY_WITHOUT_IDENTIFIER)
 
@@ -161,8 +166,10 @@ def _read_profile(
         registered_on = fields.timestamp(raw["registered_on"], org.tz)
         earliest = fields.local_midnight_utc(org.configs.CONF_MIN_REGISTRATION_DATE, org.tz)
         if registered_on is None or registered_on > now + FUTURE_TOLERANCE or registered_on < earliest:
-            raise ItemRejected(Code.REGISTRATION_DATE_OUT_OF_RANGE)
-        item.registered_on = registered_on
+            # Only a registration fails for it: an update ignores registered_on altogether.
+            item.registered_on_out_of_range = True
+        else:
+            item.registered_on = registered_on
 
     if sent(raw, "updated_on"):
         item.updated_on = fields.timestamp(raw["updated_on"], org.tz)

@@ -73,6 +73,8 @@ def _drop(item: CustomerInput, name: str, code: Code, warnings: Warnings) -> Non
 
 
 def create(org_id: int, item: CustomerInput, calling_till: str, now: datetime) -> Customer:
+    if item.registered_on_out_of_range:
+        raise ItemRejected(Code.REGISTRATION_DATE_OUT_OF_RANGE)
     return Customer(
         org_id=org_id,
         id=None,

@@ -153,7 +153,8 @@ async def register(
 
 
 def _independent_new(readings: dict[int, tuple[CustomerInput, Warnings]]) -> list[int]:
-    """Positions of items with no referral and no identifier value that another item also names."""
+    """Positions of items that create a customer if their identifiers are free: no referral, a
+    valid registration date, and no identifier value that another item also names."""
     named: dict[tuple[str, str], int] = {}
     for item, _ in readings.values():
         for name in IDENTIFIERS:
@@ -164,6 +165,7 @@ def _independent_new(readings: dict[int, tuple[CustomerInput, Warnings]]) -> lis
         position
         for position, (item, _) in readings.items()
         if item.referral_code is None
+        and not item.registered_on_out_of_range
         and all(named[(name, item.identifier(name))] == 1 for name in IDENTIFIERS if item.identifier(name) is not None)
     ]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from zoneinfo import ZoneInfo
 from typing import Any
 
 import dataclasses
@@ -13,6 +14,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from patron.registration.fields import local_text
 from patron.registration.model import Change, Customer
 from patron.registration.service import Caller, IdentifierTaken, NewCustomer
 from patron.store.db import is_sqlite
@@ -23,30 +25,37 @@ _CUSTOMER_COLUMNS = [column.name for column in customers.columns if column.name 
 _SELECT_CUSTOMER = select(*(customers.c[name] for name in _CUSTOMER_COLUMNS))
 
 
+_STORED_COLUMNS = [name for name in _CUSTOMER_COLUMNS if name not in ("org_id", "id")]
+_JSON_COLUMNS = ("custom_fields", "extended_fields", "subscriptions", "comm_channels")
+# Named fields are kept as [name, value] pairs: a JSONB object would not keep their order.
+_NAMED_FIELDS = ("custom_fields", "extended_fields")
+
+
 def _customer(row: Any) -> Customer:
-    return Customer(**{name: getattr(row, name) for name in _CUSTOMER_COLUMNS})
+    values = {name: getattr(row, name) for name in _CUSTOMER_COLUMNS}
+    for name in _NAMED_FIELDS:
+        values[name] = dict(values[name])
+    return Customer(**values)
 
 
 def _values(customer: Customer) -> dict[str, Any]:
-    return {name: getattr(customer, name) for name in _CUSTOMER_COLUMNS if name not in ("org_id", "id")}
+    values = {name: getattr(customer, name) for name in _STORED_COLUMNS}
+    for name in _NAMED_FIELDS:
+        values[name] = list(values[name].items())
+    return values
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
-    return value
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
-def _audit_changes(changes: list[Change]) -> list[dict[str, Any]]:
-    return [{"field": c.field, "previous": _jsonable(c.previous), "current": _jsonable(c.current)} for c in changes]
+def _audit_changes(changes: list[Change], tz: ZoneInfo) -> list[dict[str, Any]]:
+    """Changes as the audit log keeps them: times as the API writes them, in the org's timezone."""
 
+    def shown(value: Any) -> Any:
+        return local_text(value, tz) if isinstance(value, datetime) else value
 
-_STORED_COLUMNS = [name for name in _CUSTOMER_COLUMNS if name not in ("org_id", "id")]
-_JSON_COLUMNS = ("custom_fields", "extended_fields", "subscriptions", "comm_channels")
-
-
-def _stored_value(name: str, value: Any) -> Any:
-    return orjson.dumps(value).decode() if name in _JSON_COLUMNS else value
+    return [{"field": c.field, "previous": shown(c.previous), "current": shown(c.current)} for c in changes]
 
 
 # PostgreSQL: new customers with their audit records, memberships and ledger entries in one
@@ -105,6 +114,14 @@ SELECT position, id FROM written
 )
 
 
+def _columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Row dicts as one list per column, JSON columns as text: the arrays the statement unnests."""
+    return {
+        name: [_json_text(row[name]) if name in _JSON_COLUMNS else row[name] for row in rows]
+        for name in _STORED_COLUMNS
+    }
+
+
 def _audit_context(caller: Caller) -> dict[str, Any]:
     return {
         "request_id": caller.request_id,
@@ -159,11 +176,8 @@ class CustomerStore:
             "at": at,
             **_audit_context(caller),
             "position": list(range(len(new_customers))),
-            **{
-                name: [_stored_value(name, getattr(new.customer, name)) for new in new_customers]
-                for name in _STORED_COLUMNS
-            },
-            "changes": [orjson.dumps(_audit_changes(new.changes)).decode() for new in new_customers],
+            **_columns([_values(new.customer) for new in new_customers]),
+            "changes": [_json_text(_audit_changes(new.changes, caller.org.tz)) for new in new_customers],
             "m_position": [p for p, _ in memberships],
             "m_program": [m.program_id for _, m in memberships],
             "m_slab": [m.slab_serial for _, m in memberships],
@@ -213,7 +227,7 @@ class CustomerStore:
             "customer_id": customer.id,
             "created_at": at,
             "event_type": event_type,
-            "changes": _audit_changes(changes),
+            "changes": _audit_changes(changes, caller.org.tz),
             **_audit_context(caller),
         }
         if is_sqlite(self.conn):
