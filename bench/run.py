@@ -161,7 +161,6 @@ def main() -> int:
     if shutil.which("wrk") is None:
         print("wrk is not installed (Debian package wrk); `make bench` installs it", file=sys.stderr)
         return 2
-    rows: list[tuple[str, str, float, Load | None, float | None]] = []
     started = time.monotonic()
 
     with throwaway_database("ceiling") as url:

@@ -178,6 +178,21 @@ async def org(make_org: Any) -> Org:
     return await make_org()
 
 
+@pytest.fixture
+def patron(database_url: str, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+    """Run the `patron` command against the session's database, as an operator would."""
+    from click.testing import CliRunner
+
+    from patron.cli import main
+
+    monkeypatch.setenv("PATRON_DATABASE_URL", database_url)
+
+    def run(*args: str):  # noqa: ANN202
+        return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+    return run
+
+
 _mobiles = itertools.count(int(uuid.uuid4().int % 9_000_000))
 
 

@@ -4,22 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import tomli_w
-from click.testing import CliRunner, Result
 
 from conftest import org_document
-from patron.cli import main
-
-
-@pytest.fixture
-def patron(database_url: str, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
-    monkeypatch.setenv("PATRON_DATABASE_URL", database_url)
-
-    def run(*args: str) -> Result:
-        return CliRunner().invoke(main, list(args), catch_exceptions=False)
-
-    return run
 
 
 def write(tmp_path: Path, document: dict, name: str = "org.toml") -> str:

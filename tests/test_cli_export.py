@@ -7,21 +7,9 @@ from pathlib import Path
 
 import pytest
 import tomli_w
-from click.testing import CliRunner, Result
 
 from conftest import org_document
-from patron.cli import main
 from patron.orgs.file import parse_org_document
-
-
-@pytest.fixture
-def patron(database_url: str, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
-    monkeypatch.setenv("PATRON_DATABASE_URL", database_url)
-
-    def run(*args: str) -> Result:
-        return CliRunner().invoke(main, list(args), catch_exceptions=False)
-
-    return run
 
 
 def applied(patron, tmp_path: Path, name: str) -> dict:

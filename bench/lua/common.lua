@@ -10,9 +10,10 @@ function setup(thread)
 end
 
 function fresh_mobile()
-  -- Each thread owns a block of ten million numbers, so no two requests share a mobile.
+  -- Each run owns the numbers 919R........ and each thread a block of ten million of them, so
+  -- no two requests share a mobile (and every one is a real Indian mobile: 9 starts them all).
   counter = counter + 1
-  return string.format("91%d%09d", 6 + (run_offset or 0) % 4, thread_index * 10000000 + counter)
+  return string.format("919%d%08d", (run_offset or 0) % 10, thread_index * 10000000 + counter)
 end
 
 function count_unexpected(status, body, expected_code)

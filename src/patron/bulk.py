@@ -221,7 +221,7 @@ async def _import_batch(engine: AsyncEngine, caller: Caller, batch: list[tuple[i
         now,
         batch_limit=len(readable) or 1,
     )
-    for (number, customer), result in zip(readable, results):
+    for (number, customer), result in zip(readable, results, strict=True):
         _count(progress, result)
         if not result.success:
             report.write(number, str(int(result.code)), result.message, customer if isinstance(customer, dict) else {})

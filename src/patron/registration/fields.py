@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -23,11 +23,15 @@ FALSE_WORDS = frozenset({"false", "0", "no", "n", "f"})
 
 
 def text(value: Any) -> str | None:
-    """A scalar as text: numbers become their digits, booleans and containers are not text."""
+    """A scalar as text: numbers become their digits, booleans and containers are not text.
+
+    A string holding NUL is not text either: PostgreSQL cannot store it (in text nor in jsonb),
+    and no real value carries one, so it is refused like any other invalid value.
+    """
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, str):
-        return value
+        return None if "\x00" in value else value
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
@@ -165,7 +169,6 @@ def local_midnight_utc(day: date, tz: ZoneInfo) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=tz).astimezone(timezone.utc).replace(tzinfo=None)
 
 
-ONE_DAY = timedelta(days=1)
 
 
 def local_date(moment: datetime, tz: ZoneInfo) -> date:

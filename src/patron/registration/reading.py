@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -211,23 +212,26 @@ def _read_extra_fields(raw: dict[str, Any], org: OrgSettings, item: CustomerInpu
         else:
             item.extended_fields[declared.name] = value
 
-    if sent(raw, "subscriptions"):
-        item.subscriptions = []
-        for entry in listed(raw["subscriptions"], "subscription"):
-            subscription = _subscription(entry)
-            if subscription is None:
-                warnings.add(Code.INVALID_FIELD_VALUE, "subscriptions")
-            else:
-                item.subscriptions.append(subscription)
+    for field_name, element, reader, target in (
+        ("subscriptions", "subscription", _subscription, "subscriptions"),
+        ("commChannels", "commChannel", _comm_channel, "comm_channels"),
+    ):
+        if sent(raw, field_name):
+            setattr(item, target, _entries(field_name, listed(raw[field_name], element), reader, warnings))
 
-    if sent(raw, "commChannels"):
-        item.comm_channels = []
-        for entry in listed(raw["commChannels"], "commChannel"):
-            channel = _comm_channel(entry)
-            if channel is None:
-                warnings.add(Code.INVALID_FIELD_VALUE, "commChannels")
-            else:
-                item.comm_channels.append(channel)
+
+def _entries(
+    field_name: str, entries: list[Any], read: Callable[[Any], dict[str, Any] | None], warnings: Warnings
+) -> list[dict[str, Any]]:
+    """The readable entries of a list field; each unreadable one is skipped with warning 1024."""
+    readable = []
+    for entry in entries:
+        read_entry = read(entry)
+        if read_entry is None:
+            warnings.add(Code.INVALID_FIELD_VALUE, field_name)
+        else:
+            readable.append(read_entry)
+    return readable
 
 
 def _subscription(entry: Any) -> dict[str, Any] | None:

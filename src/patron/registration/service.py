@@ -178,7 +178,7 @@ async def _create_if_new(
     async with unit_of_work(single_statement=True) as repositories:
         new_ids = await repositories.customers.insert_new(list(planned.values()), caller, now)
     results = {}
-    for (position, new), new_id in zip(planned.items(), new_ids):
+    for (position, new), new_id in zip(planned.items(), new_ids, strict=True):
         if new_id is None:
             continue
         new.customer.id = new_id
