@@ -250,6 +250,23 @@ def customer_import(file: Path, org_id: int, batch_size: int, till: str | None, 
 
 
 @main.command()
+@click.option("--org", "org_id", type=int, required=True, help="The org whose data to check.")
+def check(org_id: int) -> None:
+    """Check an org's data against Patron's invariants: one line per violation, exit 1 if any."""
+    from patron.checks import UnknownOrg, check_org
+
+    try:
+        violations = _run(lambda engine: check_org(engine, org_id))
+    except UnknownOrg:
+        raise click.BadParameter(f"no org {org_id}", param_hint="--org") from None
+    for violation in violations:
+        click.echo(violation.line(org_id))
+    if violations:
+        sys.exit(1)
+    click.echo(f"org {org_id}: no violations")
+
+
+@main.command()
 @click.option("--host", default=None, help="Address to listen on [PATRON_HOST, 127.0.0.1].")
 @click.option("--port", type=int, default=None, help="Port [PATRON_PORT, 8000].")
 @click.option("--workers", type=int, default=None, help="Worker processes [PATRON_WORKERS, 1].")

@@ -93,15 +93,15 @@ def _stderr(data: bytes) -> None:
         pass  # a closed or broken stderr must never fail a request
 
 
-def _use_text(settings: Settings, stream: Any = None) -> bool:
+def _use_text(settings: Settings) -> bool:
     if settings.log_format != "auto":
         return settings.log_format == "text"
-    stream = stream or sys.stderr
-    return bool(getattr(stream, "isatty", lambda: False)())
+    return sys.stderr.isatty()
 
 
 class RequestLog:
-    """Writes the one line of each request, bypassing `logging`: its records cost ~10 µs each."""
+    """Writes the one line of each request, bypassing `logging`, where a record alone costs ~6 µs
+    (this whole line costs about half of that)."""
 
     def __init__(self, settings: Settings, sink: Callable[[bytes], Any] | None = None) -> None:
         self.level = LEVELS[settings.log_level]
@@ -111,9 +111,6 @@ class RequestLog:
         self.sink = sink or _stderr
         self._second = -1
         self._prefix = ""
-
-    def enabled(self, level: int) -> bool:
-        return level >= self.level
 
     def timestamp(self) -> str:
         now = time.time()
@@ -154,21 +151,27 @@ class RequestLog:
 
     def _text_line(self, record: dict[str, Any]) -> bytes:
         status = record.get("status", 0)
-        colour = "32" if status < 300 else "36" if status < 400 else "33" if status < 500 else "31"
-        head = f"{record['method']} {record['path']} {status}"
+        # The caller's text (a path, a key) is escaped before the colour codes go around it.
+        head = f"{record['method']} {record['path']} {status}".translate(_CONTROL)
         if self.colour:
+            colour = "32" if status < 300 else "36" if status < 400 else "33" if status < 500 else "31"
             head = f"\x1b[{colour}m{head}\x1b[0m"
         parts = [record["ts"], record["level"].upper(), head, f"{record['ms']}ms"]
         for key, value in record.items():
-            if key in ("ts", "level", "method", "path", "status", "ms") or value is None:
+            if key in _TEXT_HEAD or value is None:
                 continue
             if key == "items_detail":
-                value = " ".join(
-                    "[" + " ".join(str(v) for k, v in item.items() if k != "warnings") + "]" for item in value
-                )
-            parts.append(f"{key}={value}")
-        line = " ".join(parts).translate(_CONTROL)
-        return (line + "\n").encode("utf-8", "replace")
+                value = " ".join("[" + " ".join(_text_item(item)) + "]" for item in value)
+            parts.append(f"{key}={value}".translate(_CONTROL))
+        return (" ".join(parts) + "\n").encode("utf-8", "replace")
+
+
+_TEXT_HEAD = frozenset({"ts", "level", "method", "path", "status", "ms"})
+
+
+def _text_item(item: dict[str, Any]) -> Iterator[str]:
+    for key, value in item.items():
+        yield f"warnings={','.join(map(str, value))}" if key == "warnings" else str(value)
 
 
 def _int(value: Any) -> Any:
@@ -299,7 +302,12 @@ def metrics() -> Metrics:
 
 def exposition() -> tuple[bytes, str]:
     """The scrape: this process's series, or with several workers the sum of all of them."""
-    from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+    from prometheus_client import (
+        CONTENT_TYPE_LATEST,
+        REGISTRY,
+        CollectorRegistry,
+        generate_latest,
+    )
 
     if os.environ.get(MULTIPROC_ENV):
         from prometheus_client import multiprocess
@@ -357,12 +365,11 @@ class Observer:
     """What the middleware needs of a running app: its request log and its metrics."""
 
     def __init__(self, settings: Settings, sink: Callable[[bytes], Any] | None = None) -> None:
-        self.settings = settings
         self.log = RequestLog(settings, sink)
         self.metrics = metrics()
         token = settings.metrics_token.get_secret_value() if settings.metrics_token else ""
-        self._token = f"Bearer {token}".encode() if token else None
-        self._pools: list[Any] = []
+        self._token = token.encode() if token else None
+        self._pool_sizes: list[int] = []
 
     def watch_pool(self, engine: Any) -> None:
         """Count connections in use through the pool's events, so each worker keeps its own
@@ -375,12 +382,11 @@ class Observer:
         in_use = self.metrics.pool_in_use
         event.listen(pool, "checkout", lambda *_: in_use.inc())
         event.listen(pool, "checkin", lambda *_: in_use.dec())
-        self._pools.append((pool, size))
+        self._pool_sizes.append(size)
 
     def close(self) -> None:
-        for pool, size in self._pools:
-            self.metrics.pool_size.dec(size)
-        self._pools.clear()
+        self.metrics.pool_size.dec(sum(self._pool_sizes))
+        self._pool_sizes.clear()
         if os.environ.get(MULTIPROC_ENV):
             from prometheus_client import multiprocess
 
@@ -391,8 +397,10 @@ class Observer:
         """None when the scrape may go on, else the refusal's code."""
         if self._token is not None:
             for name, value in scope["headers"]:
-                if name == b"authorization" and hmac.compare_digest(value, self._token):
-                    return None
+                if name == b"authorization":
+                    scheme, _, given = value.partition(b" ")
+                    if scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), self._token):
+                        return None
             return Code.AUTHENTICATION_FAILED
         client = scope.get("client")
         if client and client[0] in LOCAL_CLIENTS:
@@ -425,7 +433,7 @@ class Observer:
             return
         path = scope["path"]
         if route is None:
-            path = path[:MAX_TEXT] if self.log.pii else mask_text(path[:MAX_TEXT])
+            path = path[:MAX_TEXT] if log.pii else mask_text(path[:MAX_TEXT])
         record: dict[str, Any] = {
             "ts": log.timestamp(),
             "level": "error" if failing else "info",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import hashlib
 import secrets
 import time
@@ -17,6 +16,7 @@ import jwt
 from starlette.requests import Request
 
 from patron.api.errors import ApiError
+from patron.api.ratelimit import RateLimiter, retry_after
 from patron.codes import Code
 from patron.orgs.cache import OrgCache
 from patron.orgs.file import AccessGroup
@@ -31,6 +31,8 @@ ATTRIBUTION_CODE = "x-cap-api-attribution-entity-code"
 ATTRIBUTION_TILL_LEGACY = "x-cap-api-attribution-till-code"
 TOKEN_ALGORITHM = "HS256"
 TOKEN_ISSUER = "patron"
+# Org ids are BIGINT.
+_LARGEST_ORG_ID = 2**63
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,10 @@ class CredentialCache:
 
     An entry also remembers the org's settings fingerprint, so that applying an org file (which
     may disable a till or change its password) makes every entry of that org stale at once.
+
+    The lookup compares digests under a per-process random key, so its timing tells a caller
+    nothing about a stored credential; every other check of a secret is constant-time too
+    (argon2's verify for passwords and client secrets, hmac.compare_digest inside PyJWT for tokens).
     """
 
     def __init__(self, ttl: float, max_entries: int = 50_000) -> None:
@@ -96,12 +102,32 @@ class Authenticator:
         self.secret_key = secret_key
         self.cache = CredentialCache(cache_ttl)
         self._verifying: dict[bytes, asyncio.Future[OrgSettings]] = {}
+        # Till codes and API-client keys are two namespaces: a till may share a client's name.
+        self.till_limits = RateLimiter()
+        self.client_limits = RateLimiter()
 
     async def authenticate(self, request: Request) -> Principal:
         token = request.headers.get(TOKEN_HEADER)
         if token is not None:
-            return await self._from_token(token, request)
-        return await self._from_basic(request.headers.get("authorization"))
+            principal = await self._from_token(token, request)
+        else:
+            principal = await self._from_basic(request.headers.get("authorization"))
+        # Counted only once the caller is known, so that a flood of bad credentials naming a
+        # till cannot spend that till's budget.
+        self._admit(principal)
+        return principal
+
+    def _admit(self, principal: Principal) -> None:
+        configs = principal.org.configs
+        rate = configs.RATE_LIMIT_PER_SECOND
+        if not rate:
+            return
+        if principal.api_client_key is None:
+            wait = self.till_limits.wait(principal.till_code, rate, configs.rate_limit_burst)
+        else:
+            wait = self.client_limits.wait(principal.api_client_key, rate, configs.rate_limit_burst)
+        if wait:
+            raise ApiError(Code.TOO_MANY_REQUESTS, headers={"Retry-After": retry_after(wait)})
 
     # Tills: Basic base64(till code ":" md5 hex of the password).
 
@@ -146,7 +172,7 @@ class Authenticator:
     # API clients: a signed token from /v3/oauth/token/generate.
 
     async def issue_token(self, key: Any, secret: Any) -> tuple[str, int]:
-        if not isinstance(key, str) or not isinstance(secret, str) or not self.secret_key:
+        if not (isinstance(key, str) and isinstance(secret, str) and self.secret_key and _storable(key)):
             raise ApiError(Code.AUTHENTICATION_FAILED)
         async with transaction(self.engine, readonly=True) as conn:
             row = await OrgStore(conn).api_client(key)
@@ -180,7 +206,12 @@ class Authenticator:
             raise ApiError(Code.TOKEN_EXPIRED) from exc
         except jwt.PyJWTError as exc:
             raise ApiError(Code.AUTHENTICATION_FAILED) from exc
-        org = await self._org(claims["org"])
+        org_id = claims["org"]
+        # Signed means issued by Patron, which only ever names an org by its id; anything else
+        # names no org (and must not reach the database as a query error).
+        if type(org_id) is not int or not 0 < org_id < _LARGEST_ORG_ID:
+            raise ApiError(Code.AUTHENTICATION_FAILED)
+        org = await self._org(org_id)
         client = next((c for c in org.definition.api_clients if c.key == claims["sub"]), None)
         if client is None:
             # The client was removed from the org file since the token was issued.
@@ -203,13 +234,21 @@ def _basic_credentials(header: str | None) -> tuple[str, str]:
         raise ApiError(Code.AUTHENTICATION_FAILED)
     try:
         decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError) as exc:
+    # Bad base64 and bad UTF-8 are ValueErrors, and so is base64's refusal of non-ASCII text,
+    # which a header (read as latin-1) may hold.
+    except ValueError as exc:
         raise ApiError(Code.AUTHENTICATION_FAILED) from exc
     till_code, colon, md5 = decoded.partition(":")
-    if not colon or not till_code:
+    if not colon or not till_code or not _storable(till_code):
         raise ApiError(Code.AUTHENTICATION_FAILED)
     # Clients differ in the case of the hex digest; the stored hash is of the lower-case form.
     return till_code, md5.strip().lower()
+
+
+def _storable(name: str) -> bool:
+    """Whether a till code or client key can be looked up at all: PostgreSQL refuses NUL in text,
+    so a name holding one names nobody (and must not reach the database as a query error)."""
+    return "\x00" not in name
 
 
 def _attributed_till(request: Request) -> str | None:

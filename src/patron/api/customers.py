@@ -97,7 +97,7 @@ def _lookup_value(key: str, value: str, org: OrgSettings) -> str | int | None:
         return fields.email(value)
     if key == "external_id":
         return fields.external_id(value, 0, 0)
-    return int(value) if value.isdigit() and len(value) < 19 else None
+    return int(value) if value.isdecimal() and value.isascii() and len(value) < 19 else None
 
 
 def _customer_items(document: Any) -> list[Any]:
@@ -114,6 +114,8 @@ def _user_context(request: Request) -> dict[str, str | None]:
     context = {}
     for key, header in USER_CONTEXT_HEADERS.items():
         value = request.headers.get(header)
+        if value is not None and "\x00" in value:
+            raise ApiError(Code.INVALID_INPUT, detail=f"{header.upper()} holds a NUL character")
         if value is not None and len(value) > 255:
             raise ApiError(Code.INVALID_INPUT, detail=f"{header.upper()} is longer than 255 characters")
         context[key] = value

@@ -47,7 +47,7 @@ async def list_audits(request: Request) -> Response:
     if query.get("entityType", "CUSTOMER").upper() != "CUSTOMER":
         raise ApiError(Code.INVALID_INPUT, detail="entityType must be CUSTOMER")
     entity_id = query.get("entityId", "")
-    if not entity_id.isdigit() or len(entity_id) > 18:
+    if not (entity_id.isdecimal() and entity_id.isascii()) or len(entity_id) > 18:
         raise ApiError(Code.INVALID_INPUT, detail="entityId must be a customer's user_id")
     with_context = query.get("includeUserContext", "false").lower() == "true"
     org = principal.org

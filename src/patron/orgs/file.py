@@ -220,6 +220,15 @@ class Configs(_OrgFileModel):
     CONF_CLIENT_EXTERNAL_ID_MAX_LENGTH: int = Field(default=0, ge=0, le=250)
     CONF_MIN_REGISTRATION_DATE: datetime.date = datetime.date(1995, 1, 1)
     BATCH_LIMIT: int = Field(default=100, ge=1, le=1000)
+    # Requests per second per caller (till or API client), in each worker; 0 means unlimited.
+    RATE_LIMIT_PER_SECOND: int = Field(default=0, ge=0)
+    # Requests a caller may make at once after a quiet spell; absent means twice the rate.
+    RATE_LIMIT_BURST: int | None = Field(default=None, ge=1)
+
+    @property
+    def rate_limit_burst(self) -> int:
+        """RATE_LIMIT_BURST, or twice RATE_LIMIT_PER_SECOND when the file does not give it."""
+        return self.RATE_LIMIT_BURST or 2 * self.RATE_LIMIT_PER_SECOND
 
     @model_validator(mode="before")
     @classmethod

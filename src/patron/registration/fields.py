@@ -18,6 +18,9 @@ _DATETIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d", "%Y/%m/%
 # Where a country's numbering plan cannot tell mobiles from landlines (the US), either may be one.
 _MOBILE_TYPES = frozenset({phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE})
 
+# Beyond 2**53 a double no longer holds every integer exactly.
+_EXACT_FLOAT_INTEGERS = 2**53
+
 TRUE_WORDS = frozenset({"true", "1", "yes", "y", "t"})
 FALSE_WORDS = frozenset({"false", "0", "no", "n", "f"})
 
@@ -35,6 +38,10 @@ def text(value: Any) -> str | None:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
+        if abs(value) >= _EXACT_FLOAT_INTEGERS:
+            # A JSON integer too large for 64 bits arrives as a double: its digits are no
+            # longer the ones sent, so it is no value at all.
+            return None
         return str(int(value)) if value.is_integer() else repr(value)
     return None
 
@@ -69,7 +76,8 @@ def mobile(value: Any, base_country: str, supported: list[str], default_country_
             number = phonenumbers.parse(number_text, region)
         except phonenumbers.NumberParseException:
             continue
-        if not phonenumbers.is_valid_number(number) or phonenumbers.number_type(number) not in _MOBILE_TYPES:
+        # number_type() is UNKNOWN for a number that is not valid, so it is the validity check too.
+        if phonenumbers.number_type(number) not in _MOBILE_TYPES:
             continue
         country = phonenumbers.region_code_for_number(number)
         if country == base_country or "*" in supported or country in supported:

@@ -264,12 +264,12 @@ def _comm_channel(entry: Any) -> dict[str, Any] | None:
 
 
 def _answerable(value: Any, depth: int) -> bool:
-    """Whether `value` can be answered in JSON and XML alike: objects and lists nested at most
-    `depth` levels (looking no deeper), every key an XML name."""
+    """Whether `value` can be stored and answered in JSON and XML alike: objects and lists nested
+    at most `depth` levels (looking no deeper), every key an XML name, no text holding NUL."""
     if isinstance(value, dict):
         return depth > 0 and all(
             _XML_NAME.fullmatch(key) and _answerable(child, depth - 1) for key, child in value.items()
         )
     if isinstance(value, list):
         return depth > 0 and all(_answerable(child, depth - 1) for child in value)
-    return True
+    return not (isinstance(value, str) and "\x00" in value)

@@ -297,8 +297,16 @@ async def _join(
 
 
 def _failure(raw: Any, code: Code, matched: Customer | None = None) -> ItemResult:
-    sent = {name: raw.get(name) for name in IDENTIFIERS} if isinstance(raw, dict) else {}
+    # Identifiers are echoed as sent when they are plain values; anything else is echoed as null,
+    # so that the answer can always be written, in JSON and in XML alike.
+    sent = {name: _echoable(raw.get(name)) for name in IDENTIFIERS} if isinstance(raw, dict) else {}
     return ItemResult(code=code, message=item_error_message(code), warnings=Warnings(), customer=matched, sent=sent)
+
+
+def _echoable(value: Any) -> Any:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    return fields.text(value)
 
 
 def batch_status(results: list[ItemResult]) -> Code:

@@ -1,0 +1,120 @@
+"""The invariants of an org's data, checked against the database: what `patron check` reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from patron.store.checks import CheckStore
+from patron.store.db import transaction
+
+
+class UnknownOrg(Exception):
+    """No org has the id asked for."""
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One broken invariant: the rule's name and what breaks it, in words an operator can act on."""
+
+    rule: str
+    detail: str
+
+    def line(self, org_id: int) -> str:
+        return f"org {org_id}: {self.rule}: {self.detail}"
+
+
+# The rules, by the names the report gives them.
+UNIQUE_IDENTIFIER = "unique-identifier"
+POINTS_MATCH_LEDGER = "points-match-ledger"
+LEDGER_HAS_OWNER = "ledger-has-owner"
+MEMBERSHIP_HAS_CUSTOMER = "membership-has-customer"
+CUSTOMER_HAS_CREATE_AUDIT = "customer-has-create-audit"
+REFERRAL_IS_SOUND = "referral-is-sound"
+REFERRED_ONCE = "referred-once"
+NON_LOYALTY_HAS_NO_MEMBERSHIP = "non-loyalty-has-no-membership"
+
+RULES = (
+    UNIQUE_IDENTIFIER,
+    POINTS_MATCH_LEDGER,
+    LEDGER_HAS_OWNER,
+    MEMBERSHIP_HAS_CUSTOMER,
+    CUSTOMER_HAS_CREATE_AUDIT,
+    REFERRAL_IS_SOUND,
+    REFERRED_ONCE,
+    NON_LOYALTY_HAS_NO_MEMBERSHIP,
+)
+
+
+def _ids(ids: list[int]) -> str:
+    return ", ".join(str(customer_id) for customer_id in ids)
+
+
+async def check_org(engine: AsyncEngine, org_id: int) -> list[Violation]:
+    """Every violation of the org's invariants, rule by rule; an empty list means the org is sound."""
+    async with transaction(engine, readonly=True) as conn:
+        store = CheckStore(conn)
+        if not await store.org_exists(org_id):
+            raise UnknownOrg(org_id)
+        violations = [
+            Violation(UNIQUE_IDENTIFIER, f"{name} {value!r} is held by customers {_ids(ids)}")
+            for name, value, ids in await store.shared_identifiers(org_id)
+        ]
+        violations += [
+            Violation(
+                POINTS_MATCH_LEDGER,
+                f"customer {row.customer_id} in programme {row.program_id} holds {row.lifetime_points} lifetime"
+                f" and {row.loyalty_points} loyalty points; its points ledger sums to {row.ledger_total}",
+            )
+            for row in await store.points_out_of_step(org_id)
+        ]
+        violations += [
+            Violation(
+                LEDGER_HAS_OWNER,
+                f"points_ledger row {row.id} names customer {row.customer_id}, which does not exist"
+                if not row.customer_exists
+                else f"points_ledger row {row.id} names programme {row.program_id},"
+                f" of which customer {row.customer_id} is not a member",
+            )
+            for row in await store.ledger_rows_without_owner(org_id)
+        ]
+        violations += [
+            Violation(
+                MEMBERSHIP_HAS_CUSTOMER,
+                f"membership of programme {row.program_id} names customer {row.customer_id}, which does not exist",
+            )
+            for row in await store.memberships_without_customer(org_id)
+        ]
+        violations += [
+            Violation(CUSTOMER_HAS_CREATE_AUDIT, f"customer {customer_id} has no CREATE audit record")
+            for customer_id in await store.customers_without_creation_audit(org_id)
+        ]
+        violations += [
+            Violation(REFERRAL_IS_SOUND, _referral_problem(row)) for row in await store.broken_referrals(org_id)
+        ]
+        violations += [
+            Violation(REFERRED_ONCE, f"customer {row.referee_id} is the referee of {row.times} referrals")
+            for row in await store.referees_referred_again(org_id)
+        ]
+        violations += [
+            Violation(
+                NON_LOYALTY_HAS_NO_MEMBERSHIP,
+                f"NON_LOYALTY customer {row.id} is a member of programme {row.program_id}",
+            )
+            for row in await store.non_loyalty_members(org_id)
+        ]
+    return violations
+
+
+def _referral_problem(row: Any) -> str:
+    referee, referrer = row.referee_id, row.referrer_id
+    problems = []
+    if not row.referee_exists:
+        problems.append(f"referee {referee} does not exist")
+    if not row.referrer_exists:
+        problems.append(f"referrer {referrer} does not exist")
+    if referee == referrer:
+        problems.append("the customer referred itself")
+    return f"referral of customer {referee} by customer {referrer}: " + "; ".join(problems)
