@@ -29,5 +29,19 @@ run: $(STAMP) var/secret_key
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# Faults and sustained load against real `patron serve` processes, on a private PostgreSQL
+# cluster and SQLite files (stress/run.py); about 7 minutes. STRESS_QUICK=1 shortens the soak.
+.PHONY: stress
+stress: $(STAMP)
+	command -v wrk >/dev/null || apt-get install -y wrk || (apt-get update && apt-get install -y wrk)
+	$(BIN)/python stress/run.py
+
+# Patron beside the ceiling of its own stack, on a throwaway PostgreSQL database (bench/run.py);
+# prints one table of figures and ratios; about 3 minutes. Not part of `make test`.
+.PHONY: bench
+bench: $(STAMP)
+	command -v wrk >/dev/null || apt-get install -y wrk || (apt-get update && apt-get install -y wrk)
+	$(BIN)/python bench/run.py
+
 clean:
 	rm -rf $(VENV) var build *.egg-info src/*.egg-info

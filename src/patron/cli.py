@@ -94,10 +94,7 @@ def org_apply(file: str) -> None:
         click.echo(f"  API client {key} disabled (no longer in the file)")
 
 
-@org.command("show")
-@click.argument("org_id", type=int)
-def org_show(org_id: int) -> None:
-    """Print an org as applied (secrets are never stored, so none are shown)."""
+def _applied_definition(org_id: int) -> dict[str, Any]:
     from patron.store.db import transaction
     from patron.store.orgs import OrgStore
 
@@ -108,6 +105,14 @@ def org_show(org_id: int) -> None:
     definition = _run(read)
     if definition is None:
         raise click.ClickException(f"no org {org_id}")
+    return definition
+
+
+@org.command("show")
+@click.argument("org_id", type=int)
+def org_show(org_id: int) -> None:
+    """Print an org as applied (secrets are never stored, so none are shown)."""
+    definition = _applied_definition(org_id)
     click.echo(orjson.dumps(definition, option=orjson.OPT_INDENT_2).decode())
 
 
@@ -123,16 +128,7 @@ _SECRET_NOTES = {
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the org file here, not to standard output.")
 def org_export(org_id: int, output: str | None) -> None:
     """Write an org as applied back as an org file (its secrets are not stored: fill them in)."""
-    from patron.store.db import transaction
-    from patron.store.orgs import OrgStore
-
-    async def read(engine: Any) -> dict[str, Any] | None:
-        async with transaction(engine, readonly=True) as conn:
-            return await OrgStore(conn).definition(org_id)
-
-    definition = _run(read)
-    if definition is None:
-        raise click.ClickException(f"no org {org_id}")
+    definition = _applied_definition(org_id)
     lines = [
         f"# Org {org_id} as applied, written by `patron org export`.",
         "# Secrets are never stored: fill in each till's password and each API client's secret.",

@@ -162,11 +162,7 @@ class Authenticator:
     async def _verify_till(self, till_code: str, md5: str) -> OrgSettings:
         async with transaction(self.engine, readonly=True) as conn:
             row = await OrgStore(conn).till(till_code)
-        usable = row is not None and row.enabled
-        # An unknown till is checked against a decoy so that it costs as long as a wrong password.
-        ok = await asyncio.to_thread(verify_secret, row.password_hash if usable else DECOY_HASH, md5)
-        if not (usable and ok):
-            raise ApiError(Code.AUTHENTICATION_FAILED)
+        await _verify(row, "password_hash", md5)
         return await self._org(row.org_id)
 
     # API clients: a signed token from /v3/oauth/token/generate.
@@ -176,10 +172,7 @@ class Authenticator:
             raise ApiError(Code.AUTHENTICATION_FAILED)
         async with transaction(self.engine, readonly=True) as conn:
             row = await OrgStore(conn).api_client(key)
-        usable = row is not None and row.enabled
-        ok = await asyncio.to_thread(verify_secret, row.secret_hash if usable else DECOY_HASH, secret)
-        if not (usable and ok):
-            raise ApiError(Code.AUTHENTICATION_FAILED)
+        await _verify(row, "secret_hash", secret)
         now = int(time.time())
         claims = {
             "iss": TOKEN_ISSUER,
@@ -226,6 +219,15 @@ class Authenticator:
         if org is None:
             raise ApiError(Code.AUTHENTICATION_FAILED)
         return org
+
+
+async def _verify(row: Any, hash_column: str, secret: str) -> None:
+    """Refuse unless `row` is an enabled credential whose stored hash matches `secret`. An unknown
+    one is checked against a decoy, so that it costs as long as a wrong secret."""
+    usable = row is not None and row.enabled
+    stored = getattr(row, hash_column) if usable else DECOY_HASH
+    if not (await asyncio.to_thread(verify_secret, stored, secret) and usable):
+        raise ApiError(Code.AUTHENTICATION_FAILED)
 
 
 def _basic_credentials(header: str | None) -> tuple[str, str]:
