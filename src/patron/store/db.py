@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import asyncpg
 import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 
@@ -105,33 +108,65 @@ async def transaction(
             if readonly:
                 async with engine.connect() as conn:
                     conn = await conn.execution_options(sqlite_begin="DEFERRED")
-                    async with conn.begin():
+                    async with _unavailable_as_503(conn), conn.begin():
                         yield conn
                 return
-            async with _sqlite_writers.setdefault(id(engine), asyncio.Lock()), engine.begin() as conn:
-                yield conn
+            async with _sqlite_writers.setdefault(id(engine), asyncio.Lock()), engine.connect() as conn:
+                async with _unavailable_as_503(conn), conn.begin():
+                    yield conn
             return
         async with engine.connect() as conn:
-            if readonly or autocommit:
-                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-                yield conn
-                return
-            async with conn.begin():
-                yield conn
-    except (OperationalError, InterfaceError, OSError, ConnectionError) as exc:
+            async with _unavailable_as_503(conn):
+                if readonly or autocommit:
+                    conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                    yield conn
+                    return
+                async with conn.begin():
+                    yield conn
+    except (DBAPIError, SQLAlchemyTimeoutError, OSError) as exc:
+        # Connecting failed, or the pool had no connection to give within its timeout.
         if _is_unavailable(exc):
-            raise DatabaseUnavailable(str(exc).splitlines()[0]) from exc
+            raise DatabaseUnavailable(_first_line(exc)) from exc
         raise
 
 
-def _is_unavailable(exc: BaseException) -> bool:
-    if isinstance(exc, (OSError, ConnectionError, InterfaceError)):
-        return True
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    text = str(exc).lower()
-    return any(
-        marker in text
-        for marker in ("connection", "could not connect", "timeout", "unable to open", "server closed", "database is locked")
-    )
+@asynccontextmanager
+async def _unavailable_as_503(conn: AsyncConnection) -> AsyncIterator[None]:
+    """A connection lost mid-unit is unavailability, not an error of the request: the unit is
+    answered 503 (safe to retry) and the connection is dropped from the pool, not reused broken."""
+    try:
+        yield
+    except (DBAPIError, OSError) as exc:
+        if not _is_unavailable(exc):
+            raise
+        with contextlib.suppress(Exception):
+            await conn.invalidate()
+        raise DatabaseUnavailable(_first_line(exc)) from exc
 
+
+# SQLSTATE classes and codes that mean "the database cannot be reached now", not "this request
+# is wrong": connection exceptions, operator intervention (shutdown, starting up), too many
+# connections, and SQLite's lock held past the busy timeout.
+_UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "57P", "53300")
+_UNAVAILABLE_MESSAGES = ("database is locked", "unable to open database", "disk i/o error")
+
+
+def _is_unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, (OSError, SQLAlchemyTimeoutError)):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated or isinstance(exc, InterfaceError):
+        return True
+    driver_error = exc.orig.__cause__ if exc.orig is not None and exc.orig.__cause__ is not None else exc.orig
+    if isinstance(driver_error, (OSError, asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError)):
+        # The driver lost the connection, or found it in a state it cannot continue from.
+        return True
+    sqlstate = getattr(driver_error, "sqlstate", None) or getattr(exc.orig, "sqlstate", None) or ""
+    if sqlstate.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES):
+        return True
+    return any(marker in str(exc).lower() for marker in _UNAVAILABLE_MESSAGES)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
