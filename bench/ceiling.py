@@ -73,6 +73,7 @@ async def app(scope, receive, send):  # noqa: ANN001, ANN201 - a bare ASGI calla
                 customer.get("firstname"), customer.get("lastname"), orjson.dumps(fields).decode(),
             )
             answered.append({"user_id": new_id, "mobile": customer.get("mobile"), "item_status": {"code": "1000"}})
-    payload = orjson.dumps({"response": {"status": {"code": 200}, "customers": {"customer": answered}}})
+    status = {"code": 200, "total": str(len(answered)), "success_count": str(len(answered))}
+    payload = orjson.dumps({"response": {"status": status, "customers": {"customer": answered}}})
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
     await send({"type": "http.response.body", "body": payload})

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from patron.orgs.cache import OrgCache
 from patron.registration.model import IDENTIFIERS
 from patron.registration.service import Caller, ItemResult, register
+from patron.store.maintenance import analyze_customer_tables
 from patron.store.unit import unit_of_work
 
 # Columns that hold a list of {name, value} in the add API.
@@ -178,6 +179,9 @@ async def run_import(engine: AsyncEngine, job: ImportJob, on_batch: Callable[[Pr
         if in_flight is not None:
             in_flight[0].cancel()
         report.close()
+    # A table that grew by a bulk import has statistics from before it: without fresh ones the
+    # planner may pick an index that matches the org and filters the rest, for every look-up.
+    await analyze_customer_tables(engine)
     return progress
 
 
