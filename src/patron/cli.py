@@ -300,31 +300,42 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
 @main.command()
 @click.argument("file", type=click.Path(dir_okay=False), default="examples/demo-org.toml")
 def demo(file: str) -> None:
-    """Print the credentials of an org file's first till and a curl that registers a customer."""
+    """Print an org file's till credentials and working curls: add, get, XML and OAuth."""
     org_file = _load(file)
     store = next((s for s in org_file.stores if s.tills), None)
     if store is None:
         raise click.ClickException(f"{file} declares no till")
     till = store.tills[0]
     md5 = md5_of_password(till)
-    token = base64.b64encode(f"{till.code}:{md5}".encode()).decode()
+    basic = f"-H 'Authorization: Basic {base64.b64encode(f'{till.code}:{md5}'.encode()).decode()}'"
     settings = Settings()
     base = f"http://{settings.host}:{settings.port}"
+    mobile = _demo_mobile(org_file)
+    xml_mobile = mobile[:-1] + str((int(mobile[-1]) + 1) % 10)
     body = orjson.dumps(
-        {"root": {"customer": [{"mobile": _demo_mobile(org_file), "firstname": "Asha", "lastname": "Rao", "email": "asha.rao@example.com"}]}}
+        {"root": {"customer": [{"mobile": mobile, "firstname": "Asha", "lastname": "Rao", "email": "asha.rao@example.com"}]}}
     ).decode()
+    xml_body = f"<root><customer><mobile>{xml_mobile}</mobile><firstname>Ravi</firstname></customer></root>"
     click.echo(f"Demo org {org_file.org.id} ({org_file.org.name})")
     click.echo(f"  till:     {till.code}")
     if till.password:
         click.echo(f"  password: {till.password}")
     click.echo(f"  Basic-auth user:password  {till.code}:{md5}  (the password's MD5)")
     click.echo("\nRegister a customer:")
-    click.echo(
-        f"  curl -s -X POST '{base}/v1.1/customer/add' -H 'Authorization: Basic {token}' "
-        f"-H 'Content-Type: application/json' -d '{body}'"
-    )
+    click.echo(f"  curl -s -X POST '{base}/v1.1/customer/add' {basic} -H 'Content-Type: application/json' -d '{body}'")
     click.echo("\nRead it back:")
-    click.echo(f"  curl -s '{base}/v1.1/customer/get?mobile={_demo_mobile(org_file)}' -H 'Authorization: Basic {token}'")
+    click.echo(f"  curl -s '{base}/v1.1/customer/get?mobile={mobile}' {basic}")
+    click.echo("\nThe same in XML:")
+    click.echo(f"  curl -s -X POST '{base}/v1.1/customer/add.xml' {basic} -H 'Content-Type: application/xml' -d '{xml_body}'")
+    client = next((c for c in org_file.api_clients if c.secret), None)
+    if client is not None:
+        credentials = orjson.dumps({"key": client.key, "secret": client.secret}).decode()
+        click.echo(f"\nAs API client {client.key}, with an OAuth token:")
+        click.echo(
+            f"  TOKEN=$(curl -s -X POST '{base}/v3/oauth/token/generate' -H 'Content-Type: application/json' "
+            f"-d '{credentials}' | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"data\"][\"accessToken\"])')"
+        )
+        click.echo(f"  curl -s '{base}/v1.1/customer/get?mobile={mobile}' -H \"X-CAP-API-OAUTH-TOKEN: $TOKEN\"")
 
 
 def _demo_mobile(org_file: OrgFile) -> str:
