@@ -76,3 +76,16 @@ def test_a_missing_file_is_one_line_and_a_non_zero_exit(patron, tmp_path):
     result = patron("org", "apply", str(tmp_path / "nope.toml"))
     assert result.exit_code != 0
     assert "No such file" in result.output and "Traceback" not in result.output
+
+
+def test_demo_prints_the_till_credentials_and_curls_for_add_get_xml_and_oauth(patron):
+    import base64
+    import hashlib
+
+    result = patron("demo", "examples/demo-org.toml")
+    assert result.exit_code == 0
+    md5 = hashlib.md5(b"Pass123").hexdigest()
+    expected = base64.b64encode(f"blr.koramangala.till001:{md5}".encode()).decode()
+    assert f"Authorization: Basic {expected}" in result.output
+    for fragment in ("/v1.1/customer/add'", "/v1.1/customer/get?mobile=", "/v1.1/customer/add.xml", "/v3/oauth/token/generate", "X-CAP-API-OAUTH-TOKEN"):
+        assert fragment in result.output
