@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from zoneinfo import ZoneInfo
-from typing import Any
-
 import dataclasses
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
-from sqlalchemy import func, insert, or_, select, text, update
+from sqlalchemy import bindparam, func, insert, or_, select, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from patron.registration.fields import local_text
 from patron.registration.model import Change, Customer
 from patron.registration.service import Caller, IdentifierTaken, NewCustomer
-from patron.store.db import is_sqlite
+from patron.store.db import DriverStatement, is_sqlite
 from patron.store.loyalty import LoyaltyStore
 from patron.store.schema import customer_audits, customers
 
@@ -31,8 +31,8 @@ _JSON_COLUMNS = ("custom_fields", "extended_fields", "subscriptions", "comm_chan
 _NAMED_FIELDS = ("custom_fields", "extended_fields")
 
 
-def _customer(row: Any) -> Customer:
-    values = {name: getattr(row, name) for name in _CUSTOMER_COLUMNS}
+def _customer(row: Mapping[str, Any]) -> Customer:
+    values = {name: row[name] for name in _CUSTOMER_COLUMNS}
     for name in _NAMED_FIELDS:
         values[name] = dict(values[name])
     return Customer(**values)
@@ -63,7 +63,7 @@ def _audit_changes(changes: list[Change], tz: ZoneInfo) -> list[dict[str, Any]]:
 # every part can refer to its customer; ON CONFLICT DO NOTHING covers every unique index, so a
 # customer with an identifier already taken is not written, nor is anything of it.
 _PG_TYPES = {"registered_on": "timestamp", "updated_on": "timestamp"}
-_PG_INSERT_NEW = text(
+_PG_INSERT_NEW = DriverStatement(text(
     f"""
 WITH candidate AS (
     SELECT nextval(pg_get_serial_sequence('customers', 'id')) AS id, c.*
@@ -111,7 +111,7 @@ WITH candidate AS (
 )
 SELECT position, id FROM written
 """
-)
+))
 
 
 def _columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
@@ -120,6 +120,14 @@ def _columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
         name: [_json_text(row[name]) if name in _JSON_COLUMNS else row[name] for row in rows]
         for name in _STORED_COLUMNS
     }
+
+
+_FIND_BY = {
+    field: DriverStatement(
+        _SELECT_CUSTOMER.where(customers.c.org_id == bindparam("org_id"), customers.c[field] == bindparam("value"))
+    )
+    for field in ("id", "mobile", "email", "external_id", "referral_code")
+}
 
 
 def _audit_context(caller: Caller) -> dict[str, Any]:
@@ -142,7 +150,7 @@ class CustomerStore:
             return {}
         matches = or_(*(customers.c[name] == value for name, value in identifiers.items()))
         rows = await self.conn.execute(_SELECT_CUSTOMER.where(customers.c.org_id == org_id, matches))
-        found = [_customer(row) for row in rows]
+        found = [_customer(row._mapping) for row in rows]
         return {
             name: customer
             for name, value in identifiers.items()
@@ -190,7 +198,7 @@ class CustomerStore:
             "e_currency": [e.currency for _, e in entries],
             "e_amount": [e.amount for _, e in entries],
         }
-        written = dict((await self.conn.execute(_PG_INSERT_NEW, parameters)).all())
+        written = {row["position"]: row["id"] for row in await _PG_INSERT_NEW.fetch(self.conn, parameters)}
         return [written.get(position) for position in range(len(new_customers))]
 
     async def _insert_one_new(self, new: NewCustomer, caller: Caller, at: datetime) -> int | None:
@@ -235,10 +243,8 @@ class CustomerStore:
         await self.conn.execute(insert(customer_audits).values(**values))
 
     async def find(self, org_id: int, field: str, value: str | int) -> Customer | None:
-        row = (
-            await self.conn.execute(_SELECT_CUSTOMER.where(customers.c.org_id == org_id, customers.c[field] == value))
-        ).first()
-        return _customer(row) if row else None
+        rows = await _FIND_BY[field].fetch(self.conn, {"org_id": org_id, "value": value})
+        return _customer(rows[0]) if rows else None
 
     async def audits(self, org_id: int, customer_id: int, limit: int = 100) -> list[dict[str, Any]]:
         rows = await self.conn.execute(

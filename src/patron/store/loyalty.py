@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from patron.loyalty.model import LedgerEntry, Membership
-from patron.store.db import is_sqlite
+from patron.store.db import DriverStatement, is_sqlite
 from patron.store.schema import memberships, points_ledger, referrals
 
 _MEMBERSHIP_COLUMNS = [c.name for c in memberships.columns if c.name != "enrolled_at"]
+_MEMBERSHIPS_OF = DriverStatement(
+    select(*(memberships.c[name] for name in _MEMBERSHIP_COLUMNS))
+    .where(memberships.c.org_id == bindparam("org_id"), memberships.c.customer_id == bindparam("customer_id"))
+    .order_by(memberships.c.program_id)
+)
 
 
 class LoyaltyStore:
@@ -21,12 +26,8 @@ class LoyaltyStore:
         self.conn = conn
 
     async def memberships(self, org_id: int, customer_id: int) -> list[Membership]:
-        rows = await self.conn.execute(
-            select(*(memberships.c[name] for name in _MEMBERSHIP_COLUMNS))
-            .where(memberships.c.org_id == org_id, memberships.c.customer_id == customer_id)
-            .order_by(memberships.c.program_id)
-        )
-        return [Membership(**row._mapping) for row in rows]
+        rows = await _MEMBERSHIPS_OF.fetch(self.conn, {"org_id": org_id, "customer_id": customer_id})
+        return [Membership(**dict(row)) for row in rows]
 
     async def join(self, joined: list[Membership], at: datetime) -> None:
         if joined:
