@@ -59,7 +59,8 @@ def test_a_till_code_of_another_org_is_refused(patron, tmp_path):
     patron("org", "apply", write(tmp_path, first, "first.toml"))
     second["stores"][0]["tills"][1]["code"] = first["stores"][0]["tills"][1]["code"]
     result = patron("org", "apply", write(tmp_path, second, "second.toml"))
-    assert result.exit_code != 0 and "already belongs to org" in result.output
+    assert result.exit_code != 0 and "stores[0].tills[1].code: till code" in result.output
+    assert "already belongs to org" in result.output
     assert patron("org", "show", str(second["org"]["id"])).exit_code != 0
 
 

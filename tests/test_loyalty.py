@@ -267,3 +267,13 @@ async def test_the_seeds_first_sample_response_is_reproduced(make_org):
         "type", "source", "fraud_status", "reason", "custom_fields", "extended_fields", "subscriptions",
         "side_effects", "item_status",
     ]
+
+
+async def test_a_referral_code_typed_in_lower_case_is_the_same_code(make_org):
+    org = await make_org("rewards")
+    referrer_mobile = new_mobile()
+    await org.add({"mobile": referrer_mobile})
+    code = item(await org.get(mobile=referrer_mobile))["referral_code"]
+    referee = item(await org.add({"mobile": new_mobile(), "referral_code": code.lower()}))
+    assert referee["item_status"]["warnings"]["warning"] == []
+    assert any(effect.get("is_referrer") == "true" for effect in referee["side_effects"]["effect"])

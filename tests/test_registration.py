@@ -1864,9 +1864,12 @@ async def test_xml_round_trip(org):
 # ---------------------------------------------------------------- Patron's choices where the spec is silent
 
 
-async def test_an_item_with_no_identifier_at_all_is_1007_before_any_required_rule(make_org):
+async def test_an_item_with_no_identifier_at_all_gets_the_primarys_required_code_first(make_org):
+    # Spec §3: the required identifiers (step 2) are checked before "no valid identifier left" (step 3).
     org = await make_org()
-    assert_failed(await add_one(org, {"firstname": "Nobody"}), Code.NO_VALID_IDENTIFIER)
+    assert_failed(await add_one(org, {"firstname": "Nobody"}), Code.MOBILE_REQUIRED)
+    anywhere = await make_org(CONF_ALLOW_REGISTRATION_FROM_ANY_IDENTIFIERS=True)
+    assert_failed(await add_one(anywhere, {"firstname": "Nobody"}), Code.NO_VALID_IDENTIFIER)
 
 
 async def test_a_registered_on_out_of_range_fails_a_registration_but_is_ignored_by_an_update(make_org):
@@ -1936,3 +1939,24 @@ async def test_audit_times_are_written_in_the_orgs_timezone(make_org, http):
     (record,) = response.json()["data"]
     registered = next(e for e in record["events"] if e["updatedField"] == "registered_on")
     assert registered["additionalFields"]["currentValue"] == "2024-07-29 11:11:11"
+
+
+async def test_user_context_headers_in_utf8_are_stored_as_sent(make_org, http):
+    org = await make_org()
+    mobile = new_mobile()
+    body = orjson.dumps({"root": {"customer": [{"mobile": mobile}]}})
+    headers = {**org.basic(), "Content-Type": "application/json", "USER-CONTEXT-ENTITY-SOURCE-ID": "tkt 99 ü café".encode()}
+    created = item(await http.post("/v1.1/customer/add", content=body, headers=headers))
+    admin = org.till_named("till.admin." + str(org.id))
+    response = await http.get(
+        "/api_gateway/v2/audits",
+        params={"entityType": "CUSTOMER", "entityId": created["user_id"], "includeUserContext": "true"},
+        headers=org.basic(admin),
+    )
+    assert response.json()["data"][0]["userContextDetails"]["entitySourceId"] == "tkt 99 ü café"
+
+
+async def test_more_lookup_values_than_the_batch_limit_is_400(make_org):
+    org = await make_org(BATCH_LIMIT=3)
+    response = await org.get(mobile=",".join(new_mobile() for _ in range(4)))
+    assert response.status_code == 400

@@ -85,7 +85,7 @@ def org_apply(file: str) -> None:
     try:
         report = _run(lambda engine: apply_org(engine, org_file))
     except OrgConflict as exc:
-        raise click.ClickException(f"{file} refused, nothing applied: {exc}") from exc
+        raise click.ClickException(f"{file} refused, nothing applied:\n{file}: {exc}") from exc
     state = "created" if report.created else ("updated" if report.changed else "unchanged")
     click.echo(f"org {report.org_id} ({org_file.org.name}) {state}")
     for code in report.disabled_tills:

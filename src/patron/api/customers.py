@@ -70,6 +70,9 @@ async def get_customer(request: Request) -> Response:
     values = [value.strip() for value in request.query_params[key].split(",") if value.strip()]
     if not values:
         raise ApiError(Code.INVALID_INPUT, detail=f"{key} holds no value")
+    limit = principal.org.configs.BATCH_LIMIT
+    if len(values) > limit:
+        raise ApiError(Code.INVALID_INPUT, detail=f"at most {limit} values of {key} in one request (BATCH_LIMIT)")
     org = principal.org
     items = []
     async with app.unit_of_work(readonly=True) as store:
@@ -111,15 +114,25 @@ def _customer_items(document: Any) -> list[Any]:
 
 
 def _user_context(request: Request) -> dict[str, str | None]:
+    """The four user-context headers, as sent: UTF-8 text (Latin-1 when it is not), at most 255 characters."""
+    raw = {name.decode("latin-1").lower(): value for name, value in request.scope["headers"]}
     context = {}
     for key, header in USER_CONTEXT_HEADERS.items():
-        value = request.headers.get(header)
+        sent = raw.get(header)
+        value = _header_text(sent) if sent is not None else None
         if value is not None and "\x00" in value:
             raise ApiError(Code.INVALID_INPUT, detail=f"{header.upper()} holds a NUL character")
         if value is not None and len(value) > 255:
             raise ApiError(Code.INVALID_INPUT, detail=f"{header.upper()} is longer than 255 characters")
         context[key] = value
     return context
+
+
+def _header_text(value: bytes) -> str:
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value.decode("latin-1")
 
 
 def _query_flag(request: Request, name: str) -> bool:

@@ -74,12 +74,12 @@ async def apply_org(engine: AsyncEngine, org_file: OrgFile) -> ApplyReport:
 
 async def _apply_tills(store: OrgStore, org_file: OrgFile) -> None:
     org_id = org_file.org.id
-    declared = [(s, t) for s in org_file.stores for t in s.tills]
-    existing = await store.tills_by_code([t.code for _, t in declared])
-    for store_entry, till in declared:
+    declared = [(f"stores[{i}].tills[{j}].code", s, t) for i, s in enumerate(org_file.stores) for j, t in enumerate(s.tills)]
+    existing = await store.tills_by_code([t.code for _, _, t in declared])
+    for key, store_entry, till in declared:
         row = existing.get(till.code)
         if row is not None and row.org_id != org_id:
-            raise OrgConflict(f"till code {till.code!r} already belongs to org {row.org_id}")
+            raise OrgConflict(f"{key}: till code {till.code!r} already belongs to org {row.org_id}")
         md5 = md5_of_password(till)
         keep_hash = row is not None and verify_secret(row.password_hash, md5)
         values = {
@@ -96,10 +96,10 @@ async def _apply_tills(store: OrgStore, org_file: OrgFile) -> None:
 async def _apply_api_clients(store: OrgStore, org_file: OrgFile) -> None:
     org_id = org_file.org.id
     existing = await store.api_clients_by_key([c.key for c in org_file.api_clients])
-    for client in org_file.api_clients:
+    for index, client in enumerate(org_file.api_clients):
         row = existing.get(client.key)
         if row is not None and row.org_id != org_id:
-            raise OrgConflict(f"API client key {client.key!r} already belongs to org {row.org_id}")
+            raise OrgConflict(f"api_clients[{index}].key: API client key {client.key!r} already belongs to org {row.org_id}")
         keep_hash = row is not None and verify_secret(row.secret_hash, client.secret)
         values = {
             "org_id": org_id,

@@ -111,14 +111,14 @@ def _read_identifiers(raw: dict[str, Any], org: OrgSettings, item: CustomerInput
         else:
             warnings.add(INVALID_IDENTIFIER[name])
 
-    if all(item.identifier(name) is None for name in IDENTIFIERS):
-        raise ItemRejected(Code.NO_VALID_IDENTIFIER)
     for name in IDENTIFIERS:
         required = getattr(configs, REQUIRED_CONFIG[name]) or (
             name == primary and not configs.CONF_ALLOW_REGISTRATION_FROM_ANY_IDENTIFIERS
         )
         if required and item.identifier(name) is None:
             raise ItemRejected(REQUIRED_IDENTIFIER[name])
+    if all(item.identifier(name) is None for name in IDENTIFIERS):
+        raise ItemRejected(Code.NO_VALID_IDENTIFIER)
 
 
 def _read_profile(
@@ -188,7 +188,8 @@ def _read_profile(
                 setattr(item, name, calling_till)
 
     if sent(raw, "referral_code"):
-        item.referral_code = (fields.text(raw["referral_code"]) or "").strip() or None
+        # Referral codes are issued in capitals; a code read out and typed in lower case is the same code.
+        item.referral_code = (fields.text(raw["referral_code"]) or "").strip().upper() or None
 
 
 def _read_extra_fields(raw: dict[str, Any], org: OrgSettings, item: CustomerInput, warnings: Warnings) -> None:
