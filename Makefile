@@ -30,7 +30,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 # Faults and sustained load against real `patron serve` processes, on a private PostgreSQL
-# cluster and SQLite files (stress/run.py); about 7 minutes. STRESS_QUICK=1 shortens the soak.
+# cluster and SQLite files (stress/run.py), with schemathesis fuzzing; about 9 minutes. STRESS_QUICK=1 shortens the soak.
 .PHONY: stress
 stress: $(STAMP)
 	command -v wrk >/dev/null || apt-get install -y wrk || (apt-get update && apt-get install -y wrk)

@@ -5,11 +5,14 @@
 3. SQLite: the kill -9 test, and 2 workers x 40 concurrent writers without "database is locked".
 4. Soak at ~80 % of the measured max throughput of single adds: errors, p99 and RSS per 10 s.
 5. Overlapping identifiers across 64 clients: the identity invariants hold.
+6. Schema-based fuzzing (schemathesis, from Patron's own /openapi.json) of add, get, audits and
+   token generation: at least 10,000 requests, every reply a proper, documented answer.
 
 Every PostgreSQL scenario runs on a private cluster (initdb into a temporary directory, its own
 port on 127.0.0.1), stopped and removed at the end; the machine's shared server is not touched.
 
-Environment: STRESS_QUICK=1 shortens the soak to 60 s; STRESS_ONLY=1,3 runs some scenarios.
+Environment: STRESS_QUICK=1 shortens the soak to 60 s; STRESS_ONLY=1,3 runs some scenarios;
+STRESS_FUZZ_SEED, STRESS_FUZZ_SCALE and STRESS_FUZZ_WORKERS tune scenario 6 (stress/fuzz.py).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import fuzz  # noqa: E402
 import infra  # noqa: E402
 import scenarios  # noqa: E402
 from scenarios import Result  # noqa: E402
@@ -49,7 +53,7 @@ def main() -> int:
         print("wrk is not installed (Debian package wrk); `make stress` installs it", file=sys.stderr)
         return 2
     quick = os.environ.get("STRESS_QUICK") == "1"
-    only = {int(n) for n in os.environ.get("STRESS_ONLY", "1,2,3,4,5").split(",") if n.strip()}
+    only = {int(n) for n in os.environ.get("STRESS_ONLY", "1,2,3,4,5,6").split(",") if n.strip()}
     soak_seconds = 60 if quick else 120
     started = time.monotonic()
     print(f"Patron stress run: scenarios {sorted(only)}; soak {soak_seconds}s "
@@ -72,7 +76,7 @@ def main() -> int:
         results.append(result)
 
     cluster = None
-    if only & {1, 2, 4, 5}:
+    if only & {1, 2, 4, 5, 6}:
         cluster = infra.PgCluster()
         cluster.init()
         cluster.start()
@@ -84,6 +88,7 @@ def main() -> int:
             attempt(3, "SQLite", lambda: scenarios.scenario_3(Path(folder)))
         attempt(4, "soak", lambda: scenarios.scenario_4(cluster, soak_seconds, quick))
         attempt(5, "overlapping identifiers", lambda: scenarios.scenario_5(cluster))
+        attempt(6, "schema fuzzing", lambda: fuzz.scenario_6(cluster))
     finally:
         if cluster is not None:
             cluster.destroy()

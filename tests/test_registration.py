@@ -1960,3 +1960,9 @@ async def test_more_lookup_values_than_the_batch_limit_is_400(make_org):
     org = await make_org(BATCH_LIMIT=3)
     response = await org.get(mobile=",".join(new_mobile() for _ in range(4)))
     assert response.status_code == 400
+
+
+async def test_an_invalid_format_is_answered_in_the_format_of_the_path_suffix(make_org):
+    org = await make_org()
+    response = await org.http.get("/v1.1/customer/get.xml", params={"format": "yaml", "mobile": new_mobile()}, headers=org.basic())
+    assert response.status_code == 400 and response.headers["content-type"].startswith("application/xml")

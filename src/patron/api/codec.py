@@ -57,7 +57,8 @@ def response_format(request: Request, body_format: str | None = None) -> str:
     try:
         chosen = format_param(request) or _suffix(request)
     except ApiError:
-        chosen = None
+        # An invalid `format` is answered (400) in the format the suffix asks for, if any.
+        chosen = _suffix(request)
     if chosen:
         return chosen
     accept = request.headers.get("accept", "").lower()
