@@ -138,7 +138,7 @@ async def _unavailable_as_503(conn: AsyncConnection) -> AsyncIterator[None]:
     answered 503 (safe to retry) and the connection is dropped from the pool, not reused broken."""
     try:
         yield
-    except (DBAPIError, OSError) as exc:
+    except (DBAPIError, OSError, *_DRIVER_ERRORS) as exc:
         if not _is_unavailable(exc):
             raise
         with contextlib.suppress(Exception):
@@ -153,18 +153,25 @@ _UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "57P", "53300")
 _UNAVAILABLE_MESSAGES = ("database is locked", "unable to open database", "disk i/o error")
 
 
+# What asyncpg raises itself, unwrapped, for statements run on the driver connection.
+_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError)
+
+
 def _is_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, (OSError, SQLAlchemyTimeoutError)):
         return True
-    if not isinstance(exc, DBAPIError):
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated or isinstance(exc, InterfaceError):
+            return True
+        driver_error = exc.orig.__cause__ if exc.orig is not None and exc.orig.__cause__ is not None else exc.orig
+    elif isinstance(exc, _DRIVER_ERRORS):
+        driver_error = exc
+    else:
         return False
-    if exc.connection_invalidated or isinstance(exc, InterfaceError):
-        return True
-    driver_error = exc.orig.__cause__ if exc.orig is not None and exc.orig.__cause__ is not None else exc.orig
     if isinstance(driver_error, (OSError, asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError)):
         # The driver lost the connection, or found it in a state it cannot continue from.
         return True
-    sqlstate = getattr(driver_error, "sqlstate", None) or getattr(exc.orig, "sqlstate", None) or ""
+    sqlstate = getattr(driver_error, "sqlstate", None) or getattr(getattr(exc, "orig", None), "sqlstate", None) or ""
     if sqlstate.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES):
         return True
     return any(marker in str(exc).lower() for marker in _UNAVAILABLE_MESSAGES)
