@@ -199,7 +199,14 @@ def customer_import(file: Path, org_id: int, batch_size: int, till: str | None, 
     Re-running a file is safe (an upsert; rewards are never given twice). An interrupted import
     keeps every committed batch; --resume continues after the last one.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from patron.bulk import ImportJob, ImportRefused, count_rows, run_import
 

@@ -7,7 +7,14 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from patron.api.codec import decode, encode, format_param, request_format, response_format, status_block
+from patron.api.codec import (
+    decode,
+    encode,
+    format_param,
+    request_format,
+    response_format,
+    status_block,
+)
 from patron.api.context import read_body, request_id, services, utc_now
 from patron.api.errors import ApiError
 from patron.api.present import added_item, missing_item, retrieved_item

@@ -14,7 +14,6 @@ from patron.codes import INVALID_CLIENT, INVALID_CLIENT_MESSAGE, Code
 from patron.registration.fields import local_text
 
 
-
 def gateway_response(data: Any, status_code: int = 200, errors: list[dict[str, Any]] | None = None) -> Response:
     return Response(orjson.dumps({"data": data, "errors": errors}), status_code, media_type="application/json")
 

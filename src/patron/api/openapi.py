@@ -11,11 +11,26 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from patron.api import xml
-from patron.api.auth import ATTRIBUTION_CODE, ATTRIBUTION_TILL_LEGACY, ATTRIBUTION_TYPE, TOKEN_HEADER
+from patron.api.auth import (
+    ATTRIBUTION_CODE,
+    ATTRIBUTION_TILL_LEGACY,
+    ATTRIBUTION_TYPE,
+    TOKEN_HEADER,
+)
 from patron.api.codec import error_document, status_block
 from patron.api.customers import LOOKUP_KEYS, USER_CONTEXT_HEADERS
 from patron.api.errors import ApiError
-from patron.codes import INVALID_CLIENT, INVALID_CLIENT_MESSAGE, ITEM_ERRORS, MESSAGES, REGISTERED, RETRIEVED, UPDATED, WARNINGS, Code
+from patron.codes import (
+    INVALID_CLIENT,
+    INVALID_CLIENT_MESSAGE,
+    ITEM_ERRORS,
+    MESSAGES,
+    REGISTERED,
+    RETRIEVED,
+    UPDATED,
+    WARNINGS,
+    Code,
+)
 from patron.registration.extra_fields import STANDARD_EXTENDED_FIELDS
 from patron.registration.model import IDENTIFIERS
 from patron.registration.reading import (

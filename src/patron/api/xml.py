@@ -9,7 +9,6 @@ from xml.etree.ElementTree import Element, ParseError, SubElement, tostring
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
-
 # Far deeper than any customer shape, and well inside Python's recursion limit.
 MAX_DEPTH = 100
 # Characters XML 1.0 cannot carry at all; JSON requests may store them in free-text fields.

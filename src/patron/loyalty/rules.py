@@ -7,7 +7,15 @@ import dataclasses
 import secrets
 from datetime import date
 
-from patron.loyalty.model import POINTS, CurrencyEffect, EntryKind, LedgerEntry, Membership, PointsEffect, SideEffect
+from patron.loyalty.model import (
+    POINTS,
+    CurrencyEffect,
+    EntryKind,
+    LedgerEntry,
+    Membership,
+    PointsEffect,
+    SideEffect,
+)
 from patron.orgs.file import OrgFile, Program, Slab
 
 # A slab without validity never expires; the API family writes that as registration + 100 years.

@@ -13,7 +13,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from pydantic import (
-    ValidationInfo,
     AfterValidator,
     AliasChoices,
     BaseModel,
@@ -23,36 +22,17 @@ from pydantic import (
     PositiveInt,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
-# The "Standard extended fields" of codes.md: an org may not declare its own field under these.
-STANDARD_EXTENDED_FIELD_NAMES = frozenset(
-    {
-        "gender",
-        "marital_status",
-        "dob",
-        "wedding_date",
-        "age",
-        "city",
-        "state",
-        "area",
-        "zip",
-        "profession",
-        "religion",
-        "ethnicity",
-        "ssnNumber",
-        "nationality",
-        "born_in",
-        "country_of_residence",
-        "preferred_language",
-        "preferred_currency",
-        "preferred_store",
-        "kid_status",
-    }
-)
+from patron.registration.extra_fields import STANDARD_EXTENDED_FIELDS
+
+# The "Standard extended fields" of codes.md (one catalogue, kept with the rules that check their
+# values): an org may not declare its own field under these names.
+STANDARD_EXTENDED_FIELD_NAMES = frozenset(field.name for field in STANDARD_EXTENDED_FIELDS.values())
 _STANDARD_EXTENDED_FIELD_NAMES_FOLDED = frozenset(n.casefold() for n in STANDARD_EXTENDED_FIELD_NAMES)
 
 AccessLevel = Literal["none", "read", "write"]

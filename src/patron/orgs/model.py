@@ -5,7 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from patron.orgs.file import AccessGroup, Configs, CustomField, ExtendedField, OrgFile, Store
+from patron.orgs.file import (
+    AccessGroup,
+    Configs,
+    CustomField,
+    ExtendedField,
+    OrgFile,
+    Store,
+)
 
 ACCESS_LEVELS = {"none": 0, "read": 1, "write": 2}
 
@@ -29,6 +36,8 @@ class OrgSettings:
     # Looked up case-insensitively, as the API matches field names.
     custom_fields: dict[str, CustomField] = field(repr=False)
     extended_fields: dict[str, ExtendedField] = field(repr=False)
+    # For preferred_store, checked on every item: built once with the settings.
+    store_codes: frozenset[str] = field(repr=False, default=frozenset())
 
     @classmethod
     def from_file(cls, org_file: OrgFile) -> OrgSettings:
@@ -46,6 +55,7 @@ class OrgSettings:
             access_groups={group.name: group for group in org_file.access_groups},
             custom_fields={f.name.lower(): f for f in org_file.custom_fields},
             extended_fields={f.name.lower(): f for f in org_file.extended_fields},
+            store_codes=frozenset(store.code for store in org_file.stores),
         )
 
     @property

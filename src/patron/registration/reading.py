@@ -202,12 +202,11 @@ def _read_extra_fields(raw: dict[str, Any], org: OrgSettings, item: CustomerInpu
         else:
             item.custom_fields[declared.name] = value
 
-    store_codes = frozenset(org.stores)
     for entry in listed(raw.get("extended_fields"), "field"):
         name = fields.text(entry.get("name")) if isinstance(entry, dict) else None
         key = name.strip().lower() if name else ""
         declared = STANDARD_EXTENDED_FIELDS.get(key) or org.extended_fields.get(key)
-        value = normalise(declared, entry.get("value"), org.tz, store_codes) if declared else None
+        value = normalise(declared, entry.get("value"), org.tz, org.store_codes) if declared else None
         if value is None:
             warnings.add(Code.INVALID_EXTENDED_FIELD, name or "")
         else:

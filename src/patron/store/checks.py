@@ -9,7 +9,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from patron.loyalty.model import POINTS
 from patron.registration.model import IDENTIFIERS, NON_LOYALTY
-from patron.store.schema import customer_audits, customers, memberships, orgs, points_ledger, referrals
+from patron.store.schema import (
+    customer_audits,
+    customers,
+    memberships,
+    orgs,
+    points_ledger,
+    referrals,
+)
 
 # Identifier columns that must name one customer per org. Emails are compared as Patron compares
 # them (case-insensitively), so that a stored case variant shows even though the unique index,
