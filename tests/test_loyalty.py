@@ -277,3 +277,17 @@ async def test_a_referral_code_typed_in_lower_case_is_the_same_code(make_org):
     referee = item(await org.add({"mobile": new_mobile(), "referral_code": code.lower()}))
     assert referee["item_status"]["warnings"]["warning"] == []
     assert any(effect.get("is_referrer") == "true" for effect in referee["side_effects"]["effect"])
+
+
+async def test_a_reward_that_cannot_be_given_is_warning_1010_and_the_registration_stands(make_org):
+    # The referrer joined only the default programme; the referee joins both, and the partner
+    # programme owes a referrer it has no membership for.
+    org = await make_org("rewards")
+    referrer_mobile = new_mobile()
+    await org.add({"mobile": referrer_mobile})
+    code = item(await org.get(mobile=referrer_mobile))["referral_code"]
+    referee = item(await org.add({"mobile": new_mobile(), "referral_code": code}, mlp_single_enroll="true"))
+    assert referee["item_status"]["code"] == "1000"
+    assert referee["item_status"]["warnings"]["warning"] == [str(int(Code.POINTS_NOT_AWARDED))]
+    assert referee["item_status"]["message"] == f"{REGISTERED}, {warning_text(Code.POINTS_NOT_AWARDED)}"
+    assert item(await org.get(mobile=referrer_mobile))["loyalty_points"] == 200
