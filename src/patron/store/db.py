@@ -57,8 +57,13 @@ def create_engine(database_url: str, *, pool_size: int = 10, timeout: float = 5.
         pool_timeout=timeout,
         pool_pre_ping=False,
         # The pool's own rollback on return is all the reset a connection needs.
+        # Generic plans: every statement Patron prepares is a lookup or write by key, whose plan
+        # does not depend on the values. By default PostgreSQL plans each of the first executions
+        # afresh and keeps doing so while a custom plan looks cheaper, and planning the
+        # registration's five-part statement cost more than running it (PostgreSQL's CPU per new
+        # customer halved: 827 to 410 µs).
         connect_args={"timeout": timeout, "command_timeout": timeout * 6,
-                      "server_settings": {"application_name": "patron"}},
+                      "server_settings": {"application_name": "patron", "plan_cache_mode": "force_generic_plan"}},
     )
 
 
