@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import calendar
 import dataclasses
+import os
 import secrets
 from datetime import date
+from functools import lru_cache
 
 from patron.loyalty.model import (
     POINTS,
@@ -22,6 +24,7 @@ from patron.orgs.file import OrgFile, Program, Slab
 NEVER_EXPIRES_MONTHS = 1200
 
 
+@lru_cache(maxsize=1024)  # a batch's members join on one day
 def add_months(day: date, months: int) -> date:
     """The same day `months` later; a day the target month lacks becomes its last day."""
     month_index = day.month - 1 + months
@@ -128,5 +131,16 @@ _REFERRAL_ALPHABET = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _BYTE_TO_LETTER = bytes(_REFERRAL_ALPHABET[byte % 32] for byte in range(256))
 
 
+_CODE_BYTES = 10
+# Random bytes drawn from the OS a few thousand at a time: one system call per 400 codes, not per
+# code. A child process starts with none, so that no two processes hand out the same codes.
+_random_pool = bytearray()
+os.register_at_fork(after_in_child=_random_pool.clear)
+
+
 def new_referral_code() -> str:
-    return secrets.token_bytes(10).translate(_BYTE_TO_LETTER).decode()
+    if len(_random_pool) < _CODE_BYTES:
+        _random_pool.extend(secrets.token_bytes(4000))
+    drawn = bytes(_random_pool[-_CODE_BYTES:])
+    del _random_pool[-_CODE_BYTES:]
+    return drawn.translate(_BYTE_TO_LETTER).decode()

@@ -5,14 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from patron.orgs.file import (
-    AccessGroup,
-    Configs,
-    CustomField,
-    ExtendedField,
-    OrgFile,
-    Store,
-)
+from patron.orgs.file import AccessGroup, Configs, CustomField, ExtendedField, OrgFile, Store
+from patron.registration.extra_fields import FieldType
 
 ACCESS_LEVELS = {"none": 0, "read": 1, "write": 2}
 
@@ -34,8 +28,8 @@ class OrgSettings:
     stores: dict[str, Store] = field(repr=False)
     access_groups: dict[str, AccessGroup] = field(repr=False)
     # Looked up case-insensitively, as the API matches field names.
-    custom_fields: dict[str, CustomField] = field(repr=False)
-    extended_fields: dict[str, ExtendedField] = field(repr=False)
+    custom_fields: dict[str, FieldType] = field(repr=False)
+    extended_fields: dict[str, FieldType] = field(repr=False)
     # For preferred_store, checked on every item: built once with the settings.
     store_codes: frozenset[str] = field(repr=False, default=frozenset())
 
@@ -53,8 +47,8 @@ class OrgSettings:
             tills=tills,
             stores={store.code: store for store in org_file.stores},
             access_groups={group.name: group for group in org_file.access_groups},
-            custom_fields={f.name.lower(): f for f in org_file.custom_fields},
-            extended_fields={f.name.lower(): f for f in org_file.extended_fields},
+            custom_fields={f.name.lower(): _field_type(f) for f in org_file.custom_fields},
+            extended_fields={f.name.lower(): _field_type(f) for f in org_file.extended_fields},
             store_codes=frozenset(store.code for store in org_file.stores),
         )
 
@@ -82,3 +76,8 @@ class OrgSettings:
         return ACCESS_LEVELS[granted] >= ACCESS_LEVELS[level]
 
 
+
+
+def _field_type(declared: CustomField | ExtendedField) -> FieldType:
+    """A declared field as the plain type every item is checked against, like a standard one."""
+    return FieldType(declared.name, declared.type, declared.max_length, declared.regex, tuple(declared.options))

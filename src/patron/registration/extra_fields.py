@@ -15,7 +15,7 @@ from patron.registration import fields
 
 @dataclass(frozen=True)
 class FieldType:
-    """A standard field's type; org-declared fields (orgs.file) have the same attributes."""
+    """The type of a custom or extended field, standard or declared in the org file."""
 
     name: str
     type: str
@@ -81,8 +81,7 @@ def _integer(kind: FieldType, raw: str, tz: ZoneInfo, stores: frozenset[str]) ->
         number = int(raw)
     except ValueError:
         return None
-    minimum, maximum = getattr(kind, "minimum", None), getattr(kind, "maximum", None)
-    if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
+    if (kind.minimum is not None and number < kind.minimum) or (kind.maximum is not None and number > kind.maximum):
         return None
     return str(number)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 from datetime import date, datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -166,6 +167,9 @@ def choice(value: Any, options: dict[str, str]) -> str | None:
     return options.get(raw.strip().lower())
 
 
+# A request's items share their times (registered and updated "now"), each shown several times:
+# in the answer, the audit record and the memberships. Cached, they convert once per request.
+@lru_cache(maxsize=1024)
 def local_text(moment: datetime | None, tz: ZoneInfo) -> str | None:
     """Naive UTC → 'YYYY-MM-DD HH:MM:SS' in the org's timezone."""
     if moment is None:
@@ -179,6 +183,7 @@ def local_midnight_utc(day: date, tz: ZoneInfo) -> datetime:
 
 
 
+@lru_cache(maxsize=1024)
 def local_date(moment: datetime, tz: ZoneInfo) -> date:
     """The calendar day a naive-UTC moment falls on in the org's timezone."""
     return moment.replace(tzinfo=timezone.utc).astimezone(tz).date()
