@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from conftest import new_mobile, org_document
 from patron.store.db import create_engine
-from patron.store.schema import points_ledger
+from patron.store.schema import customers, points_ledger
 
 
 def _applied(patron, tmp_path: Path, name: str = "rewards") -> dict:
@@ -91,3 +91,23 @@ def test_an_unknown_org_is_refused_in_one_line(patron, tmp_path):
     path = _csv(tmp_path, [f"{new_mobile()},,Asha,,"])
     result = patron("customer", "import", str(path), "--org", "424242424")
     assert result.exit_code != 0 and "no org 424242424" in result.output
+
+
+def test_several_processes_import_every_row_and_keep_the_file_order_of_one_customer(patron, tmp_path, database_url):
+    document = _applied(patron, tmp_path, "retail")
+    org_id = document["org"]["id"]
+    mobiles = [new_mobile() for _ in range(12)]
+    # Batches of two: the customer of the first row is renamed four batches later, in another
+    # spelling of the same mobile, and must end with the later name.
+    rows = [f"{m},,Asha,," for m in mobiles]
+    rows.insert(8, f"+{mobiles[0][:2]} {mobiles[0][2:]},,Meera,,")
+    path = _csv(tmp_path, rows)
+    result = patron("customer", "import", str(path), "--org", str(org_id), "--batch-size", "2", "--workers", "2")
+    assert result.exit_code == 0, result.output
+    assert "13 rows" in result.output and "12 created, 1 updated, 0 rejected" in result.output
+    state = json.loads((tmp_path / "customers.csv.import-state.json").read_text())
+    assert state["rows_done"] == 13
+    names = asyncio.run(_count(database_url, select(customers.c.firstname).where(
+        customers.c.org_id == org_id, customers.c.mobile == mobiles[0]
+    )))
+    assert names == "Meera"

@@ -6,9 +6,14 @@ import asyncio
 import csv
 import gc
 import json
+import multiprocessing
 import os
+import signal
 import uuid
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,7 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from patron.orgs.cache import OrgCache
 from patron.registration.model import IDENTIFIERS
-from patron.registration.service import Caller, ItemResult, register
+from patron.registration.service import Caller, UnitOfWork, register
+from patron.store.db import create_engine, is_sqlite
 from patron.store.maintenance import analyze_customer_tables
 from patron.store.unit import unit_of_work
 
@@ -48,6 +54,9 @@ class ImportJob:
     till_code: str | None = None
     report_path: Path | None = None
     resume: bool = False
+    # Processes that validate and write batches (PostgreSQL; SQLite takes one writer at a time).
+    workers: int = 1
+    expected_rows: int | None = None  # rows in the file, when the caller has counted them
     progress: Progress = field(default_factory=Progress)
 
     @property
@@ -136,11 +145,7 @@ async def run_import(engine: AsyncEngine, job: ImportJob, on_batch: Callable[[Pr
     if till is None or org.till(till) is None:
         raise ImportRefused(f"org {job.org_id} has no till {till!r} to attribute the import to")
     start_after = _read_state(job)
-    # Each batch makes many short-lived objects and keeps none: collect less often, and never
-    # scan what was loaded before the first batch.
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 50, 100)
+    _collect_rarely()
     run_id = uuid.uuid4().hex[:12]
     caller = Caller(
         org=org,
@@ -151,38 +156,164 @@ async def run_import(engine: AsyncEngine, job: ImportJob, on_batch: Callable[[Pr
     )
     progress = job.progress
     report = _Report(job.report_path, append=start_after > 0)
-    # Two batches in flight: while the database writes one, the next is read and validated.
-    # A batch waits for the one before it when they name the same identifier, so that rows about
-    # one customer still apply in the file's order.
-    in_flight: tuple[asyncio.Task[None], set[str], int] | None = None
-
-    async def settle() -> None:
-        nonlocal in_flight
-        if in_flight is not None:
-            task, _, last_row = in_flight
-            in_flight = None
-            await task
-            _write_state(job, last_row)
-            if on_batch:
-                on_batch(progress)
-
+    # SQLite has one writer at a time: more processes would only queue for it; and a process
+    # needs a batch of its own to be worth starting.
+    batches = -(-(job.expected_rows or count_rows(job.path)) // job.batch_size)
+    workers = 1 if is_sqlite(engine) else max(1, min(job.workers, batches))
     try:
-        for batch in _batches(read_rows(job.path), job.batch_size, start_after, progress):
-            keys = _identifier_values(batch)
-            if in_flight is not None and in_flight[1] & keys:
-                await settle()
-            task = asyncio.create_task(_import_batch(engine, caller, batch, progress, report))
-            await settle()
-            in_flight = (task, keys, batch[-1][0])
-        await settle()
+        async with _batch_runner(engine, caller, workers) as run_batch:
+            await _import_rows(job, run_batch, start_after, workers + 1, report, on_batch)
     finally:
-        if in_flight is not None:
-            in_flight[0].cancel()
         report.close()
     # A table that grew by a bulk import has statistics from before it: without fresh ones the
     # planner may pick an index that matches the org and filters the rest, for every look-up.
     await analyze_customer_tables(engine)
     return progress
+
+
+def _collect_rarely() -> None:
+    """Each batch makes many short-lived objects and keeps none: collect less often, and never
+    scan what was loaded before the first batch."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
+
+
+@dataclass
+class BatchOutcome:
+    """What one batch did: its counts, and its rejected rows as (row, code, message, customer)."""
+
+    created: int = 0
+    updated: int = 0
+    rejected: list[tuple[int, str, str, dict[str, Any]]] = field(default_factory=list)
+
+
+RunBatch = Callable[[list[tuple[int, Any]]], Awaitable[BatchOutcome]]
+
+
+@dataclass
+class _InFlight:
+    task: asyncio.Future[BatchOutcome]
+    keys: set[str]
+    last_row: int
+    rows: int
+    counted: bool = False
+
+    @property
+    def running(self) -> bool:
+        return not self.task.done()
+
+
+async def _import_rows(
+    job: ImportJob,
+    run_batch: RunBatch,
+    start_after: int,
+    max_running: int,
+    report: _Report,
+    on_batch: Callable[[Progress], None] | None,
+) -> None:
+    """The file's batches, several running at once; rows about one customer still apply in file order.
+
+    A batch does not start while a running one names one of its identifiers, so that it sees what
+    that one wrote. Batches may finish out of order: the state file records the last row before
+    which every batch is committed, and a resumed run repeats any committed after it (safe: an
+    import is an upsert that never rewards twice).
+    """
+    progress = job.progress
+    in_flight: deque[_InFlight] = deque()
+
+    def account() -> None:
+        for batch in in_flight:
+            if not batch.running and not batch.counted:
+                outcome = batch.task.result()  # a failed batch raises here and ends the import
+                progress.created += outcome.created
+                progress.updated += outcome.updated
+                progress.rejected += len(outcome.rejected)
+                for number, code, message, customer in outcome.rejected:
+                    report.write(number, code, message, customer)
+                progress.done += batch.rows
+                batch.counted = True
+        committed_up_to = None
+        while in_flight and in_flight[0].counted:
+            committed_up_to = in_flight.popleft().last_row
+        if committed_up_to is not None:
+            _write_state(job, committed_up_to)
+            if on_batch:
+                on_batch(progress)
+
+    async def wait(batches: list[_InFlight], until: str = asyncio.ALL_COMPLETED) -> None:
+        if batches:
+            await asyncio.wait([batch.task for batch in batches], return_when=until)
+        account()
+
+    try:
+        for batch in _batches(read_rows(job.path), job.batch_size, start_after, progress):
+            keys = _identifier_values(batch)
+            await wait([earlier for earlier in in_flight if earlier.running and earlier.keys & keys])
+            while sum(earlier.running for earlier in in_flight) >= max_running:
+                await wait([earlier for earlier in in_flight if earlier.running], asyncio.FIRST_COMPLETED)
+            in_flight.append(_InFlight(asyncio.ensure_future(run_batch(batch)), keys, batch[-1][0], len(batch)))
+        await wait(list(in_flight))
+    finally:
+        for batch in in_flight:
+            batch.task.cancel()
+        # The first failure has been raised; what the others ended with is not news.
+        await asyncio.gather(*(batch.task for batch in in_flight), return_exceptions=True)
+
+
+@asynccontextmanager
+async def _batch_runner(engine: AsyncEngine, caller: Caller, workers: int) -> AsyncIterator[RunBatch]:
+    """Runs each batch in this process or in one of `workers - 1` others, whichever has fewer
+    batches running: validation and identity resolution are Python work, and a process is one core."""
+
+    async def run_here(batch: list[tuple[int, Any]]) -> BatchOutcome:
+        return await import_batch(caller, lambda **options: unit_of_work(engine, **options), batch)
+
+    if workers <= 1:
+        yield run_here
+        return
+    pool = ProcessPoolExecutor(
+        workers - 1,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start_worker,
+        initargs=(engine.url.render_as_string(hide_password=False), caller),
+    )
+    loop = asyncio.get_running_loop()
+    running = {"here": 0, "pool": 0}
+
+    async def run_batch(batch: list[tuple[int, Any]]) -> BatchOutcome:
+        # This process also reads the file, so it takes a batch only when the others have one each.
+        where = "here" if running["here"] * (workers - 1) < running["pool"] else "pool"
+        running[where] += 1
+        try:
+            if where == "here":
+                return await run_here(batch)
+            return await loop.run_in_executor(pool, _run_in_worker, batch)
+        finally:
+            running[where] -= 1
+
+    try:
+        yield run_batch
+    finally:
+        # A batch already running in a worker is finished and committed; those not started are not.
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+_worker: tuple[asyncio.AbstractEventLoop, AsyncEngine, Caller] | None = None
+
+
+def _start_worker(database_url: str, caller: Caller) -> None:
+    global _worker
+    # Ctrl-C is the main process's to handle: a worker finishes the batch it is writing.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _collect_rarely()
+    _worker = (asyncio.new_event_loop(), create_engine(database_url, pool_size=1), caller)
+
+
+def _run_in_worker(batch: list[tuple[int, Any]]) -> BatchOutcome:
+    assert _worker is not None, "the pool starts every worker with _start_worker"
+    loop, engine, caller = _worker
+    return loop.run_until_complete(import_batch(caller, lambda **options: unit_of_work(engine, **options), batch))
 
 
 def _batches(
@@ -202,43 +333,45 @@ def _batches(
 
 
 def _identifier_values(batch: list[tuple[int, Any]]) -> set[str]:
-    return {
-        str(customer[name]).strip().lower()
-        for _, customer in batch
-        if isinstance(customer, dict)
-        for name in IDENTIFIERS
-        if customer.get(name) not in (None, "")
-    }
+    """Keys of the identifiers a batch names; two spellings of one identifier share a key (a
+    mobile by its last eight digits), so that batches about one customer are never run at once."""
+    keys = set()
+    for _, customer in batch:
+        if not isinstance(customer, dict):
+            continue
+        for name in IDENTIFIERS:
+            value = customer.get(name)
+            if value in (None, ""):
+                continue
+            value = str(value).strip().lower()
+            if name == "mobile":
+                value = "".join(c for c in value if c.isdigit())[-8:]
+            keys.add(f"{name}:{value}")
+    return keys
 
 
-async def _import_batch(engine: AsyncEngine, caller: Caller, batch: list[tuple[int, Any]], progress: Progress, report: _Report) -> None:
-    readable = [(number, customer) for number, customer in batch if not isinstance(customer, _Unreadable)]
+async def import_batch(caller: Caller, unit_of_work: UnitOfWork, batch: list[tuple[int, Any]]) -> BatchOutcome:
+    """Register a batch of rows with the add API's rules; an unreadable row is rejected."""
+    outcome = BatchOutcome()
+    readable = []
     for number, customer in batch:
         if isinstance(customer, _Unreadable):
-            report.write(number, "", customer.reason, {})
-            progress.rejected += 1
+            outcome.rejected.append((number, "", customer.reason, {}))
+        else:
+            readable.append((number, customer))
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     results = await register(
-        [customer for _, customer in readable],
-        caller,
-        lambda **options: unit_of_work(engine, **options),
-        now,
-        batch_limit=len(readable) or 1,
+        [customer for _, customer in readable], caller, unit_of_work, now, batch_limit=len(readable) or 1
     )
     for (number, customer), result in zip(readable, results, strict=True):
-        _count(progress, result)
         if not result.success:
-            report.write(number, str(int(result.code)), result.message, customer if isinstance(customer, dict) else {})
-    progress.done += len(batch)
-
-
-def _count(progress: Progress, result: ItemResult) -> None:
-    if not result.success:
-        progress.rejected += 1
-    elif result.created:
-        progress.created += 1
-    else:
-        progress.updated += 1
+            shown = customer if isinstance(customer, dict) else {}
+            outcome.rejected.append((number, str(int(result.code)), result.message, shown))
+        elif result.created:
+            outcome.created += 1
+        else:
+            outcome.updated += 1
+    return outcome
 
 
 class _Report:

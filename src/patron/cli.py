@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -192,7 +193,16 @@ def customer() -> None:
 @click.option("--till", help="The till the customers are registered at [the org's first till].")
 @click.option("--report", type=click.Path(dir_okay=False, path_type=Path), help="Rejected rows [FILE.rejected.csv].")
 @click.option("--resume", is_flag=True, help="Continue an interrupted import of the same file.")
-def customer_import(file: Path, org_id: int, batch_size: int, till: str | None, report: Path | None, resume: bool) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=lambda: os.cpu_count() or 1,
+    show_default="the number of CPUs",
+    help="Processes that validate and write batches (PostgreSQL; SQLite uses one).",
+)
+def customer_import(
+    file: Path, org_id: int, batch_size: int, till: str | None, report: Path | None, resume: bool, workers: int
+) -> None:
     """Import customers from CSV (a header of add-API field names, custom.NAME, extended.NAME) or
     JSON lines, with the add API's validation, identity resolution and rewards.
 
@@ -217,6 +227,8 @@ def customer_import(file: Path, org_id: int, batch_size: int, till: str | None, 
         till_code=till,
         report_path=report or file.with_name(file.name + ".rejected.csv"),
         resume=resume,
+        workers=workers,
+        expected_rows=count_rows(file),
     )
     columns = (
         TextColumn("[progress.description]{task.description}"),
@@ -228,7 +240,7 @@ def customer_import(file: Path, org_id: int, batch_size: int, till: str | None, 
     )
     started = time.monotonic()
     with Progress(*columns, transient=False) as bar:
-        task = bar.add_task("importing", total=count_rows(file), rate=0.0)
+        task = bar.add_task("importing", total=job.expected_rows, rate=0.0)
 
         def show(progress: Any) -> None:
             elapsed = max(time.monotonic() - started, 1e-6)
