@@ -85,12 +85,11 @@ async def get_customer(request: Request) -> Response:
     async with app.unit_of_work(readonly=True) as store:
         for value in values:
             normalised = _lookup_value(key, value, org)
-            customer = await store.customers.find(org.org_id, key, normalised) if normalised is not None else None
-            if customer is None:
+            found = await store.customers.find_with_memberships(org.org_id, key, normalised) if normalised is not None else None
+            if found is None:
                 items.append(missing_item(key, value))
             else:
-                memberships = await store.loyalty.memberships(org.org_id, customer.id)
-                items.append(retrieved_item(customer, memberships, org))
+                items.append(retrieved_item(*found, org))
     request.scope["state"]["items"] = items
     found = sum(item["item_status"]["success"] == "true" for item in items)
     code = Code.SUCCESS if found == len(items) else (Code.PARTIAL_SUCCESS if found else Code.ALL_FAILED)

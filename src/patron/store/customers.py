@@ -9,17 +9,18 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
-from sqlalchemy import bindparam, func, insert, or_, select, text, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from patron.registration.fields import local_text
+from patron.loyalty.model import Membership
 from patron.registration.model import Change, Customer
 from patron.registration.service import Caller, IdentifierTaken, NewCustomer
 from patron.store.db import DriverStatement, is_sqlite
 from patron.store.loyalty import LoyaltyStore
-from patron.store.schema import customer_audits, customers
+from patron.store.schema import customer_audits, customers, memberships
 
 _CUSTOMER_COLUMNS = [column.name for column in customers.columns if column.name not in ("created_at", "modified_at")]
 _SELECT_CUSTOMER = select(*(customers.c[name] for name in _CUSTOMER_COLUMNS))
@@ -127,6 +128,27 @@ _FIND_BY = {
         _SELECT_CUSTOMER.where(customers.c.org_id == bindparam("org_id"), customers.c[field] == bindparam("value"))
     )
     for field in ("id", "mobile", "email", "external_id", "referral_code")
+}
+
+
+_MEMBERSHIP_COLUMNS = [c.name for c in memberships.columns if c.name != "enrolled_at"]
+# A customer and its memberships in one statement: one row per membership, or one row with no
+# membership, ordered by programme.
+_FIND_WITH_MEMBERSHIPS = {
+    field: DriverStatement(
+        select(
+            *(customers.c[name] for name in _CUSTOMER_COLUMNS),
+            *(memberships.c[name].label(f"m_{name}") for name in _MEMBERSHIP_COLUMNS),
+        )
+        .select_from(
+            customers.outerjoin(
+                memberships, and_(memberships.c.org_id == customers.c.org_id, memberships.c.customer_id == customers.c.id)
+            )
+        )
+        .where(customers.c.org_id == bindparam("org_id"), customers.c[field] == bindparam("value"))
+        .order_by(memberships.c.program_id)
+    )
+    for field in ("id", "mobile", "email", "external_id")
 }
 
 
@@ -245,6 +267,19 @@ class CustomerStore:
     async def find(self, org_id: int, field: str, value: str | int) -> Customer | None:
         rows = await _FIND_BY[field].fetch(self.conn, {"org_id": org_id, "value": value})
         return _customer(rows[0]) if rows else None
+
+    async def find_with_memberships(
+        self, org_id: int, field: str, value: str | int
+    ) -> tuple[Customer, list[Membership]] | None:
+        rows = await _FIND_WITH_MEMBERSHIPS[field].fetch(self.conn, {"org_id": org_id, "value": value})
+        if not rows:
+            return None
+        joined = [
+            Membership(**{name: row[f"m_{name}"] for name in _MEMBERSHIP_COLUMNS})
+            for row in rows
+            if row["m_program_id"] is not None
+        ]
+        return _customer(rows[0]), joined
 
     async def audits(self, org_id: int, customer_id: int, limit: int = 100) -> list[dict[str, Any]]:
         rows = await self.conn.execute(
