@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 import httpx
+import pytest
 from asgi_lifespan import LifespanManager
 from sqlalchemy import inspect, text
 
@@ -93,3 +95,30 @@ async def test_a_new_password_in_the_org_file_retires_the_cached_old_one(make_or
     assert (await org.get(mobile=new_mobile())).status_code == 401
     org.passwords[org.till()] = "Changed99"
     assert (await org.get(mobile=new_mobile())).status_code == 500
+
+
+async def test_a_driver_connection_lost_between_requests_is_replaced_not_reused(org, database_url):
+    """The look-ups and new registrations run on the driver's own pool (PostgreSQL): a connection
+    the server dropped is answered 503 at worst, and the next request gets a working one."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("the driver pool is PostgreSQL's")
+    application = create_app(Settings(database_url=database_url, secret_key="x" * 32, db_pool_size=1))
+    async with LifespanManager(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://patron.test") as client:
+
+            async def add() -> int:
+                body = {"root": {"customer": [{"mobile": new_mobile()}]}}
+                return (await client.post("/v1.1/customer/add", json=body, headers=org.basic())).status_code
+
+            assert await add() == 200
+            pool = application.state.services.driver
+            async with pool.acquire() as conn:
+                backend = conn.get_server_pid()
+            admin = await asyncpg.connect(database_url)
+            try:
+                assert await admin.fetchval("SELECT pg_terminate_backend($1)", backend)
+            finally:
+                await admin.close()
+            after = [await add() for _ in range(3)]
+    assert set(after) <= {200, 503} and after[-1] == 200, after

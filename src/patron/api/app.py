@@ -27,7 +27,7 @@ from patron.codes import Code, request_message
 from patron.observability import ObservabilityMiddleware, Observer, configure_logging
 from patron.orgs.cache import OrgCache
 from patron.settings import Settings, get_settings
-from patron.store.db import DatabaseUnavailable, create_engine, transaction
+from patron.store.db import DatabaseUnavailable, create_driver_pool, create_engine, transaction
 
 log = logging.getLogger("patron.api")
 
@@ -125,12 +125,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
             settings.database_url, pool_size=settings.db_pool_size, timeout=settings.db_timeout_seconds
         )
         observer.watch_pool(engine)
+        driver = await create_driver_pool(
+            settings.database_url, size=settings.db_pool_size, timeout=settings.db_timeout_seconds
+        )
         orgs = OrgCache(engine, settings.org_cache_seconds)
         app.state.services = Services(
             settings=settings,
             engine=engine,
             orgs=orgs,
             auth=Authenticator(engine, orgs, settings.secret_key, settings.credential_cache_seconds),
+            driver=driver,
         )
         # Everything loaded so far lives as long as the process: keep it out of the collector's
         # generations, so that collections during requests stay short.
@@ -139,6 +143,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             yield
         finally:
+            if driver is not None:
+                await driver.close()
             await engine.dispose()
             observer.close()
 

@@ -6,6 +6,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 
@@ -23,12 +24,20 @@ class Services:
     engine: AsyncEngine
     orgs: OrgCache
     auth: Authenticator
+    # PostgreSQL: the driver's own pool, for units of driver statements only (store.db).
+    driver: asyncpg.Pool | None = None
 
     def unit_of_work(
         self, *, readonly: bool = False, single_statement: bool = False
     ) -> AbstractAsyncContextManager[StoreUnit]:
         """One transaction over customers and loyalty: committed when the block ends."""
-        return unit_of_work(self.engine, readonly=readonly, single_statement=single_statement)
+        return unit_of_work(
+            self.engine,
+            readonly=readonly,
+            single_statement=single_statement,
+            driver=self.driver,
+            timeout=self.settings.db_timeout_seconds,
+        )
 
 
 def services(request: Request) -> Services:

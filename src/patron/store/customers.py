@@ -12,13 +12,12 @@ import orjson
 from sqlalchemy import and_, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from patron.registration.fields import local_text
 from patron.loyalty.model import Membership
 from patron.registration.model import Change, Customer
 from patron.registration.service import Caller, IdentifierTaken, NewCustomer
-from patron.store.db import DriverStatement, is_sqlite
+from patron.store.db import Connection, DriverStatement, is_sqlite
 from patron.store.loyalty import LoyaltyStore
 from patron.store.schema import customer_audits, customers, memberships
 
@@ -152,6 +151,14 @@ _FIND_WITH_MEMBERSHIPS = {
 }
 
 
+_AUDITS_OF = DriverStatement(
+    select(customer_audits)
+    .where(customer_audits.c.org_id == bindparam("org_id"), customer_audits.c.customer_id == bindparam("customer_id"))
+    .order_by(customer_audits.c.id.desc())
+    .limit(bindparam("limit"))
+)
+
+
 def _audit_context(caller: Caller) -> dict[str, Any]:
     return {
         "request_id": caller.request_id,
@@ -164,7 +171,7 @@ def _audit_context(caller: Caller) -> dict[str, Any]:
 class CustomerStore:
     """The customers of the orgs, read and written inside one transaction (`conn`)."""
 
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
     async def holders(self, org_id: int, identifiers: dict[str, str]) -> dict[str, Customer]:
@@ -282,10 +289,5 @@ class CustomerStore:
         return _customer(rows[0]), joined
 
     async def audits(self, org_id: int, customer_id: int, limit: int = 100) -> list[dict[str, Any]]:
-        rows = await self.conn.execute(
-            select(customer_audits)
-            .where(customer_audits.c.org_id == org_id, customer_audits.c.customer_id == customer_id)
-            .order_by(customer_audits.c.id.desc())
-            .limit(limit)
-        )
-        return [dict(row._mapping) for row in rows]
+        rows = await _AUDITS_OF.fetch(self.conn, {"org_id": org_id, "customer_id": customer_id, "limit": limit})
+        return [dict(row) for row in rows]

@@ -16,6 +16,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.sql.expression import Executable
 
 
@@ -38,8 +39,20 @@ def _json_text(value: object) -> str:
     return orjson.dumps(value).decode()
 
 
-def is_sqlite(engine: AsyncEngine | AsyncConnection) -> bool:
-    return engine.dialect.name == "sqlite"
+# A unit of work runs on SQLAlchemy's connection, or on PostgreSQL on one of the driver's own
+# (see driver_connection).
+Connection = AsyncConnection | asyncpg.Connection
+
+
+def is_sqlite(engine: AsyncEngine | Connection) -> bool:
+    return not isinstance(engine, asyncpg.Connection) and engine.dialect.name == "sqlite"
+
+
+# Generic plans: every statement Patron prepares is a lookup or write by key, whose plan does not
+# depend on the values. By default PostgreSQL plans each of the first executions afresh and keeps
+# doing so while a custom plan looks cheaper, and planning the registration's five-part statement
+# cost more than running it (PostgreSQL's CPU per new customer halved: 827 to 410 µs).
+_SERVER_SETTINGS = {"application_name": "patron", "plan_cache_mode": "force_generic_plan"}
 
 
 def create_engine(database_url: str, *, pool_size: int = 10, timeout: float = 5.0) -> AsyncEngine:
@@ -57,14 +70,63 @@ def create_engine(database_url: str, *, pool_size: int = 10, timeout: float = 5.
         pool_timeout=timeout,
         pool_pre_ping=False,
         # The pool's own rollback on return is all the reset a connection needs.
-        # Generic plans: every statement Patron prepares is a lookup or write by key, whose plan
-        # does not depend on the values. By default PostgreSQL plans each of the first executions
-        # afresh and keeps doing so while a custom plan looks cheaper, and planning the
-        # registration's five-part statement cost more than running it (PostgreSQL's CPU per new
-        # customer halved: 827 to 410 µs).
-        connect_args={"timeout": timeout, "command_timeout": timeout * 6,
-                      "server_settings": {"application_name": "patron", "plan_cache_mode": "force_generic_plan"}},
+        connect_args={"timeout": timeout, "command_timeout": timeout * 6, "server_settings": _SERVER_SETTINGS},
     )
+
+
+async def create_driver_pool(database_url: str, *, size: int = 10, timeout: float = 5.0) -> asyncpg.Pool | None:
+    """PostgreSQL: the driver's own pool, for the units that run only driver statements (the
+    registration of new customers, look-ups). None on SQLite.
+
+    SQLAlchemy's async engine costs more per unit than such a unit's statement does: a checkout
+    through its greenlet bridge, isolation levels set and reset, a reset on return. Connections
+    open on first use, so an idle worker holds none.
+    """
+    url = async_url(database_url)
+    if url.get_backend_name() != "postgresql":
+        return None
+    return await asyncpg.create_pool(
+        url.set(drivername="postgresql").render_as_string(hide_password=False),
+        min_size=0,
+        max_size=size,
+        timeout=timeout,
+        command_timeout=timeout * 6,
+        server_settings=_SERVER_SETTINGS,
+        init=_driver_codecs,
+        # Units on these connections are single statements outside any transaction and set no
+        # session state, so a returned connection needs no reset (a round trip saved each time).
+        reset=_no_reset,
+    )
+
+
+async def _driver_codecs(conn: asyncpg.Connection) -> None:
+    for json_type in ("json", "jsonb"):
+        await conn.set_type_codec(json_type, encoder=_json_text, decoder=orjson.loads, schema="pg_catalog")
+
+
+async def _no_reset(conn: asyncpg.Connection) -> None:
+    return None
+
+
+@asynccontextmanager
+async def driver_connection(pool: asyncpg.Pool, timeout: float) -> AsyncIterator[asyncpg.Connection]:
+    """A driver connection for one unit of single statements, each committed on its own."""
+    try:
+        conn = await pool.acquire(timeout=timeout)
+    except (OSError, asyncio.TimeoutError, *_DRIVER_ERRORS) as exc:
+        if isinstance(exc, (OSError, asyncio.TimeoutError)) or _is_unavailable(exc):
+            raise DatabaseUnavailable(_first_line(exc)) from exc
+        raise
+    try:
+        yield conn
+    except (OSError, *_DRIVER_ERRORS) as exc:
+        if not _is_unavailable(exc):
+            raise
+        # Not reused broken: the pool opens a new one in its place.
+        conn.terminate()
+        raise DatabaseUnavailable(_first_line(exc)) from exc
+    finally:
+        await pool.release(conn)
 
 
 def _sqlite_engine(url: URL, timeout: float) -> AsyncEngine:
@@ -190,20 +252,25 @@ class DriverStatement:
 
     On PostgreSQL the hottest reads and writes skip SQLAlchemy's per-execution work (building the
     statement, its cache key, the greenlet bridge), which costs more than the database does for
-    them. Only in a unit without a transaction (`autocommit`), where each statement stands alone
-    and SQLAlchemy has nothing open on the connection; elsewhere the statement runs as usual.
+    them: on a driver connection (driver_connection), or in a SQLAlchemy unit without a
+    transaction (`autocommit`), where each statement stands alone and SQLAlchemy has nothing open
+    on the connection. Elsewhere the statement runs as usual.
     """
 
     def __init__(self, statement: Executable) -> None:
         self.statement = statement
-        self._sql: str | None = None
-        self._names: tuple[str, ...] = ()
+        compiled = statement.compile(dialect=_ASYNCPG)
+        self._sql = str(compiled)
+        self._names = tuple(compiled.positiontup or ())
 
-    async def fetch(self, conn: AsyncConnection, parameters: dict[str, Any]) -> list[Mapping[str, Any]]:
-        if is_sqlite(conn) or conn.sync_connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+    async def fetch(self, conn: Connection, parameters: dict[str, Any]) -> list[Mapping[str, Any]]:
+        if isinstance(conn, asyncpg.Connection):
+            driver = conn
+        elif is_sqlite(conn) or conn.sync_connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
             return [row._mapping for row in await conn.execute(self.statement, parameters)]
-        if self._sql is None:
-            compiled = self.statement.compile(dialect=conn.dialect)
-            self._sql, self._names = str(compiled), tuple(compiled.positiontup or ())
-        driver = (await conn.get_raw_connection()).driver_connection
+        else:
+            driver = (await conn.get_raw_connection()).driver_connection
         return await driver.fetch(self._sql, *(parameters[name] for name in self._names))
+
+
+_ASYNCPG = PGDialect_asyncpg()

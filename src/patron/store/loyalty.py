@@ -7,10 +7,9 @@ from datetime import datetime
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from patron.loyalty.model import LedgerEntry, Membership
-from patron.store.db import DriverStatement, is_sqlite
+from patron.store.db import Connection, DriverStatement, is_sqlite
 from patron.store.schema import memberships, points_ledger, referrals
 
 _MEMBERSHIP_COLUMNS = [c.name for c in memberships.columns if c.name != "enrolled_at"]
@@ -22,7 +21,7 @@ _MEMBERSHIPS_OF = DriverStatement(
 
 
 class LoyaltyStore:
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
     async def memberships(self, org_id: int, customer_id: int) -> list[Membership]:

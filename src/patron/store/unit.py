@@ -6,10 +6,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from patron.store.customers import CustomerStore
-from patron.store.db import transaction
+from patron.store.db import driver_connection, transaction
 from patron.store.loyalty import LoyaltyStore
 
 
@@ -21,12 +22,22 @@ class StoreUnit:
 
 @asynccontextmanager
 async def unit_of_work(
-    engine: AsyncEngine, *, readonly: bool = False, single_statement: bool = False
+    engine: AsyncEngine,
+    *,
+    readonly: bool = False,
+    single_statement: bool = False,
+    driver: asyncpg.Pool | None = None,
+    timeout: float = 5.0,
 ) -> AsyncIterator[StoreUnit]:
     """Committed when the block ends, rolled back on any exception.
 
     `single_statement`: the unit issues one self-atomic statement; on PostgreSQL it then runs
-    without BEGIN and COMMIT, two round trips fewer.
+    without BEGIN and COMMIT, two round trips fewer. Such a unit, and a `readonly` one, runs on a
+    connection of the `driver` pool when there is one: their statements are driver statements.
     """
+    if driver is not None and (readonly or single_statement):
+        async with driver_connection(driver, timeout) as conn:
+            yield StoreUnit(CustomerStore(conn), LoyaltyStore(conn))
+        return
     async with transaction(engine, readonly=readonly, autocommit=single_statement) as conn:
         yield StoreUnit(CustomerStore(conn), LoyaltyStore(conn))
