@@ -8,8 +8,10 @@ On a private PostgreSQL cluster (as `make stress`), with one `patron serve` work
   B. a backend of Patron's pool is terminated while its query runs (waits on a lock);
   C. PostgreSQL is put into "shutting down" (`pg_ctl stop -m smart` while another session stays
      open, so that new connections are refused with 57P03), then an add is sent on a fresh worker.
-Each should be answered 503 "Service temporarily unavailable" (spec: customer-add.md §5,
-docs/scale-out.md); the script prints what Patron answered and exits 1 when any was not 503.
+None may be answered 500. B and C are answered 503 "Service temporarily unavailable" (spec:
+customer-add.md §5, docs/scale-out.md). A may be 200 as well: the driver's pool notices a
+connection the server closed and registers on a new one. The script prints what Patron answered
+and exits 1 when any answer was not as expected.
 """
 
 from __future__ import annotations
@@ -84,10 +86,11 @@ def main() -> int:
     killed = asyncio.run(terminate_patron_backends(cluster.admin_url))
     answer = add(server.base, "919900000002")
     print(f"A. after pg_terminate_backend of {killed} pooled backends: {answer}")
-    outcomes.append(answer[0])
+    outcomes.append((answer[0], {200, 503}))
     answer = add(server.base, "919900000003")
     print(f"   and the next add: {answer}")
-    outcomes.append(asyncio.run(terminated_mid_query(server.base, cluster.admin_url, url)))
+    outcomes.append((answer[0], {200, 503}))
+    outcomes.append((asyncio.run(terminated_mid_query(server.base, cluster.admin_url, url)), {503}))
     server.stop()
 
     server = infra.PatronServer(url, workers=1, env={"PATRON_DB_TIMEOUT_SECONDS": "2"})
@@ -105,7 +108,7 @@ def main() -> int:
         time.sleep(0.5)
         answer = add(server.base, "919900000004")
         print(f"C. while PostgreSQL is shutting down (57P03 on connect): {answer}")
-        outcomes.append(answer[0])
+        outcomes.append((answer[0], {503}))
     finally:
         holder.wait(timeout=30)
         server.stop()
@@ -114,8 +117,9 @@ def main() -> int:
         import shutil
 
         shutil.rmtree(infra.LOG_DIR, ignore_errors=True)
-    bad = [code for code in outcomes if code != 503]
-    print("OK: every answer was 503" if not bad else f"BUG: answers {outcomes}, expected 503 each")
+    bad = [code for code, expected in outcomes if code not in expected]
+    answers = [code for code, _ in outcomes]
+    print("OK: every answer as expected" if not bad else f"BUG: answers {answers}, expected 503 (A: or 200) each")
     return 1 if bad else 0
 
 

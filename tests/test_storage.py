@@ -97,9 +97,9 @@ async def test_a_new_password_in_the_org_file_retires_the_cached_old_one(make_or
     assert (await org.get(mobile=new_mobile())).status_code == 500
 
 
-async def test_a_driver_connection_lost_between_requests_is_replaced_not_reused(org, database_url):
-    """The look-ups and new registrations run on the driver's own pool (PostgreSQL): a connection
-    the server dropped is answered 503 at worst, and the next request gets a working one."""
+async def test_a_driver_connection_lost_mid_statement_is_503_and_replaced(org, database_url):
+    """New registrations run on the driver's own pool (PostgreSQL): a connection the server drops
+    while its statement waits is answered 503, and the next request gets a working connection."""
     if not database_url.startswith("postgresql"):
         pytest.skip("the driver pool is PostgreSQL's")
     application = create_app(Settings(database_url=database_url, secret_key="x" * 32, db_pool_size=1))
@@ -112,13 +112,17 @@ async def test_a_driver_connection_lost_between_requests_is_replaced_not_reused(
                 return (await client.post("/v1.1/customer/add", json=body, headers=org.basic())).status_code
 
             assert await add() == 200
-            pool = application.state.services.driver
-            async with pool.acquire() as conn:
+            async with application.state.services.driver.acquire() as conn:
                 backend = conn.get_server_pid()
-            admin = await asyncpg.connect(database_url)
+            locker = await asyncpg.connect(database_url)
             try:
-                assert await admin.fetchval("SELECT pg_terminate_backend($1)", backend)
+                async with locker.transaction():
+                    await locker.execute("LOCK TABLE customers IN ACCESS EXCLUSIVE MODE")
+                    waiting = asyncio.create_task(add())
+                    await asyncio.sleep(0.3)
+                    assert await locker.fetchval("SELECT pg_terminate_backend($1)", backend)
+                    lost = await waiting
             finally:
-                await admin.close()
-            after = [await add() for _ in range(3)]
-    assert set(after) <= {200, 503} and after[-1] == 200, after
+                await locker.close()
+            after = await add()
+    assert (lost, after) == (503, 200)

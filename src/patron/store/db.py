@@ -122,8 +122,10 @@ async def driver_connection(pool: asyncpg.Pool, timeout: float) -> AsyncIterator
     except (OSError, *_DRIVER_ERRORS) as exc:
         if not _is_unavailable(exc):
             raise
-        # Not reused broken: the pool opens a new one in its place.
-        conn.terminate()
+        # Not reused broken: the pool opens a new one in its place. A connection the driver saw
+        # close has already left the pool, and says so (InterfaceError) when terminated again.
+        with contextlib.suppress(asyncpg.InterfaceError):
+            conn.terminate()
         raise DatabaseUnavailable(_first_line(exc)) from exc
     finally:
         await pool.release(conn)
