@@ -468,3 +468,29 @@ async def test_an_audit_entity_id_of_digits_int_cannot_read_is_400(client, org):
     response = await client.get("/api_gateway/v2/audits", params={"entityId": "\u00b2"}, headers=admin)
     answer(response)
     assert response.status_code == Code.INVALID_INPUT
+
+
+async def test_a_caller_that_hangs_up_mid_body_is_logged_499_and_nothing_is_written(app, org):
+    mobile = new_mobile()
+    headers = [(name.lower().encode(), value.encode()) for name, value in org.basic().items()]
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+        "path": "/v1.1/customer/add", "raw_path": b"/v1.1/customer/add", "query_string": b"", "root_path": "",
+        "headers": [(b"content-type", b"application/json"), *headers], "client": ("127.0.0.1", 1),
+        "server": ("patron.test", 80), "state": {},
+    }
+    arriving = iter([
+        {"type": "http.request", "body": b'{"root":{"customer":{"mobile":"' + mobile.encode(), "more_body": True},
+        {"type": "http.disconnect"},
+    ])
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return next(arriving)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)  # handled: no exception reaches the server
+    assert sent[0]["status"] == Code.CLIENT_CLOSED_REQUEST
+    assert item(await org.get(mobile=mobile))["item_status"]["code"] != str(int(Code.ITEM_OK))

@@ -19,6 +19,8 @@ class Code(IntEnum):
     UNSUPPORTED_MEDIA_TYPE = 415
     TOO_MANY_REQUESTS = 429
     TOKEN_EXPIRED = 498
+    # Never answered (the caller has gone): the status the request log shows for a body cut short.
+    CLIENT_CLOSED_REQUEST = 499
     SERVICE_UNAVAILABLE = 503
 
     # Item level: success, and warnings that ride on it.
@@ -62,6 +64,7 @@ MESSAGES: dict[Code, str] = {
     Code.UNSUPPORTED_MEDIA_TYPE: "Unsupported media type",
     Code.TOO_MANY_REQUESTS: "Too many requests",
     Code.TOKEN_EXPIRED: "Token expired",
+    Code.CLIENT_CLOSED_REQUEST: "The client closed the connection before its request was read",
     Code.SERVICE_UNAVAILABLE: "Service temporarily unavailable",
 }
 

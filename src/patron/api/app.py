@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -96,6 +96,12 @@ async def on_database_unavailable(request: Request, exc: Exception) -> Response:
     return _error_response(request, ApiError(Code.SERVICE_UNAVAILABLE, headers={"Retry-After": "1"}))
 
 
+async def on_client_disconnect(request: Request, exc: Exception) -> Response:
+    # The caller hung up before its body arrived: nothing was read, so nothing was written, and
+    # no one is left to answer. Not an error of Patron's: logged as 499, without a traceback.
+    return Response(status_code=int(Code.CLIENT_CLOSED_REQUEST))
+
+
 async def on_unexpected(request: Request, exc: Exception) -> Response:
     # Logged with its traceback by the server; the caller sees the envelope, never the traceback.
     response = _error_response(request, ApiError(Code.ALL_FAILED, detail="internal error"))
@@ -164,6 +170,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             ApiError: on_api_error,
             HTTPException: on_http_error,
             DatabaseUnavailable: on_database_unavailable,
+            ClientDisconnect: on_client_disconnect,
             Exception: on_unexpected,
         },
     )

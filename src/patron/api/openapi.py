@@ -60,8 +60,9 @@ REQUEST_CODE_WHEN: dict[Code, str] = {
     Code.METHOD_NOT_ALLOWED: "wrong method on a known path",
     Code.BODY_TOO_LARGE: "body over PATRON_MAX_BODY_BYTES",
     Code.UNSUPPORTED_MEDIA_TYPE: "a body that is neither JSON nor XML",
-    Code.TOO_MANY_REQUESTS: "reserved for rate limiting (with `Retry-After`); not answered yet",
+    Code.TOO_MANY_REQUESTS: "the till's or API client's RATE_LIMIT_PER_SECOND is spent; `Retry-After` says when to retry",
     Code.TOKEN_EXPIRED: "an expired OAuth token",
+    Code.CLIENT_CLOSED_REQUEST: "never answered: the caller hung up before its body arrived (the request log shows it)",
     Code.SERVICE_UNAVAILABLE: "Patron cannot reach its database; nothing was written, safe to retry",
 }
 
