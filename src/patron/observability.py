@@ -384,6 +384,12 @@ class Observer:
         event.listen(pool, "checkin", lambda *_: in_use.dec())
         self._pool_sizes.append(size)
 
+    def watch_driver_pool(self, driver: Any) -> None:
+        """The driver's own pool (PostgreSQL) counts in the same figures."""
+        self.metrics.pool_size.inc(driver.size)
+        driver.on_use = self.metrics.pool_in_use.inc
+        self._pool_sizes.append(driver.size)
+
     def close(self) -> None:
         self.metrics.pool_size.dec(sum(self._pool_sizes))
         self._pool_sizes.clear()

@@ -134,6 +134,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         driver = await create_driver_pool(
             settings.database_url, size=settings.db_pool_size, timeout=settings.db_timeout_seconds
         )
+        if driver is not None:
+            observer.watch_driver_pool(driver)
         orgs = OrgCache(engine, settings.org_cache_seconds)
         app.state.services = Services(
             settings=settings,

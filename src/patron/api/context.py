@@ -6,7 +6,6 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 
@@ -15,6 +14,7 @@ from patron.api.errors import ApiError
 from patron.codes import Code
 from patron.orgs.cache import OrgCache
 from patron.settings import Settings
+from patron.store.db import DriverPool
 from patron.store.unit import StoreUnit, unit_of_work
 
 
@@ -25,7 +25,7 @@ class Services:
     orgs: OrgCache
     auth: Authenticator
     # PostgreSQL: the driver's own pool, for units of driver statements only (store.db).
-    driver: asyncpg.Pool | None = None
+    driver: DriverPool | None = None
 
     def unit_of_work(
         self, *, readonly: bool = False, single_statement: bool = False
@@ -36,7 +36,6 @@ class Services:
             readonly=readonly,
             single_statement=single_statement,
             driver=self.driver,
-            timeout=self.settings.db_timeout_seconds,
         )
 
 

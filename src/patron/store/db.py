@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -74,18 +75,56 @@ def create_engine(database_url: str, *, pool_size: int = 10, timeout: float = 5.
     )
 
 
-async def create_driver_pool(database_url: str, *, size: int = 10, timeout: float = 5.0) -> asyncpg.Pool | None:
+@dataclass
+class DriverPool:
     """PostgreSQL: the driver's own pool, for the units that run only driver statements (the
-    registration of new customers, look-ups). None on SQLite.
+    registration of new customers, look-ups).
 
     SQLAlchemy's async engine costs more per unit than such a unit's statement does: a checkout
-    through its greenlet bridge, isolation levels set and reset, a reset on return. Connections
-    open on first use, so an idle worker holds none.
+    through its greenlet bridge, isolation levels set and reset, a reset on return.
     """
+
+    pool: asyncpg.Pool
+    size: int
+    timeout: float
+    # Told +1 when a connection is taken and -1 when it is given back (the pool metrics).
+    on_use: Callable[[int], None] = lambda change: None
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection for one unit of single statements, each committed on its own."""
+        try:
+            conn = await self.pool.acquire(timeout=self.timeout)
+        except (OSError, asyncio.TimeoutError, *_DRIVER_ERRORS) as exc:
+            if isinstance(exc, (OSError, asyncio.TimeoutError)) or _is_unavailable(exc):
+                raise DatabaseUnavailable(_first_line(exc)) from exc
+            raise
+        self.on_use(1)
+        try:
+            yield conn
+        except (OSError, *_DRIVER_ERRORS) as exc:
+            if not _is_unavailable(exc):
+                raise
+            # Not reused broken: the pool opens a new one in its place. A connection the driver
+            # saw close has already left the pool, and says so (InterfaceError) when terminated again.
+            with contextlib.suppress(asyncpg.InterfaceError):
+                conn.terminate()
+            raise DatabaseUnavailable(_first_line(exc)) from exc
+        finally:
+            self.on_use(-1)
+            await self.pool.release(conn)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+
+async def create_driver_pool(database_url: str, *, size: int = 10, timeout: float = 5.0) -> DriverPool | None:
+    """The driver pool on PostgreSQL, None on SQLite. Connections open on first use, so an idle
+    worker holds none."""
     url = async_url(database_url)
     if url.get_backend_name() != "postgresql":
         return None
-    return await asyncpg.create_pool(
+    pool = await asyncpg.create_pool(
         url.set(drivername="postgresql").render_as_string(hide_password=False),
         min_size=0,
         max_size=size,
@@ -97,6 +136,7 @@ async def create_driver_pool(database_url: str, *, size: int = 10, timeout: floa
         # session state, so a returned connection needs no reset (a round trip saved each time).
         reset=_no_reset,
     )
+    return DriverPool(pool, size, timeout)
 
 
 async def _driver_codecs(conn: asyncpg.Connection) -> None:
@@ -106,29 +146,6 @@ async def _driver_codecs(conn: asyncpg.Connection) -> None:
 
 async def _no_reset(conn: asyncpg.Connection) -> None:
     return None
-
-
-@asynccontextmanager
-async def driver_connection(pool: asyncpg.Pool, timeout: float) -> AsyncIterator[asyncpg.Connection]:
-    """A driver connection for one unit of single statements, each committed on its own."""
-    try:
-        conn = await pool.acquire(timeout=timeout)
-    except (OSError, asyncio.TimeoutError, *_DRIVER_ERRORS) as exc:
-        if isinstance(exc, (OSError, asyncio.TimeoutError)) or _is_unavailable(exc):
-            raise DatabaseUnavailable(_first_line(exc)) from exc
-        raise
-    try:
-        yield conn
-    except (OSError, *_DRIVER_ERRORS) as exc:
-        if not _is_unavailable(exc):
-            raise
-        # Not reused broken: the pool opens a new one in its place. A connection the driver saw
-        # close has already left the pool, and says so (InterfaceError) when terminated again.
-        with contextlib.suppress(asyncpg.InterfaceError):
-            conn.terminate()
-        raise DatabaseUnavailable(_first_line(exc)) from exc
-    finally:
-        await pool.release(conn)
 
 
 def _sqlite_engine(url: URL, timeout: float) -> AsyncEngine:
@@ -254,7 +271,7 @@ class DriverStatement:
 
     On PostgreSQL the hottest reads and writes skip SQLAlchemy's per-execution work (building the
     statement, its cache key, the greenlet bridge), which costs more than the database does for
-    them: on a driver connection (driver_connection), or in a SQLAlchemy unit without a
+    them: on a connection of the DriverPool, or in a SQLAlchemy unit without a
     transaction (`autocommit`), where each statement stands alone and SQLAlchemy has nothing open
     on the connection. Elsewhere the statement runs as usual.
     """

@@ -6,11 +6,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from patron.store.customers import CustomerStore
-from patron.store.db import driver_connection, transaction
+from patron.store.db import DriverPool, transaction
 from patron.store.loyalty import LoyaltyStore
 
 
@@ -26,8 +25,7 @@ async def unit_of_work(
     *,
     readonly: bool = False,
     single_statement: bool = False,
-    driver: asyncpg.Pool | None = None,
-    timeout: float = 5.0,
+    driver: DriverPool | None = None,
 ) -> AsyncIterator[StoreUnit]:
     """Committed when the block ends, rolled back on any exception.
 
@@ -36,7 +34,7 @@ async def unit_of_work(
     connection of the `driver` pool when there is one: their statements are driver statements.
     """
     if driver is not None and (readonly or single_statement):
-        async with driver_connection(driver, timeout) as conn:
+        async with driver.connection() as conn:
             yield StoreUnit(CustomerStore(conn), LoyaltyStore(conn))
         return
     async with transaction(engine, readonly=readonly, autocommit=single_statement) as conn:
