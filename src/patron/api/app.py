@@ -71,7 +71,7 @@ async def ready(request: Request) -> Response:
 
 
 def _error_response(request: Request, error: ApiError) -> Response:
-    if request.url.path.startswith(GATEWAY_PREFIXES):
+    if request.scope["path"].startswith(GATEWAY_PREFIXES):
         response = gateway_response(
             None, int(error.code), [{"code": int(error.code), "message": error.detail or request_message(error.code)}]
         )

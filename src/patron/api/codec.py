@@ -21,7 +21,7 @@ def _media(header: str | None) -> str:
 
 
 def _suffix(request: Request) -> str | None:
-    path = request.url.path
+    path = request.scope["path"]  # request.url would build the whole URL first
     if path.endswith(".xml"):
         return "xml"
     if path.endswith(".json"):

@@ -94,7 +94,10 @@ class DriverPool:
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
         """A connection for one unit of single statements, each committed on its own."""
         try:
-            conn = await self.pool.acquire(timeout=self.timeout)
+            # A timeout costs a timer and a task on every acquire and release: it is needed only
+            # when no connection is idle, and one may have to be opened or waited for.
+            timeout = None if self.pool.get_idle_size() else self.timeout
+            conn = await self.pool.acquire(timeout=timeout)
         except (OSError, asyncio.TimeoutError, *_DRIVER_ERRORS) as exc:
             if isinstance(exc, (OSError, asyncio.TimeoutError)) or _is_unavailable(exc):
                 raise DatabaseUnavailable(_first_line(exc)) from exc
