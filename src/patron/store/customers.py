@@ -159,6 +159,19 @@ _AUDITS_OF = DriverStatement(
 )
 
 
+# Statements built once and executed with a dict of values: SQLAlchemy then compiles each shape
+# once and reuses it, where `.values(**values)` made, keyed and looked up a new statement each time.
+_INSERT_CUSTOMER = insert(customers).returning(customers.c.id)
+_SQLITE_INSERT_NEW_CUSTOMER = sqlite_insert(customers).on_conflict_do_nothing().returning(customers.c.id)
+_UPDATE_CUSTOMER = update(customers).where(
+    customers.c.org_id == bindparam("key_org_id"), customers.c.id == bindparam("key_id")
+)
+_INSERT_AUDIT = insert(customer_audits)
+# SQLite has no sequences: ids are max(id) + 1, safe under the write lock taken at BEGIN.
+_SQLITE_NEXT_CUSTOMER_ID = select(func.coalesce(func.max(customers.c.id), 100000) + 1)
+_SQLITE_NEXT_AUDIT_ID = select(func.coalesce(func.max(customer_audits.c.id), 0) + 1)
+
+
 def _audit_context(caller: Caller) -> dict[str, Any]:
     return {
         "request_id": caller.request_id,
@@ -190,11 +203,9 @@ class CustomerStore:
     async def insert(self, customer: Customer, at: datetime) -> Customer:
         values = {"org_id": customer.org_id, **_values(customer), "created_at": at, "modified_at": at}
         if is_sqlite(self.conn):
-            # SQLite has no sequence; the write lock taken at BEGIN makes max()+1 safe.
-            next_id = await self.conn.scalar(select(func.coalesce(func.max(customers.c.id), 100000) + 1))
-            values["id"] = next_id
+            values["id"] = await self.conn.scalar(_SQLITE_NEXT_CUSTOMER_ID)
         try:
-            new_id = await self.conn.scalar(insert(customers).values(**values).returning(customers.c.id))
+            new_id = await self.conn.scalar(_INSERT_CUSTOMER, values)
         except IntegrityError as exc:
             raise IdentifierTaken(str(exc.orig)) from exc
         customer.id = new_id
@@ -234,9 +245,8 @@ class CustomerStore:
         # SQLite has no writable CTEs; its unit of work is a transaction holding the write lock.
         customer = new.customer
         values = {"org_id": customer.org_id, **_values(customer), "created_at": at, "modified_at": at}
-        values["id"] = await self.conn.scalar(select(func.coalesce(func.max(customers.c.id), 100000) + 1))
-        statement = sqlite_insert(customers).values(**values).on_conflict_do_nothing().returning(customers.c.id)
-        new_id = await self.conn.scalar(statement)
+        values["id"] = await self.conn.scalar(_SQLITE_NEXT_CUSTOMER_ID)
+        new_id = await self.conn.scalar(_SQLITE_INSERT_NEW_CUSTOMER, values)
         if new_id is None:
             return None
         await self.record_audit(caller, dataclasses.replace(customer, id=new_id), "CREATE", new.changes, at)
@@ -246,13 +256,9 @@ class CustomerStore:
         return new_id
 
     async def update(self, customer: Customer, at: datetime) -> None:
-        statement = (
-            update(customers)
-            .where(customers.c.org_id == customer.org_id, customers.c.id == customer.id)
-            .values(**_values(customer), modified_at=at)
-        )
+        values = {**_values(customer), "modified_at": at, "key_org_id": customer.org_id, "key_id": customer.id}
         try:
-            await self.conn.execute(statement)
+            await self.conn.execute(_UPDATE_CUSTOMER, values)
         except IntegrityError as exc:
             raise IdentifierTaken(str(exc.orig)) from exc
 
@@ -268,8 +274,8 @@ class CustomerStore:
             **_audit_context(caller),
         }
         if is_sqlite(self.conn):
-            values["id"] = await self.conn.scalar(select(func.coalesce(func.max(customer_audits.c.id), 0) + 1))
-        await self.conn.execute(insert(customer_audits).values(**values))
+            values["id"] = await self.conn.scalar(_SQLITE_NEXT_AUDIT_ID)
+        await self.conn.execute(_INSERT_AUDIT, values)
 
     async def find(self, org_id: int, field: str, value: str | int) -> Customer | None:
         rows = await _FIND_BY[field].fetch(self.conn, {"org_id": org_id, "value": value})

@@ -20,6 +20,24 @@ _MEMBERSHIPS_OF = DriverStatement(
 )
 
 
+# Built once, executed with values (see store.customers).
+_INSERT_MEMBERSHIPS = insert(memberships)
+_INSERT_LEDGER = insert(points_ledger)
+_SQLITE_NEXT_LEDGER_ID = select(func.coalesce(func.max(points_ledger.c.id), 0) + 1)
+_CREDIT = (
+    update(memberships)
+    .where(
+        memberships.c.org_id == bindparam("key_org_id"),
+        memberships.c.customer_id == bindparam("key_customer_id"),
+        memberships.c.program_id == bindparam("key_program_id"),
+    )
+    .values(
+        lifetime_points=memberships.c.lifetime_points + bindparam("points"),
+        loyalty_points=memberships.c.loyalty_points + bindparam("points"),
+    )
+)
+
+
 class LoyaltyStore:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -31,7 +49,7 @@ class LoyaltyStore:
     async def join(self, joined: list[Membership], at: datetime) -> None:
         if joined:
             rows = [{name: getattr(m, name) for name in _MEMBERSHIP_COLUMNS} | {"enrolled_at": at} for m in joined]
-            await self.conn.execute(insert(memberships), rows)
+            await self.conn.execute(_INSERT_MEMBERSHIPS, rows)
 
     async def append(self, entries: list[LedgerEntry], request_id: str, at: datetime) -> None:
         if not entries:
@@ -51,24 +69,15 @@ class LoyaltyStore:
         ]
         if is_sqlite(self.conn):
             # SQLite has no sequence; the write lock taken at BEGIN makes max()+1 safe.
-            first = await self.conn.scalar(select(func.coalesce(func.max(points_ledger.c.id), 0) + 1))
+            first = await self.conn.scalar(_SQLITE_NEXT_LEDGER_ID)
             for offset, row in enumerate(rows):
                 row["id"] = first + offset
-        await self.conn.execute(insert(points_ledger), rows)
+        await self.conn.execute(_INSERT_LEDGER, rows)
 
     async def credit(self, org_id: int, customer_id: int, program_id: int, points: int) -> None:
         """Add points to an existing membership's balances (its ledger row is appended alongside)."""
         await self.conn.execute(
-            update(memberships)
-            .where(
-                memberships.c.org_id == org_id,
-                memberships.c.customer_id == customer_id,
-                memberships.c.program_id == program_id,
-            )
-            .values(
-                lifetime_points=memberships.c.lifetime_points + points,
-                loyalty_points=memberships.c.loyalty_points + points,
-            )
+            _CREDIT, {"key_org_id": org_id, "key_customer_id": customer_id, "key_program_id": program_id, "points": points}
         )
 
     async def record_referral(self, org_id: int, referee_id: int, referrer_id: int, at: datetime) -> bool:
