@@ -162,14 +162,20 @@ _AUDITS_OF = DriverStatement(
 # Statements built once and executed with a dict of values: SQLAlchemy then compiles each shape
 # once and reuses it, where `.values(**values)` made, keyed and looked up a new statement each time.
 _INSERT_CUSTOMER = insert(customers).returning(customers.c.id)
-_SQLITE_INSERT_NEW_CUSTOMER = sqlite_insert(customers).on_conflict_do_nothing().returning(customers.c.id)
 _UPDATE_CUSTOMER = update(customers).where(
     customers.c.org_id == bindparam("key_org_id"), customers.c.id == bindparam("key_id")
 )
 _INSERT_AUDIT = insert(customer_audits)
-# SQLite has no sequences: ids are max(id) + 1, safe under the write lock taken at BEGIN.
-_SQLITE_NEXT_CUSTOMER_ID = select(func.coalesce(func.max(customers.c.id), 100000) + 1)
-_SQLITE_NEXT_AUDIT_ID = select(func.coalesce(func.max(customer_audits.c.id), 0) + 1)
+# SQLite has no sequences: a row's id is max(id) + 1, drawn in its own INSERT (one statement, not
+# two) and safe under the write lock taken at BEGIN.
+_SQLITE_NEXT_CUSTOMER_ID = select(func.coalesce(func.max(customers.c.id), 100000) + 1).scalar_subquery()
+_SQLITE_INSERT_CUSTOMER = insert(customers).values(id=_SQLITE_NEXT_CUSTOMER_ID).returning(customers.c.id)
+_SQLITE_INSERT_NEW_CUSTOMER = (
+    sqlite_insert(customers).values(id=_SQLITE_NEXT_CUSTOMER_ID).on_conflict_do_nothing().returning(customers.c.id)
+)
+_SQLITE_INSERT_AUDIT = insert(customer_audits).values(
+    id=select(func.coalesce(func.max(customer_audits.c.id), 0) + 1).scalar_subquery()
+)
 
 
 def _audit_context(caller: Caller) -> dict[str, Any]:
@@ -202,10 +208,8 @@ class CustomerStore:
 
     async def insert(self, customer: Customer, at: datetime) -> Customer:
         values = {"org_id": customer.org_id, **_values(customer), "created_at": at, "modified_at": at}
-        if is_sqlite(self.conn):
-            values["id"] = await self.conn.scalar(_SQLITE_NEXT_CUSTOMER_ID)
         try:
-            new_id = await self.conn.scalar(_INSERT_CUSTOMER, values)
+            new_id = await self.conn.scalar(_SQLITE_INSERT_CUSTOMER if is_sqlite(self.conn) else _INSERT_CUSTOMER, values)
         except IntegrityError as exc:
             raise IdentifierTaken(str(exc.orig)) from exc
         customer.id = new_id
@@ -245,7 +249,6 @@ class CustomerStore:
         # SQLite has no writable CTEs; its unit of work is a transaction holding the write lock.
         customer = new.customer
         values = {"org_id": customer.org_id, **_values(customer), "created_at": at, "modified_at": at}
-        values["id"] = await self.conn.scalar(_SQLITE_NEXT_CUSTOMER_ID)
         new_id = await self.conn.scalar(_SQLITE_INSERT_NEW_CUSTOMER, values)
         if new_id is None:
             return None
@@ -273,9 +276,7 @@ class CustomerStore:
             "changes": _audit_changes(changes, caller.org.tz),
             **_audit_context(caller),
         }
-        if is_sqlite(self.conn):
-            values["id"] = await self.conn.scalar(_SQLITE_NEXT_AUDIT_ID)
-        await self.conn.execute(_INSERT_AUDIT, values)
+        await self.conn.execute(_SQLITE_INSERT_AUDIT if is_sqlite(self.conn) else _INSERT_AUDIT, values)
 
     async def find(self, org_id: int, field: str, value: str | int) -> Customer | None:
         rows = await _FIND_BY[field].fetch(self.conn, {"org_id": org_id, "value": value})

@@ -23,7 +23,10 @@ _MEMBERSHIPS_OF = DriverStatement(
 # Built once, executed with values (see store.customers).
 _INSERT_MEMBERSHIPS = insert(memberships)
 _INSERT_LEDGER = insert(points_ledger)
-_SQLITE_NEXT_LEDGER_ID = select(func.coalesce(func.max(points_ledger.c.id), 0) + 1)
+# SQLite has no sequences: each row's id is max(id) + 1, drawn in its INSERT, under the write lock.
+_SQLITE_INSERT_LEDGER = insert(points_ledger).values(
+    id=select(func.coalesce(func.max(points_ledger.c.id), 0) + 1).scalar_subquery()
+)
 _CREDIT = (
     update(memberships)
     .where(
@@ -67,12 +70,7 @@ class LoyaltyStore:
             }
             for e in entries
         ]
-        if is_sqlite(self.conn):
-            # SQLite has no sequence; the write lock taken at BEGIN makes max()+1 safe.
-            first = await self.conn.scalar(_SQLITE_NEXT_LEDGER_ID)
-            for offset, row in enumerate(rows):
-                row["id"] = first + offset
-        await self.conn.execute(_INSERT_LEDGER, rows)
+        await self.conn.execute(_SQLITE_INSERT_LEDGER if is_sqlite(self.conn) else _INSERT_LEDGER, rows)
 
     async def credit(self, org_id: int, customer_id: int, program_id: int, points: int) -> None:
         """Add points to an existing membership's balances (its ledger row is appended alongside)."""
