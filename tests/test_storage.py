@@ -57,6 +57,20 @@ async def test_concurrent_registrations_of_one_new_mobile_make_one_customer(org)
     assert messages.count("Customer successfully updated") == 31
 
 
+async def test_concurrent_updates_of_one_customer_lose_no_field(org):
+    """Two requests that change different fields of one customer at once both count: each
+    update reads the customer it changes under a lock, never a copy another request is replacing."""
+    mobiles = [new_mobile() for _ in range(30)]
+    for mobile in mobiles:
+        assert (await org.add({"mobile": mobile, "firstname": "Old", "lastname": "Old"})).status_code == 200
+    renames = [org.add({"mobile": mobile, "firstname": "First"}) for mobile in mobiles]
+    relabels = [org.add({"mobile": mobile, "lastname": "Last"}) for mobile in mobiles]
+    answers = await asyncio.gather(*(call for pair in zip(renames, relabels) for call in pair))
+    assert {item(answer)["item_status"]["code"] for answer in answers} == {"1000"}
+    kept = [item(await org.get(mobile=mobile)) for mobile in mobiles]
+    assert [(k["firstname"], k["lastname"]) for k in kept] == [("First", "Last")] * len(mobiles)
+
+
 async def test_concurrent_writers_on_many_customers_all_succeed(org):
     responses = await asyncio.gather(*(org.add({"mobile": new_mobile()}) for _ in range(40)))
     assert [response.status_code for response in responses] == [200] * 40

@@ -48,7 +48,9 @@ class Caller:
 
 
 class CustomerRepository(Protocol):
-    async def holders(self, org_id: int, identifiers: dict[str, str]) -> dict[str, Customer]: ...
+    async def holders(self, org_id: int, identifiers: dict[str, str]) -> dict[str, Customer]:
+        """The customers holding these identifier values, by identifier; no other unit changes
+        them until this one ends."""
 
     async def find(self, org_id: int, field: str, value: str | int) -> Customer | None: ...
 

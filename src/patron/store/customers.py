@@ -197,7 +197,14 @@ class CustomerStore:
         if not identifiers:
             return {}
         matches = or_(*(customers.c[name] == value for name, value in identifiers.items()))
-        rows = await self.conn.execute(_SELECT_CUSTOMER.where(customers.c.org_id == org_id, matches))
+        statement = _SELECT_CUSTOMER.where(customers.c.org_id == org_id, matches)
+        if not is_sqlite(self.conn):
+            # Locked until the unit ends: an update is made to the customer as it is now, not to a
+            # copy that a concurrent request is replacing (which would lose that request's change).
+            # In id order, so that two units locking the same customers never wait on each other.
+            # (SQLite's unit already holds the database's one write lock.)
+            statement = statement.order_by(customers.c.id).with_for_update()
+        rows = await self.conn.execute(statement)
         found = [_customer(row._mapping) for row in rows]
         return {
             name: customer
