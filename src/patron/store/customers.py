@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
-from sqlalchemy import and_, bindparam, func, insert, or_, select, text, update
+from sqlalchemy import Select, and_, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
-from patron.registration.fields import local_text
 from patron.loyalty.model import Membership
-from patron.registration.model import Change, Customer
+from patron.registration.fields import local_text
+from patron.registration.model import IDENTIFIERS, Change, Customer
 from patron.registration.service import Caller, IdentifierTaken, NewCustomer
 from patron.store.db import Connection, DriverStatement, is_sqlite
 from patron.store.loyalty import LoyaltyStore
@@ -178,6 +179,28 @@ _SQLITE_INSERT_AUDIT = insert(customer_audits).values(
 )
 
 
+def _holders_statement(names: tuple[str, ...], lock: bool) -> Select[Any]:
+    statement = _SELECT_CUSTOMER.where(
+        customers.c.org_id == bindparam("org_id"), or_(*(customers.c[name] == bindparam(name) for name in names))
+    )
+    if lock:
+        # Locked until the unit ends: an update is made to the customer as it is now, not to a
+        # copy that a concurrent request is replacing (which would lose that request's change).
+        # In id order, so that units locking the same customers take them in one order and
+        # cannot deadlock. (On SQLite the unit already holds the database's one write lock.)
+        statement = statement.order_by(customers.c.id).with_for_update()
+    return statement
+
+
+# The customers holding some identifiers, by which identifiers are sent and whether to lock them.
+_HOLDERS = {
+    (names, lock): _holders_statement(names, lock)
+    for size in range(1, len(IDENTIFIERS) + 1)
+    for names in itertools.combinations(IDENTIFIERS, size)
+    for lock in (False, True)
+}
+
+
 def _audit_context(caller: Caller) -> dict[str, Any]:
     return {
         "request_id": caller.request_id,
@@ -196,15 +219,9 @@ class CustomerStore:
     async def holders(self, org_id: int, identifiers: dict[str, str]) -> dict[str, Customer]:
         if not identifiers:
             return {}
-        matches = or_(*(customers.c[name] == value for name, value in identifiers.items()))
-        statement = _SELECT_CUSTOMER.where(customers.c.org_id == org_id, matches)
-        if not is_sqlite(self.conn):
-            # Locked until the unit ends: an update is made to the customer as it is now, not to a
-            # copy that a concurrent request is replacing (which would lose that request's change).
-            # In id order, so that two units locking the same customers never wait on each other.
-            # (SQLite's unit already holds the database's one write lock.)
-            statement = statement.order_by(customers.c.id).with_for_update()
-        rows = await self.conn.execute(statement)
+        names = tuple(name for name in IDENTIFIERS if name in identifiers)
+        statement = _HOLDERS[(names, not is_sqlite(self.conn))]
+        rows = await self.conn.execute(statement, {"org_id": org_id, **identifiers})
         found = [_customer(row._mapping) for row in rows]
         return {
             name: customer
