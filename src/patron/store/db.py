@@ -13,11 +13,11 @@ from typing import Any
 import asyncpg
 import orjson
 from sqlalchemy import event
+from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.sql.expression import Executable
 
 
@@ -40,8 +40,7 @@ def _json_text(value: object) -> str:
     return orjson.dumps(value).decode()
 
 
-# A unit of work runs on SQLAlchemy's connection, or on PostgreSQL on one of the driver's own
-# (see driver_connection).
+# A unit of work runs on SQLAlchemy's connection, or on PostgreSQL on one of the DriverPool's.
 Connection = AsyncConnection | asyncpg.Connection
 
 
@@ -143,8 +142,10 @@ async def create_driver_pool(database_url: str, *, size: int = 10, timeout: floa
 
 
 async def _driver_codecs(conn: asyncpg.Connection) -> None:
+    # As on SQLAlchemy's connections, where the same driver statements run: JSON goes in as JSON
+    # text and comes out as Python values.
     for json_type in ("json", "jsonb"):
-        await conn.set_type_codec(json_type, encoder=_json_text, decoder=orjson.loads, schema="pg_catalog")
+        await conn.set_type_codec(json_type, encoder=str, decoder=orjson.loads, schema="pg_catalog")
 
 
 async def _no_reset(conn: asyncpg.Connection) -> None:
