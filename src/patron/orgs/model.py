@@ -76,8 +76,6 @@ class OrgSettings:
         return ACCESS_LEVELS[granted] >= ACCESS_LEVELS[level]
 
 
-
-
 def _field_type(declared: CustomField | ExtendedField) -> FieldType:
     """A declared field as the plain type every item is checked against, like a standard one."""
     return FieldType(declared.name, declared.type, declared.max_length, declared.regex, tuple(declared.options))

@@ -19,7 +19,7 @@ from patron.registration.fields import local_text
 from patron.registration.model import IDENTIFIERS, Change, Customer
 from patron.registration.service import Caller, IdentifierTaken, NewCustomer
 from patron.store.db import Connection, DriverStatement, is_sqlite
-from patron.store.loyalty import LoyaltyStore
+from patron.store.loyalty import MEMBERSHIP_COLUMNS, LoyaltyStore
 from patron.store.schema import customer_audits, customers, memberships
 
 _CUSTOMER_COLUMNS = [column.name for column in customers.columns if column.name not in ("created_at", "modified_at")]
@@ -131,14 +131,13 @@ _FIND_BY = {
 }
 
 
-_MEMBERSHIP_COLUMNS = [c.name for c in memberships.columns if c.name != "enrolled_at"]
 # A customer and its memberships in one statement: one row per membership, or one row with no
 # membership, ordered by programme.
 _FIND_WITH_MEMBERSHIPS = {
     field: DriverStatement(
         select(
             *(customers.c[name] for name in _CUSTOMER_COLUMNS),
-            *(memberships.c[name].label(f"m_{name}") for name in _MEMBERSHIP_COLUMNS),
+            *(memberships.c[name].label(f"m_{name}") for name in MEMBERSHIP_COLUMNS),
         )
         .select_from(
             customers.outerjoin(
@@ -313,7 +312,7 @@ class CustomerStore:
         if not rows:
             return None
         joined = [
-            Membership(**{name: row[f"m_{name}"] for name in _MEMBERSHIP_COLUMNS})
+            Membership(**{name: row[f"m_{name}"] for name in MEMBERSHIP_COLUMNS})
             for row in rows
             if row["m_program_id"] is not None
         ]

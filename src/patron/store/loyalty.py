@@ -12,9 +12,9 @@ from patron.loyalty.model import LedgerEntry, Membership
 from patron.store.db import Connection, DriverStatement, is_sqlite
 from patron.store.schema import memberships, points_ledger, referrals
 
-_MEMBERSHIP_COLUMNS = [c.name for c in memberships.columns if c.name != "enrolled_at"]
+MEMBERSHIP_COLUMNS = [c.name for c in memberships.columns if c.name != "enrolled_at"]
 _MEMBERSHIPS_OF = DriverStatement(
-    select(*(memberships.c[name] for name in _MEMBERSHIP_COLUMNS))
+    select(*(memberships.c[name] for name in MEMBERSHIP_COLUMNS))
     .where(memberships.c.org_id == bindparam("org_id"), memberships.c.customer_id == bindparam("customer_id"))
     .order_by(memberships.c.program_id)
 )
@@ -51,7 +51,7 @@ class LoyaltyStore:
 
     async def join(self, joined: list[Membership], at: datetime) -> None:
         if joined:
-            rows = [{name: getattr(m, name) for name in _MEMBERSHIP_COLUMNS} | {"enrolled_at": at} for m in joined]
+            rows = [{name: getattr(m, name) for name in MEMBERSHIP_COLUMNS} | {"enrolled_at": at} for m in joined]
             await self.conn.execute(_INSERT_MEMBERSHIPS, rows)
 
     async def append(self, entries: list[LedgerEntry], request_id: str, at: datetime) -> None:
