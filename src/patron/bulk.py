@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from patron import loop
 from patron.orgs.cache import OrgCache
 from patron.registration.model import IDENTIFIERS
 from patron.registration.service import Caller, UnitOfWork, register
@@ -307,7 +308,7 @@ def _start_worker(database_url: str, caller: Caller) -> None:
     # Ctrl-C is the main process's to handle: a worker finishes the batch it is writing.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _collect_rarely()
-    _worker = (asyncio.new_event_loop(), create_engine(database_url, pool_size=1), caller)
+    _worker = (loop.new_event_loop(), create_engine(database_url, pool_size=1), caller)
 
 
 def _run_in_worker(batch: list[tuple[int, Any]]) -> BatchOutcome:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import os
 import sys
@@ -14,6 +13,7 @@ from typing import Any, TypeVar
 import click
 import orjson
 
+from patron import loop
 from patron.orgs.file import OrgFile, OrgFileError, load_org_file, md5_of_password
 from patron.settings import Settings
 
@@ -32,7 +32,7 @@ def _run(make: Callable[[Any], Awaitable[T]]) -> T:
             await engine.dispose()
 
     try:
-        return asyncio.run(main())
+        return loop.run(main())
     except DatabaseUnavailable as exc:
         raise click.ClickException(f"database unreachable: {exc}") from exc
 
