@@ -14,13 +14,16 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from patron.codes import Code, request_message
 from patron.settings import Settings
+
+if TYPE_CHECKING:
+    from patron.store.db import DriverPool
 
 METRICS_PATH = "/metrics"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -384,7 +387,7 @@ class Observer:
         event.listen(pool, "checkin", lambda *_: in_use.dec())
         self._pool_sizes.append(size)
 
-    def watch_driver_pool(self, driver: Any) -> None:
+    def watch_driver_pool(self, driver: DriverPool) -> None:
         """The driver's own pool (PostgreSQL) counts in the same figures."""
         self.metrics.pool_size.inc(driver.size)
         driver.on_use = self.metrics.pool_in_use.inc
