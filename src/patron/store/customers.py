@@ -62,12 +62,13 @@ def _audit_changes(changes: list[Change], tz: ZoneInfo) -> list[dict[str, Any]]:
 # PostgreSQL: new customers with their audit records, memberships and ledger entries in one
 # statement: one round trip, atomic without a transaction around it. Ids are drawn first so that
 # every part can refer to its customer; ON CONFLICT DO NOTHING covers every unique index, so a
-# customer with an identifier already taken is not written, nor is anything of it.
+# customer with an identifier already taken is not written, nor is anything of it. The sequence
+# is named once per statement (a subquery), not looked up in the catalogue for every row.
 _PG_TYPES = {"registered_on": "timestamp", "updated_on": "timestamp"}
 _PG_INSERT_NEW = DriverStatement(text(
     f"""
 WITH candidate AS (
-    SELECT nextval(pg_get_serial_sequence('customers', 'id')) AS id, c.*
+    SELECT nextval((SELECT CAST(pg_get_serial_sequence('customers', 'id') AS regclass))) AS id, c.*
     FROM unnest(
         CAST(:position AS int[]),
         {", ".join(f"CAST(:{name} AS {_PG_TYPES.get(name, 'text')}[])" for name in _STORED_COLUMNS)},
