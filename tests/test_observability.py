@@ -22,6 +22,7 @@ from patron.cli import main
 from patron.codes import MESSAGES, Code
 from patron.observability import (
     MULTIPROC_ENV,
+    LineWriter,
     ObservabilityMiddleware,
     Observer,
     PatronFormatter,
@@ -141,6 +142,52 @@ def test_the_text_line_is_one_readable_line_and_masked(app, monkeypatch):
     assert text.count(b"\n") == 1 and text.endswith(b"\n")
     assert b"GET /x\\x0a/y 200" in text and b"9198******78" in text and b"a***@example.com" in text
     assert b"919812345678" not in text and b"rid=abc" in text
+
+
+@pytest.fixture
+def channel() -> Any:
+    """A pair of sockets that keep each write(2) apart, as (the writing fd, the writes so far)."""
+    import socket
+
+    reading, writing = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    reading.setblocking(False)
+
+    def writes() -> list[bytes]:
+        received = []
+        while True:
+            try:
+                received.append(reading.recv(1 << 16))
+            except BlockingIOError:
+                return received
+
+    yield writing.fileno(), writes
+    reading.close()
+    writing.close()
+
+
+async def test_lines_of_one_loop_turn_are_written_together_in_whole_lines_within_pipe_buf(channel):
+    import asyncio
+
+    fd, writes = channel
+    writer = LineWriter(fd, limit=100)
+    lines = [f"line {n:02d} {'x' * 20}\n".encode() for n in range(10)]  # 29 bytes each
+    for line in lines:
+        writer(line)
+    assert writes() == [], "nothing is written before the turn ends"
+    await asyncio.sleep(0)
+    # Three whole lines fit in 100 bytes.
+    assert writes() == [b"".join(lines[0:3]), b"".join(lines[3:6]), b"".join(lines[6:9]), lines[9]]
+    long_line = b"y" * 150 + b"\n"
+    writer(long_line)
+    writer(lines[0])
+    await asyncio.sleep(0)
+    assert writes() == [long_line, lines[0]]
+
+
+def test_outside_an_event_loop_a_line_is_written_at_once(channel):
+    fd, writes = channel
+    LineWriter(fd)(b"startup line\n")
+    assert writes() == [b"startup line\n"]
 
 
 def test_other_log_records_are_masked_and_secrets_redacted():

@@ -88,15 +88,23 @@ class DriverPool:
     timeout: float
     # Told +1 when a connection is taken and -1 when it is given back (the pool metrics).
     on_use: Callable[[int], None] = lambda change: None
+    in_use: int = 0
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
         """A connection for one unit of single statements, each committed on its own."""
         try:
             # A timeout costs a timer and a task on every acquire and release: it is needed only
-            # when no connection is idle, and one may have to be opened or waited for.
-            timeout = None if self.pool.get_idle_size() else self.timeout
-            conn = await self.pool.acquire(timeout=timeout)
+            # when every connection is taken and the unit must wait for one to come back. Short
+            # of that the pool has an idle connection or opens one, within its connect timeout.
+            # (Counted here: the pool's own count of idle connections walks all of them.)
+            timeout = None if self.in_use < self.size else self.timeout
+            self.in_use += 1
+            try:
+                conn = await self.pool.acquire(timeout=timeout)
+            except BaseException:
+                self.in_use -= 1
+                raise
         except (OSError, asyncio.TimeoutError, *_DRIVER_ERRORS) as exc:
             if isinstance(exc, (OSError, asyncio.TimeoutError)) or _is_unavailable(exc):
                 raise DatabaseUnavailable(_first_line(exc)) from exc
@@ -114,6 +122,7 @@ class DriverPool:
             raise DatabaseUnavailable(_first_line(exc)) from exc
         finally:
             self.on_use(-1)
+            self.in_use -= 1
             await self.pool.release(conn)
 
     async def close(self) -> None:
