@@ -312,17 +312,17 @@ class Metrics:
             histogram = self._latency[route] = self.latency.labels(route)
         histogram.observe(seconds)
 
-    def item(self, route: str, code: str) -> None:
+    def item(self, route: str, code: str, count: int = 1) -> None:
         counter = self._items.get((route, code))
         if counter is None:
             counter = self._items[(route, code)] = self.items.labels(route, code)
-        counter.inc()
+        counter.inc(count)
 
-    def warning(self, code: str) -> None:
+    def warning(self, code: str, count: int = 1) -> None:
         counter = self._warnings.get(code)
         if counter is None:
             counter = self._warnings[code] = self.warnings.labels(code)
-        counter.inc()
+        counter.inc(count)
 
 
 _METRICS: Metrics | None = None
@@ -465,14 +465,20 @@ class Observer:
         metrics.request(route_path, status, seconds)
         failed = 0
         if items:
+            # Counted by code first: in multiprocess mode each increment is a locked file write.
+            codes: dict[str, int] = {}
+            warnings: dict[str, int] = {}
             for entry in items:
                 item_status = entry.get("item_status") or {}
                 code = item_status.get("code")
-                metrics.item(route_path, code)
-                if code != _ITEM_OK:
-                    failed += 1
+                codes[code] = codes.get(code, 0) + 1
                 for warning in (item_status.get("warnings") or {}).get("warning") or ():
-                    metrics.warning(warning)
+                    warnings[warning] = warnings.get(warning, 0) + 1
+            for code, count in codes.items():
+                metrics.item(route_path, code, count)
+            for warning, count in warnings.items():
+                metrics.warning(warning, count)
+            failed = len(items) - codes.get(_ITEM_OK, 0)
 
         failing = error is not None or status == Code.SERVICE_UNAVAILABLE
         level = logging.ERROR if failing else logging.INFO

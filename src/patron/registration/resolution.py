@@ -171,10 +171,12 @@ AUDITED_FIELDS = (
 
 def changes(before: Customer | None, after: Customer) -> list[Change]:
     """Each field whose value differs, with its previous and current value."""
+    if before is None:
+        # A new customer: every field it has a value for (most registrations, so it is quick).
+        return [Change(name, None, current) for name in AUDITED_FIELDS if (current := getattr(after, name)) is not None]
     result = []
     for name in AUDITED_FIELDS:
-        previous = getattr(before, name) if before is not None else None
-        current = getattr(after, name)
+        previous, current = getattr(before, name), getattr(after, name)
         if previous != current:
             result.append(Change(name, previous, current))
     return result

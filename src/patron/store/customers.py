@@ -52,11 +52,14 @@ def _json_text(value: Any) -> str:
 
 def _audit_changes(changes: list[Change], tz: ZoneInfo) -> list[dict[str, Any]]:
     """Changes as the audit log keeps them: times as the API writes them, in the org's timezone."""
-
-    def shown(value: Any) -> Any:
-        return local_text(value, tz) if isinstance(value, datetime) else value
-
-    return [{"field": c.field, "previous": shown(c.previous), "current": shown(c.current)} for c in changes]
+    return [
+        {
+            "field": c.field,
+            "previous": local_text(c.previous, tz) if isinstance(c.previous, datetime) else c.previous,
+            "current": local_text(c.current, tz) if isinstance(c.current, datetime) else c.current,
+        }
+        for c in changes
+    ]
 
 
 # PostgreSQL: new customers with their audit records, memberships and ledger entries in one
