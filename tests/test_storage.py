@@ -13,6 +13,7 @@ from sqlalchemy import inspect, text
 from conftest import item, new_mobile
 from patron.api.app import create_app
 from patron.settings import Settings
+from patron.store.db import DatabaseUnavailable, create_driver_pool
 from patron.store.schema import CUSTOMER_SCALE_TABLES
 
 
@@ -140,3 +141,38 @@ async def test_a_driver_connection_lost_mid_statement_is_503_and_replaced(org, d
                 await locker.close()
             after = await add()
     assert (lost, after) == (503, 200)
+
+
+async def test_units_beyond_the_driver_pool_wait_for_a_connection_then_503_after_the_timeout(database_url):
+    """Every connection taken: a unit waits for one to come back, and gives up with 503 once the
+    database timeout has passed, leaving the pool whole."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("the driver pool is PostgreSQL's")
+    driver = await create_driver_pool(database_url, size=1, timeout=0.3)
+    try:
+        held = asyncio.Event()
+
+        async def hold(seconds: float) -> None:
+            async with driver.connection() as conn:
+                await conn.fetchval("SELECT 1")
+                held.set()
+                await asyncio.sleep(seconds)
+
+        async def unit() -> int:
+            async with driver.connection() as conn:
+                return await conn.fetchval("SELECT 2")
+
+        holder = asyncio.create_task(hold(0.1))
+        await held.wait()
+        assert await unit() == 2, "a short wait ends with the released connection"
+        await holder
+
+        held.clear()
+        holder = asyncio.create_task(hold(1.0))
+        await held.wait()
+        with pytest.raises(DatabaseUnavailable):
+            await unit()
+        await holder
+        assert await unit() == 2, "the unit that gave up took nothing with it"
+    finally:
+        await driver.close()

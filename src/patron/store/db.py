@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -88,42 +88,49 @@ class DriverPool:
     timeout: float
     # Told +1 when a connection is taken and -1 when it is given back (the pool metrics).
     on_use: Callable[[int], None] = lambda change: None
-    in_use: int = 0
+    # One slot per connection. Under load units outnumber connections, and a wait inside the
+    # pool (asyncio.wait_for: a task and a timer on every acquire) cost more than the unit's
+    # statement; a unit waits here instead, with the timeout, and only when every slot is taken.
+    slots: asyncio.Semaphore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.slots = asyncio.Semaphore(self.size)
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
         """A connection for one unit of single statements, each committed on its own."""
         try:
-            # A timeout costs a timer and a task on every acquire and release: it is needed only
-            # when every connection is taken and the unit must wait for one to come back. Short
-            # of that the pool has an idle connection or opens one, within its connect timeout.
-            # (Counted here: the pool's own count of idle connections walks all of them.)
-            timeout = None if self.in_use < self.size else self.timeout
-            self.in_use += 1
-            try:
-                conn = await self.pool.acquire(timeout=timeout)
-            except BaseException:
-                self.in_use -= 1
-                raise
-        except (OSError, asyncio.TimeoutError, *_DRIVER_ERRORS) as exc:
-            if isinstance(exc, (OSError, asyncio.TimeoutError)) or _is_unavailable(exc):
-                raise DatabaseUnavailable(_first_line(exc)) from exc
-            raise
-        self.on_use(1)
+            if self.slots.locked():
+                async with asyncio.timeout(self.timeout):
+                    await self.slots.acquire()
+            else:
+                await self.slots.acquire()
+        except TimeoutError as exc:
+            raise DatabaseUnavailable(f"no database connection came free within {self.timeout:g} s") from exc
         try:
-            yield conn
-        except (OSError, *_DRIVER_ERRORS) as exc:
-            if not _is_unavailable(exc):
+            try:
+                # With a slot, a connection is idle in the pool, or is opened within the connect timeout.
+                conn = await self.pool.acquire()
+            except (OSError, *_DRIVER_ERRORS) as exc:
+                if isinstance(exc, OSError) or _is_unavailable(exc):
+                    raise DatabaseUnavailable(_first_line(exc)) from exc
                 raise
-            # Not reused broken: the pool opens a new one in its place. A connection the driver
-            # saw close has already left the pool, and says so (InterfaceError) when terminated again.
-            with contextlib.suppress(asyncpg.InterfaceError):
-                conn.terminate()
-            raise DatabaseUnavailable(_first_line(exc)) from exc
+            self.on_use(1)
+            try:
+                yield conn
+            except (OSError, *_DRIVER_ERRORS) as exc:
+                if not _is_unavailable(exc):
+                    raise
+                # Not reused broken: the pool opens a new one in its place. A connection the driver
+                # saw close has already left the pool, and says so (InterfaceError) when terminated again.
+                with contextlib.suppress(asyncpg.InterfaceError):
+                    conn.terminate()
+                raise DatabaseUnavailable(_first_line(exc)) from exc
+            finally:
+                self.on_use(-1)
+                await self.pool.release(conn)
         finally:
-            self.on_use(-1)
-            self.in_use -= 1
-            await self.pool.release(conn)
+            self.slots.release()
 
     async def close(self) -> None:
         await self.pool.close()
