@@ -37,6 +37,18 @@ async def test_customer_tables_key_on_org_id_for_distribution(app):
             assert columns[0] == "org_id", (table, columns)
 
 
+async def test_audit_changes_are_kept_as_written_json_on_postgresql(app):
+    """Written with every registration and read back whole: json (checked text), not jsonb."""
+    engine = app.state.services.engine
+    if engine.dialect.name != "postgresql":
+        return
+    async with engine.connect() as conn:
+        kind = await conn.scalar(
+            text("SELECT data_type FROM information_schema.columns WHERE table_name = 'customer_audits' AND column_name = 'changes'")
+        )
+    assert kind == "json"
+
+
 async def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(app):
     engine = app.state.services.engine
     if engine.dialect.name != "sqlite":

@@ -114,7 +114,7 @@ audit AS (
         api_client_key, context_entity_type, context_entity_id, context_entity_source,
         context_entity_source_id, changes)
     SELECT :org_id, id, :request_id, :at, 'CREATE', :till_code, :api_client_key, :context_entity_type,
-        :context_entity_id, :context_entity_source, :context_entity_source_id, CAST(changes AS jsonb)
+        :context_entity_id, :context_entity_source, :context_entity_source_id, CAST(changes AS json)
     FROM written
 ), joined AS (
     INSERT INTO memberships (org_id, customer_id, program_id, slab_serial, tier_expires_on,

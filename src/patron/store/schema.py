@@ -133,8 +133,9 @@ customer_audits = Table(
     Column("context_entity_id", String(255)),
     Column("context_entity_source", String(255)),
     Column("context_entity_source_id", String(255)),
-    # [{"field": name, "previous": value, "current": value}, ...]
-    Column("changes", Document, nullable=False),
+    # [{"field": name, "previous": value, "current": value}, ...]; json, not jsonb, on PostgreSQL:
+    # written with every registration and only ever read back whole (migration 0003).
+    Column("changes", JSON, nullable=False),
     PrimaryKeyConstraint("org_id", "id"),
     Index(None, "org_id", "customer_id", "id"),
     sqlite_id_index(),
