@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import gc
 import json
 import multiprocessing
 import os
@@ -146,7 +145,7 @@ async def run_import(engine: AsyncEngine, job: ImportJob, on_batch: Callable[[Pr
     if till is None or org.till(till) is None:
         raise ImportRefused(f"org {job.org_id} has no till {till!r} to attribute the import to")
     start_after = _read_state(job)
-    _collect_rarely()
+    loop.collect_rarely()
     run_id = uuid.uuid4().hex[:12]
     caller = Caller(
         org=org,
@@ -170,14 +169,6 @@ async def run_import(engine: AsyncEngine, job: ImportJob, on_batch: Callable[[Pr
     # planner may pick an index that matches the org and filters the rest, for every look-up.
     await analyze_customer_tables(engine)
     return progress
-
-
-def _collect_rarely() -> None:
-    """Each batch makes many short-lived objects and keeps none: collect less often, and never
-    scan what was loaded before the first batch."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 50, 100)
 
 
 @dataclass
@@ -307,7 +298,7 @@ def _start_worker(database_url: str, caller: Caller) -> None:
     global _worker
     # Ctrl-C is the main process's to handle: a worker finishes the batch it is writing.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _collect_rarely()
+    loop.collect_rarely()
     _worker = (loop.new_event_loop(), create_engine(database_url, pool_size=1), caller)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import secrets
 from collections.abc import AsyncIterator
@@ -24,6 +23,7 @@ from patron.api.errors import ApiError
 from patron.api.gateway import gateway_response, generate_token, list_audits
 from patron.api.openapi import docs_page, openapi_document
 from patron.codes import Code, request_message
+from patron.loop import collect_rarely
 from patron.observability import ObservabilityMiddleware, Observer, configure_logging
 from patron.orgs.cache import OrgCache
 from patron.settings import Settings, get_settings
@@ -144,10 +144,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             auth=Authenticator(engine, orgs, settings.secret_key, settings.credential_cache_seconds),
             driver=driver,
         )
-        # Everything loaded so far lives as long as the process: keep it out of the collector's
-        # generations, so that collections during requests stay short.
-        gc.collect()
-        gc.freeze()
+        collect_rarely()
         try:
             yield
         finally:
