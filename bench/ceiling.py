@@ -1,13 +1,18 @@
 """The ceiling: the least an ASGI app must do to register customers, for Patron to be measured against.
 
-It reads the same body with the same JSON library, does one INSERT ... RETURNING per customer into a
-table with the same unique indexes, through the same driver on the same ASGI server, and answers
-with a small JSON envelope. No auth, no validation, no audit, no loyalty: the physical limit.
+It reads the same body with the same JSON library, does one statement per customer, through the
+same driver on the same ASGI server, and answers with a small JSON envelope. No auth, no
+validation, no rules, no answer beyond the id: the physical limit. Two of them:
+
+- `/` writes one row per customer into a table with the same unique indexes as Patron's customers;
+- `/same-writes` writes what a Patron registration writes, in Patron's own schema (`patron db
+  upgrade`): the customer, its audit record, its membership and its ledger entry, in one statement.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 
 import asyncpg
 import orjson
@@ -30,6 +35,29 @@ INSERT = """
 INSERT INTO ceiling_customers (org_id, mobile, email, external_id, firstname, lastname, custom_fields)
 VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)
 RETURNING id
+"""
+
+# Patron's four rows of a new LOYALTY customer with registration points, as Patron writes them.
+SAME_WRITES = """
+WITH customer AS (
+    INSERT INTO customers (org_id, id, mobile, email, external_id, firstname, lastname, type, source,
+        fraud_status, registered_on, updated_on, referral_code, custom_fields, extended_fields,
+        subscriptions, comm_channels, created_at, modified_at)
+    VALUES ($1, nextval((SELECT CAST(pg_get_serial_sequence('customers', 'id') AS regclass))), $2, $3, $4,
+        $5, $6, 'LOYALTY', 'INSTORE', 'NONE', now(), now(), $7, CAST($8 AS jsonb), '[]', '[]', '[]', now(), now())
+    RETURNING id
+), audit AS (
+    INSERT INTO customer_audits (org_id, customer_id, request_id, created_at, event_type, changes)
+    SELECT $1, id, $9, now(), 'CREATE', CAST($10 AS json) FROM customer
+), membership AS (
+    INSERT INTO memberships (org_id, customer_id, program_id, slab_serial, tier_expires_on,
+        lifetime_points, loyalty_points, enrolled_at)
+    SELECT $1, id, 1, 1, DATE '2126-12-01', 100, 100, now() FROM customer
+), ledger AS (
+    INSERT INTO points_ledger (org_id, customer_id, program_id, kind, currency, amount, created_at, request_id)
+    SELECT $1, id, 1, 'REGISTRATION', 'points', 100, now(), $9 FROM customer
+)
+SELECT id FROM customer
 """
 
 pool: asyncpg.Pool | None = None
@@ -64,14 +92,22 @@ async def app(scope, receive, send):  # noqa: ANN001, ANN201 - a bare ASGI calla
     customers = orjson.loads(body)["root"]["customer"]
     if isinstance(customers, dict):
         customers = [customers]
+    same_writes = scope["path"] == "/same-writes"
+    request_id = secrets.token_hex(16)
     answered = []
     async with pool.acquire() as connection:
         for customer in customers:
-            fields = customer.get("custom_fields")
-            new_id = await connection.fetchval(
-                INSERT, 1, customer.get("mobile"), customer.get("email"), customer.get("external_id"),
-                customer.get("firstname"), customer.get("lastname"), orjson.dumps(fields).decode(),
-            )
+            fields = orjson.dumps(customer.get("custom_fields")).decode()
+            identity = (customer.get("mobile"), customer.get("email"), customer.get("external_id"),
+                        customer.get("firstname"), customer.get("lastname"))
+            if same_writes:
+                # The audit record carries every field, as Patron's does.
+                new_id = await connection.fetchval(
+                    SAME_WRITES, 1, *identity, secrets.token_hex(5).upper(), fields, request_id,
+                    orjson.dumps(customer).decode(),
+                )
+            else:
+                new_id = await connection.fetchval(INSERT, 1, *identity, fields)
             answered.append({"user_id": new_id, "mobile": customer.get("mobile"), "item_status": {"code": "1000"}})
     status = {"code": 200, "total": str(len(answered)), "success_count": str(len(answered))}
     payload = orjson.dumps({"response": {"status": status, "customers": {"customer": answered}}})

@@ -21,7 +21,7 @@ function request()
       mobile, mobile)
   end
   local body = '{"root":{"customer":[' .. table.concat(items, ",") .. ']}}'
-  return wrk.format(nil, "/v1.1/customer/add", nil, body)
+  return wrk.format(nil, os.getenv("BENCH_PATH") or "/v1.1/customer/add", nil, body)
 end
 
 function response(status, headers, body)
