@@ -188,3 +188,20 @@ async def test_units_beyond_the_driver_pool_wait_for_a_connection_then_503_after
         assert await unit() == 2, "the unit that gave up took nothing with it"
     finally:
         await driver.close()
+
+
+async def test_a_driver_connection_left_in_a_transaction_is_never_lent_again(database_url):
+    """Updates run in transactions on driver connections, which are returned without a reset: one
+    returned with its transaction still open is dropped, so no later unit runs inside it."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("the driver pool is PostgreSQL's")
+    driver = await create_driver_pool(database_url, size=1, timeout=1.0)
+    try:
+        async with driver.connection() as conn:
+            left_open = conn.get_server_pid()
+            await conn.execute("BEGIN")
+        async with driver.connection() as conn:
+            assert not conn.is_in_transaction()
+            assert conn.get_server_pid() != left_open
+    finally:
+        await driver.close()

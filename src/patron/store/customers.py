@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import asyncpg
 import orjson
 from sqlalchemy import Select, and_, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -195,13 +196,22 @@ _AUDITS_OF = DriverStatement(
 )
 
 
-# Statements built once and executed with a dict of values: SQLAlchemy then compiles each shape
-# once and reuses it, where `.values(**values)` made, keyed and looked up a new statement each time.
-_INSERT_CUSTOMER = insert(customers).returning(customers.c.id)
-_UPDATE_CUSTOMER = update(customers).where(
-    customers.c.org_id == bindparam("key_org_id"), customers.c.id == bindparam("key_id")
+# Statements built once and executed with a dict of values (driver statements on PostgreSQL).
+_INSERT_CUSTOMER = DriverStatement(
+    insert(customers)
+    .values({name: bindparam(name) for name in ("org_id", *_STORED_COLUMNS, "created_at", "modified_at")})
+    .returning(customers.c.id)
 )
-_INSERT_AUDIT = insert(customer_audits)
+_UPDATE_CUSTOMER = DriverStatement(
+    update(customers)
+    .where(customers.c.org_id == bindparam("key_org_id"), customers.c.id == bindparam("key_id"))
+    .values({name: bindparam(name) for name in (*_STORED_COLUMNS, "modified_at")})
+)
+_AUDIT_VALUES = (
+    "org_id", "customer_id", "request_id", "created_at", "event_type", "till_code", "api_client_key",
+    "context_entity_type", "context_entity_id", "context_entity_source", "context_entity_source_id", "changes",
+)
+_INSERT_AUDIT = DriverStatement(insert(customer_audits).values({name: bindparam(name) for name in _AUDIT_VALUES}))
 # SQLite has no sequences: a row's id is max(id) + 1, drawn in its own INSERT (one statement, not
 # two) and safe under the write lock taken at BEGIN.
 _SQLITE_NEXT_CUSTOMER_ID = select(func.coalesce(func.max(customers.c.id), 100000) + 1).scalar_subquery()
@@ -229,11 +239,15 @@ def _holders_statement(names: tuple[str, ...], lock: bool) -> Select[Any]:
 
 # The customers holding some identifiers, by which identifiers are sent and whether to lock them.
 _HOLDERS = {
-    (names, lock): _holders_statement(names, lock)
+    (names, lock): DriverStatement(_holders_statement(names, lock))
     for size in range(1, len(IDENTIFIERS) + 1)
     for names in itertools.combinations(IDENTIFIERS, size)
     for lock in (False, True)
 }
+
+
+# A unique index refused a write: through SQLAlchemy's connection, or the driver's.
+_UNIQUE_VIOLATIONS = (IntegrityError, asyncpg.UniqueViolationError)
 
 
 def _audit_context(caller: Caller) -> dict[str, Any]:
@@ -256,8 +270,7 @@ class CustomerStore:
             return {}
         names = tuple(name for name in IDENTIFIERS if name in identifiers)
         statement = _HOLDERS[(names, not is_sqlite(self.conn))]
-        rows = await self.conn.execute(statement, {"org_id": org_id, **identifiers})
-        found = [_customer(row._mapping) for row in rows]
+        found = [_customer(row) for row in await statement.fetch(self.conn, {"org_id": org_id, **identifiers})]
         return {
             name: customer
             for name, value in identifiers.items()
@@ -268,9 +281,13 @@ class CustomerStore:
     async def insert(self, customer: Customer, at: datetime) -> Customer:
         values = {"org_id": customer.org_id, **_values(customer), "created_at": at, "modified_at": at}
         try:
-            new_id = await self.conn.scalar(_SQLITE_INSERT_CUSTOMER if is_sqlite(self.conn) else _INSERT_CUSTOMER, values)
-        except IntegrityError as exc:
-            raise IdentifierTaken(str(exc.orig)) from exc
+            if is_sqlite(self.conn):
+                new_id = await self.conn.scalar(_SQLITE_INSERT_CUSTOMER, values)
+            else:
+                (row,) = await _INSERT_CUSTOMER.fetch(self.conn, values)
+                new_id = row["id"]
+        except _UNIQUE_VIOLATIONS as exc:
+            raise IdentifierTaken(str(exc)) from exc
         customer.id = new_id
         return customer
 
@@ -324,9 +341,9 @@ class CustomerStore:
     async def update(self, customer: Customer, at: datetime) -> None:
         values = {**_values(customer), "modified_at": at, "key_org_id": customer.org_id, "key_id": customer.id}
         try:
-            await self.conn.execute(_UPDATE_CUSTOMER, values)
-        except IntegrityError as exc:
-            raise IdentifierTaken(str(exc.orig)) from exc
+            await _UPDATE_CUSTOMER.execute(self.conn, values)
+        except _UNIQUE_VIOLATIONS as exc:
+            raise IdentifierTaken(str(exc)) from exc
 
     async def record_audit(
         self, caller: Caller, customer: Customer, event_type: str, changes: list[Change], at: datetime
@@ -339,7 +356,10 @@ class CustomerStore:
             "changes": _audit_changes(changes, caller.org.tz),
             **_audit_context(caller),
         }
-        await self.conn.execute(_SQLITE_INSERT_AUDIT if is_sqlite(self.conn) else _INSERT_AUDIT, values)
+        if is_sqlite(self.conn):
+            await self.conn.execute(_SQLITE_INSERT_AUDIT, values)
+        else:
+            await _INSERT_AUDIT.execute(self.conn, values)
 
     async def find(self, org_id: int, field: str, value: str | int) -> Customer | None:
         rows = await _FIND_BY[field].fetch(self.conn, {"org_id": org_id, "value": value})

@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 import orjson
-from sqlalchemy import event
+from sqlalchemy import JSON, event
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError
@@ -76,8 +76,9 @@ def create_engine(database_url: str, *, pool_size: int = 10, timeout: float = 5.
 
 @dataclass
 class DriverPool:
-    """PostgreSQL: the driver's own pool, for the units that run only driver statements (the
-    registration of new customers, look-ups).
+    """PostgreSQL: the driver's own pool, for the units of work of requests: the registration of
+    new customers and look-ups (single statements), and updates (a transaction of driver
+    statements).
 
     SQLAlchemy's async engine costs more per unit than such a unit's statement does: a checkout
     through its greenlet bridge, isolation levels set and reset, a reset on return.
@@ -128,6 +129,13 @@ class DriverPool:
                 raise DatabaseUnavailable(_first_line(exc)) from exc
             finally:
                 self.on_use(-1)
+                # A unit that ended without closing its transaction (cancelled mid-commit, say)
+                # leaves it open, and the pool resets nothing on return: the connection is dropped
+                # rather than lent to a unit whose statements would run inside that transaction.
+                # (A connection already terminated says so with InterfaceError.)
+                with contextlib.suppress(asyncpg.InterfaceError):
+                    if conn.is_in_transaction():
+                        conn.terminate()
                 await self.pool.release(conn)
         finally:
             self.slots.release()
@@ -150,8 +158,9 @@ async def create_driver_pool(database_url: str, *, size: int = 10, timeout: floa
         command_timeout=timeout * 6,
         server_settings=_SERVER_SETTINGS,
         init=_driver_codecs,
-        # Units on these connections are single statements outside any transaction and set no
-        # session state, so a returned connection needs no reset (a round trip saved each time).
+        # Units on these connections set no session state and end any transaction they open (one
+        # left open is dropped: DriverPool.connection), so a returned connection needs no reset
+        # (a round trip saved each time).
         reset=_no_reset,
     )
     return DriverPool(pool, size, timeout)
@@ -301,15 +310,45 @@ class DriverStatement:
         compiled = statement.compile(dialect=_ASYNCPG)
         self._sql = str(compiled)
         self._names = tuple(compiled.positiontup or ())
+        # Values of JSON columns go to the driver as JSON text, as SQLAlchemy sends them.
+        self._json = frozenset(name for name, bind in compiled.binds.items() if isinstance(bind.type, JSON))
 
     async def fetch(self, conn: Connection, parameters: dict[str, Any]) -> list[Mapping[str, Any]]:
-        if isinstance(conn, asyncpg.Connection):
-            driver = conn
-        elif is_sqlite(conn) or conn.sync_connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
-            return [row._mapping for row in await conn.execute(self.statement, parameters)]
+        driver = await self._driver(conn)
+        if driver is None:
+            return [row._mapping for row in await conn.execute(self.statement, parameters)]  # type: ignore[union-attr]
+        return await driver.fetch(self._sql, *self._arguments(parameters))
+
+    async def execute(self, conn: Connection, parameters: dict[str, Any]) -> None:
+        """Run a statement that returns no rows."""
+        driver = await self._driver(conn)
+        if driver is None:
+            await conn.execute(self.statement, parameters)  # type: ignore[union-attr]
         else:
-            driver = (await conn.get_raw_connection()).driver_connection
-        return await driver.fetch(self._sql, *(parameters[name] for name in self._names))
+            await driver.execute(self._sql, *self._arguments(parameters))
+
+    async def execute_many(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        """Run a statement that returns no rows once for each set of values."""
+        if not rows:
+            return
+        driver = await self._driver(conn)
+        if driver is None:
+            await conn.execute(self.statement, rows)  # type: ignore[union-attr]
+        else:
+            await driver.executemany(self._sql, [self._arguments(row) for row in rows])
+
+    async def _driver(self, conn: Connection) -> asyncpg.Connection | None:
+        """The driver connection to run on, or None to run through SQLAlchemy's."""
+        if isinstance(conn, asyncpg.Connection):
+            return conn
+        if is_sqlite(conn) or conn.sync_connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            return None
+        return (await conn.get_raw_connection()).driver_connection
+
+    def _arguments(self, parameters: dict[str, Any]) -> list[Any]:
+        if not self._json:
+            return [parameters[name] for name in self._names]
+        return [_json_text(parameters[name]) if name in self._json else parameters[name] for name in self._names]
 
 
 _ASYNCPG = PGDialect_asyncpg()

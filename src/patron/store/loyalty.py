@@ -20,14 +20,17 @@ _MEMBERSHIPS_OF = DriverStatement(
 )
 
 
-# Built once, executed with values (see store.customers).
-_INSERT_MEMBERSHIPS = insert(memberships)
-_INSERT_LEDGER = insert(points_ledger)
+# Built once, executed with values (driver statements on PostgreSQL; see store.customers).
+_INSERT_MEMBERSHIPS = DriverStatement(
+    insert(memberships).values({name: bindparam(name) for name in (*MEMBERSHIP_COLUMNS, "enrolled_at")})
+)
+_LEDGER_VALUES = ("org_id", "customer_id", "program_id", "kind", "currency", "amount", "created_at", "request_id")
+_INSERT_LEDGER = DriverStatement(insert(points_ledger).values({name: bindparam(name) for name in _LEDGER_VALUES}))
 # SQLite has no sequences: each row's id is max(id) + 1, drawn in its INSERT, under the write lock.
 _SQLITE_INSERT_LEDGER = insert(points_ledger).values(
     id=select(func.coalesce(func.max(points_ledger.c.id), 0) + 1).scalar_subquery()
 )
-_CREDIT = (
+_CREDIT = DriverStatement(
     update(memberships)
     .where(
         memberships.c.org_id == bindparam("key_org_id"),
@@ -39,6 +42,12 @@ _CREDIT = (
         loyalty_points=memberships.c.loyalty_points + bindparam("points"),
     )
 )
+# A referee's first referral is written; a second writes nothing (and returns no row).
+_REFERRAL_VALUES = {name: bindparam(name) for name in ("org_id", "referee_id", "referrer_id", "created_at")}
+_PG_RECORD_REFERRAL = DriverStatement(
+    pg_insert(referrals).values(_REFERRAL_VALUES).on_conflict_do_nothing().returning(referrals.c.referee_id)
+)
+_SQLITE_RECORD_REFERRAL = sqlite_insert(referrals).values(_REFERRAL_VALUES).on_conflict_do_nothing()
 
 
 class LoyaltyStore:
@@ -52,7 +61,7 @@ class LoyaltyStore:
     async def join(self, joined: list[Membership], at: datetime) -> None:
         if joined:
             rows = [{name: getattr(m, name) for name in MEMBERSHIP_COLUMNS} | {"enrolled_at": at} for m in joined]
-            await self.conn.execute(_INSERT_MEMBERSHIPS, rows)
+            await _INSERT_MEMBERSHIPS.execute_many(self.conn, rows)
 
     async def append(self, entries: list[LedgerEntry], request_id: str, at: datetime) -> None:
         if not entries:
@@ -70,20 +79,20 @@ class LoyaltyStore:
             }
             for e in entries
         ]
-        await self.conn.execute(_SQLITE_INSERT_LEDGER if is_sqlite(self.conn) else _INSERT_LEDGER, rows)
+        if is_sqlite(self.conn):
+            await self.conn.execute(_SQLITE_INSERT_LEDGER, rows)
+        else:
+            await _INSERT_LEDGER.execute_many(self.conn, rows)
 
     async def credit(self, org_id: int, customer_id: int, program_id: int, points: int) -> None:
         """Add points to an existing membership's balances (its ledger row is appended alongside)."""
-        await self.conn.execute(
-            _CREDIT, {"key_org_id": org_id, "key_customer_id": customer_id, "key_program_id": program_id, "points": points}
+        await _CREDIT.execute(
+            self.conn, {"key_org_id": org_id, "key_customer_id": customer_id, "key_program_id": program_id, "points": points}
         )
 
     async def record_referral(self, org_id: int, referee_id: int, referrer_id: int, at: datetime) -> bool:
         """True when this is the referee's first referral; a customer is referred only once."""
-        dialect_insert = sqlite_insert if is_sqlite(self.conn) else pg_insert
-        statement = (
-            dialect_insert(referrals)
-            .values(org_id=org_id, referee_id=referee_id, referrer_id=referrer_id, created_at=at)
-            .on_conflict_do_nothing()
-        )
-        return (await self.conn.execute(statement)).rowcount == 1
+        values = {"org_id": org_id, "referee_id": referee_id, "referrer_id": referrer_id, "created_at": at}
+        if is_sqlite(self.conn):
+            return (await self.conn.execute(_SQLITE_RECORD_REFERRAL, values)).rowcount == 1
+        return len(await _PG_RECORD_REFERRAL.fetch(self.conn, values)) == 1

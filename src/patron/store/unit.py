@@ -30,12 +30,17 @@ async def unit_of_work(
     """Committed when the block ends, rolled back on any exception.
 
     `single_statement`: the unit issues one self-atomic statement; on PostgreSQL it then runs
-    without BEGIN and COMMIT, two round trips fewer. Such a unit, and a `readonly` one, runs on a
-    connection of the `driver` pool when there is one: their statements are driver statements.
+    without BEGIN and COMMIT, two round trips fewer. With a `driver` pool (PostgreSQL) every unit
+    runs on one of its connections, the others in a transaction of the driver's: the store's
+    statements are driver statements, cheaper than SQLAlchemy's execution of them.
     """
-    if driver is not None and (readonly or single_statement):
+    if driver is not None:
         async with driver.connection() as conn:
-            yield StoreUnit(CustomerStore(conn), LoyaltyStore(conn))
+            if readonly or single_statement:
+                yield StoreUnit(CustomerStore(conn), LoyaltyStore(conn))
+                return
+            async with conn.transaction():
+                yield StoreUnit(CustomerStore(conn), LoyaltyStore(conn))
         return
     async with transaction(engine, readonly=readonly, autocommit=single_statement) as conn:
         yield StoreUnit(CustomerStore(conn), LoyaltyStore(conn))
