@@ -25,7 +25,7 @@ from patron import loop
 from patron.orgs.cache import OrgCache
 from patron.registration.model import IDENTIFIERS
 from patron.registration.service import Caller, UnitOfWork, register
-from patron.store.db import create_engine, is_sqlite
+from patron.store.db import DriverPool, create_driver_pool, create_engine, is_sqlite
 from patron.store.maintenance import analyze_customer_tables
 from patron.store.unit import unit_of_work
 
@@ -258,12 +258,32 @@ async def _batch_runner(engine: AsyncEngine, caller: Caller, workers: int) -> As
     """Runs each batch in this process or in one of `workers - 1` others, whichever has fewer
     batches running: validation and identity resolution are Python work, and a process is one core."""
 
-    async def run_here(batch: list[tuple[int, Any]]) -> BatchOutcome:
-        return await import_batch(caller, lambda **options: unit_of_work(engine, **options), batch)
+    # A connection for each batch that may run here at once: each runs its units one by one.
+    driver = await _driver_pool(engine, size=workers + 1)
 
-    if workers <= 1:
-        yield run_here
-        return
+    async def run_here(batch: list[tuple[int, Any]]) -> BatchOutcome:
+        return await import_batch(caller, lambda **options: unit_of_work(engine, driver=driver, **options), batch)
+
+    try:
+        if workers <= 1:
+            yield run_here
+        else:
+            async with _worker_pool(engine, caller, workers, run_here) as run_batch:
+                yield run_batch
+    finally:
+        if driver is not None:
+            await driver.close()
+
+
+async def _driver_pool(engine: AsyncEngine, size: int) -> DriverPool | None:
+    """PostgreSQL: driver connections for this process's units of work, as the server's requests use."""
+    return await create_driver_pool(engine.url.render_as_string(hide_password=False), size=size)
+
+
+@asynccontextmanager
+async def _worker_pool(
+    engine: AsyncEngine, caller: Caller, workers: int, run_here: RunBatch
+) -> AsyncIterator[RunBatch]:
     pool = ProcessPoolExecutor(
         workers - 1,
         mp_context=multiprocessing.get_context("spawn"),
@@ -291,7 +311,7 @@ async def _batch_runner(engine: AsyncEngine, caller: Caller, workers: int) -> As
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-_worker: tuple[asyncio.AbstractEventLoop, AsyncEngine, Caller] | None = None
+_worker: tuple[asyncio.AbstractEventLoop, AsyncEngine, DriverPool | None, Caller] | None = None
 
 
 def _start_worker(database_url: str, caller: Caller) -> None:
@@ -299,13 +319,17 @@ def _start_worker(database_url: str, caller: Caller) -> None:
     # Ctrl-C is the main process's to handle: a worker finishes the batch it is writing.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     loop.collect_rarely()
-    _worker = (loop.new_event_loop(), create_engine(database_url, pool_size=1), caller)
+    worker_loop = loop.new_event_loop()
+    engine = create_engine(database_url, pool_size=1)
+    _worker = (worker_loop, engine, worker_loop.run_until_complete(_driver_pool(engine, size=1)), caller)
 
 
 def _run_in_worker(batch: list[tuple[int, Any]]) -> BatchOutcome:
     assert _worker is not None, "the pool starts every worker with _start_worker"
-    loop, engine, caller = _worker
-    return loop.run_until_complete(import_batch(caller, lambda **options: unit_of_work(engine, **options), batch))
+    worker_loop, engine, driver, caller = _worker
+    return worker_loop.run_until_complete(
+        import_batch(caller, lambda **options: unit_of_work(engine, driver=driver, **options), batch)
+    )
 
 
 def _batches(
