@@ -24,7 +24,7 @@ class Services:
     engine: AsyncEngine
     orgs: OrgCache
     auth: Authenticator
-    # PostgreSQL: the driver's own pool, for units of driver statements only (store.db).
+    # PostgreSQL: the driver's own pool, on which every unit of work runs (store.db, store.unit).
     driver: DriverPool | None = None
 
     def unit_of_work(
