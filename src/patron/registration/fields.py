@@ -111,8 +111,10 @@ def _as_sent(digits: str) -> PhoneNumber | None:
     if len(national) < 2 or national[0] == "0":
         return None
     metadata = PhoneMetadata.metadata_for_region_or_calling_code(country_code, region_code_for_country_code(country_code))
-    prefix = metadata.national_prefix_for_parsing if metadata is not None else None
-    if metadata is None or (prefix and _pattern(prefix).match(national)):
+    if metadata is None:
+        return None
+    prefix = metadata.national_prefix_for_parsing
+    if prefix and _pattern(prefix).match(national):
         return None
     return PhoneNumber(country_code=country_code, national_number=int(national))
 

@@ -207,10 +207,7 @@ _UPDATE_CUSTOMER = DriverStatement(
     .where(customers.c.org_id == bindparam("key_org_id"), customers.c.id == bindparam("key_id"))
     .values({name: bindparam(name) for name in (*_STORED_COLUMNS, "modified_at")})
 )
-_AUDIT_VALUES = (
-    "org_id", "customer_id", "request_id", "created_at", "event_type", "till_code", "api_client_key",
-    "context_entity_type", "context_entity_id", "context_entity_source", "context_entity_source_id", "changes",
-)
+_AUDIT_VALUES = [column.name for column in customer_audits.columns if column.name != "id"]
 _INSERT_AUDIT = DriverStatement(insert(customer_audits).values({name: bindparam(name) for name in _AUDIT_VALUES}))
 # SQLite has no sequences: a row's id is max(id) + 1, drawn in its own INSERT (one statement, not
 # two) and safe under the write lock taken at BEGIN.

@@ -99,7 +99,8 @@ class DriverPool:
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
-        """A connection for one unit of single statements, each committed on its own."""
+        """A connection for one unit of work: its single statements each commit on their own, or
+        the unit opens a transaction (store.unit) and ends it before the connection returns."""
         try:
             if self.slots.locked():
                 async with asyncio.timeout(self.timeout):

@@ -22,9 +22,9 @@ _MEMBERSHIPS_OF = DriverStatement(
 
 # Built once, executed with values (driver statements on PostgreSQL; see store.customers).
 _INSERT_MEMBERSHIPS = DriverStatement(
-    insert(memberships).values({name: bindparam(name) for name in (*MEMBERSHIP_COLUMNS, "enrolled_at")})
+    insert(memberships).values({column.name: bindparam(column.name) for column in memberships.columns})
 )
-_LEDGER_VALUES = ("org_id", "customer_id", "program_id", "kind", "currency", "amount", "created_at", "request_id")
+_LEDGER_VALUES = [column.name for column in points_ledger.columns if column.name != "id"]
 _INSERT_LEDGER = DriverStatement(insert(points_ledger).values({name: bindparam(name) for name in _LEDGER_VALUES}))
 # SQLite has no sequences: each row's id is max(id) + 1, drawn in its INSERT, under the write lock.
 _SQLITE_INSERT_LEDGER = insert(points_ledger).values(
@@ -43,7 +43,7 @@ _CREDIT = DriverStatement(
     )
 )
 # A referee's first referral is written; a second writes nothing (and returns no row).
-_REFERRAL_VALUES = {name: bindparam(name) for name in ("org_id", "referee_id", "referrer_id", "created_at")}
+_REFERRAL_VALUES = {column.name: bindparam(column.name) for column in referrals.columns}
 _PG_RECORD_REFERRAL = DriverStatement(
     pg_insert(referrals).values(_REFERRAL_VALUES).on_conflict_do_nothing().returning(referrals.c.referee_id)
 )
