@@ -205,3 +205,30 @@ async def test_a_driver_connection_left_in_a_transaction_is_never_lent_again(dat
             assert conn.get_server_pid() != left_open
     finally:
         await driver.close()
+
+
+async def test_a_unit_cancelled_mid_statement_leaves_the_driver_pool_usable_at_once(database_url):
+    """A request cancelled while its statement runs (its caller hung up, the server shut down)
+    does not leave its connection busy: the next unit, on a pool of one, runs at once."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("the driver pool is PostgreSQL's")
+    driver = await create_driver_pool(database_url, size=1, timeout=1.0)
+    try:
+        started = asyncio.Event()
+
+        async def slow() -> None:
+            async with driver.connection() as conn:
+                started.set()
+                await conn.execute("SELECT pg_sleep(5)")
+
+        task = asyncio.create_task(slow())
+        await started.wait()
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        async with asyncio.timeout(1.0), driver.connection() as conn:
+            assert await conn.fetchval("SELECT 4") == 4
+            assert not conn.is_in_transaction()
+    finally:
+        await driver.close()
