@@ -10,7 +10,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
-import orjson
 from sqlalchemy import Select, and_, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -19,7 +18,7 @@ from patron.loyalty.model import Membership
 from patron.registration.fields import local_text
 from patron.registration.model import IDENTIFIERS, Change, Customer
 from patron.registration.service import Caller, IdentifierTaken, NewCustomer
-from patron.store.db import Connection, DriverStatement, is_sqlite
+from patron.store.db import Connection, DriverStatement, inserted_columns, is_sqlite, json_text, named_binds
 from patron.store.loyalty import MEMBERSHIP_COLUMNS, LoyaltyStore
 from patron.store.schema import customer_audits, customers, memberships
 
@@ -45,10 +44,6 @@ def _values(customer: Customer) -> dict[str, Any]:
     for name in _NAMED_FIELDS:
         values[name] = list(values[name].items())
     return values
-
-
-def _json_text(value: Any) -> str:
-    return orjson.dumps(value).decode()
 
 
 def _audit_changes(changes: list[Change], tz: ZoneInfo) -> list[dict[str, Any]]:
@@ -155,7 +150,7 @@ _ONE_VALUE = frozenset((*_STORED_COLUMNS, "changes"))
 def _columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
     """Row dicts as one list per column, JSON columns as text: the arrays the statement unnests."""
     return {
-        name: [_json_text(row[name]) if name in _JSON_COLUMNS else row[name] for row in rows]
+        name: [json_text(row[name]) if name in _JSON_COLUMNS else row[name] for row in rows]
         for name in _STORED_COLUMNS
     }
 
@@ -199,16 +194,15 @@ _AUDITS_OF = DriverStatement(
 # Statements built once and executed with a dict of values (driver statements on PostgreSQL).
 _INSERT_CUSTOMER = DriverStatement(
     insert(customers)
-    .values({name: bindparam(name) for name in ("org_id", *_STORED_COLUMNS, "created_at", "modified_at")})
+    .values(named_binds(("org_id", *_STORED_COLUMNS, "created_at", "modified_at")))
     .returning(customers.c.id)
 )
 _UPDATE_CUSTOMER = DriverStatement(
     update(customers)
     .where(customers.c.org_id == bindparam("key_org_id"), customers.c.id == bindparam("key_id"))
-    .values({name: bindparam(name) for name in (*_STORED_COLUMNS, "modified_at")})
+    .values(named_binds((*_STORED_COLUMNS, "modified_at")))
 )
-_AUDIT_VALUES = [column.name for column in customer_audits.columns if column.name != "id"]
-_INSERT_AUDIT = DriverStatement(insert(customer_audits).values({name: bindparam(name) for name in _AUDIT_VALUES}))
+_INSERT_AUDIT = DriverStatement(insert(customer_audits).values(named_binds(inserted_columns(customer_audits))))
 # SQLite has no sequences: a row's id is max(id) + 1, drawn in its own INSERT (one statement, not
 # two) and safe under the write lock taken at BEGIN.
 _SQLITE_NEXT_CUSTOMER_ID = select(func.coalesce(func.max(customers.c.id), 100000) + 1).scalar_subquery()
@@ -302,7 +296,7 @@ class CustomerStore:
             **_audit_context(caller),
             "position": list(range(len(new_customers))),
             **_columns([_values(new.customer) for new in new_customers]),
-            "changes": [_json_text(_audit_changes(new.changes, caller.org.tz)) for new in new_customers],
+            "changes": [json_text(_audit_changes(new.changes, caller.org.tz)) for new in new_customers],
             "m_position": [p for p, _ in memberships],
             "m_program": [m.program_id for _, m in memberships],
             "m_slab": [m.slab_serial for _, m in memberships],

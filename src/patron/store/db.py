@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,13 +12,13 @@ from typing import Any
 
 import asyncpg
 import orjson
-from sqlalchemy import JSON, event
+from sqlalchemy import JSON, Table, bindparam, event
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.sql.expression import Executable
+from sqlalchemy.sql.expression import BindParameter, Executable
 
 
 class DatabaseUnavailable(Exception):
@@ -36,8 +36,20 @@ def async_url(database_url: str) -> URL:
     raise ValueError(f"unsupported database URL {url.render_as_string(hide_password=True)!r}: use sqlite:/// or postgresql://")
 
 
-def _json_text(value: object) -> str:
+def json_text(value: object) -> str:
+    """A value as the JSON text the database is sent, by SQLAlchemy and by the driver alike."""
     return orjson.dumps(value).decode()
+
+
+def named_binds(names: Iterable[str]) -> dict[str, BindParameter[Any]]:
+    """A bind parameter for each column, named after it: a statement built once and executed with
+    a dict of values, as driver statements are."""
+    return {name: bindparam(name) for name in names}
+
+
+def inserted_columns(table: Table) -> list[str]:
+    """The columns an INSERT gives values to: all but a generated `id`."""
+    return [column.name for column in table.columns if column.name != "id"]
 
 
 # A unit of work runs on SQLAlchemy's connection, or on PostgreSQL on one of the DriverPool's.
@@ -61,7 +73,7 @@ def create_engine(database_url: str, *, pool_size: int = 10, timeout: float = 5.
         return _sqlite_engine(url, timeout)
     return create_async_engine(
         url,
-        json_serializer=_json_text,
+        json_serializer=json_text,
         json_deserializer=orjson.loads,
         pool_size=pool_size,
         # Overflow connections are closed on return, and a new PostgreSQL backend per request
@@ -182,7 +194,7 @@ def _sqlite_engine(url: URL, timeout: float) -> AsyncEngine:
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(
-        url, json_serializer=_json_text, json_deserializer=orjson.loads, connect_args={"timeout": timeout}
+        url, json_serializer=json_text, json_deserializer=orjson.loads, connect_args={"timeout": timeout}
     )
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -349,7 +361,7 @@ class DriverStatement:
     def _arguments(self, parameters: dict[str, Any]) -> list[Any]:
         if not self._json:
             return [parameters[name] for name in self._names]
-        return [_json_text(parameters[name]) if name in self._json else parameters[name] for name in self._names]
+        return [json_text(parameters[name]) if name in self._json else parameters[name] for name in self._names]
 
 
 _ASYNCPG = PGDialect_asyncpg()

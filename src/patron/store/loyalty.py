@@ -9,7 +9,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from patron.loyalty.model import LedgerEntry, Membership
-from patron.store.db import Connection, DriverStatement, is_sqlite
+from patron.store.db import Connection, DriverStatement, inserted_columns, is_sqlite, named_binds
 from patron.store.schema import memberships, points_ledger, referrals
 
 MEMBERSHIP_COLUMNS = [c.name for c in memberships.columns if c.name != "enrolled_at"]
@@ -22,10 +22,9 @@ _MEMBERSHIPS_OF = DriverStatement(
 
 # Built once, executed with values (driver statements on PostgreSQL; see store.customers).
 _INSERT_MEMBERSHIPS = DriverStatement(
-    insert(memberships).values({column.name: bindparam(column.name) for column in memberships.columns})
+    insert(memberships).values(named_binds(inserted_columns(memberships)))
 )
-_LEDGER_VALUES = [column.name for column in points_ledger.columns if column.name != "id"]
-_INSERT_LEDGER = DriverStatement(insert(points_ledger).values({name: bindparam(name) for name in _LEDGER_VALUES}))
+_INSERT_LEDGER = DriverStatement(insert(points_ledger).values(named_binds(inserted_columns(points_ledger))))
 # SQLite has no sequences: each row's id is max(id) + 1, drawn in its INSERT, under the write lock.
 _SQLITE_INSERT_LEDGER = insert(points_ledger).values(
     id=select(func.coalesce(func.max(points_ledger.c.id), 0) + 1).scalar_subquery()
@@ -43,7 +42,7 @@ _CREDIT = DriverStatement(
     )
 )
 # A referee's first referral is written; a second writes nothing (and returns no row).
-_REFERRAL_VALUES = {column.name: bindparam(column.name) for column in referrals.columns}
+_REFERRAL_VALUES = named_binds(inserted_columns(referrals))
 _PG_RECORD_REFERRAL = DriverStatement(
     pg_insert(referrals).values(_REFERRAL_VALUES).on_conflict_do_nothing().returning(referrals.c.referee_id)
 )
