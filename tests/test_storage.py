@@ -139,7 +139,7 @@ async def test_a_driver_connection_lost_mid_statement_is_503_and_replaced(org, d
                 return (await client.post("/v1.1/customer/add", json=body, headers=org.basic())).status_code
 
             assert await add() == 200
-            async with application.state.services.driver.pool.acquire() as conn:
+            async with application.state.services.storage.driver.pool.acquire() as conn:
                 backend = conn.get_server_pid()
             locker = await asyncpg.connect(database_url)
             try:

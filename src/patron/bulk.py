@@ -24,10 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from patron import loop
 from patron.orgs.cache import OrgCache
 from patron.registration.model import IDENTIFIERS
-from patron.registration.service import Caller, UnitOfWork, register
+from patron.registration.service import Caller, register
 from patron.store.db import DriverPool, create_driver_pool, create_engine, is_sqlite
 from patron.store.maintenance import analyze_customer_tables
-from patron.store.unit import unit_of_work
+from patron.store.unit import Storage
 
 # Columns that hold a list of {name, value} in the add API.
 _FIELD_PREFIXES = {"custom.": "custom_fields", "extended.": "extended_fields"}
@@ -260,9 +260,10 @@ async def _batch_runner(engine: AsyncEngine, caller: Caller, workers: int) -> As
 
     # A connection for each batch that may run here at once: each runs its units one by one.
     driver = await _driver_pool(engine, size=workers + 1)
+    storage = Storage(engine, driver)
 
     async def run_here(batch: list[tuple[int, Any]]) -> BatchOutcome:
-        return await import_batch(caller, lambda **options: unit_of_work(engine, driver=driver, **options), batch)
+        return await import_batch(caller, storage, batch)
 
     try:
         if workers <= 1:
@@ -311,7 +312,7 @@ async def _worker_pool(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-_worker: tuple[asyncio.AbstractEventLoop, AsyncEngine, DriverPool | None, Caller] | None = None
+_worker: tuple[asyncio.AbstractEventLoop, Storage, Caller] | None = None
 
 
 def _start_worker(database_url: str, caller: Caller) -> None:
@@ -321,15 +322,13 @@ def _start_worker(database_url: str, caller: Caller) -> None:
     loop.collect_rarely()
     worker_loop = loop.new_event_loop()
     engine = create_engine(database_url, pool_size=1)
-    _worker = (worker_loop, engine, worker_loop.run_until_complete(_driver_pool(engine, size=1)), caller)
+    _worker = (worker_loop, Storage(engine, worker_loop.run_until_complete(_driver_pool(engine, size=1))), caller)
 
 
 def _run_in_worker(batch: list[tuple[int, Any]]) -> BatchOutcome:
     assert _worker is not None, "the pool starts every worker with _start_worker"
-    worker_loop, engine, driver, caller = _worker
-    return worker_loop.run_until_complete(
-        import_batch(caller, lambda **options: unit_of_work(engine, driver=driver, **options), batch)
-    )
+    worker_loop, storage, caller = _worker
+    return worker_loop.run_until_complete(import_batch(caller, storage, batch))
 
 
 def _batches(
@@ -366,7 +365,7 @@ def _identifier_values(batch: list[tuple[int, Any]]) -> set[str]:
     return keys
 
 
-async def import_batch(caller: Caller, unit_of_work: UnitOfWork, batch: list[tuple[int, Any]]) -> BatchOutcome:
+async def import_batch(caller: Caller, storage: Storage, batch: list[tuple[int, Any]]) -> BatchOutcome:
     """Register a batch of rows with the add API's rules; an unreadable row is rejected."""
     outcome = BatchOutcome()
     readable = []
@@ -377,7 +376,7 @@ async def import_batch(caller: Caller, unit_of_work: UnitOfWork, batch: list[tup
             readable.append((number, customer))
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     results = await register(
-        [customer for _, customer in readable], caller, unit_of_work, now, batch_limit=len(readable) or 1
+        [customer for _, customer in readable], caller, storage, now, batch_limit=len(readable) or 1
     )
     for (number, customer), result in zip(readable, results, strict=True):
         if not result.success:

@@ -24,7 +24,7 @@ from patron.codes import Code, request_message
 from patron.settings import Settings
 
 if TYPE_CHECKING:
-    from patron.store.db import DriverPool
+    from patron.store.unit import Storage
 
 METRICS_PATH = "/metrics"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -424,11 +424,12 @@ class Observer:
         event.listen(pool, "checkin", lambda *_: in_use.dec())
         self._pool_sizes.append(size)
 
-    def watch_driver_pool(self, driver: DriverPool) -> None:
-        """The driver's own pool (PostgreSQL) counts in the same figures."""
-        self.metrics.pool_size.inc(driver.size)
-        driver.on_use = self.metrics.pool_in_use.inc
-        self._pool_sizes.append(driver.size)
+    def watch_storage(self, storage: Storage) -> None:
+        """The driver's own pool (PostgreSQL) counts in the same figures as SQLAlchemy's."""
+        if storage.driver is not None:
+            self.metrics.pool_size.inc(storage.driver.size)
+            storage.driver.on_use = self.metrics.pool_in_use.inc
+            self._pool_sizes.append(storage.driver.size)
 
     def close(self) -> None:
         if isinstance(self.log.sink, LineWriter):

@@ -28,6 +28,7 @@ from patron.observability import ObservabilityMiddleware, Observer, configure_lo
 from patron.orgs.cache import OrgCache
 from patron.settings import Settings, get_settings
 from patron.store.db import DatabaseUnavailable, create_driver_pool, create_engine, transaction
+from patron.store.unit import Storage
 
 log = logging.getLogger("patron.api")
 
@@ -134,15 +135,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
         driver = await create_driver_pool(
             settings.database_url, size=settings.db_pool_size, timeout=settings.db_timeout_seconds
         )
-        if driver is not None:
-            observer.watch_driver_pool(driver)
+        storage = Storage(engine, driver)
+        observer.watch_storage(storage)
         orgs = OrgCache(engine, settings.org_cache_seconds)
         app.state.services = Services(
             settings=settings,
             engine=engine,
             orgs=orgs,
             auth=Authenticator(engine, orgs, settings.secret_key, settings.credential_cache_seconds),
-            driver=driver,
+            storage=storage,
         )
         collect_rarely()
         try:

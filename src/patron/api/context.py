@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -14,8 +13,7 @@ from patron.api.errors import ApiError
 from patron.codes import Code
 from patron.orgs.cache import OrgCache
 from patron.settings import Settings
-from patron.store.db import DriverPool
-from patron.store.unit import StoreUnit, unit_of_work
+from patron.store.unit import Storage
 
 
 @dataclass
@@ -24,19 +22,8 @@ class Services:
     engine: AsyncEngine
     orgs: OrgCache
     auth: Authenticator
-    # PostgreSQL: the driver's own pool, on which every unit of work runs (store.db, store.unit).
-    driver: DriverPool | None = None
-
-    def unit_of_work(
-        self, *, readonly: bool = False, single_statement: bool = False
-    ) -> AbstractAsyncContextManager[StoreUnit]:
-        """One transaction over customers and loyalty: committed when the block ends."""
-        return unit_of_work(
-            self.engine,
-            readonly=readonly,
-            single_statement=single_statement,
-            driver=self.driver,
-        )
+    # Customers and loyalty; on PostgreSQL on the driver's own pool (store.db, store.unit).
+    storage: Storage
 
 
 def services(request: Request) -> Services:

@@ -50,7 +50,7 @@ async def add_customer(request: Request) -> Response:
         user_context=_user_context(request),
         all_programmes=all_programmes,
     )
-    results = await register(items, caller, app.unit_of_work, utc_now())
+    results = await register(items, caller, app.storage, utc_now())
     code = batch_status(results)
     successes = sum(result.success for result in results)
     body = {
@@ -82,7 +82,7 @@ async def get_customer(request: Request) -> Response:
         raise ApiError(Code.INVALID_INPUT, detail=f"at most {limit} values of {key} in one request (BATCH_LIMIT)")
     org = principal.org
     items = []
-    async with app.unit_of_work(readonly=True) as store:
+    async with app.storage.unit_of_work(readonly=True) as store:
         for value in values:
             normalised = _lookup_value(key, value, org)
             found = await store.customers.find_with_memberships(org.org_id, key, normalised) if normalised is not None else None

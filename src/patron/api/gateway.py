@@ -50,7 +50,7 @@ async def list_audits(request: Request) -> Response:
         raise ApiError(Code.INVALID_INPUT, detail="entityId must be a customer's user_id")
     with_context = query.get("includeUserContext", "false").lower() == "true"
     org = principal.org
-    async with app.unit_of_work(readonly=True) as store:
+    async with app.storage.unit_of_work(readonly=True) as store:
         records = await store.customers.audits(org.org_id, int(entity_id))
     return gateway_response([_audit_record(record, org.tz, with_context) for record in records])
 

@@ -56,10 +56,6 @@ class CustomerRepository(Protocol):
 
     async def insert(self, customer: Customer, at: datetime) -> Customer: ...
 
-    async def insert_new(self, new_customers: list[NewCustomer], caller: Caller, at: datetime) -> list[int | None]:
-        """Write each new customer with its audit record, memberships and ledger entries, unless
-        one of its identifiers is taken (then nothing of it); each one's new id, or None."""
-
     async def update(self, customer: Customer, at: datetime) -> None: ...
 
     async def record_audit(
@@ -84,11 +80,17 @@ class Repositories(Protocol):
     loyalty: LoyaltyRepository
 
 
-class UnitOfWork(Protocol):
-    """Opens one transaction; `single_statement=True` promises a unit that issues one write that
-    is atomic by itself, which a database may then run without a transaction around it."""
+class Storage(Protocol):
+    """Where registrations read and write: units of work, and new customers written on their own."""
 
-    def __call__(self, *, single_statement: bool = False) -> AbstractAsyncContextManager[Repositories]: ...
+    def unit_of_work(self) -> AbstractAsyncContextManager[Repositories]:
+        """One transaction: committed when the block ends, rolled back on any exception."""
+
+    async def insert_new(self, new_customers: list[NewCustomer], caller: Caller, at: datetime) -> list[int | None]:
+        """Write each new customer with its audit record, memberships and ledger entries, unless
+        one of its identifiers is taken (then nothing of it), each atomic and committed on its own,
+        outside any unit of work; each one's new id, or None. Concurrent registrations' new
+        customers may be written together, in the order they came."""
 
 
 @dataclass
@@ -119,7 +121,7 @@ class NewCustomer:
 
 
 async def register(
-    raw_items: list[Any], caller: Caller, unit_of_work: UnitOfWork, now: datetime, *, batch_limit: int | None = None
+    raw_items: list[Any], caller: Caller, storage: Storage, now: datetime, *, batch_limit: int | None = None
 ) -> list[ItemResult]:
     """Process items in order; each is atomic and independent, and a later item sees what an
     earlier one wrote.
@@ -144,13 +146,13 @@ async def register(
 
     independent = _independent_new(readings)
     if independent:
-        created = await _create_if_new({p: readings[p] for p in independent}, caller, unit_of_work, now)
+        created = await _create_if_new({p: readings[p] for p in independent}, caller, storage, now)
         for position, result in created.items():
             results[position] = result
 
     for position, (item, warnings) in readings.items():
         if results[position] is None:
-            results[position] = await _resolve_and_write(raw_items[position], item, warnings, caller, unit_of_work, now)
+            results[position] = await _resolve_and_write(raw_items[position], item, warnings, caller, storage, now)
     return [result for result in results if result is not None]
 
 
@@ -173,12 +175,11 @@ def _independent_new(readings: dict[int, tuple[CustomerInput, Warnings]]) -> lis
 
 
 async def _create_if_new(
-    readings: dict[int, tuple[CustomerInput, Warnings]], caller: Caller, unit_of_work: UnitOfWork, now: datetime
+    readings: dict[int, tuple[CustomerInput, Warnings]], caller: Caller, storage: Storage, now: datetime
 ) -> dict[int, ItemResult]:
     """Write the items as new customers where none of their identifiers is taken; the results of those written."""
     planned = {position: _new_customer(item, caller, now) for position, (item, _) in readings.items()}
-    async with unit_of_work(single_statement=True) as repositories:
-        new_ids = await repositories.customers.insert_new(list(planned.values()), caller, now)
+    new_ids = await storage.insert_new(list(planned.values()), caller, now)
     results = {}
     for (position, new), new_id in zip(planned.items(), new_ids, strict=True):
         if new_id is None:
@@ -216,11 +217,11 @@ def _new_customer(item: CustomerInput, caller: Caller, now: datetime) -> NewCust
 
 
 async def _resolve_and_write(
-    raw: Any, item: CustomerInput, warnings: Warnings, caller: Caller, unit_of_work: UnitOfWork, now: datetime
+    raw: Any, item: CustomerInput, warnings: Warnings, caller: Caller, storage: Storage, now: datetime
 ) -> ItemResult:
     for _ in range(MAX_ATTEMPTS):
         try:
-            return await _write(item, dataclasses.replace(warnings, items=list(warnings.items)), caller, unit_of_work, now)
+            return await _write(item, dataclasses.replace(warnings, items=list(warnings.items)), caller, storage, now)
         except IdentifierTaken:
             continue
         except ItemRejected as rejected:
@@ -228,11 +229,11 @@ async def _resolve_and_write(
     raise RuntimeError("identity resolution kept losing races; giving up on this item")
 
 
-async def _write(item: CustomerInput, warnings: Warnings, caller: Caller, unit_of_work: UnitOfWork, now: datetime) -> ItemResult:
+async def _write(item: CustomerInput, warnings: Warnings, caller: Caller, storage: Storage, now: datetime) -> ItemResult:
     org = caller.org
     item = dataclasses.replace(item)
     sent = {name: item.identifier(name) for name in IDENTIFIERS if item.identifier(name) is not None}
-    async with unit_of_work() as repositories:
+    async with storage.unit_of_work() as repositories:
         customers, loyalty = repositories.customers, repositories.loyalty
         holders = await customers.holders(org.org_id, sent)
         target = resolution.resolve(item, holders, org.configs, warnings)

@@ -18,7 +18,14 @@ from patron.loyalty.model import Membership
 from patron.registration.fields import local_text
 from patron.registration.model import IDENTIFIERS, Change, Customer
 from patron.registration.service import Caller, IdentifierTaken, NewCustomer
-from patron.store.db import Connection, DriverStatement, inserted_columns, is_sqlite, json_text, named_binds
+from patron.store.db import (
+    Connection,
+    DriverStatement,
+    inserted_columns,
+    is_sqlite,
+    json_text,
+    named_binds,
+)
 from patron.store.loyalty import MEMBERSHIP_COLUMNS, LoyaltyStore
 from patron.store.schema import customer_audits, customers, memberships
 
@@ -61,32 +68,44 @@ def _audit_changes(changes: list[Change], tz: ZoneInfo) -> list[dict[str, Any]]:
 # PostgreSQL: new customers with their audit records, memberships and ledger entries in one
 # statement: one round trip, atomic without a transaction around it. Ids are drawn first so that
 # every part can refer to its customer; ON CONFLICT DO NOTHING covers every unique index, so a
-# customer with an identifier already taken is not written, nor is anything of it. The sequence
-# is named once per statement (a subquery), not looked up in the catalogue for every row.
-_PG_TYPES = {"registered_on": "timestamp", "updated_on": "timestamp"}
+# customer with an identifier already taken is not written, nor is anything of it (nor is the
+# later of two customers in one statement that share an identifier). The sequence is named once
+# per statement (a subquery), not looked up in the catalogue for every row.
+_PG_TYPES = {"registered_on": "timestamp", "updated_on": "timestamp", "at": "timestamp"}
 _NEXT_CUSTOMER_ID = "nextval((SELECT CAST(pg_get_serial_sequence('customers', 'id') AS regclass)))"
 _INSERT_CUSTOMERS = f"INSERT INTO customers (org_id, id, {', '.join(_STORED_COLUMNS)}, created_at, modified_at)"
+# Who registered each customer, and when: one statement may hold several requests' customers.
+_REGISTERED_BY = (
+    "at",
+    "request_id",
+    "till_code",
+    "api_client_key",
+    "context_entity_type",
+    "context_entity_id",
+    "context_entity_source",
+    "context_entity_source_id",
+)
+_WRITTEN = ", ".join(("id", "position", "changes", *_REGISTERED_BY))
 
-# Several customers arrive as one array per column, unnested with their positions in the batch.
+# Several customers arrive as one array per column, unnested with their positions in the statement.
 _SEVERAL_CUSTOMERS = f"""
 candidate AS (
     SELECT {_NEXT_CUSTOMER_ID} AS id, c.*
     FROM unnest(
         CAST(:position AS int[]),
-        {", ".join(f"CAST(:{name} AS {_PG_TYPES.get(name, 'text')}[])" for name in _STORED_COLUMNS)},
+        {", ".join(f"CAST(:{name} AS {_PG_TYPES.get(name, 'text')}[])" for name in (*_STORED_COLUMNS, *_REGISTERED_BY))},
         CAST(:changes AS text[])
-    ) AS c(position, {", ".join(_STORED_COLUMNS)}, changes)
+    ) AS c(position, {", ".join((*_STORED_COLUMNS, *_REGISTERED_BY))}, changes)
 ), new_customer AS (
     {_INSERT_CUSTOMERS}
     SELECT :org_id, id, {", ".join(
         f"CAST({name} AS jsonb)" if name in _JSON_COLUMNS else name for name in _STORED_COLUMNS
-    )}, :at, :at
+    )}, at, at
     FROM candidate ORDER BY position
     ON CONFLICT DO NOTHING
     RETURNING id
 ), written AS (
-    SELECT candidate.id, candidate.position, candidate.changes
-    FROM candidate JOIN new_customer USING (id)
+    SELECT {_WRITTEN} FROM candidate JOIN new_customer USING (id)
 )"""
 
 # One customer (a till's registration) as plain values: arrays of one cost the driver and
@@ -100,7 +119,10 @@ new_customer AS (
     ON CONFLICT DO NOTHING
     RETURNING id
 ), written AS (
-    SELECT id, 0 AS position, CAST(:changes AS text) AS changes FROM new_customer
+    SELECT id, 0 AS position, CAST(:changes AS text) AS changes, {", ".join(
+        f"CAST(:{name} AS {_PG_TYPES.get(name, 'text')}) AS {name}" for name in _REGISTERED_BY
+    )}
+    FROM new_customer
 )"""
 
 # What every written customer gets, joined to it by its position.
@@ -109,14 +131,14 @@ audit AS (
     INSERT INTO customer_audits (org_id, customer_id, request_id, created_at, event_type, till_code,
         api_client_key, context_entity_type, context_entity_id, context_entity_source,
         context_entity_source_id, changes)
-    SELECT :org_id, id, :request_id, :at, 'CREATE', :till_code, :api_client_key, :context_entity_type,
-        :context_entity_id, :context_entity_source, :context_entity_source_id, CAST(changes AS json)
+    SELECT :org_id, id, request_id, at, 'CREATE', till_code, api_client_key, context_entity_type,
+        context_entity_id, context_entity_source, context_entity_source_id, CAST(changes AS json)
     FROM written
 ), joined AS (
     INSERT INTO memberships (org_id, customer_id, program_id, slab_serial, tier_expires_on,
         lifetime_points, loyalty_points, enrolled_at)
     SELECT :org_id, written.id, m.program_id, m.slab_serial, m.tier_expires_on, m.lifetime_points,
-        m.loyalty_points, :at
+        m.loyalty_points, written.at
     FROM unnest(
         CAST(:m_position AS int[]), CAST(:m_program AS bigint[]), CAST(:m_slab AS int[]),
         CAST(:m_expiry AS date[]), CAST(:m_lifetime AS bigint[]), CAST(:m_loyalty AS bigint[])
@@ -124,7 +146,7 @@ audit AS (
     JOIN written USING (position)
 ), ledger AS (
     INSERT INTO points_ledger (org_id, customer_id, program_id, kind, currency, amount, created_at, request_id)
-    SELECT :org_id, written.id, e.program_id, e.kind, e.currency, e.amount, :at, :request_id
+    SELECT :org_id, written.id, e.program_id, e.kind, e.currency, e.amount, written.at, written.request_id
     FROM unnest(
         CAST(:e_position AS int[]), CAST(:e_program AS bigint[]), CAST(:e_kind AS text[]),
         CAST(:e_currency AS text[]), CAST(:e_amount AS bigint[])
@@ -144,7 +166,7 @@ _PG_REGISTER_ONE = _registration(_ONE_CUSTOMER)
 
 
 # The parameters that the statement for one customer takes as values, not arrays.
-_ONE_VALUE = frozenset((*_STORED_COLUMNS, "changes"))
+_ONE_VALUE = frozenset((*_STORED_COLUMNS, *_REGISTERED_BY, "changes"))
 
 
 def _columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
@@ -241,6 +263,20 @@ _HOLDERS = {
 _UNIQUE_VIOLATIONS = (IntegrityError, asyncpg.UniqueViolationError)
 
 
+@dataclasses.dataclass(frozen=True)
+class Registration:
+    """One request's new customers, with who registered them and when: what one statement may
+    write together with other requests' registrations of the same org."""
+
+    new_customers: list[NewCustomer]
+    caller: Caller
+    at: datetime
+
+
+def _registered_by(registration: Registration) -> dict[str, Any]:
+    return {"at": registration.at, **_audit_context(registration.caller)}
+
+
 def _audit_context(caller: Caller) -> dict[str, Any]:
     return {
         "request_id": caller.request_id,
@@ -282,21 +318,39 @@ class CustomerStore:
         customer.id = new_id
         return customer
 
-    async def insert_new(self, new_customers: list[NewCustomer], caller: Caller, at: datetime) -> list[int | None]:
-        if not new_customers:
-            return []
-        if is_sqlite(self.conn):
-            return [await self._insert_one_new(new, caller, at) for new in new_customers]
-        org_id = new_customers[0].customer.org_id
-        memberships = [(p, m) for p, new in enumerate(new_customers) for m in new.memberships]
-        entries = [(p, e) for p, new in enumerate(new_customers) for e in new.entries]
+    async def register_new(self, registrations: list[Registration]) -> list[list[int | None]]:
+        """Write the registrations' new customers (of one org), each with its audit record,
+        memberships and ledger entries, unless one of its identifiers is taken by then, by a
+        customer of an earlier registration included; each one's new id or None, by registration."""
+        rows = [(registration, new) for registration in registrations for new in registration.new_customers]
+        if not rows:
+            ids: list[int | None] = []
+        elif is_sqlite(self.conn):
+            ids = [await self._insert_one_new(new, registration.caller, registration.at) for registration, new in rows]
+        else:
+            ids = await self._pg_register_new(rows)
+        by_registration, start = [], 0
+        for registration in registrations:
+            by_registration.append(ids[start : start + len(registration.new_customers)])
+            start += len(registration.new_customers)
+        return by_registration
+
+    async def _pg_register_new(self, rows: list[tuple[Registration, NewCustomer]]) -> list[int | None]:
+        org_id = rows[0][1].customer.org_id
+        if any(new.customer.org_id != org_id for _, new in rows):
+            raise ValueError("one statement writes the customers of one org")
+        registered_by = {id(registration): _registered_by(registration) for registration, _ in rows}
+        memberships = [(p, m) for p, (_, new) in enumerate(rows) for m in new.memberships]
+        entries = [(p, e) for p, (_, new) in enumerate(rows) for e in new.entries]
         parameters: dict[str, Any] = {
             "org_id": org_id,
-            "at": at,
-            **_audit_context(caller),
-            "position": list(range(len(new_customers))),
-            **_columns([_values(new.customer) for new in new_customers]),
-            "changes": [json_text(_audit_changes(new.changes, caller.org.tz)) for new in new_customers],
+            "position": list(range(len(rows))),
+            **_columns([_values(new.customer) for _, new in rows]),
+            **{
+                name: [registered_by[id(registration)][name] for registration, _ in rows]
+                for name in _REGISTERED_BY
+            },
+            "changes": [json_text(_audit_changes(new.changes, registration.caller.org.tz)) for registration, new in rows],
             "m_position": [p for p, _ in memberships],
             "m_program": [m.program_id for _, m in memberships],
             "m_slab": [m.slab_serial for _, m in memberships],
@@ -310,11 +364,11 @@ class CustomerStore:
             "e_amount": [e.amount for _, e in entries],
         }
         statement = _PG_REGISTER_SEVERAL
-        if len(new_customers) == 1:
+        if len(rows) == 1:
             statement = _PG_REGISTER_ONE
             parameters.update({name: values[0] for name, values in parameters.items() if name in _ONE_VALUE})
         written = {row["position"]: row["id"] for row in await statement.fetch(self.conn, parameters)}
-        return [written.get(position) for position in range(len(new_customers))]
+        return [written.get(position) for position in range(len(rows))]
 
     async def _insert_one_new(self, new: NewCustomer, caller: Caller, at: datetime) -> int | None:
         # SQLite has no writable CTEs; its unit of work is a transaction holding the write lock.

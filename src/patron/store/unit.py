@@ -1,14 +1,16 @@
-"""A unit of work: one transaction, and the repositories that read and write inside it."""
+"""Units of work (one transaction, and the repositories inside it), and the Storage they run on."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from patron.store.customers import CustomerStore
+from patron.registration.service import Caller, NewCustomer
+from patron.store.customers import CustomerStore, Registration
 from patron.store.db import DriverPool, transaction
 from patron.store.loyalty import LoyaltyStore
 
@@ -44,3 +46,20 @@ async def unit_of_work(
         return
     async with transaction(engine, readonly=readonly, autocommit=single_statement) as conn:
         yield StoreUnit(CustomerStore(conn), LoyaltyStore(conn))
+
+
+class Storage:
+    """The database as registrations and look-ups use it: units of work, and new customers written
+    outside them, each registration's in one statement."""
+
+    def __init__(self, engine: AsyncEngine, driver: DriverPool | None = None) -> None:
+        self.engine = engine
+        self.driver = driver
+
+    def unit_of_work(self, *, readonly: bool = False) -> AbstractAsyncContextManager[StoreUnit]:
+        return unit_of_work(self.engine, readonly=readonly, driver=self.driver)
+
+    async def insert_new(self, new_customers: list[NewCustomer], caller: Caller, at: datetime) -> list[int | None]:
+        async with unit_of_work(self.engine, single_statement=True, driver=self.driver) as unit:
+            (ids,) = await unit.customers.register_new([Registration(new_customers, caller, at)])
+        return ids
