@@ -231,7 +231,7 @@ def sample(scrape: str, name: str, **labels: str) -> float:
     return 0.0
 
 
-async def test_metrics_count_requests_items_and_warnings(org, http):
+async def test_metrics_count_requests_items_and_warnings(org, http, app):
     route = "/v1.1/customer/add"
     before = (await http.get("/metrics")).text
     response = await org.add({"mobile": new_mobile(), "email": "not-an-email"})
@@ -248,6 +248,9 @@ async def test_metrics_count_requests_items_and_warnings(org, http):
     assert grew("patron_customer_items_total", route=route, code="1000") == 1
     assert grew("patron_item_warnings_total", code=str(int(Code.INVALID_EMAIL))) == 1
     assert sample(after, "patron_db_pool_size") >= 1
+    # On PostgreSQL the new customer went in a statement of its own (nothing else was registering).
+    shared = 1 if app.state.services.storage.writer is not None else 0
+    assert grew("patron_registrations_per_statement_count") == grew("patron_registrations_per_statement_sum") == shared
     # Every connection the add took (from SQLAlchemy's pool or, on PostgreSQL, the driver's) is back.
     assert "patron_db_pool_in_use" in after and grew("patron_db_pool_in_use") == 0
 

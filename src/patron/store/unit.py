@@ -13,6 +13,7 @@ from patron.registration.service import Caller, NewCustomer
 from patron.store.customers import CustomerStore, Registration
 from patron.store.db import DriverPool, transaction
 from patron.store.loyalty import LoyaltyStore
+from patron.store.registrations import RegistrationWriter
 
 
 @dataclass
@@ -50,16 +51,21 @@ async def unit_of_work(
 
 class Storage:
     """The database as registrations and look-ups use it: units of work, and new customers written
-    outside them, each registration's in one statement."""
+    outside them, on PostgreSQL together with other concurrent registrations of the org
+    (store.registrations)."""
 
     def __init__(self, engine: AsyncEngine, driver: DriverPool | None = None) -> None:
         self.engine = engine
         self.driver = driver
+        self.writer = RegistrationWriter(driver) if driver is not None else None
 
     def unit_of_work(self, *, readonly: bool = False) -> AbstractAsyncContextManager[StoreUnit]:
         return unit_of_work(self.engine, readonly=readonly, driver=self.driver)
 
     async def insert_new(self, new_customers: list[NewCustomer], caller: Caller, at: datetime) -> list[int | None]:
-        async with unit_of_work(self.engine, single_statement=True, driver=self.driver) as unit:
-            (ids,) = await unit.customers.register_new([Registration(new_customers, caller, at)])
+        registration = Registration(new_customers, caller, at)
+        if self.writer is not None:
+            return await self.writer.write(registration)
+        async with unit_of_work(self.engine, single_statement=True) as unit:
+            (ids,) = await unit.customers.register_new([registration])
         return ids

@@ -1,0 +1,203 @@
+"""Registrations that arrive together (PostgreSQL): their new customers share one statement, and
+each is still written as if it had come alone, in the order they came."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy import text
+
+from conftest import item, new_mobile
+from envelope import INTERNAL_ERROR, wire
+from patron.store.registrations import LANES
+
+
+@pytest.fixture
+def writer(app: Any, database_url: str) -> Any:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("registrations share statements on PostgreSQL")
+    return app.state.services.storage.writer
+
+
+@pytest.fixture
+def statements(writer: Any) -> Any:
+    """How many registrations each statement of new customers wrote, while the test runs."""
+    sizes: list[int] = []
+    told = writer.on_statement
+    writer.on_statement = sizes.append
+    yield sizes
+    writer.on_statement = told
+
+
+@asynccontextmanager
+async def inserts_held(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """No customer is inserted until the block ends: a statement of new customers waits for the lock."""
+    locker = await asyncpg.connect(database_url)
+    try:
+        async with locker.transaction():
+            await locker.execute("LOCK TABLE customers IN SHARE MODE")
+            yield locker
+    finally:
+        await locker.close()
+
+
+async def until(condition: Callable[[], Awaitable[bool]], what: str) -> None:
+    for _ in range(500):
+        if await condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"gave up waiting until {what}")
+
+
+async def lanes_taken(org: Any, locker: asyncpg.Connection, writer: Any) -> list[asyncio.Task[httpx.Response]]:
+    """A registration in each lane of the org, its statement waiting for the lock."""
+    taken = [asyncio.create_task(org.add({"mobile": new_mobile()})) for _ in range(LANES)]
+
+    async def waiting_for_the_lock() -> bool:
+        query = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'WITH%customers%'"
+        # The locker is in a transaction, which would keep reading its first snapshot of the activity.
+        await locker.execute("SELECT pg_stat_clear_snapshot()")
+        return await locker.fetchval(query) == LANES
+
+    await until(waiting_for_the_lock, "every lane's statement waits for the lock")
+    return taken
+
+
+async def queued(writer: Any, org: Any, count: int) -> None:
+    async def all_waiting() -> bool:
+        return writer.waiting(org.id) == count
+
+    await until(all_waiting, f"{count} registrations wait for a statement")
+
+
+async def test_registrations_arriving_together_share_one_statement_each_with_its_own_audit_and_rewards(
+    org, writer, statements, database_url
+):
+    mobiles = [new_mobile() for _ in range(8)]
+    async with inserts_held(database_url) as locker:
+        taken = await lanes_taken(org, locker, writer)
+        together = [
+            asyncio.create_task(
+                org.add(
+                    {"mobile": mobile, "firstname": f"Shopper{n}"},
+                    till=org.till(n % 2),
+                    headers={"user-context-entity-type": f"kiosk{n}"},
+                )
+            )
+            for n, mobile in enumerate(mobiles)
+        ]
+        await queued(writer, org, len(mobiles))
+    await asyncio.gather(*taken)
+    answers = await asyncio.gather(*together)
+
+    assert sorted(statements) == [1] * LANES + [len(mobiles)]
+    items = [item(answer) for answer in answers]
+    assert [i["item_status"]["message"] for i in items] == ["Customer registration successful"] * len(mobiles)
+    assert [i["mobile"] for i in items] == mobiles
+    ids = [int(i["user_id"]) for i in items]
+    async with org.engine.connect() as conn:
+        audits = (await conn.execute(
+            text("SELECT customer_id, request_id, till_code, context_entity_type FROM customer_audits"
+                 " WHERE org_id = :org AND customer_id = ANY(:ids) ORDER BY customer_id"),
+            {"org": org.id, "ids": ids},
+        )).all()
+        ledger = (await conn.execute(
+            text("SELECT customer_id, request_id, amount FROM points_ledger"
+                 " WHERE org_id = :org AND customer_id = ANY(:ids) ORDER BY customer_id"),
+            {"org": org.id, "ids": ids},
+        )).all()
+    request_ids = [answer.headers["x-cap-requestid"] for answer in answers]
+    assert sorted(tuple(a) for a in audits) == sorted(
+        (customer_id, request_id, org.till(n % 2), f"kiosk{n}")
+        for n, (customer_id, request_id) in enumerate(zip(ids, request_ids, strict=True))
+    )
+    assert sorted(tuple(e) for e in ledger) == sorted(
+        (customer_id, request_id, 100) for customer_id, request_id in zip(ids, request_ids, strict=True)
+    )
+    for mobile in mobiles:
+        found = item(await org.get(mobile=mobile))
+        assert found["loyalty_points"] == 100, mobile
+
+
+async def test_two_registrations_of_one_mobile_in_one_statement_make_one_customer(org, writer, statements, database_url):
+    """The earlier creates the customer; the later, refused by the statement, is resolved again
+    and updates it, as if it had come after."""
+    mobile = new_mobile()
+    async with inserts_held(database_url) as locker:
+        taken = await lanes_taken(org, locker, writer)
+        first = asyncio.create_task(org.add({"mobile": mobile, "firstname": "First"}))
+        await queued(writer, org, 1)
+        second = asyncio.create_task(org.add({"mobile": mobile, "lastname": "Second"}))
+        await queued(writer, org, 2)
+    await asyncio.gather(*taken)
+    created, updated = item(await first), item(await second)
+
+    assert 2 in statements
+    assert created["item_status"]["message"] == "Customer registration successful"
+    assert updated["item_status"]["message"] == "Customer successfully updated"
+    assert created["user_id"] == updated["user_id"]
+    found = item(await org.get(mobile=mobile))
+    assert (found["firstname"], found["lastname"]) == ("First", "Second")
+    async with org.engine.connect() as conn:
+        holders = await conn.scalar(
+            text("SELECT count(*) FROM customers WHERE org_id = :org AND mobile = :mobile"), {"org": org.id, "mobile": mobile}
+        )
+    assert holders == 1
+
+
+async def test_a_registration_that_stops_waiting_before_its_statement_writes_nothing(org, writer, statements, database_url):
+    gone, kept = new_mobile(), new_mobile()
+    async with inserts_held(database_url) as locker:
+        taken = await lanes_taken(org, locker, writer)
+        leaving = asyncio.create_task(org.add({"mobile": gone}))
+        staying = asyncio.create_task(org.add({"mobile": kept}))
+        await queued(writer, org, 2)
+        leaving.cancel()
+    await asyncio.gather(*taken)
+    assert item(await staying)["item_status"]["code"] == "1000"
+    with pytest.raises(asyncio.CancelledError):
+        await leaving
+
+    assert sorted(statements) == [1] * (LANES + 1)
+    assert item(await org.get(mobile=gone))["item_status"]["success"] == "false"
+    assert item(await org.get(mobile=kept))["item_status"]["success"] == "true"
+
+
+@pytest.fixture
+async def refusing_firstname(database_url: str) -> AsyncIterator[str]:
+    """A constraint of the operator's that refuses one first name (an unvalidated rule of theirs)."""
+    conn = await asyncpg.connect(database_url)
+    name = "Refused"
+    await conn.execute(f"ALTER TABLE customers ADD CONSTRAINT test_refused CHECK (firstname <> '{name}') NOT VALID")
+    try:
+        yield name
+    finally:
+        await conn.execute("ALTER TABLE customers DROP CONSTRAINT test_refused")
+        await conn.close()
+
+
+async def test_a_registration_the_database_refuses_fails_alone(
+    app, org, writer, statements, database_url, refusing_firstname
+):
+    """The others of its statement are written again, each on its own, and only its request fails."""
+    refused, accepted = new_mobile(), new_mobile()
+    async with wire(app) as caller, inserts_held(database_url) as locker:
+        taken = await lanes_taken(org, locker, writer)
+        body = {"root": {"customer": [{"mobile": refused, "firstname": refusing_firstname}]}}
+        failing = asyncio.create_task(caller.post("/v1.1/customer/add", json=body, headers=org.basic()))
+        passing = asyncio.create_task(org.add({"mobile": accepted, "firstname": "Fine"}))
+        await queued(writer, org, 2)
+    await asyncio.gather(*taken)
+
+    refusal = await failing
+    assert (refusal.status_code, refusal.json()["response"]["status"]["detail"]) == (500, INTERNAL_ERROR)
+    assert item(await passing)["item_status"]["message"] == "Customer registration successful"
+    assert sorted(statements) == [1] * (LANES + 1)
+    assert item(await org.get(mobile=refused))["item_status"]["success"] == "false"
+    assert item(await org.get(mobile=accepted))["firstname"] == "Fine"
