@@ -35,7 +35,7 @@ UNMATCHED = "unmatched"
 LOGGED_ITEMS = 10
 # Seconds; registration is a few database round trips, so most requests land in the low buckets.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-# Registrations sharing one statement: one when idle, tens under load.
+# Requests sharing one statement: one when idle, tens under load.
 SHARED_STATEMENT_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 # A caller's text (a 404 path, a key) is cut to this before it is logged.
 MAX_TEXT = 200
@@ -299,9 +299,10 @@ class Metrics:
                                    multiprocess_mode="livesum")
         self.pool_size = _metric(Gauge, "patron_db_pool_size", "Database connections the pools may hold.",
                                  multiprocess_mode="livesum")
-        self.registrations_per_statement = _metric(
-            Histogram, "patron_registrations_per_statement",
-            "Registrations whose new customers one statement wrote (PostgreSQL).", buckets=SHARED_STATEMENT_BUCKETS)
+        self.requests_per_statement = _metric(
+            Histogram, "patron_requests_per_statement",
+            "Requests one statement served (PostgreSQL): registrations of new customers, look-ups.",
+            ["statement"], buckets=SHARED_STATEMENT_BUCKETS)
         self._requests: dict[tuple[str, int], Any] = {}
         self._latency: dict[str, Any] = {}
         self._items: dict[tuple[str, str], Any] = {}
@@ -431,13 +432,14 @@ class Observer:
 
     def watch_storage(self, storage: Storage) -> None:
         """The driver's own pool (PostgreSQL) counts in the same figures as SQLAlchemy's; the
-        registration writer tells how many registrations share each statement."""
+        shared statements tell how many requests each carried."""
         if storage.driver is not None:
             self.metrics.pool_size.inc(storage.driver.size)
             storage.driver.on_use = self.metrics.pool_in_use.inc
             self._pool_sizes.append(storage.driver.size)
-        if storage.writer is not None:
-            storage.writer.on_statement = self.metrics.registrations_per_statement.observe
+        if storage.registrations is not None and storage.lookups is not None:
+            storage.registrations.on_statement = self.metrics.requests_per_statement.labels("register").observe
+            storage.lookups.on_statement = self.metrics.requests_per_statement.labels("look_up").observe
 
     def close(self) -> None:
         if isinstance(self.log.sink, LineWriter):

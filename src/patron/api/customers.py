@@ -81,15 +81,12 @@ async def get_customer(request: Request) -> Response:
     if len(values) > limit:
         raise ApiError(Code.INVALID_INPUT, detail=f"at most {limit} values of {key} in one request (BATCH_LIMIT)")
     org = principal.org
-    items = []
-    async with app.storage.unit_of_work(readonly=True) as store:
-        for value in values:
-            normalised = _lookup_value(key, value, org)
-            found = await store.customers.find_with_memberships(org.org_id, key, normalised) if normalised is not None else None
-            if found is None:
-                items.append(missing_item(key, value))
-            else:
-                items.append(retrieved_item(*found, org))
+    normalised = [_lookup_value(key, value, org) for value in values]
+    found = await app.storage.find_with_memberships(org.org_id, key, [n for n in normalised if n is not None])
+    items = [
+        retrieved_item(*found[n], org) if n in found else missing_item(key, value)
+        for value, n in zip(values, normalised, strict=True)
+    ]
     request.scope["state"]["items"] = items
     found = sum(item["item_status"]["success"] == "true" for item in items)
     code = Code.SUCCESS if found == len(items) else (Code.PARTIAL_SUCCESS if found else Code.ALL_FAILED)

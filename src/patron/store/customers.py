@@ -185,23 +185,40 @@ _FIND_BY = {
 }
 
 
-# A customer and its memberships in one statement: one row per membership, or one row with no
-# membership, ordered by programme.
+# Customers with their memberships in one statement: one row per membership, or one row with
+# no membership, ordered by customer and programme.
+_WITH_MEMBERSHIPS = select(
+    *(customers.c[name] for name in _CUSTOMER_COLUMNS),
+    *(memberships.c[name].label(f"m_{name}") for name in MEMBERSHIP_COLUMNS),
+).select_from(
+    customers.outerjoin(
+        memberships, and_(memberships.c.org_id == customers.c.org_id, memberships.c.customer_id == customers.c.id)
+    )
+)
+_LOOKUP_FIELDS = ("id", "mobile", "email", "external_id")
 _FIND_WITH_MEMBERSHIPS = {
     field: DriverStatement(
-        select(
-            *(customers.c[name] for name in _CUSTOMER_COLUMNS),
-            *(memberships.c[name].label(f"m_{name}") for name in MEMBERSHIP_COLUMNS),
-        )
-        .select_from(
-            customers.outerjoin(
-                memberships, and_(memberships.c.org_id == customers.c.org_id, memberships.c.customer_id == customers.c.id)
-            )
-        )
-        .where(customers.c.org_id == bindparam("org_id"), customers.c[field] == bindparam("value"))
+        _WITH_MEMBERSHIPS.where(customers.c.org_id == bindparam("org_id"), customers.c[field] == bindparam("value"))
         .order_by(memberships.c.program_id)
     )
-    for field in ("id", "mobile", "email", "external_id")
+    for field in _LOOKUP_FIELDS
+}
+# PostgreSQL: the customers holding any of several values of one identifier. Each value is one
+# look-up in its unique index, whatever the statistics say: a generic plan of `= ANY (values)`
+# trusts them, and on a table that has grown since they were taken it was seen to scan the org.
+# (LIMIT 1 keeps the planner from turning the look-ups into a join; each finds one at most.)
+_FIND_ANY_WITH_MEMBERSHIPS = {
+    field: DriverStatement(text(f"""
+        SELECT {", ".join(f"c.{name}" for name in _CUSTOMER_COLUMNS)},
+            {", ".join(f"m.{name} AS m_{name}" for name in MEMBERSHIP_COLUMNS)}
+        FROM unnest(CAST(:values AS {"bigint" if field == "id" else "text"}[])) AS v(value)
+        CROSS JOIN LATERAL (
+            SELECT * FROM customers WHERE customers.org_id = :org_id AND customers.{field} = v.value LIMIT 1
+        ) AS c
+        LEFT JOIN memberships AS m ON m.org_id = c.org_id AND m.customer_id = c.id
+        ORDER BY c.id, m.program_id
+    """))
+    for field in _LOOKUP_FIELDS
 }
 
 
@@ -261,6 +278,24 @@ _HOLDERS = {
 
 # A unique index refused a write: through SQLAlchemy's connection, or the driver's.
 _UNIQUE_VIOLATIONS = (IntegrityError, asyncpg.UniqueViolationError)
+
+
+def _memberships_of(rows: list[Mapping[str, Any]]) -> list[Membership]:
+    """The memberships on one customer's rows of a look-up joined to them (none: one row of nulls)."""
+    return [
+        Membership(**{name: row[f"m_{name}"] for name in MEMBERSHIP_COLUMNS})
+        for row in rows
+        if row["m_program_id"] is not None
+    ]
+
+
+@dataclasses.dataclass(frozen=True)
+class Lookup:
+    """One request's look-up: an org's customers by one identifier, one value or several."""
+
+    org_id: int
+    field: str
+    values: tuple[str | int, ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -416,12 +451,23 @@ class CustomerStore:
         rows = await _FIND_WITH_MEMBERSHIPS[field].fetch(self.conn, {"org_id": org_id, "value": value})
         if not rows:
             return None
-        joined = [
-            Membership(**{name: row[f"m_{name}"] for name in MEMBERSHIP_COLUMNS})
-            for row in rows
-            if row["m_program_id"] is not None
-        ]
-        return _customer(rows[0]), joined
+        return _customer(rows[0]), _memberships_of(rows)
+
+    async def find_many_with_memberships(
+        self, org_id: int, field: str, values: list[str | int]
+    ) -> dict[str | int, tuple[Customer, list[Membership]]]:
+        """The customers holding these values of one identifier, with their memberships, by value."""
+        if not values:
+            return {}
+        if is_sqlite(self.conn):
+            found = {value: await self.find_with_memberships(org_id, field, value) for value in values}
+            return {value: held for value, held in found.items() if held is not None}
+        rows = await _FIND_ANY_WITH_MEMBERSHIPS[field].fetch(self.conn, {"org_id": org_id, "values": values})
+        held: dict[str | int, tuple[Customer, list[Membership]]] = {}
+        for _, customer_rows in itertools.groupby(rows, key=lambda row: row["id"]):
+            first, *rest = customer_rows
+            held[first[field]] = (_customer(first), _memberships_of([first, *rest]))
+        return held
 
     async def audits(self, org_id: int, customer_id: int, limit: int = 100) -> list[dict[str, Any]]:
         rows = await _AUDITS_OF.fetch(self.conn, {"org_id": org_id, "customer_id": customer_id, "limit": limit})

@@ -9,11 +9,16 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from patron.loyalty.model import Membership
+from patron.registration.model import Customer
 from patron.registration.service import Caller, NewCustomer
-from patron.store.customers import CustomerStore, Registration
+from patron.store.customers import CustomerStore, Lookup, Registration
 from patron.store.db import DriverPool, transaction
 from patron.store.loyalty import LoyaltyStore
-from patron.store.registrations import RegistrationWriter
+from patron.store.shared import SharedStatements
+
+# A look-up's answer: each value's customer and memberships, for the values held by a customer.
+Found = dict[str | int, tuple[Customer, list[Membership]]]
 
 
 @dataclass
@@ -50,22 +55,47 @@ async def unit_of_work(
 
 
 class Storage:
-    """The database as registrations and look-ups use it: units of work, and new customers written
-    outside them, on PostgreSQL together with other concurrent registrations of the org
-    (store.registrations)."""
+    """The database as registrations and look-ups use it: units of work, and new customers and
+    look-ups outside them, on PostgreSQL sharing statements with other concurrent requests of the
+    org (store.shared)."""
 
     def __init__(self, engine: AsyncEngine, driver: DriverPool | None = None) -> None:
         self.engine = engine
         self.driver = driver
-        self.writer = RegistrationWriter(driver) if driver is not None else None
+        self.registrations: SharedStatements[Registration, list[int | None]] | None = None
+        self.lookups: SharedStatements[Lookup, Found] | None = None
+        if driver is not None:
+            self.registrations = SharedStatements(self._register, lambda registration: len(registration.new_customers))
+            self.lookups = SharedStatements(self._look_up, lambda lookup: len(lookup.values))
 
     def unit_of_work(self, *, readonly: bool = False) -> AbstractAsyncContextManager[StoreUnit]:
         return unit_of_work(self.engine, readonly=readonly, driver=self.driver)
 
     async def insert_new(self, new_customers: list[NewCustomer], caller: Caller, at: datetime) -> list[int | None]:
         registration = Registration(new_customers, caller, at)
-        if self.writer is not None:
-            return await self.writer.write(registration)
-        async with unit_of_work(self.engine, single_statement=True) as unit:
-            (ids,) = await unit.customers.register_new([registration])
+        if self.registrations is not None:
+            return await self.registrations.run(caller.org.org_id, registration)
+        (ids,) = await self._register([registration])
         return ids
+
+    async def find_with_memberships(self, org_id: int, field: str, values: list[str | int]) -> Found:
+        """The org's customers holding these values of one identifier, with their memberships, by value."""
+        if not values:
+            return {}
+        lookup = Lookup(org_id, field, tuple(values))
+        if self.lookups is not None:
+            return await self.lookups.run((org_id, field), lookup)
+        (found,) = await self._look_up([lookup])
+        return found
+
+    async def _register(self, registrations: list[Registration]) -> list[list[int | None]]:
+        async with unit_of_work(self.engine, single_statement=True, driver=self.driver) as unit:
+            return await unit.customers.register_new(registrations)
+
+    async def _look_up(self, lookups: list[Lookup]) -> list[Found]:
+        """Look-ups of one org and identifier, answered from one statement."""
+        org_id, field = lookups[0].org_id, lookups[0].field
+        values = list(dict.fromkeys(value for lookup in lookups for value in lookup.values))
+        async with self.unit_of_work(readonly=True) as unit:
+            found = await unit.customers.find_many_with_memberships(org_id, field, values)
+        return [{value: found[value] for value in lookup.values if value in found} for lookup in lookups]

@@ -1,11 +1,11 @@
-"""Registrations that arrive together (PostgreSQL): their new customers share one statement, and
-each is still written as if it had come alone, in the order they came."""
+"""Requests that arrive together (PostgreSQL) share statements: registrations' new customers are
+each written as if they had come alone, in the order they came; look-ups each get their own answer."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import asyncpg
@@ -15,14 +15,14 @@ from sqlalchemy import text
 
 from conftest import item, new_mobile
 from envelope import INTERNAL_ERROR, wire
-from patron.store.registrations import LANES
+from patron.store.shared import LANES
 
 
 @pytest.fixture
 def writer(app: Any, database_url: str) -> Any:
     if not database_url.startswith("postgresql"):
         pytest.skip("registrations share statements on PostgreSQL")
-    return app.state.services.storage.writer
+    return app.state.services.storage.registrations
 
 
 @pytest.fixture
@@ -35,16 +35,42 @@ def statements(writer: Any) -> Any:
     writer.on_statement = told
 
 
+@pytest.fixture
+def lookups(app: Any, database_url: str) -> Any:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("look-ups share statements on PostgreSQL")
+    return app.state.services.storage.lookups
+
+
+@pytest.fixture
+def lookup_statements(lookups: Any) -> Any:
+    """How many look-ups each statement answered, while the test runs."""
+    sizes: list[int] = []
+    told = lookups.on_statement
+    lookups.on_statement = sizes.append
+    yield sizes
+    lookups.on_statement = told
+
+
 @asynccontextmanager
-async def inserts_held(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    """No customer is inserted until the block ends: a statement of new customers waits for the lock."""
+async def customers_locked(database_url: str, mode: str) -> AsyncIterator[asyncpg.Connection]:
     locker = await asyncpg.connect(database_url)
     try:
         async with locker.transaction():
-            await locker.execute("LOCK TABLE customers IN SHARE MODE")
+            await locker.execute(f"LOCK TABLE customers IN {mode} MODE")
             yield locker
     finally:
         await locker.close()
+
+
+def inserts_held(database_url: str) -> AbstractAsyncContextManager[asyncpg.Connection]:
+    """No customer is inserted until the block ends: a statement of new customers waits for the lock."""
+    return customers_locked(database_url, "SHARE")
+
+
+def reads_held(database_url: str) -> AbstractAsyncContextManager[asyncpg.Connection]:
+    """No customer is read until the block ends."""
+    return customers_locked(database_url, "ACCESS EXCLUSIVE")
 
 
 async def until(condition: Callable[[], Awaitable[bool]], what: str) -> None:
@@ -55,12 +81,14 @@ async def until(condition: Callable[[], Awaitable[bool]], what: str) -> None:
     raise AssertionError(f"gave up waiting until {what}")
 
 
-async def lanes_taken(org: Any, locker: asyncpg.Connection, writer: Any) -> list[asyncio.Task[httpx.Response]]:
-    """A registration in each lane of the org, its statement waiting for the lock."""
-    taken = [asyncio.create_task(org.add({"mobile": new_mobile()})) for _ in range(LANES)]
+async def lanes_taken(
+    org: Any, locker: asyncpg.Connection, writer: Any, request: Callable[[], Awaitable[httpx.Response]] | None = None
+) -> list[asyncio.Task[httpx.Response]]:
+    """A request in each lane of the org (a registration unless told), its statement waiting for the lock."""
+    taken = [asyncio.create_task((request or (lambda: org.add({"mobile": new_mobile()})))()) for _ in range(LANES)]
 
     async def waiting_for_the_lock() -> bool:
-        query = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'WITH%customers%'"
+        query = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%customers%'"
         # The locker is in a transaction, which would keep reading its first snapshot of the activity.
         await locker.execute("SELECT pg_stat_clear_snapshot()")
         return await locker.fetchval(query) == LANES
@@ -69,11 +97,11 @@ async def lanes_taken(org: Any, locker: asyncpg.Connection, writer: Any) -> list
     return taken
 
 
-async def queued(writer: Any, org: Any, count: int) -> None:
+async def queued(shared: Any, org: Any, count: int, key: Any = None) -> None:
     async def all_waiting() -> bool:
-        return writer.waiting(org.id) == count
+        return shared.waiting(org.id if key is None else key) == count
 
-    await until(all_waiting, f"{count} registrations wait for a statement")
+    await until(all_waiting, f"{count} requests wait for a statement")
 
 
 async def test_registrations_arriving_together_share_one_statement_each_with_its_own_audit_and_rewards(
@@ -201,3 +229,41 @@ async def test_a_registration_the_database_refuses_fails_alone(
     assert sorted(statements) == [1] * (LANES + 1)
     assert item(await org.get(mobile=refused))["item_status"]["success"] == "false"
     assert item(await org.get(mobile=accepted))["firstname"] == "Fine"
+
+
+async def test_look_ups_arriving_together_share_one_statement_each_answered_with_its_own_customers(
+    org, lookups, lookup_statements, database_url
+):
+    known = [new_mobile() for _ in range(3)]
+    for n, mobile in enumerate(known):
+        assert item(await org.add({"mobile": mobile, "firstname": f"Known{n}"}))["item_status"]["code"] == "1000"
+    unknown = new_mobile()
+    lookup_statements.clear()
+    async with reads_held(database_url) as locker:
+        taken = await lanes_taken(org, locker, lookups, lambda: org.get(mobile=known[0]))
+        asked = [f"{known[1]}", f"{known[2]},{unknown}", f"{known[1]},{known[0]}"]
+        together = []
+        for n, mobiles in enumerate(asked, start=1):
+            together.append(asyncio.create_task(org.get(mobile=mobiles)))
+            await queued(lookups, org, n, key=(org.id, "mobile"))
+    await asyncio.gather(*taken)
+    answers = [[(i["mobile"], i.get("firstname"), i["item_status"]["success"]) for i in answer.json()["response"]["customers"]["customer"]]
+               for answer in await asyncio.gather(*together)]
+
+    assert sorted(lookup_statements) == [1] * LANES + [len(asked)]
+    assert answers == [
+        [(known[1], "Known1", "true")],
+        [(known[2], "Known2", "true"), (unknown, None, "false")],
+        [(known[1], "Known1", "true"), (known[0], "Known0", "true")],
+    ]
+
+
+async def test_a_get_of_several_values_is_one_statement(org, lookups, lookup_statements):
+    mobiles = [new_mobile() for _ in range(4)]
+    for mobile in mobiles[:3]:
+        await org.add({"mobile": mobile})
+    lookup_statements.clear()
+    answer = await org.get(mobile=",".join(mobiles))
+
+    assert [i["item_status"]["success"] for i in answer.json()["response"]["customers"]["customer"]] == ["true"] * 3 + ["false"]
+    assert lookup_statements == [1]
