@@ -267,3 +267,24 @@ async def test_a_get_of_several_values_is_one_statement(org, lookups, lookup_sta
 
     assert [i["item_status"]["success"] for i in answer.json()["response"]["customers"]["customer"]] == ["true"] * 3 + ["false"]
     assert lookup_statements == [1]
+
+
+async def test_look_ups_of_two_orgs_at_once_never_share_a_statement(make_org, lookups, lookup_statements, database_url):
+    mine, theirs = await make_org(), await make_org()
+    mobile = new_mobile()
+    await mine.add({"mobile": mobile, "firstname": "Mine"})
+    await theirs.add({"mobile": mobile, "firstname": "Theirs"})
+    lookup_statements.clear()
+    async with reads_held(database_url) as locker:
+        asked = [asyncio.create_task(org.get(mobile=mobile)) for org in (mine, theirs, mine, theirs)]
+
+        async def all_asked() -> bool:
+            await locker.execute("SELECT pg_stat_clear_snapshot()")
+            query = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%customers%'"
+            return await locker.fetchval(query) == 4
+
+        await until(all_asked, "each org's two look-ups wait in its own lanes")
+    answers = [item(answer)["firstname"] for answer in await asyncio.gather(*asked)]
+
+    assert answers == ["Mine", "Theirs", "Mine", "Theirs"]
+    assert lookup_statements == [1, 1, 1, 1]

@@ -82,9 +82,9 @@ async def get_customer(request: Request) -> Response:
         raise ApiError(Code.INVALID_INPUT, detail=f"at most {limit} values of {key} in one request (BATCH_LIMIT)")
     org = principal.org
     normalised = [_lookup_value(key, value, org) for value in values]
-    found = await app.storage.find_with_memberships(org.org_id, key, [n for n in normalised if n is not None])
+    held = await app.storage.find_with_memberships(org.org_id, key, [n for n in normalised if n is not None])
     items = [
-        retrieved_item(*found[n], org) if n in found else missing_item(key, value)
+        retrieved_item(*held[n], org) if n in held else missing_item(key, value)
         for value, n in zip(values, normalised, strict=True)
     ]
     request.scope["state"]["items"] = items

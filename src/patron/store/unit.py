@@ -95,6 +95,8 @@ class Storage:
     async def _look_up(self, lookups: list[Lookup]) -> list[Found]:
         """Look-ups of one org and identifier, answered from one statement."""
         org_id, field = lookups[0].org_id, lookups[0].field
+        if any((lookup.org_id, lookup.field) != (org_id, field) for lookup in lookups):
+            raise ValueError("one statement looks up one org's customers by one identifier")
         values = list(dict.fromkeys(value for lookup in lookups for value in lookup.values))
         async with self.unit_of_work(readonly=True) as unit:
             found = await unit.customers.find_many_with_memberships(org_id, field, values)
