@@ -147,6 +147,26 @@ def measure(script: str, base: str, runs: Iterator[int], extra: dict[str, str] |
     return wrk(script, base, SECONDS, {**env, "BENCH_RUN": str(next(runs))})
 
 
+def shared(base: str) -> dict[str, tuple[float, float]]:
+    """Patron's statements so far that requests could share, by kind: (statements, requests served)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    totals: dict[str, list[float]] = {}
+    for family in text_string_to_metric_families(httpx.get(f"{base}/metrics").text):
+        for sample in family.samples:
+            if sample.name in ("patron_requests_per_statement_count", "patron_requests_per_statement_sum"):
+                kind = totals.setdefault(sample.labels["statement"], [0.0, 0.0])
+                kind[sample.name.endswith("_sum")] += sample.value
+    return {kind: (count, served) for kind, (count, served) in totals.items()}
+
+
+def per_statement(before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]], kind: str) -> float:
+    """Requests served per statement between two scrapes."""
+    count = after.get(kind, (0, 0))[0] - before.get(kind, (0, 0))[0]
+    served = after.get(kind, (0, 0))[1] - before.get(kind, (0, 0))[1]
+    return served / count if count else 0.0
+
+
 def existing_mobiles(database_url: str, path: Path) -> None:
     async def dump() -> None:
         conn = await asyncpg.connect(database_url)
@@ -258,13 +278,17 @@ def main() -> int:
             ceiling_runs, runs = fresh_runs(), fresh_runs()
             ceiling = measure("add.lua", ceiling_base, ceiling_runs, {"BENCH_PATH": "/"})
             same = measure("add.lua", ceiling_base, ceiling_runs, {"BENCH_PATH": "/same-writes"})
+            before = shared(base)
             single = measure("add.lua", base, runs)
+            after_single = shared(base)
             ceiling_batch = measure("batch.lua", ceiling_base, ceiling_runs, {"BENCH_PATH": "/"})
             same_batch = measure("batch.lua", ceiling_base, ceiling_runs, {"BENCH_PATH": "/same-writes"})
             batch = measure("batch.lua", base, runs)
             mobiles = Path(tempfile.mkstemp(suffix=".txt")[1])
             existing_mobiles(url, mobiles)
+            before_get = shared(base)
             get = measure("get.lua", base, runs, {"BENCH_MOBILES": str(mobiles)})
+            after_get = shared(base)
         settle_database()
         imported = bulk_import(url)
 
@@ -293,6 +317,10 @@ def main() -> int:
     print(
         f"| {'patron: import ' + format(imported.rows, ',') + ' (PG)':<36} | {imported.rows / imported.seconds:>10,.0f} "
         f"{'customers/s':<12} |     - |     - | {imported.seconds:>6.1f}s wall | peak RSS {imported.peak_rss_mb:,.0f} MB, all processes |"
+    )
+    print(
+        f"\nrequests per shared statement (warm-up included): single add {per_statement(before, after_single, 'register'):.1f}"
+        f" registrations, get {per_statement(before_get, after_get, 'look_up'):.1f} look-ups"
     )
     errors = sum(load.errors for load in (same, same_batch, single, batch, get, sqlite_single)) + (0 if imported.ok else 1)
     print(f"\nnon-2xx or unexpected item codes: {errors}; wall time {time.monotonic() - started:.0f}s")
