@@ -11,10 +11,13 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 from sqlalchemy import text
 
 from conftest import item, new_mobile
 from envelope import INTERNAL_ERROR, wire
+from patron.api.app import create_app
+from patron.settings import Settings
 from patron.store.shared import LANES
 
 
@@ -288,3 +291,56 @@ async def test_look_ups_of_two_orgs_at_once_never_share_a_statement(make_org, lo
 
     assert answers == ["Mine", "Theirs", "Mine", "Theirs"]
     assert lookup_statements == [1, 1, 1, 1]
+
+
+async def test_connections_lost_under_shared_statements_answer_503_and_half_write_nothing(org, writer, database_url):
+    """The server drops every connection while two statements wait and a group of registrations
+    waits behind them: each request is answered 503 with nothing of it written, or written whole;
+    none hangs, and a 503 is safe to retry."""
+    async with _patron_pids(database_url) as before:
+        application = create_app(Settings(database_url=database_url, secret_key="x" * 32, db_pool_size=4))
+        async with LifespanManager(application), wire(application) as client:
+            registrations = application.state.services.storage.registrations
+
+            async def add(mobile: str) -> httpx.Response:
+                body = {"root": {"customer": [{"mobile": mobile}]}}
+                return await client.post("/v1.1/customer/add", json=body, headers=org.basic())
+
+            assert (await add(new_mobile())).status_code == 200
+            mobiles = [new_mobile() for _ in range(LANES + 3)]
+            async with inserts_held(database_url) as locker:
+                sent = [asyncio.create_task(add(mobile)) for mobile in mobiles[:LANES]]
+
+                async def lanes_wait() -> bool:
+                    await locker.execute("SELECT pg_stat_clear_snapshot()")
+                    query = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'WITH%'"
+                    return await locker.fetchval(query) == LANES
+
+                await until(lanes_wait, "both lanes' statements wait for the lock")
+                sent += [asyncio.create_task(add(mobile)) for mobile in mobiles[LANES:]]
+                await queued(registrations, org, 3)
+                ours = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'patron' AND pid <> ALL($1)"
+                await locker.execute(ours, list(before))
+            answers = await asyncio.wait_for(asyncio.gather(*sent), 30)
+
+            statuses = [answer.status_code for answer in answers]
+            assert statuses[:LANES] == [503] * LANES
+            assert set(statuses) <= {200, 503}
+            for mobile, status in zip(mobiles, statuses, strict=True):
+                found = item(await org.get(mobile=mobile))["item_status"]["success"]
+                assert found == ("true" if status == 200 else "false"), (mobile, status)
+            retried = [await add(mobile) for mobile, status in zip(mobiles, statuses, strict=True) if status == 503]
+            assert [item(answer)["item_status"]["message"] for answer in retried] == (
+                ["Customer registration successful"] * len(retried)
+            )
+
+
+@asynccontextmanager
+async def _patron_pids(database_url: str) -> AsyncIterator[set[int]]:
+    """The backends Patron's processes hold on the database now (those of the tests' own app)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch("SELECT pid FROM pg_stat_activity WHERE application_name = 'patron' AND datname = current_database()")
+    finally:
+        await conn.close()
+    yield {row["pid"] for row in rows}
