@@ -4,7 +4,7 @@ each written as if they had come alone, in the order they came; look-ups each ge
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
@@ -21,38 +21,39 @@ from patron.settings import Settings
 from patron.store.shared import LANES
 
 
+def _shared(app: Any, database_url: str, kind: str) -> Any:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("requests share statements on PostgreSQL")
+    return getattr(app.state.services.storage, kind)
+
+
+def _sizes(shared: Any) -> Iterator[list[int]]:
+    """How many requests each statement served, while the test runs."""
+    sizes: list[int] = []
+    told = shared.on_statement
+    shared.on_statement = sizes.append
+    yield sizes
+    shared.on_statement = told
+
+
 @pytest.fixture
 def writer(app: Any, database_url: str) -> Any:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("registrations share statements on PostgreSQL")
-    return app.state.services.storage.registrations
-
-
-@pytest.fixture
-def statements(writer: Any) -> Any:
-    """How many registrations each statement of new customers wrote, while the test runs."""
-    sizes: list[int] = []
-    told = writer.on_statement
-    writer.on_statement = sizes.append
-    yield sizes
-    writer.on_statement = told
+    return _shared(app, database_url, "registrations")
 
 
 @pytest.fixture
 def lookups(app: Any, database_url: str) -> Any:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("look-ups share statements on PostgreSQL")
-    return app.state.services.storage.lookups
+    return _shared(app, database_url, "lookups")
 
 
 @pytest.fixture
-def lookup_statements(lookups: Any) -> Any:
-    """How many look-ups each statement answered, while the test runs."""
-    sizes: list[int] = []
-    told = lookups.on_statement
-    lookups.on_statement = sizes.append
-    yield sizes
-    lookups.on_statement = told
+def statements(writer: Any) -> Iterator[list[int]]:
+    yield from _sizes(writer)
+
+
+@pytest.fixture
+def lookup_statements(lookups: Any) -> Iterator[list[int]]:
+    yield from _sizes(lookups)
 
 
 @asynccontextmanager
@@ -90,14 +91,20 @@ async def lanes_taken(
     """A request in each lane of the org (a registration unless told), its statement waiting for the lock."""
     taken = [asyncio.create_task((request or (lambda: org.add({"mobile": new_mobile()})))()) for _ in range(LANES)]
 
-    async def waiting_for_the_lock() -> bool:
-        query = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%customers%'"
+    await statements_wait(locker, LANES, "every lane's statement waits for the lock")
+    return taken
+
+
+async def statements_wait(locker: asyncpg.Connection, count: int, what: str) -> None:
+    """Until `count` statements on customers wait for the locker's lock."""
+
+    async def waiting() -> bool:
         # The locker is in a transaction, which would keep reading its first snapshot of the activity.
         await locker.execute("SELECT pg_stat_clear_snapshot()")
-        return await locker.fetchval(query) == LANES
+        query = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%customers%'"
+        return await locker.fetchval(query) == count
 
-    await until(waiting_for_the_lock, "every lane's statement waits for the lock")
-    return taken
+    await until(waiting, what)
 
 
 async def queued(shared: Any, org: Any, count: int, key: Any = None) -> None:
@@ -280,13 +287,7 @@ async def test_look_ups_of_two_orgs_at_once_never_share_a_statement(make_org, lo
     lookup_statements.clear()
     async with reads_held(database_url) as locker:
         asked = [asyncio.create_task(org.get(mobile=mobile)) for org in (mine, theirs, mine, theirs)]
-
-        async def all_asked() -> bool:
-            await locker.execute("SELECT pg_stat_clear_snapshot()")
-            query = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%customers%'"
-            return await locker.fetchval(query) == 4
-
-        await until(all_asked, "each org's two look-ups wait in its own lanes")
+        await statements_wait(locker, 4, "each org's two look-ups wait in its own lanes")
     answers = [item(answer)["firstname"] for answer in await asyncio.gather(*asked)]
 
     assert answers == ["Mine", "Theirs", "Mine", "Theirs"]
@@ -310,13 +311,7 @@ async def test_connections_lost_under_shared_statements_answer_503_and_half_writ
             mobiles = [new_mobile() for _ in range(LANES + 3)]
             async with inserts_held(database_url) as locker:
                 sent = [asyncio.create_task(add(mobile)) for mobile in mobiles[:LANES]]
-
-                async def lanes_wait() -> bool:
-                    await locker.execute("SELECT pg_stat_clear_snapshot()")
-                    query = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'WITH%'"
-                    return await locker.fetchval(query) == LANES
-
-                await until(lanes_wait, "both lanes' statements wait for the lock")
+                await statements_wait(locker, LANES, "both lanes' statements wait for the lock")
                 sent += [asyncio.create_task(add(mobile)) for mobile in mobiles[LANES:]]
                 await queued(registrations, org, 3)
                 ours = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'patron' AND pid <> ALL($1)"

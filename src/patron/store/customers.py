@@ -18,14 +18,7 @@ from patron.loyalty.model import Membership
 from patron.registration.fields import local_text
 from patron.registration.model import IDENTIFIERS, Change, Customer
 from patron.registration.service import Caller, IdentifierTaken, NewCustomer
-from patron.store.db import (
-    Connection,
-    DriverStatement,
-    inserted_columns,
-    is_sqlite,
-    json_text,
-    named_binds,
-)
+from patron.store.db import Connection, DriverStatement, inserted_columns, is_sqlite, json_text, named_binds
 from patron.store.loyalty import MEMBERSHIP_COLUMNS, LoyaltyStore
 from patron.store.schema import customer_audits, customers, memberships
 
@@ -74,17 +67,11 @@ def _audit_changes(changes: list[Change], tz: ZoneInfo) -> list[dict[str, Any]]:
 _PG_TYPES = {"registered_on": "timestamp", "updated_on": "timestamp", "at": "timestamp"}
 _NEXT_CUSTOMER_ID = "nextval((SELECT CAST(pg_get_serial_sequence('customers', 'id') AS regclass)))"
 _INSERT_CUSTOMERS = f"INSERT INTO customers (org_id, id, {', '.join(_STORED_COLUMNS)}, created_at, modified_at)"
-# Who registered each customer, and when: one statement may hold several requests' customers.
-_REGISTERED_BY = (
-    "at",
-    "request_id",
-    "till_code",
-    "api_client_key",
-    "context_entity_type",
-    "context_entity_id",
-    "context_entity_source",
-    "context_entity_source_id",
-)
+# The user-context headers an audit record keeps, as its context_* columns.
+_USER_CONTEXT = ("entity_type", "entity_id", "entity_source", "entity_source_id")
+# Who registered each customer, and when (_registered_by): one statement may hold several
+# requests' customers.
+_REGISTERED_BY = ("at", "request_id", "till_code", "api_client_key", *(f"context_{key}" for key in _USER_CONTEXT))
 _WRITTEN = ", ".join(("id", "position", "changes", *_REGISTERED_BY))
 
 # Several customers arrive as one array per column, unnested with their positions in the statement.
@@ -317,7 +304,7 @@ def _audit_context(caller: Caller) -> dict[str, Any]:
         "request_id": caller.request_id,
         "till_code": caller.till_code,
         "api_client_key": caller.api_client_key,
-        **{f"context_{key}": caller.user_context.get(key) for key in ("entity_type", "entity_id", "entity_source", "entity_source_id")},
+        **{f"context_{key}": caller.user_context.get(key) for key in _USER_CONTEXT},
     }
 
 
