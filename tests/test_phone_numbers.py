@@ -1,12 +1,17 @@
 """A mobile is read as phonenumbers reads it: the shortcut for digits as sent gives the parser's
-answer or leaves the number to it, for every region and kind of number."""
+answer or leaves the number to it, and the mobile check decides as number_type does, for every
+region and kind of number."""
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import phonenumbers
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from phonenumbers import PhoneNumberDesc
+from phonenumbers.phonenumberutil import _number_type_helper
 
 from patron.registration import fields
 
@@ -68,6 +73,71 @@ def test_the_shortcut_reads_the_common_case():
 @pytest.mark.parametrize("digits", ["4407400123456", "0919412345678", "39061234567"])
 def test_numbers_with_a_prefix_or_leading_zero_are_left_to_the_parser(digits):
     assert fields._as_sent(digits) is None
+
+
+def is_mobile_by_number_type(number: phonenumbers.PhoneNumber) -> bool:
+    return phonenumbers.number_type(number) in fields._MOBILE_TYPES
+
+
+@pytest.mark.parametrize("chunk", range(8))
+def test_the_mobile_check_decides_as_number_type_for_every_example(chunk):
+    checked = 0
+    for digits in EXAMPLES[chunk::8]:
+        number = parsed(digits)
+        if number is not None:
+            region = phonenumbers.region_code_for_number(number)
+            assert fields._is_mobile(number, region) == is_mobile_by_number_type(number), digits
+            checked += 1
+    assert checked > 200
+
+
+def test_the_mobile_check_finds_mobiles_and_refuses_other_types():
+    # Each region's example of each type: the check must tell them apart, not only agree on a few.
+    answers = set()
+    for region in REGIONS:
+        for kind in phonenumbers.PhoneNumberType.values():
+            number = phonenumbers.example_number_for_type(region, kind)
+            if number is not None:
+                answers.add((kind, fields._is_mobile(number, phonenumbers.region_code_for_number(number))))
+    assert (phonenumbers.PhoneNumberType.MOBILE, True) in answers
+    assert (phonenumbers.PhoneNumberType.FIXED_LINE, False) in answers
+    assert (phonenumbers.PhoneNumberType.TOLL_FREE, False) in answers
+
+
+def _metadata(region: str, **descriptions: str) -> SimpleNamespace:
+    """Made-up metadata in which types overlap, as no region's does today and one's may tomorrow."""
+    every = ("general_desc", "premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager", "uan",
+             "voicemail", "fixed_line", "mobile")
+    made = {name: None for name in every}
+    made.update({name: PhoneNumberDesc(national_number_pattern=pattern) for name, pattern in descriptions.items()})
+    return SimpleNamespace(id=region, country_code=None, same_mobile_and_fixed_line_pattern=False, **made)
+
+
+@pytest.mark.parametrize(
+    ("region", "descriptions", "same_pattern"),
+    [
+        ("X1", {"general_desc": r"\d{6}", "toll_free": r"8\d{5}", "mobile": r"[78]\d{5}"}, False),
+        ("X2", {"general_desc": r"\d{6}", "uan": r"7\d{5}", "fixed_line": r"7\d{5}", "mobile": r"7\d{5}"}, False),
+        ("X3", {"general_desc": r"\d{6}", "fixed_line": r"[67]\d{5}", "mobile": r"7\d{5}"}, True),
+        ("X4", {"general_desc": r"\d{6}", "fixed_line": r"[67]\d{5}", "mobile": r"7\d{5}"}, False),
+        ("X5", {"general_desc": r"7\d{5}", "mobile": r"[78]\d{5}"}, False),
+        ("X6", {"general_desc": r"\d{6}", "fixed_line": r"6\d{5}", "mobile": r"7\d{5}"}, True),
+    ],
+)
+def test_the_mobile_check_follows_number_types_order_where_types_overlap(region, descriptions, same_pattern):
+    metadata = _metadata(region, **descriptions)
+    metadata.same_mobile_and_fixed_line_pattern = same_pattern
+    for national in ("612345", "712345", "812345", "912345"):
+        by_library = _number_type_helper(national, metadata) in fields._MOBILE_TYPES
+        assert fields._is_mobile_national(national, metadata) == by_library, national
+
+
+@settings(max_examples=3000, deadline=None, derandomize=True)
+@given(code=st.sampled_from(COUNTRY_CODES), rest=st.text("0123456789", min_size=1, max_size=14))
+def test_the_mobile_check_decides_as_number_type_for_any_digits(code, rest):
+    number = parsed(f"{code}{rest}")
+    if number is not None:
+        assert fields._is_mobile(number, phonenumbers.region_code_for_number(number)) == is_mobile_by_number_type(number)
 
 
 def test_mobile_of_every_region_is_accepted_or_refused_as_before():
