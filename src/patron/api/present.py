@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from functools import lru_cache
 from typing import Any
 
 from patron.codes import RETRIEVED, Code, item_error_message
@@ -28,6 +29,7 @@ def _item_status(success: bool, code: Code, message: str, warnings: list[Code]) 
     }
 
 
+@lru_cache(maxsize=1024)  # a batch's members share their expiry day
 def _expiry(day: date) -> str:
     return f"{day.isoformat()} 23:59:59"
 
@@ -56,9 +58,10 @@ def _points_summary(membership: Membership, program: Program) -> dict[str, str]:
 
 def _loyalty(memberships: list[Membership], org: OrgSettings) -> dict[str, Any]:
     """Points and tier: the customer-level values are those of the default programme."""
-    programs = {program.id: program for program in org.definition.programs}
-    default = org.definition.default_program
-    ordered = sorted(memberships, key=lambda m: (default is None or m.program_id != default.id, m.program_id))
+    programs, default = org.programs, org.default_program
+    ordered = memberships
+    if len(memberships) > 1:
+        ordered = sorted(memberships, key=lambda m: (default is None or m.program_id != default.id, m.program_id))
     main = ordered[0] if ordered else None
     return {
         "lifetime_points": main.lifetime_points if main else 0,

@@ -117,7 +117,8 @@ def credit(memberships: list[Membership], entries: list[LedgerEntry]) -> None:
 def for_customer(effect: SideEffect, customer_id: int) -> SideEffect:
     """The effect with the new customer's id, once the database has assigned it."""
     if isinstance(effect, PointsEffect) and effect.customer_id is None:
-        return dataclasses.replace(effect, customer_id=customer_id)
+        # Built directly: dataclasses.replace looks every field up again, for each new customer.
+        return PointsEffect(customer_id, effect.awarded_points, effect.total_points, effect.is_referrer)
     return effect
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from patron.orgs.file import AccessGroup, Configs, CustomField, ExtendedField, OrgFile, Store
+from patron.orgs.file import AccessGroup, Configs, CustomField, ExtendedField, OrgFile, Program, Store
 from patron.registration.extra_fields import FieldType
 
 ACCESS_LEVELS = {"none": 0, "read": 1, "write": 2}
@@ -32,6 +32,9 @@ class OrgSettings:
     extended_fields: dict[str, FieldType] = field(repr=False)
     # For preferred_store, checked on every item: built once with the settings.
     store_codes: frozenset[str] = field(repr=False, default=frozenset())
+    # The programmes by id, and the one new customers join: read for every item answered.
+    programs: dict[int, Program] = field(repr=False, default_factory=dict)
+    default_program: Program | None = field(repr=False, default=None)
 
     @classmethod
     def from_file(cls, org_file: OrgFile) -> OrgSettings:
@@ -50,6 +53,8 @@ class OrgSettings:
             custom_fields={f.name.lower(): _field_type(f) for f in org_file.custom_fields},
             extended_fields={f.name.lower(): _field_type(f) for f in org_file.extended_fields},
             store_codes=frozenset(store.code for store in org_file.stores),
+            programs={program.id: program for program in org_file.programs},
+            default_program=org_file.default_program,
         )
 
     @property

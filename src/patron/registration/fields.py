@@ -16,6 +16,7 @@ from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata, PhoneNumber
 _MOBILE_NOISE = re.compile(r"[+\s\-().\[\]]")
 _EMAIL = re.compile(r"^[A-Za-z0-9_+\-]+(?:\.[A-Za-z0-9_+\-]+)*@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+$")
 _NAME_PUNCTUATION = frozenset(" -'\u2019")
+_ASCII_NAME = re.compile(r"[A-Za-z0-9 '\-]*")
 _DATETIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d")
 
 # Where a country's numbering plan cannot tell mobiles from landlines (the US), either may be one.
@@ -225,6 +226,9 @@ def person_name(value: Any) -> str | None:
     raw = raw.strip()
     if len(raw) > 100:
         return None
+    if raw.isascii():
+        # ASCII's letters and digits are all of categories L and N, and it has no marks.
+        return raw if _ASCII_NAME.fullmatch(raw) else None
     for char in raw:
         if char in _NAME_PUNCTUATION:
             continue

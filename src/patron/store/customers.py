@@ -10,6 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
+import orjson
 from sqlalchemy import Select, and_, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -46,16 +47,17 @@ def _values(customer: Customer) -> dict[str, Any]:
     return values
 
 
-def _audit_changes(changes: list[Change], tz: ZoneInfo) -> list[dict[str, Any]]:
-    """Changes as the audit log keeps them: times as the API writes them, in the org's timezone."""
-    return [
-        {
-            "field": c.field,
-            "previous": local_text(c.previous, tz) if isinstance(c.previous, datetime) else c.previous,
-            "current": local_text(c.current, tz) if isinstance(c.current, datetime) else c.current,
-        }
-        for c in changes
-    ]
+def _audit_changes(changes: list[Change], tz: ZoneInfo) -> str:
+    """Changes as the audit log keeps them, as JSON text: [{"field", "previous", "current"}, ...],
+    times as the API writes them, in the org's timezone. orjson writes the Change records itself,
+    handing back only the times (a third of the cost of building dicts to write)."""
+    return orjson.dumps(changes, default=lambda moment: _local_time(moment, tz), option=orjson.OPT_PASSTHROUGH_DATETIME).decode()
+
+
+def _local_time(value: object, tz: ZoneInfo) -> str | None:
+    if not isinstance(value, datetime):
+        raise TypeError(f"{type(value).__name__} is not a value an audit record keeps")
+    return local_text(value, tz)
 
 
 # PostgreSQL: new customers with their audit records, memberships and ledger entries in one
@@ -359,7 +361,7 @@ class CustomerStore:
             "registrations": json_text([_registration_row(registration) for registration in registrations]),
             "customers": json_text([_customer_row(positions[id(registration)], new) for registration, new in rows]),
             **{name: [getattr(new.customer, name) for _, new in rows] for name in _TIMES},
-            "changes": [json_text(_audit_changes(new.changes, registration.caller.org.tz)) for registration, new in rows],
+            "changes": [_audit_changes(new.changes, registration.caller.org.tz) for registration, new in rows],
         }
         written = {row["position"]: row["id"] for row in await _PG_REGISTER_NEW.fetch(self.conn, parameters)}
         return [written.get(position) for position in range(1, len(rows) + 1)]
@@ -392,7 +394,8 @@ class CustomerStore:
             "customer_id": customer.id,
             "created_at": at,
             "event_type": event_type,
-            "changes": _audit_changes(changes, caller.org.tz),
+            # The JSON column takes values: the audit's one JSON text, read back (an update is rare).
+            "changes": orjson.loads(_audit_changes(changes, caller.org.tz)),
             **_audit_context(caller),
         }
         if is_sqlite(self.conn):
