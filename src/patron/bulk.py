@@ -145,7 +145,8 @@ async def run_import(engine: AsyncEngine, job: ImportJob, on_batch: Callable[[Pr
     if till is None or org.till(till) is None:
         raise ImportRefused(f"org {job.org_id} has no till {till!r} to attribute the import to")
     start_after = _read_state(job)
-    loop.collect_rarely()
+    # This process holds a batch being read and those it runs; others hold the one they run.
+    loop.collect_rarely(customers_at_once=3 * job.batch_size)
     run_id = uuid.uuid4().hex[:12]
     caller = Caller(
         org=org,
@@ -161,7 +162,7 @@ async def run_import(engine: AsyncEngine, job: ImportJob, on_batch: Callable[[Pr
     batches = -(-(job.expected_rows or count_rows(job.path)) // job.batch_size)
     workers = 1 if is_sqlite(engine) else max(1, min(job.workers, batches))
     try:
-        async with _batch_runner(engine, caller, workers) as run_batch:
+        async with _batch_runner(engine, caller, workers, job.batch_size) as run_batch:
             await _import_rows(job, run_batch, start_after, workers + 1, report, on_batch)
     finally:
         report.close()
@@ -254,7 +255,9 @@ async def _import_rows(
 
 
 @asynccontextmanager
-async def _batch_runner(engine: AsyncEngine, caller: Caller, workers: int) -> AsyncIterator[RunBatch]:
+async def _batch_runner(
+    engine: AsyncEngine, caller: Caller, workers: int, batch_size: int
+) -> AsyncIterator[RunBatch]:
     """Runs each batch in this process or in one of `workers - 1` others, whichever has fewer
     batches running: validation and identity resolution are Python work, and a process is one core."""
 
@@ -269,7 +272,7 @@ async def _batch_runner(engine: AsyncEngine, caller: Caller, workers: int) -> As
         if workers <= 1:
             yield run_here
         else:
-            async with _worker_pool(engine, caller, workers, run_here) as run_batch:
+            async with _worker_pool(engine, caller, workers, batch_size, run_here) as run_batch:
                 yield run_batch
     finally:
         if driver is not None:
@@ -283,13 +286,13 @@ async def _driver_pool(engine: AsyncEngine, size: int) -> DriverPool | None:
 
 @asynccontextmanager
 async def _worker_pool(
-    engine: AsyncEngine, caller: Caller, workers: int, run_here: RunBatch
+    engine: AsyncEngine, caller: Caller, workers: int, batch_size: int, run_here: RunBatch
 ) -> AsyncIterator[RunBatch]:
     pool = ProcessPoolExecutor(
         workers - 1,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_start_worker,
-        initargs=(engine.url.render_as_string(hide_password=False), caller),
+        initargs=(engine.url.render_as_string(hide_password=False), caller, batch_size),
     )
     loop = asyncio.get_running_loop()
     running = {"here": 0, "pool": 0}
@@ -315,11 +318,11 @@ async def _worker_pool(
 _worker: tuple[asyncio.AbstractEventLoop, Storage, Caller] | None = None
 
 
-def _start_worker(database_url: str, caller: Caller) -> None:
+def _start_worker(database_url: str, caller: Caller, batch_size: int) -> None:
     global _worker
     # Ctrl-C is the main process's to handle: a worker finishes the batch it is writing.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    loop.collect_rarely()
+    loop.collect_rarely(customers_at_once=2 * batch_size)
     worker_loop = loop.new_event_loop()
     engine = create_engine(database_url, pool_size=1)
     _worker = (worker_loop, Storage(engine, worker_loop.run_until_complete(_driver_pool(engine, size=1))), caller)

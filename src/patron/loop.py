@@ -25,14 +25,22 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
         return runner.run(coroutine)
 
 
-def collect_rarely() -> None:
+# Objects a customer being registered keeps alive until its batch is written (its item, customer,
+# changes, memberships and answer): about forty.
+OBJECTS_PER_CUSTOMER = 50
+
+
+def collect_rarely(customers_at_once: int = 1_000) -> None:
     """Collect garbage seldom, and never scan what was loaded before the work began.
 
     A request or an import batch makes many short-lived objects, which reference counting frees,
-    and few cycles. At the default pace (a collection per 700 objects alive) the collector ran
-    dozens of times in a batch of 100 registrations and took a quarter of its CPU. Everything
+    and few cycles. The collector runs when the objects alive have grown by its threshold, and
+    then scans every one of them: at the default (700) it ran dozens of times in a batch of 100
+    registrations and took a quarter of its CPU. The threshold is set above what the customers
+    being registered at once keep alive, so that it runs for garbage, not for work in progress
+    (an import's batches of 1,000 crossed 50,000 once a batch: a tenth of its CPU). Everything
     loaded so far lives as long as the process, so it is frozen out of the collector's scans.
     """
     gc.collect()
     gc.freeze()
-    gc.set_threshold(50_000, 50, 100)
+    gc.set_threshold(max(50_000, OBJECTS_PER_CUSTOMER * customers_at_once), 50, 100)
