@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import operator
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -146,15 +147,19 @@ def _registration_row(registration: Registration) -> list[Any]:
     return [registration.at, *(by[name] for name in _REGISTERED_BY)]
 
 
+_row_values = operator.attrgetter(*_ROW)
+_membership_values = operator.attrgetter(*_MEMBERSHIP_ROW)
+_entry_values = operator.attrgetter(*_ENTRY_ROW)
+_NAMED_IN_ROW = tuple(_ROW.index(name) for name in _NAMED_FIELDS)
+
+
 def _customer_row(registration: int, new: NewCustomer) -> list[Any]:
-    customer = new.customer
-    row: list[Any] = [registration]
-    for name in _ROW:
-        value = getattr(customer, name)
+    row: list[Any] = [registration, *_row_values(new.customer)]
+    for index in _NAMED_IN_ROW:
         # Named fields are kept as [name, value] pairs: a JSONB object would not keep their order.
-        row.append(list(value.items()) if name in _NAMED_FIELDS else value)
-    row.append([[getattr(m, name) for name in _MEMBERSHIP_ROW] for m in new.memberships])
-    row.append([[getattr(e, name) for name in _ENTRY_ROW] for e in new.entries])
+        row[index + 1] = list(row[index + 1].items())
+    row.append([_membership_values(membership) for membership in new.memberships])
+    row.append([_entry_values(entry) for entry in new.entries])
     return row
 
 
