@@ -137,7 +137,8 @@ def test_the_mobile_check_follows_number_types_order_where_types_overlap(region,
 def test_the_mobile_check_decides_as_number_type_for_any_digits(code, rest):
     number = parsed(f"{code}{rest}")
     if number is not None:
-        assert fields._is_mobile(number, phonenumbers.region_code_for_number(number)) == is_mobile_by_number_type(number)
+        region = phonenumbers.region_code_for_number(number)
+        assert fields._is_mobile(number, region) == is_mobile_by_number_type(number)
 
 
 def test_mobile_of_every_region_is_accepted_or_refused_as_before():

@@ -52,7 +52,8 @@ def _audit_changes(changes: list[Change], tz: ZoneInfo) -> str:
     """Changes as the audit log keeps them, as JSON text: [{"field", "previous", "current"}, ...],
     times as the API writes them, in the org's timezone. orjson writes the Change records itself,
     handing back only the times (a third of the cost of building dicts to write)."""
-    return orjson.dumps(changes, default=lambda moment: _local_time(moment, tz), option=orjson.OPT_PASSTHROUGH_DATETIME).decode()
+    written = orjson.dumps(changes, default=lambda moment: _local_time(moment, tz), option=orjson.OPT_PASSTHROUGH_DATETIME)
+    return written.decode()
 
 
 def _local_time(value: object, tz: ZoneInfo) -> str | None:
