@@ -104,13 +104,13 @@ def test_the_mobile_check_finds_mobiles_and_refuses_other_types():
     assert (phonenumbers.PhoneNumberType.TOLL_FREE, False) in answers
 
 
-def _metadata(region: str, **descriptions: str) -> SimpleNamespace:
+def _metadata(region: str, same_pattern: bool, **descriptions: str) -> SimpleNamespace:
     """Made-up metadata in which types overlap, as no region's does today and one's may tomorrow."""
     every = ("general_desc", "premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager", "uan",
              "voicemail", "fixed_line", "mobile")
     made = {name: None for name in every}
     made.update({name: PhoneNumberDesc(national_number_pattern=pattern) for name, pattern in descriptions.items()})
-    return SimpleNamespace(id=region, country_code=None, same_mobile_and_fixed_line_pattern=False, **made)
+    return SimpleNamespace(id=region, country_code=None, same_mobile_and_fixed_line_pattern=same_pattern, **made)
 
 
 @pytest.mark.parametrize(
@@ -125,8 +125,7 @@ def _metadata(region: str, **descriptions: str) -> SimpleNamespace:
     ],
 )
 def test_the_mobile_check_follows_number_types_order_where_types_overlap(region, descriptions, same_pattern):
-    metadata = _metadata(region, **descriptions)
-    metadata.same_mobile_and_fixed_line_pattern = same_pattern
+    metadata = _metadata(region, same_pattern, **descriptions)
     for national in ("612345", "712345", "812345", "912345"):
         by_library = _number_type_helper(national, metadata) in fields._MOBILE_TYPES
         assert fields._is_mobile_national(national, metadata) == by_library, national

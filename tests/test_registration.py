@@ -1541,6 +1541,15 @@ async def test_a_create_is_audited_field_by_field(org):
     assert "external_id" not in fields
 
 
+async def test_audited_times_are_written_as_the_api_answers_them_in_the_orgs_timezone(org):
+    mobile = new_mobile()
+    created = await add_one(org, {"mobile": mobile, "registered_on": "2025-03-01 10:30:00"})
+    (record,) = await audit_log(org, created["user_id"])
+    fields = changed_fields(record)
+    assert fields["registered_on"] == (None, "2025-03-01 10:30:00") == (None, created["registered_on"])
+    assert fields["updated_on"] == (None, created["updated_on"])
+
+
 async def test_an_update_is_audited_with_each_changed_fields_previous_and_current_value(make_org):
     org = await make_org(CONF_ALLOW_EMAIL_UPDATE=True)
     mobile = new_mobile()

@@ -58,7 +58,7 @@ def _points_summary(membership: Membership, program: Program) -> dict[str, str]:
 
 def _loyalty(memberships: list[Membership], org: OrgSettings) -> dict[str, Any]:
     """Points and tier: the customer-level values are those of the default programme."""
-    programs, default = org.programs, org.default_program
+    programs, default = org.programs, org.definition.default_program
     ordered = memberships
     if len(memberships) > 1:
         ordered = sorted(memberships, key=lambda m: (default is None or m.program_id != default.id, m.program_id))

@@ -32,9 +32,8 @@ class OrgSettings:
     extended_fields: dict[str, FieldType] = field(repr=False)
     # For preferred_store, checked on every item: built once with the settings.
     store_codes: frozenset[str] = field(repr=False, default=frozenset())
-    # The programmes by id, and the one new customers join: read for every item answered.
+    # The programmes by id: read for every item answered.
     programs: dict[int, Program] = field(repr=False, default_factory=dict)
-    default_program: Program | None = field(repr=False, default=None)
 
     @classmethod
     def from_file(cls, org_file: OrgFile) -> OrgSettings:
@@ -54,7 +53,6 @@ class OrgSettings:
             extended_fields={f.name.lower(): _field_type(f) for f in org_file.extended_fields},
             store_codes=frozenset(store.code for store in org_file.stores),
             programs={program.id: program for program in org_file.programs},
-            default_program=org_file.default_program,
         )
 
     @property

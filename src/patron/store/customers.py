@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import operator
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -41,11 +41,24 @@ def _customer(row: Mapping[str, Any]) -> Customer:
     return Customer(**values)
 
 
-def _values(customer: Customer) -> dict[str, Any]:
-    values = {name: getattr(customer, name) for name in _STORED_COLUMNS}
-    for name in _NAMED_FIELDS:
-        values[name] = list(values[name].items())
+def _stored_form(columns: list[str] | tuple[str, ...]) -> Callable[[Customer], list[Any]]:
+    """Reads these columns of a customer as the database is given them (named fields as pairs)."""
+    read, named = operator.attrgetter(*columns), [columns.index(name) for name in _NAMED_FIELDS]
+
+    def values(customer: Customer) -> list[Any]:
+        stored = list(read(customer))
+        for index in named:
+            stored[index] = list(stored[index].items())
+        return stored
+
     return values
+
+
+_stored_values = _stored_form(_STORED_COLUMNS)
+
+
+def _values(customer: Customer) -> dict[str, Any]:
+    return dict(zip(_STORED_COLUMNS, _stored_values(customer)))
 
 
 def _audit_changes(changes: list[Change], tz: ZoneInfo) -> str:
@@ -148,20 +161,20 @@ def _registration_row(registration: Registration) -> list[Any]:
     return [registration.at, *(by[name] for name in _REGISTERED_BY)]
 
 
-_row_values = operator.attrgetter(*_ROW)
 _membership_values = operator.attrgetter(*_MEMBERSHIP_ROW)
 _entry_values = operator.attrgetter(*_ENTRY_ROW)
-_NAMED_IN_ROW = tuple(_ROW.index(name) for name in _NAMED_FIELDS)
+
+
+_row_values = _stored_form(_ROW)
 
 
 def _customer_row(registration: int, new: NewCustomer) -> list[Any]:
-    row: list[Any] = [registration, *_row_values(new.customer)]
-    for index in _NAMED_IN_ROW:
-        # Named fields are kept as [name, value] pairs: a JSONB object would not keep their order.
-        row[index + 1] = list(row[index + 1].items())
-    row.append([_membership_values(membership) for membership in new.memberships])
-    row.append([_entry_values(entry) for entry in new.entries])
-    return row
+    return [
+        registration,
+        *_row_values(new.customer),
+        [_membership_values(membership) for membership in new.memberships],
+        [_entry_values(entry) for entry in new.entries],
+    ]
 
 
 _FIND_BY = {
@@ -340,34 +353,32 @@ class CustomerStore:
         """Write the registrations' new customers (of one org), each with its audit record,
         memberships and ledger entries, unless one of its identifiers is taken by then, by a
         customer of an earlier registration included; each one's new id or None, by registration."""
-        rows = [(registration, new) for registration in registrations for new in registration.new_customers]
-        if not rows:
-            ids: list[int | None] = []
-        elif is_sqlite(self.conn):
-            ids = [await self._insert_one_new(new, registration.caller, registration.at) for registration, new in rows]
-        else:
-            ids = await self._pg_register_new(rows)
-        by_registration, start = [], 0
-        for registration in registrations:
-            by_registration.append(ids[start : start + len(registration.new_customers)])
-            start += len(registration.new_customers)
-        return by_registration
+        if is_sqlite(self.conn):
+            return [
+                [await self._insert_one_new(new, r.caller, r.at) for new in r.new_customers] for r in registrations
+            ]
+        ids = iter(await self._pg_register_new(registrations))
+        return [[next(ids) for _ in registration.new_customers] for registration in registrations]
 
-    async def _pg_register_new(self, rows: list[tuple[Registration, NewCustomer]]) -> list[int | None]:
-        org_id = rows[0][1].customer.org_id
-        if any(new.customer.org_id != org_id for _, new in rows):
+    async def _pg_register_new(self, registrations: list[Registration]) -> list[int | None]:
+        """Each new customer's id, or None where it was not written, in the order given."""
+        # A customer's row names its registration by number, counted from 1 as ORDINALITY counts.
+        rows = [
+            (number, registration, new)
+            for number, registration in enumerate(registrations, start=1)
+            for new in registration.new_customers
+        ]
+        if not rows:
+            return []
+        org_id = rows[0][2].customer.org_id
+        if any(new.customer.org_id != org_id for _, _, new in rows):
             raise ValueError("one statement writes the customers of one org")
-        # Rows refer to their registration by its position (from 1, as ORDINALITY counts).
-        positions: dict[int, int] = {}
-        for registration, _ in rows:
-            positions.setdefault(id(registration), len(positions) + 1)
-        registrations = list({id(registration): registration for registration, _ in rows}.values())
         parameters = {
             "org_id": org_id,
             "registrations": json_text([_registration_row(registration) for registration in registrations]),
-            "customers": json_text([_customer_row(positions[id(registration)], new) for registration, new in rows]),
-            **{name: [getattr(new.customer, name) for _, new in rows] for name in _TIMES},
-            "changes": [_audit_changes(new.changes, registration.caller.org.tz) for registration, new in rows],
+            "customers": json_text([_customer_row(number, new) for number, _, new in rows]),
+            **{name: [getattr(new.customer, name) for _, _, new in rows] for name in _TIMES},
+            "changes": [_audit_changes(new.changes, registration.caller.org.tz) for _, registration, new in rows],
         }
         written = {row["position"]: row["id"] for row in await _PG_REGISTER_NEW.fetch(self.conn, parameters)}
         return [written.get(position) for position in range(1, len(rows) + 1)]
