@@ -10,6 +10,7 @@ import tomli_w
 from sqlalchemy import func, select
 
 from conftest import new_mobile, org_document
+from patron.bulk import read_rows
 from patron.store.db import create_engine
 from patron.store.schema import customers, points_ledger
 
@@ -111,3 +112,30 @@ def test_several_processes_import_every_row_and_keep_the_file_order_of_one_custo
         customers.c.org_id == org_id, customers.c.mobile == mobiles[0]
     )))
     assert names == "Meera"
+
+
+def test_a_csv_row_is_read_as_the_add_item_its_header_names(tmp_path):
+    # Empty cells are not sent; custom.X and extended.X become fields in column order; of a
+    # repeated column the last cell counts; a short row lacks its last cells; cells beyond the
+    # header and blank lines are not read, and rows are numbered as read.
+    path = tmp_path / "customers.csv"
+    path.write_text(
+        "\ufeffmobile,custom.city,email,extended.gender,custom.visits,firstname,email\n"
+        "919800000001,Pune,,F,3,Asha,a@x.example\n"
+        "\n"
+        "919800000002,,b@x.example,,,,\n"
+        "919800000003,Goa\n"
+        "919800000004,,,,,,c@x.example,beyond\n"
+    )
+    assert list(read_rows(path)) == [
+        (1, {
+            "mobile": "919800000001",
+            "email": "a@x.example",
+            "firstname": "Asha",
+            "custom_fields": {"field": [{"name": "city", "value": "Pune"}, {"name": "visits", "value": "3"}]},
+            "extended_fields": {"field": [{"name": "gender", "value": "F"}]},
+        }),
+        (2, {"mobile": "919800000002"}),
+        (3, {"mobile": "919800000003", "custom_fields": {"field": [{"name": "city", "value": "Goa"}]}}),
+        (4, {"mobile": "919800000004", "email": "c@x.example"}),
+    ]

@@ -7,6 +7,7 @@ import csv
 import json
 import multiprocessing
 import os
+import re
 import signal
 import uuid
 from collections import deque
@@ -29,6 +30,7 @@ from patron.store.db import DriverPool, create_driver_pool, create_engine, is_sq
 from patron.store.maintenance import analyze_customer_tables
 from patron.store.unit import Storage
 
+_NOT_DIGITS = re.compile(r"\D+")
 # Columns that hold a list of {name, value} in the add API.
 _FIELD_PREFIXES = {"custom.": "custom_fields", "extended.": "extended_fields"}
 
@@ -90,8 +92,16 @@ def read_rows(path: Path) -> Iterator[tuple[int, Any]]:
                     yield number, _Unreadable(f"malformed JSON: {exc.msg}")
         return
     with path.open(newline="", encoding="utf-8-sig") as handle:
-        for number, row in enumerate(csv.DictReader(handle), start=1):
-            yield number, customer_from_columns(row)
+        rows = csv.reader(handle)
+        header = next(rows, None)
+        if header is None:
+            return
+        customer_from = customer_reader(header)
+        number = 0
+        for row in rows:
+            if row:  # a blank line is no row
+                number += 1
+                yield number, customer_from(row)
 
 
 @dataclass(frozen=True)
@@ -99,19 +109,31 @@ class _Unreadable:
     reason: str
 
 
-def customer_from_columns(row: dict[str, str | None]) -> dict[str, Any]:
-    """A CSV row as an add item: empty cells are not sent; custom.X and extended.X become fields."""
-    customer: dict[str, Any] = {}
-    for column, value in row.items():
-        if column is None or value is None or value == "":
-            continue
-        for prefix, key in _FIELD_PREFIXES.items():
-            if column.startswith(prefix):
-                customer.setdefault(key, {"field": []})["field"].append({"name": column[len(prefix):], "value": value})
-                break
+def customer_reader(header: list[str]) -> Callable[[list[str]], dict[str, Any]]:
+    """How the rows under this CSV header become add items, worked out once for the file: empty
+    cells are not sent; custom.X and extended.X columns become fields; of a repeated column, the
+    last cell counts; cells beyond the header are not read."""
+    last = {column: index for index, column in enumerate(header)}
+    plain: list[tuple[int, str]] = []
+    listed: list[tuple[int, str, str]] = []
+    for column, index in last.items():
+        prefix = next((prefix for prefix in _FIELD_PREFIXES if column.startswith(prefix)), None)
+        if prefix is None:
+            plain.append((index, column))
         else:
-            customer[column] = value
-    return customer
+            listed.append((index, _FIELD_PREFIXES[prefix], column[len(prefix):]))
+    width = len(header)
+
+    def customer_from(row: list[str]) -> dict[str, Any]:
+        if len(row) < width:
+            row = row + [""] * (width - len(row))
+        customer: dict[str, Any] = {column: row[index] for index, column in plain if row[index]}
+        for index, key, name in listed:
+            if row[index]:
+                customer.setdefault(key, {"field": []})["field"].append({"name": name, "value": row[index]})
+        return customer
+
+    return customer_from
 
 
 def _fingerprint(path: Path) -> str:
@@ -187,7 +209,7 @@ RunBatch = Callable[[list[tuple[int, Any]]], Awaitable[BatchOutcome]]
 @dataclass
 class _InFlight:
     task: asyncio.Future[BatchOutcome]
-    keys: set[str]
+    keys: set[tuple[str, str]]
     last_row: int
     rows: int
     counted: bool = False
@@ -350,7 +372,7 @@ def _batches(
         yield batch
 
 
-def _identifier_values(batch: list[tuple[int, Any]]) -> set[str]:
+def _identifier_values(batch: list[tuple[int, Any]]) -> set[tuple[str, str]]:
     """Keys of the identifiers a batch names; two spellings of one identifier share a key (a
     mobile by its last eight digits), so that batches about one customer are never run at once."""
     keys = set()
@@ -359,12 +381,10 @@ def _identifier_values(batch: list[tuple[int, Any]]) -> set[str]:
             continue
         for name in IDENTIFIERS:
             value = customer.get(name)
-            if value in (None, ""):
+            if value is None or value == "":
                 continue
             value = str(value).strip().lower()
-            if name == "mobile":
-                value = "".join(c for c in value if c.isdigit())[-8:]
-            keys.add(f"{name}:{value}")
+            keys.add((name, _NOT_DIGITS.sub("", value)[-8:] if name == "mobile" else value))
     return keys
 
 
