@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import tomli_w
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from conftest import new_mobile, org_document
 from patron.bulk import read_rows
@@ -139,3 +139,37 @@ def test_a_csv_row_is_read_as_the_add_item_its_header_names(tmp_path):
         (3, {"mobile": "919800000003", "custom_fields": {"field": [{"name": "city", "value": "Goa"}]}}),
         (4, {"mobile": "919800000004", "email": "c@x.example"}),
     ]
+
+
+def test_an_import_leaves_the_planner_counting_the_rows_it_wrote(patron, tmp_path, database_url):
+    # Statistics from before a bulk load would let the planner pick a scan of the whole org for
+    # every look-up; the import refreshes them for each table it wrote.
+    document = _applied(patron, tmp_path, "rewards")
+    path = _csv(tmp_path, [f"{m},{m}@import.example,Asha,,F" for m in (new_mobile() for _ in range(6))])
+    assert "6 created" in patron("customer", "import", str(path), "--org", str(document["org"]["id"])).output
+    tables = ("customers", "customer_audits", "memberships", "points_ledger")
+    assert asyncio.run(_planner_rows(database_url, tables)) == asyncio.run(_table_rows(database_url, tables))
+
+
+async def _table_rows(database_url: str, tables: tuple[str, ...]) -> dict[str, int]:
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            return {table: await conn.scalar(text(f"SELECT count(*) FROM {table}")) for table in tables}
+    finally:
+        await engine.dispose()
+
+
+async def _planner_rows(database_url: str, tables: tuple[str, ...]) -> dict[str, int]:
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            if engine.dialect.name == "sqlite":
+                # sqlite_stat1 holds, for each index, "rows-in-table ..." as ANALYZE counted them.
+                rows = await conn.execute(text("SELECT tbl, max(CAST(stat AS INTEGER)) FROM sqlite_stat1 GROUP BY tbl"))
+            else:
+                rows = await conn.execute(text("SELECT relname, reltuples::bigint FROM pg_class WHERE relkind = 'r'"))
+            counted = dict(rows.all())
+            return {table: counted.get(table) for table in tables}
+    finally:
+        await engine.dispose()
