@@ -141,9 +141,11 @@ def _is_mobile_national(national: str, metadata: PhoneMetadata) -> bool:
     types = _number_types(metadata)
     if not types.general.matches(national) or any(other.matches(national) for other in types.others):
         return False
-    if types.fixed_line.matches(national):
-        return types.same_mobile_and_fixed_line or types.mobile.matches(national)
-    return not types.same_mobile_and_fixed_line and types.mobile.matches(national)
+    # number_type then answers FIXED_LINE_OR_MOBILE for a fixed line when the region's mobiles and
+    # fixed lines share a pattern, and otherwise MOBILE or FIXED_LINE_OR_MOBILE exactly for a mobile.
+    if types.same_mobile_and_fixed_line:
+        return types.fixed_line.matches(national)
+    return types.mobile.matches(national)
 
 
 # The types number_type tests before fixed lines and mobiles, in its order: a number of any of them is neither.
@@ -189,7 +191,12 @@ def _number_types(metadata: PhoneMetadata) -> _NumberTypes:
     if types is None:
         types = _number_types_of[key] = _NumberTypes(
             general=_Description.of(metadata.general_desc),
-            others=tuple(_Description.of(getattr(metadata, name)) for name in _OTHER_TYPES),
+            # A type the region does not describe matches no number.
+            others=tuple(
+                description
+                for description in (_Description.of(getattr(metadata, name)) for name in _OTHER_TYPES)
+                if description.pattern is not None
+            ),
             fixed_line=_Description.of(metadata.fixed_line),
             mobile=_Description.of(metadata.mobile),
             same_mobile_and_fixed_line=bool(metadata.same_mobile_and_fixed_line_pattern),
