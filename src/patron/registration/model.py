@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from patron.codes import Code, item_error_message, warning_text
 
@@ -111,8 +111,10 @@ class ItemRejected(Exception):
         return item_error_message(self.code)
 
 
-@dataclass
-class Change:
+class Change(TypedDict):
+    """One field's change, as the audit log keeps it: a JSON object, built as one (a registration
+    writes one per field a new customer has)."""
+
     field: str
     previous: Any
     current: Any

@@ -173,10 +173,14 @@ def changes(before: Customer | None, after: Customer) -> list[Change]:
     """Each field whose value differs, with its previous and current value."""
     if before is None:
         # A new customer: every field it has a value for (most registrations, so it is quick).
-        return [Change(name, None, current) for name in AUDITED_FIELDS if (current := getattr(after, name)) is not None]
-    result = []
+        return [
+            {"field": name, "previous": None, "current": current}
+            for name in AUDITED_FIELDS
+            if (current := getattr(after, name)) is not None
+        ]
+    result: list[Change] = []
     for name in AUDITED_FIELDS:
         previous, current = getattr(before, name), getattr(after, name)
         if previous != current:
-            result.append(Change(name, previous, current))
+            result.append({"field": name, "previous": previous, "current": current})
     return result

@@ -63,8 +63,7 @@ def _values(customer: Customer) -> dict[str, Any]:
 
 def _audit_changes(changes: list[Change], tz: ZoneInfo) -> str:
     """Changes as the audit log keeps them, as JSON text: [{"field", "previous", "current"}, ...],
-    times as the API writes them, in the org's timezone. orjson writes the Change records itself,
-    handing back only the times (a third of the cost of building dicts to write)."""
+    times as the API writes them, in the org's timezone: orjson hands back only the times."""
     written = orjson.dumps(changes, default=lambda moment: _local_time(moment, tz), option=orjson.OPT_PASSTHROUGH_DATETIME)
     return written.decode()
 
