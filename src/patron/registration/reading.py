@@ -90,20 +90,11 @@ def read_item(raw: Any, org: OrgSettings, calling_till: str, now: datetime) -> t
 def _read_identifiers(raw: dict[str, Any], org: OrgSettings, item: CustomerInput, warnings: Warnings) -> None:
     configs = org.configs
     primary = configs.CONF_REGISTRATION_PRIMARY_KEY
-    readers = {
-        "mobile": lambda v: fields.mobile(
-            v, org.base_country, org.supported_countries, configs.CONF_CLIENT_DEFAULT_COUNTRYCODE_PASSED
-        ),
-        "email": fields.email,
-        "external_id": lambda v: fields.external_id(
-            v, configs.CONF_CLIENT_EXTERNAL_ID_MIN_LENGTH, configs.CONF_CLIENT_EXTERNAL_ID_MAX_LENGTH
-        ),
-    }
     for name in IDENTIFIERS:
         value = raw.get(name)
         if value is None or (isinstance(value, str) and not value.strip()):
             continue
-        normalised = readers[name](value)
+        normalised = _identifier(name, value, org)
         if normalised is not None:
             setattr(item, name, normalised)
         elif name == primary:
@@ -119,6 +110,16 @@ def _read_identifiers(raw: dict[str, Any], org: OrgSettings, item: CustomerInput
             raise ItemRejected(REQUIRED_IDENTIFIER[name])
     if all(item.identifier(name) is None for name in IDENTIFIERS):
         raise ItemRejected(Code.NO_VALID_IDENTIFIER)
+
+
+def _identifier(name: str, value: Any, org: OrgSettings) -> str | None:
+    """The identifier's stored form, under the org's rules for it; None if it is not valid."""
+    configs = org.configs
+    if name == "mobile":
+        return fields.mobile(value, org.base_country, org.supported_countries, configs.CONF_CLIENT_DEFAULT_COUNTRYCODE_PASSED)
+    if name == "email":
+        return fields.email(value)
+    return fields.external_id(value, configs.CONF_CLIENT_EXTERNAL_ID_MIN_LENGTH, configs.CONF_CLIENT_EXTERNAL_ID_MAX_LENGTH)
 
 
 def _read_profile(

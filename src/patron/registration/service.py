@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -159,18 +160,17 @@ async def register(
 def _independent_new(readings: dict[int, tuple[CustomerInput, Warnings]]) -> list[int]:
     """Positions of items that create a customer if their identifiers are free: no referral, a
     valid registration date, and no identifier value that another item also names."""
-    named: dict[tuple[str, str], int] = {}
-    for item, _ in readings.values():
-        for name in IDENTIFIERS:
-            value = item.identifier(name)
-            if value is not None:
-                named[(name, value)] = named.get((name, value), 0) + 1
+    keys = {
+        position: [(name, value) for name in IDENTIFIERS if (value := item.identifier(name)) is not None]
+        for position, (item, _) in readings.items()
+    }
+    named = Counter(key for item_keys in keys.values() for key in item_keys)
     return [
         position
         for position, (item, _) in readings.items()
         if item.referral_code is None
         and not item.registered_on_out_of_range
-        and all(named[(name, item.identifier(name))] == 1 for name in IDENTIFIERS if item.identifier(name) is not None)
+        and all(named[key] == 1 for key in keys[position])
     ]
 
 
