@@ -31,6 +31,7 @@ from patron.store.maintenance import analyze_customer_tables
 from patron.store.unit import Storage
 
 _NOT_DIGITS = re.compile(r"\D+")
+
 # Columns that hold a list of {name, value} in the add API.
 _FIELD_PREFIXES = {"custom.": "custom_fields", "extended.": "extended_fields"}
 
