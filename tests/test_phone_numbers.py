@@ -75,8 +75,13 @@ def test_numbers_with_a_prefix_or_leading_zero_are_left_to_the_parser(digits):
     assert fields._as_sent(digits) is None
 
 
+# What fields.mobile accepts: where a numbering plan cannot tell mobiles from landlines (the US),
+# either may be one.
+MOBILE_TYPES = frozenset({phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE})
+
+
 def is_mobile_by_number_type(number: phonenumbers.PhoneNumber) -> bool:
-    return phonenumbers.number_type(number) in fields._MOBILE_TYPES
+    return phonenumbers.number_type(number) in MOBILE_TYPES
 
 
 @pytest.mark.parametrize("chunk", range(8))
@@ -127,7 +132,7 @@ def _metadata(region: str, same_pattern: bool, **descriptions: str) -> SimpleNam
 def test_the_mobile_check_follows_number_types_order_where_types_overlap(region, descriptions, same_pattern):
     metadata = _metadata(region, same_pattern, **descriptions)
     for national in ("612345", "712345", "812345", "912345"):
-        by_library = _number_type_helper(national, metadata) in fields._MOBILE_TYPES
+        by_library = _number_type_helper(national, metadata) in MOBILE_TYPES
         assert fields._is_mobile_national(national, metadata) == by_library, national
 
 
@@ -145,7 +150,7 @@ def test_mobile_of_every_region_is_accepted_or_refused_as_before():
 
     def by_parser(digits: str) -> str | None:
         number = parsed(digits)
-        if number is None or phonenumbers.number_type(number) not in fields._MOBILE_TYPES:
+        if number is None or phonenumbers.number_type(number) not in MOBILE_TYPES:
             return None
         return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:]
 

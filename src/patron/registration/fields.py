@@ -16,11 +16,10 @@ from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata, PhoneNumber
 _MOBILE_NOISE = re.compile(r"[+\s\-().\[\]]")
 _EMAIL = re.compile(r"^[A-Za-z0-9_+\-]+(?:\.[A-Za-z0-9_+\-]+)*@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+$")
 _NAME_PUNCTUATION = frozenset(" -'\u2019")
-_ASCII_NAME = re.compile(r"[A-Za-z0-9 '\-]*")
+# A name in ASCII: its letters and digits, and the name punctuation that ASCII has.
+_ASCII_PUNCTUATION = "".join(sorted(char for char in _NAME_PUNCTUATION if char.isascii()))
+_ASCII_NAME = re.compile(f"[A-Za-z0-9{re.escape(_ASCII_PUNCTUATION)}]*")
 _DATETIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d")
-
-# Where a country's numbering plan cannot tell mobiles from landlines (the US), either may be one.
-_MOBILE_TYPES = frozenset({phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE})
 
 # Beyond 2**53 a double no longer holds every integer exactly.
 _EXACT_FLOAT_INTEGERS = 2**53
@@ -128,7 +127,8 @@ def _pattern(regex: str) -> re.Pattern[str]:
 
 
 def _is_mobile(number: PhoneNumber, region: str | None) -> bool:
-    """Whether phonenumbers.number_type(number) is MOBILE or FIXED_LINE_OR_MOBILE (`region`: the
+    """Whether phonenumbers.number_type(number) is MOBILE or FIXED_LINE_OR_MOBILE (where a country's
+    numbering plan cannot tell mobiles from landlines, as the US's, either may be one; `region`: the
     number's, from region_code_for_number), deciding as number_type does, over the same
     metadata, with each pattern compiled once: number_type looks every pattern up in the re
     module's cache and runs most twice (match, then fullmatch), which cost two thirds of a mobile's
