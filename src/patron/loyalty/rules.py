@@ -5,6 +5,7 @@ from __future__ import annotations
 import calendar
 import os
 import secrets
+from collections.abc import Mapping
 from datetime import date
 from functools import lru_cache
 
@@ -57,15 +58,15 @@ def enrol(org: OrgFile, org_id: int, customer_id: int | None, registered_on: dat
 
 
 def registration_rewards(
-    org: OrgFile,
+    programs: Mapping[int, Program],
     memberships: list[Membership],
     referrer_memberships: list[Membership] | None,
 ) -> tuple[list[LedgerEntry], list[SideEffect], bool]:
-    """What a new LOYALTY member earns, and its referrer (when referred), in the programmes it joined.
+    """What a new LOYALTY member earns, and its referrer (when referred), in the programmes it
+    joined (`programs`: the org's, by id).
 
     The flag is true when a referrer is owed points in a programme it does not belong to.
     """
-    programs = {program.id: program for program in org.programs}
     referred = referrer_memberships is not None
     referrer_in = {m.program_id: m for m in referrer_memberships or []}
     entries: list[LedgerEntry] = []

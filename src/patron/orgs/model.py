@@ -32,7 +32,7 @@ class OrgSettings:
     extended_fields: dict[str, FieldType] = field(repr=False)
     # For preferred_store, checked on every item: built once with the settings.
     store_codes: frozenset[str] = field(repr=False, default=frozenset())
-    # The programmes by id: read for every item answered.
+    # The programmes by id: read for every registration rewarded and every item answered.
     programs: dict[int, Program] = field(repr=False, default_factory=dict)
 
     @classmethod

@@ -211,7 +211,7 @@ def _new_customer(item: CustomerInput, caller: Caller, now: datetime) -> NewCust
         customer.referral_code = rules.new_referral_code()
         joined_on = fields.local_date(customer.registered_on, org.tz)
         memberships = rules.enrol(org.definition, org.org_id, None, joined_on, caller.all_programmes)
-        entries, effects, _ = rules.registration_rewards(org.definition, memberships, None)
+        entries, effects, _ = rules.registration_rewards(org.programs, memberships, None)
         rules.credit(memberships, entries)
     return NewCustomer(customer, resolution.changes(None, customer), memberships, entries, effects)
 
@@ -287,7 +287,7 @@ async def _join(
             warnings.add(Code.REFERRER_NOT_FOUND)
         elif await repositories.loyalty.record_referral(org.org_id, customer.id, referrer.id, now):
             referrer_memberships = await repositories.loyalty.memberships(org.org_id, referrer.id)
-    entries, effects, unpaid = rules.registration_rewards(org.definition, memberships, referrer_memberships)
+    entries, effects, unpaid = rules.registration_rewards(org.programs, memberships, referrer_memberships)
     if unpaid:
         warnings.add(Code.POINTS_NOT_AWARDED)
     rules.credit(memberships, entries)
