@@ -156,3 +156,13 @@ def test_mobile_of_every_region_is_accepted_or_refused_as_before():
 
     for digits in EXAMPLES:
         assert fields.mobile(digits, "IN", ["*"], False) == by_parser(digits), digits
+
+
+def test_every_regions_mobile_rule_can_be_built_for_every_length():
+    # A rule joins a region's patterns into one; each must still compile, whatever length is asked.
+    every = [phonenumbers.PhoneMetadata.metadata_for_region(region) for region in REGIONS] + [
+        phonenumbers.PhoneMetadata.metadata_for_nongeo_region(code) for code in phonenumbers.COUNTRY_CODES_FOR_NON_GEO_REGIONS
+    ]
+    for metadata in every:
+        for length in range(1, 18):
+            fields._MobileRule.of(metadata, length)

@@ -104,26 +104,30 @@ def _as_sent(digits: str) -> PhoneNumber | None:
         return None
     # Country codes are prefix-free: the first that matches is the only one, as in the parser.
     for size in (1, 2, 3):
-        country_code = int(digits[:size])
-        if country_code in COUNTRY_CODE_TO_REGION_CODE:
+        country_code = _COUNTRY_CODES.get(digits[:size])
+        if country_code is not None:
             break
     else:
         return None
     national = digits[size:]
-    if len(national) < 2 or national[0] == "0":
-        return None
-    metadata = PhoneMetadata.metadata_for_region_or_calling_code(country_code, region_code_for_country_code(country_code))
-    if metadata is None:
-        return None
-    prefix = metadata.national_prefix_for_parsing
-    if prefix and _pattern(prefix).match(national):
+    if len(national) < 2 or national[0] == "0" or _national_prefix(country_code).match(national):
         return None
     return PhoneNumber(country_code=country_code, national_number=int(national))
 
 
-@lru_cache(maxsize=512)
-def _pattern(regex: str) -> re.Pattern[str]:
-    return re.compile(regex)
+_COUNTRY_CODES = {str(country_code): country_code for country_code in COUNTRY_CODE_TO_REGION_CODE}
+# Matches every number: a country without metadata is left to the parser.
+_UNKNOWN_PLAN = re.compile("")
+
+
+@lru_cache(maxsize=None)
+def _national_prefix(country_code: int) -> re.Pattern[str]:
+    """What the parser strips from the front of a national number as a national prefix; a
+    pattern that matches nothing where there is none."""
+    metadata = PhoneMetadata.metadata_for_region_or_calling_code(country_code, region_code_for_country_code(country_code))
+    if metadata is None:
+        return _UNKNOWN_PLAN
+    return re.compile(metadata.national_prefix_for_parsing or "(?!)")
 
 
 def _is_mobile(number: PhoneNumber, region: str | None) -> bool:
@@ -138,14 +142,11 @@ def _is_mobile(number: PhoneNumber, region: str | None) -> bool:
 
 
 def _is_mobile_national(national: str, metadata: PhoneMetadata) -> bool:
-    types = _number_types(metadata)
-    if not types.general.matches(national) or any(other.matches(national) for other in types.others):
-        return False
-    # number_type then answers FIXED_LINE_OR_MOBILE for a fixed line when the region's mobiles and
-    # fixed lines share a pattern, and otherwise MOBILE or FIXED_LINE_OR_MOBILE exactly for a mobile.
-    if types.same_mobile_and_fixed_line:
-        return types.fixed_line.matches(national)
-    return types.mobile.matches(national)
+    key = (metadata.id, metadata.country_code, len(national))
+    rule = _mobile_rules.get(key)
+    if rule is None:
+        rule = _mobile_rules[key] = _MobileRule.of(metadata, len(national))
+    return rule.admits(national)
 
 
 # The types number_type tests before fixed lines and mobiles, in its order: a number of any of them is neither.
@@ -153,55 +154,48 @@ _OTHER_TYPES = ("premium_rate", "toll_free", "shared_cost", "voip", "personal_nu
 
 
 @dataclass(frozen=True, slots=True)
-class _Description:
-    """One PhoneNumberDesc, ready to test a national number against."""
+class _MobileRule:
+    """How number_type tells a mobile among a region's national numbers of one length: each
+    description's pattern if it allows that length (as _is_number_matching_desc, where no lengths
+    listed means any length), the other types' joined in one pattern, so that a number costs
+    three matches however many types its region describes."""
 
-    lengths: frozenset[int]
-    pattern: re.Pattern[str] | None
+    general: re.Pattern[str] | None
+    others: re.Pattern[str] | None
+    mobile: re.Pattern[str] | None
 
     @classmethod
-    def of(cls, description: Any) -> _Description:
-        if description is None or not description.national_number_pattern:
-            return cls(frozenset(), None)
-        return cls(frozenset(description.possible_length), re.compile(description.national_number_pattern))
+    def of(cls, metadata: Any, length: int) -> _MobileRule:
+        def pattern(description: Any) -> str | None:
+            if description is None or not description.national_number_pattern:
+                return None
+            if description.possible_length and length not in description.possible_length:
+                return None
+            return description.national_number_pattern
 
-    def matches(self, national: str) -> bool:
-        # As phonenumbers' _is_number_matching_desc: no lengths listed means any length.
-        if self.lengths and len(national) not in self.lengths:
-            return False
-        return self.pattern is not None and self.pattern.fullmatch(national) is not None
-
-
-@dataclass(frozen=True, slots=True)
-class _NumberTypes:
-    general: _Description
-    others: tuple[_Description, ...]
-    fixed_line: _Description
-    mobile: _Description
-    same_mobile_and_fixed_line: bool
-
-
-# By region (or, for non-geographic numbers, "001" and the country code): metadata is not hashable.
-_number_types_of: dict[tuple[str | None, int | None], _NumberTypes] = {}
-
-
-def _number_types(metadata: PhoneMetadata) -> _NumberTypes:
-    key = (metadata.id, metadata.country_code)
-    types = _number_types_of.get(key)
-    if types is None:
-        types = _number_types_of[key] = _NumberTypes(
-            general=_Description.of(metadata.general_desc),
-            # A type the region does not describe matches no number.
-            others=tuple(
-                description
-                for description in (_Description.of(getattr(metadata, name)) for name in _OTHER_TYPES)
-                if description.pattern is not None
-            ),
-            fixed_line=_Description.of(metadata.fixed_line),
-            mobile=_Description.of(metadata.mobile),
-            same_mobile_and_fixed_line=bool(metadata.same_mobile_and_fixed_line_pattern),
+        general = pattern(metadata.general_desc)
+        others = [found for name in _OTHER_TYPES if (found := pattern(getattr(metadata, name))) is not None]
+        # number_type answers FIXED_LINE_OR_MOBILE for a fixed line when the region's mobiles and
+        # fixed lines share a pattern, and otherwise MOBILE or FIXED_LINE_OR_MOBILE exactly for a mobile.
+        mobile = pattern(metadata.fixed_line if metadata.same_mobile_and_fixed_line_pattern else metadata.mobile)
+        return cls(
+            general=re.compile(general) if general else None,
+            others=re.compile("|".join(f"(?:{other})" for other in others)) if others else None,
+            mobile=re.compile(mobile) if mobile else None,
         )
-    return types
+
+    def admits(self, national: str) -> bool:
+        return (
+            self.general is not None
+            and self.mobile is not None
+            and self.general.fullmatch(national) is not None
+            and (self.others is None or self.others.fullmatch(national) is None)
+            and self.mobile.fullmatch(national) is not None
+        )
+
+
+# By region (or, for non-geographic numbers, "001" and the country code) and length: metadata is not hashable.
+_mobile_rules: dict[tuple[str | None, int | None, int], _MobileRule] = {}
 
 
 def email(value: Any) -> str | None:
