@@ -6,6 +6,7 @@ import calendar
 import os
 import secrets
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
 
@@ -98,6 +99,31 @@ def registration_rewards(
             entries.append(_entry(referrer, EntryKind.REFERRER, POINTS, program.referrer_points))
             effects.append(PointsEffect(referrer.customer_id, program.referrer_points, None, is_referrer=True))
     return entries, effects, unpaid
+
+
+@dataclass(frozen=True)
+class Welcome:
+    """What every unreferred new member of an org gets when joining on one day: its memberships,
+    balances credited, its ledger entries and side effects (for a customer not yet written)."""
+
+    memberships: tuple[Membership, ...]
+    entries: tuple[LedgerEntry, ...]
+    effects: tuple[SideEffect, ...]
+
+    @classmethod
+    def of(cls, org: OrgFile, programs: Mapping[int, Program], org_id: int, joined_on: date, all_programmes: bool) -> Welcome:
+        memberships = enrol(org, org_id, None, joined_on, all_programmes)
+        entries, effects, _ = registration_rewards(programs, memberships, None)
+        credit(memberships, entries)
+        return cls(tuple(memberships), tuple(entries), tuple(effects))
+
+    def new_memberships(self) -> list[Membership]:
+        """The memberships, for one new member: its id is set on them once it is written.
+        Built directly: dataclasses.replace looks every field up again, for each new member."""
+        return [
+            Membership(m.org_id, None, m.program_id, m.slab_serial, m.tier_expires_on, m.lifetime_points, m.loyalty_points)
+            for m in self.memberships
+        ]
 
 
 def _entry(membership: Membership, kind: EntryKind, currency: str, amount: int) -> LedgerEntry:

@@ -178,7 +178,9 @@ async def _create_if_new(
     readings: dict[int, tuple[CustomerInput, Warnings]], caller: Caller, storage: Storage, now: datetime
 ) -> dict[int, ItemResult]:
     """Write the items as new customers where none of their identifiers is taken; the results of those written."""
-    planned = {position: _new_customer(item, caller, now) for position, (item, _) in readings.items()}
+    # The items of a request mostly join on one day, and all in the same programmes.
+    welcomes: dict[date, rules.Welcome] = {}
+    planned = {position: _new_customer(item, caller, now, welcomes) for position, (item, _) in readings.items()}
     new_ids = await storage.insert_new(list(planned.values()), caller, now)
     results = {}
     for (position, new), new_id in zip(planned.items(), new_ids, strict=True):
@@ -200,20 +202,23 @@ async def _create_if_new(
     return results
 
 
-def _new_customer(item: CustomerInput, caller: Caller, now: datetime) -> NewCustomer:
-    """The customer the item creates, enrolled and rewarded; its id comes from the database."""
+def _new_customer(item: CustomerInput, caller: Caller, now: datetime, welcomes: dict[date, rules.Welcome]) -> NewCustomer:
+    """The customer the item creates, enrolled and rewarded; its id comes from the database.
+    `welcomes`: what a new member gets, by the day it joins, worked out once for a request."""
     org = caller.org
     customer = resolution.create(org.org_id, item, caller.till_code, now)
-    memberships: list[Membership] = []
-    entries: list[LedgerEntry] = []
-    effects: list[SideEffect] = []
-    if customer.type == LOYALTY:
-        customer.referral_code = rules.new_referral_code()
-        joined_on = fields.local_date(customer.registered_on, org.tz)
-        memberships = rules.enrol(org.definition, org.org_id, None, joined_on, caller.all_programmes)
-        entries, effects, _ = rules.registration_rewards(org.programs, memberships, None)
-        rules.credit(memberships, entries)
-    return NewCustomer(customer, resolution.changes(None, customer), memberships, entries, effects)
+    if customer.type != LOYALTY:
+        return NewCustomer(customer, resolution.changes(None, customer), [], [], [])
+    customer.referral_code = rules.new_referral_code()
+    joined_on = fields.local_date(customer.registered_on, org.tz)
+    welcome = welcomes.get(joined_on)
+    if welcome is None:
+        welcome = welcomes[joined_on] = rules.Welcome.of(
+            org.definition, org.programs, org.org_id, joined_on, caller.all_programmes
+        )
+    return NewCustomer(
+        customer, resolution.changes(None, customer), welcome.new_memberships(), list(welcome.entries), list(welcome.effects)
+    )
 
 
 async def _resolve_and_write(
