@@ -133,6 +133,27 @@ async def test_mlp_single_enroll_joins_every_programme(make_org):
     assert [e["awarded_points"] for e in points] == [100, 20]
 
 
+async def test_each_new_member_of_a_batch_is_enrolled_and_rewarded_on_its_own_day(make_org):
+    org = await make_org("rewards")
+    days = ["2024-01-31 10:00:00", "2024-01-31 11:00:00", "2024-03-31 10:00:00"]
+    mobiles = [new_mobile() for _ in days]
+    response = await org.add(
+        *({"mobile": mobile, "registered_on": day} for mobile, day in zip(mobiles, days, strict=True)),
+        mlp_single_enroll="true",
+    )
+    added = [item(response, index) for index in range(len(days))]
+    partner_expiry = [a["points_summaries"]["points_summary"][1]["slabExpiryDate"] for a in added]
+    assert partner_expiry == ["2024-02-29 23:59:59", "2024-02-29 23:59:59", "2024-04-30 23:59:59"]
+    for member, mobile in zip(added, mobiles, strict=True):
+        points = [e for e in member["side_effects"]["effect"] if e["type"] == "points"]
+        assert [(e["awarded_points"], e["customer_id"]) for e in points] == [
+            (100, str(member["user_id"])), (20, str(member["user_id"]))
+        ]
+        stored = item(await org.get(mobile=mobile))
+        assert stored["user_id"] == member["user_id"]
+        assert [s["lifetimePoints"] for s in stored["points_summaries"]["points_summary"]] == ["100", "20"]
+
+
 async def test_without_mlp_single_enroll_only_the_default_programme(make_org):
     org = await make_org("rewards")
     added = item(await org.add({"mobile": new_mobile()}, mlp_single_enroll="false"))
