@@ -72,8 +72,6 @@ class CustomerInput:
     comm_channels: list[dict[str, Any]] | None = None
     # A registered_on outside the allowed window: fails a registration, is ignored by an update.
     registered_on_out_of_range: bool = False
-    # The identifiers exactly as sent, echoed back when the item fails.
-    sent_identifiers: dict[str, Any] = field(default_factory=dict)
 
     def identifier(self, name: str) -> str | None:
         return getattr(self, name)

@@ -80,7 +80,7 @@ def read_item(raw: Any, org: OrgSettings, calling_till: str, now: datetime) -> t
     if not isinstance(raw, dict):
         raise ItemRejected(Code.NO_VALID_IDENTIFIER)
     warnings = Warnings()
-    item = CustomerInput(sent_identifiers={key: raw.get(key) for key in IDENTIFIERS if key in raw})
+    item = CustomerInput()
     _read_identifiers(raw, org, item, warnings)
     _read_profile(raw, org, calling_till, now, item, warnings)
     _read_extra_fields(raw, org, item, warnings)
