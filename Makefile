@@ -38,6 +38,7 @@ stress: $(STAMP)
 
 # Patron beside the ceiling of its own stack, on a throwaway PostgreSQL database (bench/run.py);
 # prints one table of figures and ratios; about 3 minutes. Not part of `make test`.
+# bench/python_path.py measures the Python of a batch alone (no HTTP, no database), for profiling.
 .PHONY: bench
 bench: $(STAMP)
 	command -v wrk >/dev/null || apt-get install -y wrk || (apt-get update && apt-get install -y wrk)

@@ -176,6 +176,29 @@ def _customer_row(registration: int, new: NewCustomer) -> list[Any]:
     ]
 
 
+def register_new_parameters(registrations: list[Registration]) -> dict[str, Any] | None:
+    """What the PostgreSQL statement that writes these registrations' new customers is given
+    (None when they have none); customers are numbered from 1 in the order given."""
+    # A customer's row names its registration by number, counted from 1 as ORDINALITY counts.
+    rows = [
+        (number, registration, new)
+        for number, registration in enumerate(registrations, start=1)
+        for new in registration.new_customers
+    ]
+    if not rows:
+        return None
+    org_id = rows[0][2].customer.org_id
+    if any(new.customer.org_id != org_id for _, _, new in rows):
+        raise ValueError("one statement writes the customers of one org")
+    return {
+        "org_id": org_id,
+        "registrations": json_text([_registration_row(registration) for registration in registrations]),
+        "customers": json_text([_customer_row(number, new) for number, _, new in rows]),
+        **{name: [getattr(new.customer, name) for _, _, new in rows] for name in _TIMES},
+        "changes": [_audit_changes(new.changes, registration.caller.org.tz) for _, registration, new in rows],
+    }
+
+
 _FIND_BY = {
     field: DriverStatement(
         _SELECT_CUSTOMER.where(customers.c.org_id == bindparam("org_id"), customers.c[field] == bindparam("value"))
@@ -361,26 +384,11 @@ class CustomerStore:
 
     async def _pg_register_new(self, registrations: list[Registration]) -> list[int | None]:
         """Each new customer's id, or None where it was not written, in the order given."""
-        # A customer's row names its registration by number, counted from 1 as ORDINALITY counts.
-        rows = [
-            (number, registration, new)
-            for number, registration in enumerate(registrations, start=1)
-            for new in registration.new_customers
-        ]
-        if not rows:
+        parameters = register_new_parameters(registrations)
+        if parameters is None:
             return []
-        org_id = rows[0][2].customer.org_id
-        if any(new.customer.org_id != org_id for _, _, new in rows):
-            raise ValueError("one statement writes the customers of one org")
-        parameters = {
-            "org_id": org_id,
-            "registrations": json_text([_registration_row(registration) for registration in registrations]),
-            "customers": json_text([_customer_row(number, new) for number, _, new in rows]),
-            **{name: [getattr(new.customer, name) for _, _, new in rows] for name in _TIMES},
-            "changes": [_audit_changes(new.changes, registration.caller.org.tz) for _, registration, new in rows],
-        }
         written = {row["position"]: row["id"] for row in await _PG_REGISTER_NEW.fetch(self.conn, parameters)}
-        return [written.get(position) for position in range(1, len(rows) + 1)]
+        return [written.get(position) for position in range(1, len(parameters["changes"]) + 1)]
 
     async def _insert_one_new(self, new: NewCustomer, caller: Caller, at: datetime) -> int | None:
         # SQLite has no writable CTEs; its unit of work is a transaction holding the write lock.
