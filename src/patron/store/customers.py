@@ -388,7 +388,8 @@ class CustomerStore:
         if parameters is None:
             return []
         written = {row["position"]: row["id"] for row in await _PG_REGISTER_NEW.fetch(self.conn, parameters)}
-        return [written.get(position) for position in range(1, len(parameters["changes"]) + 1)]
+        count = sum(len(registration.new_customers) for registration in registrations)
+        return [written.get(position) for position in range(1, count + 1)]
 
     async def _insert_one_new(self, new: NewCustomer, caller: Caller, at: datetime) -> int | None:
         # SQLite has no writable CTEs; its unit of work is a transaction holding the write lock.
