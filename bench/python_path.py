@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from patron.api.codec import status_block
+from patron.api.codec import customers_document
 from patron.api.present import added_item
 from patron.loop import collect_rarely
 from patron.orgs.file import load_org_file
@@ -70,11 +70,7 @@ async def answer(body: bytes, storage: Any) -> bytes:
     results = await register(items, CALLER, storage, datetime.now(timezone.utc).replace(tzinfo=None))
     if not all(result.success for result in results):
         raise SystemExit(f"an item failed: {results[0].code} {results[0].message}")
-    code = batch_status(results)
-    return orjson.dumps({"response": {
-        "status": status_block(code, len(results), len(results)),
-        "customers": {"customer": [added_item(result, ORG) for result in results]},
-    }})
+    return orjson.dumps(customers_document(batch_status(results), [added_item(result, ORG) for result in results], len(results)))
 
 
 async def registering(sent: list[bytes]) -> tuple[float, list[bytes]]:

@@ -104,6 +104,11 @@ def status_block(code: Code, total: int | None = None, success_count: int | None
     return block
 
 
+def customers_document(code: Code, items: list[dict[str, Any]], successes: int) -> dict[str, Any]:
+    """The answer of customer/add and customer/get: the batch's status, then each customer's item."""
+    return {"response": {"status": status_block(code, len(items), successes), "customers": {"customer": items}}}
+
+
 def error_document(error: ApiError) -> dict[str, Any]:
     status = status_block(error.code)
     if error.detail:

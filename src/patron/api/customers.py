@@ -8,12 +8,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from patron.api.codec import (
+    customers_document,
     decode,
     encode,
     format_param,
     request_format,
     response_format,
-    status_block,
 )
 from patron.api.context import read_body, request_id, services, utc_now
 from patron.api.errors import ApiError
@@ -52,14 +52,9 @@ async def add_customer(request: Request) -> Response:
     )
     results = await register(items, caller, app.storage, utc_now())
     code = batch_status(results)
-    successes = sum(result.success for result in results)
-    body = {
-        "response": {
-            "status": status_block(code, len(results), successes),
-            "customers": {"customer": [added_item(result, principal.org) for result in results]},
-        }
-    }
-    request.scope["state"]["items"] = body["response"]["customers"]["customer"]
+    items = [added_item(result, principal.org) for result in results]
+    request.scope["state"]["items"] = items
+    body = customers_document(code, items, sum(result.success for result in results))
     return encode(body, response_format(request, body_format), int(code))
 
 
@@ -90,8 +85,7 @@ async def get_customer(request: Request) -> Response:
     request.scope["state"]["items"] = items
     found = sum(item["item_status"]["success"] == "true" for item in items)
     code = Code.SUCCESS if found == len(items) else (Code.PARTIAL_SUCCESS if found else Code.ALL_FAILED)
-    body = {"response": {"status": status_block(code, len(items), found), "customers": {"customer": items}}}
-    return encode(body, response_format(request), int(code))
+    return encode(customers_document(code, items, found), response_format(request), int(code))
 
 
 def _lookup_value(key: str, value: str, org: OrgSettings) -> str | int | None:

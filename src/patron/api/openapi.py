@@ -17,7 +17,7 @@ from patron.api.auth import (
     ATTRIBUTION_TYPE,
     TOKEN_HEADER,
 )
-from patron.api.codec import error_document, status_block
+from patron.api.codec import customers_document, error_document
 from patron.api.customers import LOOKUP_KEYS, USER_CONTEXT_HEADERS
 from patron.api.errors import ApiError
 from patron.codes import (
@@ -691,10 +691,6 @@ def _item_status(code: Code, message: str, warnings: tuple[Code, ...] = ()) -> d
     }
 
 
-def _batch(code: Code, items: list[dict[str, Any]], successes: int) -> dict[str, Any]:
-    return {"response": {"status": status_block(code, len(items), successes), "customers": {"customer": items}}}
-
-
 SEED_REQUEST_MOBILE_AND_EMAIL: dict[str, Any] = {
     "root": {
         "customer": [
@@ -887,25 +883,25 @@ def _seed_responses() -> dict[str, dict[str, Any]]:
     return {
         "withMobileAndEmail": {
             "summary": "Seed sample: with mobile and email (a referral awarded the referrer too)",
-            "value": _batch(Code.SUCCESS, [with_mobile], 1),
+            "value": customers_document(Code.SUCCESS, [with_mobile], 1),
         },
         "withExternalId": {
             "summary": "Seed sample: with external id",
             "description": "The seed's sample omits fraud_status, reason and the effect's customer_id; "
             "Patron always sends them.",
-            "value": _batch(Code.SUCCESS, [with_external_id], 1),
+            "value": customers_document(Code.SUCCESS, [with_external_id], 1),
         },
         "withAlternateCurrency": {
             "summary": "Seed sample: an alternate currency as side effect",
-            "value": _batch(Code.SUCCESS, [with_currency], 1),
+            "value": customers_document(Code.SUCCESS, [with_currency], 1),
         },
         "someFailed": {
             "summary": "A batch of two: one registered, one with an invalid mobile",
-            "value": _batch(Code.PARTIAL_SUCCESS, [copy.deepcopy(with_external_id), invalid_mobile], 1),
+            "value": customers_document(Code.PARTIAL_SUCCESS, [copy.deepcopy(with_external_id), invalid_mobile], 1),
         },
         "allFailed": {
             "summary": "Every item failed (the seed's 500 sample, as Patron fills it in)",
-            "value": _batch(Code.ALL_FAILED, [failed], 0),
+            "value": customers_document(Code.ALL_FAILED, [failed], 0),
         },
     }
 
@@ -933,12 +929,12 @@ def _get_examples() -> dict[str, dict[str, Any]]:
         "item_status": _item_status(Code.CUSTOMER_NOT_FOUND, ITEM_ERRORS[Code.CUSTOMER_NOT_FOUND]),
     }
     return {
-        "found": {"summary": "Found", "value": _batch(Code.SUCCESS, [found], 1)},
+        "found": {"summary": "Found", "value": customers_document(Code.SUCCESS, [found], 1)},
         "oneOfTwoFound": {
             "summary": "mobile=919876532218,919800000000: one found, one not",
-            "value": _batch(Code.PARTIAL_SUCCESS, [copy.deepcopy(found), missing], 1),
+            "value": customers_document(Code.PARTIAL_SUCCESS, [copy.deepcopy(found), missing], 1),
         },
-        "noneFound": {"summary": "mobile=919800000000: not found", "value": _batch(Code.ALL_FAILED, [missing], 0)},
+        "noneFound": {"summary": "mobile=919800000000: not found", "value": customers_document(Code.ALL_FAILED, [missing], 0)},
     }
 
 
