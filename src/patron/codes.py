@@ -42,6 +42,9 @@ class Code(IntEnum):
     PRIMARY_IDENTIFIER_MISMATCH = 1047
     BATCH_LIMIT_EXCEEDED = 1060
     INVALID_FRAUD_STATUS = 1061
+    # Patron failed on this item itself (a fault, never the caller's input): the item alone fails,
+    # nothing of it is written, and the log holds the request id with the cause.
+    ITEM_NOT_PROCESSED = 1099
     REFERRER_NOT_FOUND = 1205
     PRIMARY_IDENTIFIER_NOT_UPDATABLE = 91005
     IDENTIFIER_UPDATE_NOT_ALLOWED = 91006
@@ -90,6 +93,10 @@ ITEM_ERRORS: dict[Code, str] = {
     Code.LOYALTY_TO_NON_LOYALTY: "Conversion of loyalty customer to non-loyalty is not allowed.",
     Code.PRIMARY_IDENTIFIER_MISMATCH: "Customer's primary identifier not matching with other identifiers.",
     Code.BATCH_LIMIT_EXCEEDED: "Batch limit exceeded.",
+    Code.ITEM_NOT_PROCESSED: (
+        "Unable to register. This customer could not be processed; nothing of it was written."
+        " Retry it, or report the request id."
+    ),
 }
 
 # Item-level successes: the base message of code 1000.

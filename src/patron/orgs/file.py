@@ -175,6 +175,7 @@ class OrgSection(_OrgFileModel):
         return value
 
 
+_EARLIEST_REGISTRATION_DATE = datetime.date(1900, 1, 1)
 _SKIP_SECONDARY = "CONF_SKIP_SECONDARY_ID_ON_PRIMARY_MISMATCH"
 _SKIP_SECONDARY_ALIAS = "CONFIG_SKIP_SECONDARY_ID_ON_PRIMARY_MISMATCH"
 
@@ -226,11 +227,15 @@ class Configs(_OrgFileModel):
     @classmethod
     def _read_date(cls, value: Any) -> Any:
         # A TOML date and the quoted form the API family's documents show are both accepted.
-        if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
-            return value
         if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
             with contextlib.suppress(ValueError):
-                return datetime.date.fromisoformat(value)
+                value = datetime.date.fromisoformat(value)
+        if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
+            # Earlier days are no registration date, and the first days of the calendar cannot
+            # be moved into every timezone.
+            if value < _EARLIEST_REGISTRATION_DATE:
+                raise ValueError(f"must be {_EARLIEST_REGISTRATION_DATE.isoformat()} or later")
+            return value
         raise ValueError("must be a date, YYYY-MM-DD")
 
     @model_validator(mode="after")

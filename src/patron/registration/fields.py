@@ -20,6 +20,16 @@ _NAME_PUNCTUATION = frozenset(" -'\u2019")
 _ASCII_PUNCTUATION = "".join(sorted(char for char in _NAME_PUNCTUATION if char.isascii()))
 _ASCII_NAME = re.compile(f"[A-Za-z0-9{re.escape(_ASCII_PUNCTUATION)}]*")
 _DATETIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d")
+# The instants Patron keeps: each can be written in any timezone (offsets stay within a day), so
+# an answer, an audit record or a local date never runs off the calendar's ends.
+EARLIEST_TIME = datetime(1, 1, 2)
+LATEST_TIME = datetime(9999, 12, 30, 23, 59, 59)
+
+# What no identifier may hold, even after NFKC: controls, format characters (zero-width spaces and
+# joiners, bidi controls), surrogates, private use, unassigned code points, line and paragraph
+# separators. Two identifiers that differ only by these look alike to every person who reads them.
+_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+_ASCII_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 # Beyond 2**53 a double no longer holds every integer exactly.
 _EXACT_FLOAT_INTEGERS = 2**53
@@ -63,12 +73,31 @@ def boolean(value: Any) -> bool | None:
     return None
 
 
-def mobile(value: Any, base_country: str, supported: list[str], default_country_code: bool) -> str | None:
-    """E.164 digits without '+', if the value is a real mobile of an allowed country."""
+def identifier_text(value: Any) -> str | None:
+    """An identifier as text in Unicode's NFKC form, trimmed; None when it holds a character that
+    cannot be seen (see _INVISIBLE). NFKC makes one value of the spellings a person cannot tell
+    apart: composed and decomposed accents, fullwidth and halfwidth forms, ligatures."""
     raw = text(value)
     if raw is None:
         return None
+    if raw.isascii():
+        raw = raw.strip()
+        return None if _ASCII_CONTROL.search(raw) else raw
+    raw = unicodedata.normalize("NFKC", raw).strip()
+    if any(unicodedata.category(char) in _INVISIBLE for char in raw):
+        return None
+    return raw
+
+
+def mobile(value: Any, base_country: str, supported: list[str], default_country_code: bool) -> str | None:
+    """E.164 digits without '+', if the value is a real mobile of an allowed country."""
+    raw = identifier_text(value)
+    if raw is None:
+        return None
     digits = _MOBILE_NOISE.sub("", raw)
+    if not digits.isascii():
+        # Digits of other scripts (Arabic-Indic, Devanagari, ...) name the same number.
+        digits = "".join(str(unicodedata.decimal(char, "x")) for char in digits)
     if not digits.isdigit() or not 6 <= len(digits) <= 17:
         return None
     candidates = [("+" + digits, None)]
@@ -199,20 +228,18 @@ _mobile_rules: dict[tuple[str | None, int | None, int], _MobileRule] = {}
 
 
 def email(value: Any) -> str | None:
-    raw = text(value)
+    raw = identifier_text(value)
     if raw is None:
         return None
-    raw = raw.strip()
     if len(raw) > 255 or not _EMAIL.match(raw):
         return None
     return raw.lower()
 
 
 def external_id(value: Any, min_length: int, max_length: int) -> str | None:
-    raw = text(value)
+    raw = identifier_text(value)
     if raw is None:
         return None
-    raw = raw.strip()
     limit = min(max_length, 250) if max_length > 0 else 250
     if not raw or len(raw) > limit or len(raw) < min_length:
         return None
@@ -258,7 +285,11 @@ def timestamp(value: Any, tz: ZoneInfo) -> datetime | None:
             return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=tz)
-    return parsed.astimezone(timezone.utc).replace(tzinfo=None)
+    try:
+        moment = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+    except OverflowError:
+        return None
+    return moment if EARLIEST_TIME <= moment <= LATEST_TIME else None
 
 
 def calendar_date(value: Any) -> date | None:
@@ -289,7 +320,8 @@ def local_text(moment: datetime | None, tz: ZoneInfo) -> str | None:
     """Naive UTC → 'YYYY-MM-DD HH:MM:SS' in the org's timezone."""
     if moment is None:
         return None
-    return moment.replace(tzinfo=timezone.utc).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+    # isoformat, not strftime, which writes the years before 1000 without their leading zeros.
+    return moment.replace(tzinfo=timezone.utc).astimezone(tz).replace(tzinfo=None).isoformat(" ", "seconds")
 
 
 def local_midnight_utc(day: date, tz: ZoneInfo) -> datetime:

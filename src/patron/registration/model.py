@@ -95,6 +95,11 @@ class Warnings:
         return ", ".join([base, *(text for _, text in self.items)])
 
 
+class StorageUnavailable(Exception):
+    """The storage cannot be reached: no item is decided, and the request as a whole is answered
+    503 (safe to retry). Every other failure while registering an item fails that item alone."""
+
+
 class ItemRejected(Exception):
     """The item fails with an item-level error code; nothing of it is written."""
 

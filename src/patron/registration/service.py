@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections import Counter
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -22,9 +23,12 @@ from patron.registration.model import (
     Customer,
     CustomerInput,
     ItemRejected,
+    StorageUnavailable,
     Warnings,
 )
 from patron.registration.reading import read_item
+
+log = logging.getLogger("patron.registration")
 
 # A lost race is resolved again as if the item had arrived second; a second loss in a row
 # would need a third writer on the same identifiers, so a few attempts are plenty.
@@ -144,16 +148,20 @@ async def register(
             readings[position] = read_item(raw, caller.org, caller.till_code, now)
         except ItemRejected as rejected:
             results[position] = _failure(raw, rejected.code)
+        except Exception:  # noqa: BLE001 - a fault of Patron's fails this item alone
+            results[position] = _not_processed(raw, caller, position, "reading")
 
     independent = _independent_new(readings)
     if independent:
-        created = await _create_if_new({p: readings[p] for p in independent}, caller, storage, now)
+        created = await _create_if_new({p: readings[p] for p in independent}, raw_items, caller, storage, now)
         for position, result in created.items():
             results[position] = result
 
     for position, (item, warnings) in readings.items():
         if results[position] is None:
-            results[position] = await _resolve_and_write(raw_items[position], item, warnings, caller, storage, now)
+            results[position] = await _resolve_and_write(
+                position, raw_items[position], item, warnings, caller, storage, now
+            )
     return [result for result in results if result is not None]
 
 
@@ -175,14 +183,36 @@ def _independent_new(readings: dict[int, tuple[CustomerInput, Warnings]]) -> lis
 
 
 async def _create_if_new(
-    readings: dict[int, tuple[CustomerInput, Warnings]], caller: Caller, storage: Storage, now: datetime
+    readings: dict[int, tuple[CustomerInput, Warnings]],
+    raw_items: list[Any],
+    caller: Caller,
+    storage: Storage,
+    now: datetime,
 ) -> dict[int, ItemResult]:
-    """Write the items as new customers where none of their identifiers is taken; the results of those written."""
+    """Write the items as new customers where none of their identifiers is taken; the results of
+    those written, and of those that could not be planned. When the statement that writes them
+    together fails, none is written, and each is left to be resolved and written on its own."""
     # The items of a request mostly join on one day, and all in the same programmes.
     welcomes: dict[date, rules.Welcome] = {}
-    planned = {position: _new_customer(item, caller, now, welcomes) for position, (item, _) in readings.items()}
-    new_ids = await storage.insert_new(list(planned.values()), caller, now)
-    results = {}
+    results: dict[int, ItemResult] = {}
+    planned: dict[int, NewCustomer] = {}
+    for position, (item, _) in readings.items():
+        try:
+            planned[position] = _new_customer(item, caller, now, welcomes)
+        except Exception:  # noqa: BLE001 - a fault of Patron's fails this item alone
+            results[position] = _not_processed(raw_items[position], caller, position, "planning")
+    if not planned:
+        return results
+    try:
+        new_ids = await storage.insert_new(list(planned.values()), caller, now)
+    except StorageUnavailable:
+        raise
+    except Exception:  # noqa: BLE001 - the items go again one by one, so that only a faulty one fails
+        log.warning(
+            "request %s: writing %d new customers together failed; each is written on its own",
+            caller.request_id, len(planned), exc_info=True,
+        )
+        return results
     for (position, new), new_id in zip(planned.items(), new_ids, strict=True):
         if new_id is None:
             continue
@@ -222,16 +252,21 @@ def _new_customer(item: CustomerInput, caller: Caller, now: datetime, welcomes: 
 
 
 async def _resolve_and_write(
-    raw: Any, item: CustomerInput, warnings: Warnings, caller: Caller, storage: Storage, now: datetime
+    position: int, raw: Any, item: CustomerInput, warnings: Warnings, caller: Caller, storage: Storage, now: datetime
 ) -> ItemResult:
-    for _ in range(MAX_ATTEMPTS):
-        try:
-            return await _write(item, dataclasses.replace(warnings, items=list(warnings.items)), caller, storage, now)
-        except IdentifierTaken:
-            continue
-        except ItemRejected as rejected:
-            return _failure(raw, rejected.code, rejected.matched)
-    raise RuntimeError("identity resolution kept losing races; giving up on this item")
+    try:
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                return await _write(item, dataclasses.replace(warnings, items=list(warnings.items)), caller, storage, now)
+            except IdentifierTaken:
+                continue
+            except ItemRejected as rejected:
+                return _failure(raw, rejected.code, rejected.matched)
+        raise RuntimeError(f"identity resolution lost {MAX_ATTEMPTS} races in a row")
+    except StorageUnavailable:
+        raise
+    except Exception:  # noqa: BLE001 - the unit of work rolled back: this item alone fails
+        return _not_processed(raw, caller, position, "writing")
 
 
 async def _write(item: CustomerInput, warnings: Warnings, caller: Caller, storage: Storage, now: datetime) -> ItemResult:
@@ -309,6 +344,12 @@ def _failure(raw: Any, code: Code, matched: Customer | None = None) -> ItemResul
     # so that the answer can always be written, in JSON and in XML alike.
     sent = {name: _echoable(raw.get(name)) for name in IDENTIFIERS} if isinstance(raw, dict) else {}
     return ItemResult(code=code, message=item_error_message(code), warnings=Warnings(), customer=matched, sent=sent)
+
+
+def _not_processed(raw: Any, caller: Caller, position: int, stage: str) -> ItemResult:
+    """The item failed through a fault of Patron's: logged with its cause, answered with its own code."""
+    log.error("request %s: customer %d failed while %s", caller.request_id, position + 1, stage, exc_info=True)
+    return _failure(raw, Code.ITEM_NOT_PROCESSED)
 
 
 def _echoable(value: Any) -> Any:

@@ -20,8 +20,10 @@ from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql.expression import BindParameter, Executable
 
+from patron.registration.model import StorageUnavailable
 
-class DatabaseUnavailable(Exception):
+
+class DatabaseUnavailable(StorageUnavailable):
     """Patron cannot reach its database; the request is answered 503 and nothing is written."""
 
 
