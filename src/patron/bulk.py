@@ -9,6 +9,7 @@ import multiprocessing
 import os
 import re
 import signal
+import unicodedata
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -375,7 +376,7 @@ def _batches(
 
 def _identifier_values(batch: list[tuple[int, Any]]) -> set[tuple[str, str]]:
     """Keys of the identifiers a batch names; two spellings of one identifier share a key (a
-    mobile by its last eight digits), so that batches about one customer are never run at once."""
+    mobile by its last eight digits, every identifier in NFKC as the add API reads it), so that batches about one customer are never run at once."""
     keys = set()
     for _, customer in batch:
         if not isinstance(customer, dict):
@@ -384,7 +385,7 @@ def _identifier_values(batch: list[tuple[int, Any]]) -> set[tuple[str, str]]:
             value = customer.get(name)
             if value is None or value == "":
                 continue
-            value = str(value).strip().lower()
+            value = unicodedata.normalize("NFKC", str(value)).strip().lower()
             keys.add((name, _NOT_DIGITS.sub("", value)[-8:] if name == "mobile" else value))
     return keys
 

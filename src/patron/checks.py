@@ -7,6 +7,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from patron.registration.fields import identifier_text
+from patron.registration.model import IDENTIFIERS
 from patron.store.checks import CheckStore
 from patron.store.db import transaction
 
@@ -28,6 +30,7 @@ class Violation:
 
 # The rules, by the names the report gives them.
 UNIQUE_IDENTIFIER = "unique-identifier"
+IDENTIFIER_IN_NORMAL_FORM = "identifier-in-normal-form"
 POINTS_MATCH_LEDGER = "points-match-ledger"
 LEDGER_HAS_OWNER = "ledger-has-owner"
 MEMBERSHIP_HAS_CUSTOMER = "membership-has-customer"
@@ -38,6 +41,7 @@ NON_LOYALTY_HAS_NO_MEMBERSHIP = "non-loyalty-has-no-membership"
 
 RULES = (
     UNIQUE_IDENTIFIER,
+    IDENTIFIER_IN_NORMAL_FORM,
     POINTS_MATCH_LEDGER,
     LEDGER_HAS_OWNER,
     MEMBERSHIP_HAS_CUSTOMER,
@@ -62,6 +66,7 @@ async def check_org(engine: AsyncEngine, org_id: int) -> list[Violation]:
             Violation(UNIQUE_IDENTIFIER, f"{name} {value!r} is held by customers {_ids(ids)}")
             for name, value, ids in await store.shared_identifiers(org_id)
         ]
+        violations += await _identifiers_out_of_normal_form(store, org_id)
         violations += [
             Violation(
                 POINTS_MATCH_LEDGER,
@@ -105,6 +110,34 @@ async def check_org(engine: AsyncEngine, org_id: int) -> list[Violation]:
             )
             for row in await store.non_loyalty_members(org_id)
         ]
+    return violations
+
+
+async def _identifiers_out_of_normal_form(store: CheckStore, org_id: int) -> list[Violation]:
+    """Identifiers stored before they were normalised (docs/identity.md): a value holding a
+    character no identifier may hold, or one whose normal form differs, and the other customers
+    whose identifier it then collides with."""
+    violations = []
+    for name in IDENTIFIERS:
+        # A value of printable ASCII is its own normal form; only the others need a look.
+        odd = [
+            (customer_id, value, identifier_text(value))
+            async for customer_id, value in store.identifier_values(org_id, name)
+            if not (value.isascii() and value.isprintable())
+        ]
+        normal_forms = [normal.lower() if name == "email" else normal for _, _, normal in odd if normal]
+        holders = await store.holders_of(org_id, name, normal_forms) if normal_forms else {}
+        for customer_id, value, normal in odd:
+            if normal is None:
+                detail = f"{name} {value!r} of customer {customer_id} holds an invisible or control character"
+            elif normal == value:
+                continue
+            else:
+                others = [i for i in holders.get(normal.lower() if name == "email" else normal, []) if i != customer_id]
+                detail = f"{name} {value!r} of customer {customer_id} is {normal!r} in normal form (NFKC)"
+                if others:
+                    detail += f", which customers {_ids(others)} hold: one person may be two customers"
+            violations.append(Violation(IDENTIFIER_IN_NORMAL_FORM, detail))
     return violations
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from sqlalchemy import and_, exists, func, literal, or_, select
@@ -23,6 +24,8 @@ from patron.store.schema import (
 # which is on the exact value, let it in.
 _IDENTIFIER_COLUMNS = (*IDENTIFIERS, "referral_code")
 _CASE_INSENSITIVE = frozenset({"email"})
+# Customers read at once where a check looks at every customer of an org.
+_PAGE = 10_000
 
 
 def _customer_exists(org_id: int, customer_id: Any) -> Any:
@@ -60,6 +63,41 @@ class CheckStore:
                 holders.setdefault(row.value, []).append(row.id)
             shared += [(name, held, ids) for held, ids in holders.items()]
         return shared
+
+    async def identifier_values(self, org_id: int, name: str) -> AsyncIterator[tuple[int, str]]:
+        """(customer id, value) of every customer of the org holding this identifier, read a page
+        at a time (by id), so that an org of millions is never held in memory at once."""
+        column = customers.c[name]
+        after = 0
+        while True:
+            rows = (
+                await self.conn.execute(
+                    select(customers.c.id, column)
+                    .where(customers.c.org_id == org_id, customers.c.id > after, column.is_not(None))
+                    .order_by(customers.c.id)
+                    .limit(_PAGE)
+                )
+            ).all()
+            for customer_id, value in rows:
+                yield customer_id, value
+            if len(rows) < _PAGE:
+                return
+            after = rows[-1][0]
+
+    async def holders_of(self, org_id: int, name: str, values: list[str]) -> dict[str, list[int]]:
+        """The customers holding each of these values of one identifier (emails in any case)."""
+        column = customers.c[name]
+        value = func.lower(column) if name in _CASE_INSENSITIVE else column
+        held: dict[str, list[int]] = {}
+        for start in range(0, len(values), 500):
+            rows = await self.conn.execute(
+                select(value.label("value"), customers.c.id)
+                .where(customers.c.org_id == org_id, value.in_(values[start : start + 500]))
+                .order_by(customers.c.id)
+            )
+            for row in rows:
+                held.setdefault(row.value, []).append(row.id)
+        return held
 
     async def points_out_of_step(self, org_id: int) -> list[Any]:
         """Memberships whose balances differ from the sum of their points ledger rows."""
