@@ -74,16 +74,25 @@ def response_format(request: Request, body_format: str | None = None) -> str:
     return body_format or "json"
 
 
-def decode(body: bytes, body_format: str) -> Any:
+def decode(body: bytes, body_format: str, most_items: int | None = None) -> Any:
+    """The body as JSON-shaped data; `most_items`: how many items (children of the XML root) it
+    may hold, refused while parsing. A JSON body is parsed whole (its size is bounded), and its
+    items are counted by the caller."""
     if body_format == "xml":
         try:
-            return xml.parse(body)
+            return xml.parse(body, most_items)
+        except xml.TooManyItems as exc:
+            raise ApiError(Code.INVALID_INPUT, detail=too_many_items(most_items or 0)) from exc
         except xml.XmlBodyError as exc:
             raise ApiError(Code.INVALID_INPUT, detail=str(exc)) from exc
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise ApiError(Code.INVALID_INPUT, detail=f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from exc
+
+
+def too_many_items(most: int) -> str:
+    return f"more than {most} items in one request: send at most BATCH_LIMIT items at a time"
 
 
 def encode(document: dict[str, Any], response_format_: str, status_code: int, headers: dict[str, str] | None = None) -> Response:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from xml.etree.ElementTree import Element, ParseError, SubElement, tostring
+from xml.etree.ElementTree import Element, ParseError, SubElement, TreeBuilder, tostring
 
 from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import fromstring
+from defusedxml.ElementTree import DefusedXMLParser
 
 # Far deeper than any customer shape, and well inside Python's recursion limit.
 MAX_DEPTH = 100
@@ -19,14 +19,44 @@ class XmlBodyError(ValueError):
     """The body is not well-formed XML, nests too deeply, or tries DTDs or entities."""
 
 
-def parse(body: bytes) -> dict[str, Any]:
+class TooManyItems(XmlBodyError):
+    """The root element holds more children than a request may carry."""
+
+
+class _Builder(TreeBuilder):
+    """Builds the tree, refusing as soon as the root's children pass `most`: the parser stops
+    there, so a body of a million items costs no more than one of `most`."""
+
+    def __init__(self, most: int | None) -> None:
+        super().__init__()
+        self.most = most
+        self.depth = 0
+        self.children = 0
+
+    def start(self, tag: str, attrs: dict[str, str]) -> Element:
+        self.depth += 1
+        if self.depth == 2:
+            self.children += 1
+            if self.most is not None and self.children > self.most:
+                raise TooManyItems(self.most)
+        return super().start(tag, attrs)
+
+    def end(self, tag: str) -> Element:
+        self.depth -= 1
+        return super().end(tag)
+
+
+def parse(body: bytes, most_items: int | None = None) -> dict[str, Any]:
     """`<root><customer>..</customer></root>` → `{"root": {"customer": ...}}`.
 
     Repeated elements become lists, leaves become text, so that the lenient item reader sees the
     same shapes it sees from JSON (a list or a single object wherever a list is allowed).
+    `most_items`: how many children the root may have.
     """
+    parser = DefusedXMLParser(target=_Builder(most_items), forbid_dtd=True, forbid_entities=True, forbid_external=True)
     try:
-        element = fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+        parser.feed(body)
+        element = parser.close()
     except DefusedXmlException as exc:
         raise XmlBodyError(f"forbidden XML construct: {type(exc).__name__}") from exc
     except ParseError as exc:
