@@ -1172,6 +1172,27 @@ async def test_skip_secondary_creates_a_new_customer_and_drops_the_colliding_sec
     assert (got["email"], got["firstname"]) == (email_of(old), "Asha")
 
 
+@pytest.mark.parametrize(
+    ("identifier", "config", "code"),
+    [
+        ("email", "CONF_USERS_IS_EMAIL_REQUIRED", Code.EMAIL_REQUIRED),
+        ("external_id", "CONF_USERS_IS_EXTERNAL_ID_REQUIRED", Code.EXTERNAL_ID_REQUIRED),
+    ],
+)
+async def test_skip_secondary_never_drops_a_required_identifier_the_item_fails_with_its_required_code(
+    make_org, identifier, config, code
+):
+    org = await make_org(CONF_SKIP_SECONDARY_ID_ON_PRIMARY_MISMATCH=True, **{config: True})
+    old, new = new_mobile(), new_mobile()
+    held = {"email": email_of(old), "external_id": f"ext-{old}"}
+    existing = await add_one(org, {"mobile": old, **held})
+    # The required value is another customer's: dropping it (91007) would leave the new one without.
+    refused = await add_one(org, {"mobile": new, identifier: held[identifier]})
+    assert_failed(refused, code)
+    assert await missing(org, mobile=new)
+    assert (await fetch(org, mobile=old))["user_id"] == existing["user_id"]
+
+
 async def test_skip_secondary_off_updates_the_secondary_match(make_org):
     org = await make_org(CONF_SKIP_SECONDARY_ID_ON_PRIMARY_MISMATCH=False)
     old, new = new_mobile(), new_mobile()
@@ -1782,10 +1803,10 @@ async def test_seed_500_sample_every_item_failing(org):
 async def test_an_xml_answer_is_well_formed_whatever_a_json_request_stored(org):
     mobile = new_mobile()
     city = {"name": "City_name", "value": "x\x02y"}
-    await org.add({"mobile": mobile, "external_id": "ab\x01c", "custom_fields": {"field": [city]}})
+    await org.add({"mobile": mobile, "custom_fields": {"field": [city]}})
     answer = ElementTree.fromstring((await org.get(mobile=mobile, format="xml")).content)
-    assert answer.findtext("customers/customer/external_id") == "ab\ufffdc"
-    assert (await fetch(org, mobile=mobile))["external_id"] == "ab\x01c"
+    assert answer.findtext("customers/customer/custom_fields/field/value") == "x\ufffdy"
+    assert (await fetch(org, mobile=mobile))["custom_fields"]["field"][0]["value"] == "x\x02y"
 
 
 async def test_xml_batch_of_two_customers(org):

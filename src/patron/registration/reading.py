@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from patron.codes import Code
+from patron.orgs.file import Configs
 from patron.orgs.model import OrgSettings
 from patron.registration import fields
 from patron.registration.extra_fields import STANDARD_EXTENDED_FIELDS, normalise
@@ -102,14 +103,20 @@ def _read_identifiers(raw: dict[str, Any], org: OrgSettings, item: CustomerInput
         else:
             warnings.add(INVALID_IDENTIFIER[name])
 
+    require_identifiers(item, configs)
+    if all(item.identifier(name) is None for name in IDENTIFIERS):
+        raise ItemRejected(Code.NO_VALID_IDENTIFIER)
+
+
+def require_identifiers(item: CustomerInput, configs: Configs) -> None:
+    """Spec §3 rule 2: the item fails with a required identifier's code when it lacks one."""
+    primary = configs.CONF_REGISTRATION_PRIMARY_KEY
     for name in IDENTIFIERS:
         required = getattr(configs, REQUIRED_CONFIG[name]) or (
             name == primary and not configs.CONF_ALLOW_REGISTRATION_FROM_ANY_IDENTIFIERS
         )
         if required and item.identifier(name) is None:
             raise ItemRejected(REQUIRED_IDENTIFIER[name])
-    if all(item.identifier(name) is None for name in IDENTIFIERS):
-        raise ItemRejected(Code.NO_VALID_IDENTIFIER)
 
 
 def _identifier(name: str, value: Any, org: OrgSettings) -> str | None:

@@ -19,6 +19,7 @@ from patron.registration.model import (
     ItemRejected,
     Warnings,
 )
+from patron.registration.reading import require_identifiers
 
 UPDATE_CONFIG = {
     "mobile": "CONF_ALLOW_MOBILE_UPDATE",
@@ -54,8 +55,10 @@ def resolve(
     if configs.CONF_SKIP_SECONDARY_ID_ON_PRIMARY_MISMATCH and item.identifier(primary) is not None:
         for name in secondary:
             _drop(item, name, Code.IDENTIFIER_OCCUPIED, warnings)
+        # Dropping an occupied value must not create what reading would refuse: a customer
+        # without an identifier the org requires, or a NON_LOYALTY one without mobile and email.
+        require_identifiers(item, configs)
         if item.type == NON_LOYALTY and item.mobile is None and item.email is None:
-            # Dropping an occupied mobile or email must not create what reading would refuse.
             raise ItemRejected(Code.NON_LOYALTY_WITHOUT_IDENTIFIER)
         return None
     if len(others) > 1:
