@@ -159,6 +159,36 @@ async def test_a_token_replayed_after_its_client_left_the_org_file_is_401(client
     assert renewed.status_code == 401
 
 
+async def test_a_revoked_clients_token_stays_revoked_when_the_original_file_is_applied_again(client, make_org, app):
+    org = await make_org()
+    token = await token_of(client, org)
+    original = org.file.model_dump(mode="json")
+    without = {**original, "api_clients": []}
+    await reapply(app, without)
+    await refused_as(client, token_header(token))
+    await reapply(app, original)
+    await refused_as(client, token_header(token))
+    # The client itself is back: a token issued now works.
+    fresh = await token_of(client, org)
+    assert (await client.get(GET, params={"mobile": new_mobile()}, headers=token_header(fresh))).status_code == 500
+
+
+async def test_a_new_secret_revokes_the_tokens_issued_for_the_old_one(client, make_org, app):
+    org = await make_org()
+    token = await token_of(client, org)
+    document = org.file.model_dump(mode="json")
+    document["api_clients"][0]["secret"] = "a-brand-new-secret-456"
+    await reapply(app, document)
+    await refused_as(client, token_header(token))
+
+
+async def test_applying_the_same_org_file_again_keeps_its_clients_tokens(client, make_org, app):
+    org = await make_org()
+    token = await token_of(client, org)
+    await reapply(app, org.file.model_dump(mode="json"))
+    assert (await client.get(GET, params={"mobile": new_mobile()}, headers=token_header(token))).status_code == 500
+
+
 @pytest.mark.parametrize("header", ["X-CAP-API-ATTRIBUTION-ENTITY-CODE", "X-CAP-API-ATTRIBUTION-TILL-CODE"])
 async def test_a_token_of_org_a_attributed_to_a_till_of_org_b_is_400_and_writes_nothing(client, make_org, header):
     mine, theirs = await make_org(), await make_org()

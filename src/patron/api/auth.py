@@ -180,6 +180,7 @@ class Authenticator:
             "org": row.org_id,
             "iat": now,
             "exp": now + row.token_ttl_seconds,
+            "gen": row.token_generation,
             "jti": secrets.token_hex(8),
         }
         return jwt.encode(claims, self.secret_key, algorithm=TOKEN_ALGORITHM), row.token_ttl_seconds
@@ -206,8 +207,9 @@ class Authenticator:
             raise ApiError(Code.AUTHENTICATION_FAILED)
         org = await self._org(org_id)
         client = next((c for c in org.definition.api_clients if c.key == claims["sub"]), None)
-        if client is None:
-            # The client was removed from the org file since the token was issued.
+        if client is None or claims.get("gen", 0) != org.token_generations.get(client.key):
+            # The client was removed from the org file, or given a new secret, since the token
+            # was issued: even if the same file is applied again, the token stays revoked.
             raise ApiError(Code.AUTHENTICATION_FAILED)
         till_code = _attributed_till(request) or client.default_till
         if org.till(till_code) is None:

@@ -53,22 +53,26 @@ async def apply_org(engine: AsyncEngine, org_file: OrgFile) -> ApplyReport:
     definition = stored_definition(org_file)
     # Secrets are part of what "changed" means, so their MD5s feed the hash (never stored).
     secrets = [md5_of_password(t) for s in org_file.stores for t in s.tills] + [c.secret for c in org_file.api_clients]
-    digest = hashlib.sha256(orjson.dumps([definition, secrets], option=orjson.OPT_SORT_KEYS)).hexdigest()
     now = _now()
     async with transaction(engine) as conn:
         store = OrgStore(conn)
         previous = await store.definition_hash(org_id)
-        report = ApplyReport(org_id=org_id, created=previous is None, changed=previous != digest)
-        if report.changed:
-            await store.save_org(org_id, org_file.org.name, definition, digest, now)
+        if previous is None:
+            # Tills and API clients refer to their org: it is there first, its version set below.
+            await store.save_org(org_id, org_file.org.name, definition, "", now)
         await _apply_tills(store, org_file)
         await _apply_api_clients(store, org_file)
-        report.disabled_tills = await store.disable_tills_except(
-            org_id, [t.code for s in org_file.stores for t in s.tills]
-        )
-        report.disabled_api_clients = await store.disable_api_clients_except(
-            org_id, [c.key for c in org_file.api_clients]
-        )
+        disabled_tills = await store.disable_tills_except(org_id, [t.code for s in org_file.stores for t in s.tills])
+        disabled_api_clients = await store.disable_api_clients_except(org_id, [c.key for c in org_file.api_clients])
+        # The clients' token generations are part of the org's version too: every worker then
+        # re-reads them when a client is revoked, even if the file applied is one seen before.
+        generations = await store.token_generations(org_id)
+        digest = hashlib.sha256(
+            orjson.dumps([definition, secrets, generations], option=orjson.OPT_SORT_KEYS)
+        ).hexdigest()
+        report = ApplyReport(org_id, previous is None, previous != digest, disabled_tills, disabled_api_clients)
+        if report.changed:
+            await store.save_org(org_id, org_file.org.name, definition, digest, now)
     return report
 
 
@@ -109,5 +113,8 @@ async def _apply_api_clients(store: OrgStore, org_file: OrgFile) -> None:
             "token_ttl_seconds": client.token_ttl_seconds,
             "enabled": True,
         }
+        if row is not None and not keep_hash:
+            # A new secret revokes the tokens the old one was given.
+            values["token_generation"] = row.token_generation + 1
         if row is None or any(getattr(row, key) != value for key, value in values.items()):
             await store.save_api_client(client.key, values, exists=row is not None)

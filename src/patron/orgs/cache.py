@@ -60,5 +60,8 @@ class OrgCache:
             if previous is not None and fingerprint == previous.fingerprint:
                 return _Entry(previous.settings, fingerprint, time.monotonic())
             definition = await store.definition(org_id) if fingerprint else None
-        settings = OrgSettings.from_file(settings_from_definition(definition, org_id)) if definition else None
+            generations = await store.token_generations(org_id) if definition else {}
+        settings = (
+            OrgSettings.from_file(settings_from_definition(definition, org_id), generations) if definition else None
+        )
         return _Entry(settings, fingerprint, time.monotonic())

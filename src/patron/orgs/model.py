@@ -34,9 +34,11 @@ class OrgSettings:
     store_codes: frozenset[str] = field(repr=False, default=frozenset())
     # The programmes by id: read for every registration rewarded and every item answered.
     programs: dict[int, Program] = field(repr=False, default_factory=dict)
+    # Each enabled API client's token generation: a token naming another one is revoked.
+    token_generations: dict[str, int] = field(repr=False, default_factory=dict)
 
     @classmethod
-    def from_file(cls, org_file: OrgFile) -> OrgSettings:
+    def from_file(cls, org_file: OrgFile, token_generations: dict[str, int] | None = None) -> OrgSettings:
         tills: dict[str, TillInfo] = {}
         for store in org_file.stores:
             for till in store.tills:
@@ -53,6 +55,7 @@ class OrgSettings:
             extended_fields={f.name.lower(): _field_type(f) for f in org_file.extended_fields},
             store_codes=frozenset(store.code for store in org_file.stores),
             programs={program.id: program for program in org_file.programs},
+            token_generations=dict(token_generations or {}),
         )
 
     @property

@@ -81,5 +81,18 @@ class OrgStore:
         )
         disabled = list(rows)
         if disabled:
-            await self.conn.execute(update(api_clients).where(api_clients.c.key.in_(disabled)).values(enabled=False))
+            await self.conn.execute(
+                update(api_clients)
+                .where(api_clients.c.key.in_(disabled))
+                .values(enabled=False, token_generation=api_clients.c.token_generation + 1)
+            )
         return disabled
+
+    async def token_generations(self, org_id: int) -> dict[str, int]:
+        """The generation of each enabled API client of the org: the one its valid tokens name."""
+        rows = await self.conn.execute(
+            select(api_clients.c.key, api_clients.c.token_generation).where(
+                api_clients.c.org_id == org_id, api_clients.c.enabled.is_(True)
+            )
+        )
+        return {row.key: row.token_generation for row in rows}

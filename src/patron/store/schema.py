@@ -81,6 +81,8 @@ api_clients = Table(
     Column("default_till", String(50), nullable=False),
     Column("token_ttl_seconds", Integer, nullable=False),
     Column("enabled", Boolean, nullable=False),
+    # Moves on when the client is disabled or its secret changes: tokens of an earlier one are void.
+    Column("token_generation", Integer, nullable=False, server_default="0"),
 )
 
 customers = Table(
