@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -28,3 +31,42 @@ def verify_secret(stored_hash: str, secret: str) -> bool:
 # A valid hash to verify against when the user is unknown, so that an unknown till takes as
 # long as a wrong password.
 DECOY_HASH = _hasher.hash("patron-decoy")
+
+
+class HashQueueFull(Exception):
+    """Every slow-hash slot is taken and as many callers as allowed already wait for one."""
+
+
+class HashSlots:
+    """At most `slots` slow hashes at a time in this process, and at most `queue` callers waiting.
+
+    An argon2id check costs ~150 ms of CPU and 64 MiB, and argon2 releases the GIL while it runs,
+    so without a bound a flood of wrong credentials runs as many hashes at once as there are
+    executor threads, and every other request (cached callers too) waits for a core. Callers
+    without a slot wait in turn, up to `queue` of them; the next one is refused (HashQueueFull)
+    rather than queued without end. `must_wait` callers are never refused, only queued: they are
+    for credentials known to be good, whose number the caller bounds.
+    """
+
+    def __init__(self, slots: int, queue: int) -> None:
+        self.slots = slots
+        self.queue = queue
+        self._semaphore = asyncio.Semaphore(slots)
+        self.waiting = 0
+        self.busy = 0
+
+    @asynccontextmanager
+    async def slot(self, must_wait: bool = False) -> AsyncIterator[None]:
+        if self._semaphore.locked() and self.waiting >= self.queue and not must_wait:
+            raise HashQueueFull
+        self.waiting += 1
+        try:
+            await self._semaphore.acquire()
+        finally:
+            self.waiting -= 1
+        self.busy += 1
+        try:
+            yield
+        finally:
+            self.busy -= 1
+            self._semaphore.release()

@@ -20,6 +20,24 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     # How long a verified till password or API-client secret is trusted without re-hashing.
     credential_cache_seconds: float = Field(default=60.0, ge=0)
+    # Credential guessing (issue #20). Failed checks of a till password or client secret are
+    # counted per till code or client key and per client address (request.client: a proxy's
+    # X-Forwarded-For is not trusted), in each worker's memory; past the limit, attempts on that
+    # credential or from that address get 429 with Retry-After, without a slow hash, until the
+    # window passes. Only failures that cost a slow hash count: a repeat of a wrong secret that
+    # was just refused is answered from memory and not counted again, so a till retrying a stale
+    # password never locks itself out. 10 per credential per 5 minutes is about 2,900 guesses a
+    # day, where a till with a wrong password fails once with each new guess: no one types 10
+    # different wrong passwords in 5 minutes. 50 per address leaves room for the many tills of a
+    # store or office behind one NAT address to fail on a few credentials each. 0 turns a limit off.
+    auth_failures_per_credential: int = Field(default=10, ge=0)
+    auth_failures_per_address: int = Field(default=50, ge=0)
+    auth_failure_window_seconds: float = Field(default=300.0, gt=0)
+    # At most this many slow hashes (argon2id: ~150 ms and 64 MiB each, 4 lanes) run at once in a
+    # worker, on threads; 2 already keep the cores of a small machine busy, and callers whose
+    # credentials are cached never wait for them. Beyond the queue, 503 with Retry-After.
+    auth_hash_concurrency: int = Field(default=2, ge=1)
+    auth_hash_queue: int = Field(default=64, ge=0)
     # How long an org's settings are trusted in a worker before it re-reads them, so that an
     # org file applied by the CLI reaches every worker without a restart.
     org_cache_seconds: float = Field(default=5.0, ge=0)

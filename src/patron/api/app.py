@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from patron.api.auth import Authenticator
+from patron.api.auth import Authenticator, CredentialGuard
 from patron.api.codec import encode, error_document, response_format
 from patron.api.context import Services, services
 from patron.api.customers import add_customer, get_customer
@@ -142,7 +142,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
             settings=settings,
             engine=engine,
             orgs=orgs,
-            auth=Authenticator(engine, orgs, settings.secret_key, settings.credential_cache_seconds),
+            auth=Authenticator(
+                engine,
+                orgs,
+                settings.secret_key,
+                settings.credential_cache_seconds,
+                CredentialGuard.from_settings(settings),
+            ),
             storage=storage,
         )
         collect_rarely()

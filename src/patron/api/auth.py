@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import logging
 import secrets
 import time
 from collections import OrderedDict
@@ -16,12 +17,13 @@ import jwt
 from starlette.requests import Request
 
 from patron.api.errors import ApiError
-from patron.api.ratelimit import RateLimiter, retry_after
+from patron.api.ratelimit import FailureCounter, RateLimiter, RecentKeys, retry_after
 from patron.codes import Code
 from patron.orgs.cache import OrgCache
 from patron.orgs.file import AccessGroup
 from patron.orgs.model import OrgSettings
-from patron.security import DECOY_HASH, verify_secret
+from patron.security import DECOY_HASH, HashQueueFull, HashSlots, verify_secret
+from patron.settings import Settings
 from patron.store.db import transaction
 from patron.store.orgs import OrgStore
 
@@ -33,6 +35,10 @@ TOKEN_ALGORITHM = "HS256"
 TOKEN_ISSUER = "patron"
 # Org ids are BIGINT.
 _LARGEST_ORG_ID = 2**63
+# How long a credential that verified stays exempt from the failure limits (not from checking).
+_TRUSTED_SECONDS = 24 * 3600.0
+
+log = logging.getLogger("patron.auth")
 
 
 @dataclass(frozen=True)
@@ -95,8 +101,130 @@ class CredentialCache:
             self._entries.popitem(last=False)
 
 
+@dataclass(frozen=True)
+class _Attempt:
+    """One check of a secret that no cache vouches for."""
+
+    kind: str  # "till" or "client": two namespaces, a till may share a client's name
+    name: str  # the till code or client key named
+    key: bytes  # the credential cache's key for the name and secret
+    address: str  # the client address of the request
+
+
+class CredentialGuard:
+    """What makes guessing a till password or client secret slow and cheap to refuse.
+
+    - Failures are counted per credential named and per client address (FailureCounter); past a
+      limit, attempts are refused with 429 before any database read or slow hash, until the
+      window passes. An unknown till or client key is counted like a known one, so a refusal
+      tells nothing about which exist.
+    - Only failures that cost a slow hash count. A wrong secret is remembered with the stored hash
+      it failed against; the same secret against the same hash is refused from memory (the answer
+      cannot differ), uncounted. The memory is per name, so an unknown till costs a hash as a known
+      one does, and a new password (a new hash) is checked afresh.
+    - Lockout: a credential past its limit is refused even with the right secret until its window
+      passes, unless that very credential verified within the last day in this worker (`trusted`).
+      Such a till is still checked with a slow hash, but it is neither refused by the limits nor
+      turned away by a full hash queue: guessing a till's password, or guessing from a till's NAT
+      address, cannot lock out a till that was already working. (A till whose verified header is
+      in the credential cache is not even seen here.) A guesser cannot be trusted without
+      knowing the secret, and a trusted credential that fails is trusted no more.
+    - At most `hash_concurrency` slow hashes at a time, on threads, and at most `hash_queue`
+      callers waiting; then 503 with Retry-After (HashSlots).
+    """
+
+    def __init__(
+        self,
+        failures_per_credential: int = 10,
+        failures_per_address: int = 50,
+        window: float = 300.0,
+        hash_concurrency: int = 2,
+        hash_queue: int = 64,
+        clock: Callable[[], float] = time.monotonic,
+        max_entries: int = 50_000,
+    ) -> None:
+        self._key = secrets.token_bytes(32)
+        self.credentials = FailureCounter(failures_per_credential, window, clock, max_entries)
+        self.addresses = FailureCounter(failures_per_address, window, clock, max_entries)
+        self.refused = RecentKeys(window, clock, max_entries)
+        self.trusted = RecentKeys(_TRUSTED_SECONDS, clock, max_entries)
+        self.hashes = HashSlots(hash_concurrency, hash_queue)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, clock: Callable[[], float] = time.monotonic) -> CredentialGuard:
+        return cls(
+            settings.auth_failures_per_credential,
+            settings.auth_failures_per_address,
+            settings.auth_failure_window_seconds,
+            settings.auth_hash_concurrency,
+            settings.auth_hash_queue,
+            clock,
+        )
+
+    def _digest(self, *parts: str) -> bytes:
+        joined = "\0".join(parts).encode("utf-8", "surrogatepass")
+        return hashlib.blake2b(joined, key=self._key, digest_size=16).digest()
+
+    def admit(self, attempt: _Attempt) -> None:
+        """Refuse with 429 an attempt on a credential, or from an address, past its limit."""
+        if attempt.key in self.trusted:
+            return
+        wait = max(
+            self.credentials.wait(self._digest(attempt.kind, attempt.name)), self.addresses.wait(attempt.address)
+        )
+        if wait:
+            raise ApiError(Code.TOO_MANY_REQUESTS, headers={"Retry-After": retry_after(wait)})
+
+    async def check(self, attempt: _Attempt, stored: str, secret: str) -> bool:
+        """Whether `secret` matches the `stored` hash: one slow hash in a bounded slot, on a thread,
+        unless this secret was refused against this hash a moment ago. Failures are counted."""
+        refusal = self._digest(attempt.kind, attempt.name, stored, secret)
+        if refusal in self.refused:
+            return False
+        trusted = attempt.key in self.trusted
+        try:
+            async with self.hashes.slot(must_wait=trusted):
+                # Again: failures counted while this attempt waited for its slot may have
+                # reached a limit, and a refused attempt must cost no hash.
+                self.admit(attempt)
+                matches = await asyncio.to_thread(verify_secret, stored, secret)
+        except HashQueueFull as exc:
+            raise ApiError(Code.SERVICE_UNAVAILABLE, headers={"Retry-After": "1"}) from exc
+        if not matches:
+            self.refused.add(refusal)
+            self.failed(attempt)
+        return matches
+
+    def verified(self, attempt: _Attempt) -> None:
+        # A success does not clear the counts: a till verifying every minute would otherwise
+        # hand a guesser of its password a fresh budget each time.
+        self.trusted.add(attempt.key)
+
+    def failed(self, attempt: _Attempt) -> None:
+        self.trusted.discard(attempt.key)
+        credential = self.credentials.add(self._digest(attempt.kind, attempt.name))
+        address = self.addresses.add(attempt.address)
+        if credential and credential == self.credentials.limit:
+            log.warning(
+                "%s %.64r refused for %.0f s after %d failed checks (last from %s)",
+                attempt.kind, attempt.name, self.credentials.window, credential, attempt.address,
+            )
+        if address and address == self.addresses.limit:
+            log.warning(
+                "client address %s refused for %.0f s after %d failed credential checks",
+                attempt.address, self.addresses.window, address,
+            )
+
+
 class Authenticator:
-    def __init__(self, engine: Any, orgs: OrgCache, secret_key: str, cache_ttl: float) -> None:
+    def __init__(
+        self,
+        engine: Any,
+        orgs: OrgCache,
+        secret_key: str,
+        cache_ttl: float,
+        guard: CredentialGuard | None = None,
+    ) -> None:
         self.engine = engine
         self.orgs = orgs
         self.secret_key = secret_key
@@ -105,13 +233,14 @@ class Authenticator:
         # Till codes and API-client keys are two namespaces: a till may share a client's name.
         self.till_limits = RateLimiter()
         self.client_limits = RateLimiter()
+        self.guard = guard or CredentialGuard()
 
     async def authenticate(self, request: Request) -> Principal:
         token = request.headers.get(TOKEN_HEADER)
         if token is not None:
             principal = await self._from_token(token, request)
         else:
-            principal = await self._from_basic(request.headers.get("authorization"))
+            principal = await self._from_basic(request.headers.get("authorization"), request)
         # Counted only once the caller is known, so that a flood of bad credentials naming a
         # till cannot spend that till's budget.
         self._admit(principal)
@@ -131,7 +260,7 @@ class Authenticator:
 
     # Tills: Basic base64(till code ":" md5 hex of the password).
 
-    async def _from_basic(self, header: str | None) -> Principal:
+    async def _from_basic(self, header: str | None, request: Request | None = None) -> Principal:
         till_code, md5 = _basic_credentials(header)
         key = self.cache.key("till", till_code, md5)
         verified = self.cache.get(key)
@@ -142,7 +271,10 @@ class Authenticator:
                 self.cache.forget(key)
                 verified = None
         if verified is None:
-            org = await self._single_flight(key, lambda: self._verify_till(till_code, md5))
+            # Only a caller no cache vouches for is counted and limited: a cached till never is.
+            attempt = _Attempt("till", till_code, key, client_address(request))
+            self.guard.admit(attempt)
+            org = await self._single_flight(key, lambda: self._verify_till(attempt, md5))
             self.cache.put(key, org.org_id, till_code, self.orgs.fingerprint(org.org_id))
         till = org.till(till_code)
         if till is None:
@@ -159,20 +291,32 @@ class Authenticator:
             pending.add_done_callback(lambda _: self._verifying.pop(key, None))
         return await asyncio.shield(pending)
 
-    async def _verify_till(self, till_code: str, md5: str) -> OrgSettings:
+    async def _verify_till(self, attempt: _Attempt, md5: str) -> OrgSettings:
         async with transaction(self.engine, readonly=True) as conn:
-            row = await OrgStore(conn).till(till_code)
-        await _verify(row, "password_hash", md5)
+            row = await OrgStore(conn).till(attempt.name)
+        await self._verify(attempt, row, "password_hash", md5)
         return await self._org(row.org_id)
+
+    async def _verify(self, attempt: _Attempt, row: Any, hash_column: str, secret: str) -> None:
+        """Refuse unless `row` is an enabled credential whose stored hash matches `secret`. An
+        unknown one is checked against a decoy, so that it costs as long as a wrong secret."""
+        guard = self.guard
+        usable = row is not None and row.enabled
+        stored = getattr(row, hash_column) if usable else DECOY_HASH
+        if not (await guard.check(attempt, stored, secret) and usable):
+            raise ApiError(Code.AUTHENTICATION_FAILED)
+        guard.verified(attempt)
 
     # API clients: a signed token from /v3/oauth/token/generate.
 
-    async def issue_token(self, key: Any, secret: Any) -> tuple[str, int]:
+    async def issue_token(self, key: Any, secret: Any, request: Request | None = None) -> tuple[str, int]:
         if not (isinstance(key, str) and isinstance(secret, str) and self.secret_key and _storable(key)):
             raise ApiError(Code.AUTHENTICATION_FAILED)
+        attempt = _Attempt("client", key, self.cache.key("client", key, secret), client_address(request))
+        self.guard.admit(attempt)
         async with transaction(self.engine, readonly=True) as conn:
             row = await OrgStore(conn).api_client(key)
-        await _verify(row, "secret_hash", secret)
+        await self._verify(attempt, row, "secret_hash", secret)
         now = int(time.time())
         claims = {
             "iss": TOKEN_ISSUER,
@@ -223,13 +367,11 @@ class Authenticator:
         return org
 
 
-async def _verify(row: Any, hash_column: str, secret: str) -> None:
-    """Refuse unless `row` is an enabled credential whose stored hash matches `secret`. An unknown
-    one is checked against a decoy, so that it costs as long as a wrong secret."""
-    usable = row is not None and row.enabled
-    stored = getattr(row, hash_column) if usable else DECOY_HASH
-    if not (await asyncio.to_thread(verify_secret, stored, secret) and usable):
-        raise ApiError(Code.AUTHENTICATION_FAILED)
+def client_address(request: Request | None) -> str:
+    """The address the request came from, as the server saw it. A proxy's X-Forwarded-For is not
+    trusted: behind one, every caller shares the proxy's address and its failure limit."""
+    client = request.client if request is not None else None
+    return client.host if client is not None else ""
 
 
 def _basic_credentials(header: str | None) -> tuple[str, str]:

@@ -28,8 +28,10 @@ async def generate_token(request: Request) -> Response:
         raise ApiError(Code.INVALID_INPUT, detail="the body must be a JSON object with key and secret")
     request.scope["state"]["api_client"] = body.get("key")
     try:
-        token, ttl = await app.auth.issue_token(body.get("key"), body.get("secret"))
+        token, ttl = await app.auth.issue_token(body.get("key"), body.get("secret"), request)
     except ApiError as exc:
+        # 429 (too many failures for this key or address) and 503 (the slow-hash queue is full)
+        # go to the app's error handler, which answers them in this envelope with Retry-After.
         if exc.code != Code.AUTHENTICATION_FAILED:
             raise
         request.scope["state"]["code"] = INVALID_CLIENT

@@ -1,10 +1,12 @@
-"""Per-caller rate limits: a token bucket for each till and API client, in this worker's memory."""
+"""Per-caller rate limits: a token bucket for each till and API client, and a count of failed
+credential checks for each credential and client address, in this worker's memory."""
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 
 # A bucket is [tokens left, when they were counted]: a two-slot list is the cheapest mutable
 # record in CPython, and this runs on every authenticated request.
@@ -58,6 +60,105 @@ class RateLimiter:
         # Dicts keep insertion order: the first key is the caller first seen longest ago.
         while len(self._buckets) >= self._max_callers:
             del self._buckets[next(iter(self._buckets))]
+
+
+# A failure record is [failures counted, when its window opened]; like a bucket, the cheapest
+# mutable record.
+_FAILURES, _OPENED = 0, 1
+
+
+class FailureCounter:
+    """Failures by name in a window that opens at the name's first failure: once `limit` have been
+    counted the name is refused until its window closes, and the next failure opens a new one.
+
+    So a name gets `limit` failures per window however it spreads them (at most twice that across
+    the edge of two windows), and a refusal lasts until the window passes rather than for a moment
+    per failure: the lockout is temporary, never permanent. A limit of 0 counts nothing.
+
+    At most `max_names` names are kept, so a flood of made-up till codes or addresses cannot grow
+    a worker's memory: a name whose window has closed goes first, then the one whose last failure
+    is oldest. A forgotten name starts again with a full budget; the names being guessed right now
+    are the most recent, so the flood must outrun every other limit to push one out.
+    """
+
+    def __init__(
+        self, limit: int, window: float, clock: Callable[[], float] = time.monotonic, max_names: int = 50_000
+    ) -> None:
+        self.limit = limit
+        self.window = window
+        self._clock = clock
+        self._max_names = max_names
+        self._names: OrderedDict[Hashable, list[float]] = OrderedDict()
+
+    def wait(self, name: Hashable) -> float:
+        """0.0 while the name may still be tried, else the seconds until its window closes."""
+        record = self._names.get(name)
+        if record is None or record[_FAILURES] < self.limit or self.limit <= 0:
+            return 0.0
+        return max(0.0, record[_OPENED] + self.window - self._clock())
+
+    def add(self, name: Hashable) -> int:
+        """Counts a failure of `name`; returns the failures counted in its window, this one included."""
+        if self.limit <= 0:
+            return 0
+        now = self._clock()
+        record = self._names.get(name)
+        if record is None:
+            self._make_room(now)
+            record = self._names[name] = [0.0, now]
+        else:
+            # Least recently failed first: the order in which names are forgotten.
+            self._names.move_to_end(name)
+            if now - record[_OPENED] >= self.window:
+                record[_FAILURES], record[_OPENED] = 0.0, now
+        record[_FAILURES] += 1
+        return int(record[_FAILURES])
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def _make_room(self, now: float) -> None:
+        names = self._names
+        while names:
+            record = names[next(iter(names))]
+            if now - record[_OPENED] < self.window:
+                break
+            names.popitem(last=False)
+        while len(names) >= self._max_names:
+            names.popitem(last=False)
+
+
+class RecentKeys:
+    """Keys seen in the last `ttl` seconds, at most `max_keys` of them (the oldest go first)."""
+
+    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic, max_keys: int = 50_000) -> None:
+        self.ttl = ttl
+        self._clock = clock
+        self._max_keys = max_keys
+        self._keys: OrderedDict[Hashable, float] = OrderedDict()
+
+    def __contains__(self, key: Hashable) -> bool:
+        seen = self._keys.get(key)
+        if seen is None:
+            return False
+        if self._clock() - seen >= self.ttl:
+            del self._keys[key]
+            return False
+        return True
+
+    def add(self, key: Hashable) -> None:
+        now = self._clock()
+        keys = self._keys
+        keys[key] = now
+        keys.move_to_end(key)
+        while keys and (now - keys[next(iter(keys))] >= self.ttl or len(keys) > self._max_keys):
+            keys.popitem(last=False)
+
+    def discard(self, key: Hashable) -> None:
+        self._keys.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._keys)
 
 
 def retry_after(seconds: float) -> str:

@@ -1,0 +1,397 @@
+"""Credential guessing (issue #20): failed till passwords and client secrets are limited per
+credential and per client address, refused without a slow hash, and never at the expense of a
+till that was already working; slow hashes are bounded, and cached callers never wait for them.
+
+Each test runs its own app (create_app with small limits), so that its failures neither reach nor
+come from the session's app, which every other test shares.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import secrets
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from conftest import new_mobile
+from patron.api import auth as auth_module
+from patron.api.app import create_app
+from patron.api.auth import CredentialGuard
+from patron.api.ratelimit import FailureCounter, RecentKeys
+from patron.codes import INVALID_CLIENT, INVALID_CLIENT_MESSAGE, MESSAGES, Code
+from patron.orgs.apply import apply_org
+from patron.orgs.file import parse_org_document
+from patron.settings import Settings
+
+GET = "/v1.1/customer/get"
+TOKEN = "/v3/oauth/token/generate"
+GUESSER = "203.0.113.66"
+STORE_NAT = "198.51.100.10"
+ELSEWHERE = "192.0.2.20"
+
+
+class Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@asynccontextmanager
+async def guarded_app(settings: Settings, clock: Clock | None = None, **overrides: Any) -> AsyncIterator[Any]:
+    """An app of the test's own, on the session's database, with the settings overridden."""
+    application = create_app(settings.model_copy(update={"db_pool_size": 2, **overrides}))
+    async with LifespanManager(application):
+        services = application.state.services
+        if clock is not None:
+            services.auth.guard = CredentialGuard.from_settings(services.settings, clock=clock)
+        yield application
+
+
+def caller(app: Any, address: str) -> httpx.AsyncClient:
+    """A client whose requests come from `address`, as the server sees it (request.client)."""
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=(address, 40_000))
+    return httpx.AsyncClient(transport=transport, base_url="http://patron.test")
+
+
+def guard_of(app: Any) -> CredentialGuard:
+    return app.state.services.auth.guard
+
+
+async def get(client: httpx.AsyncClient, headers: dict[str, str]) -> httpx.Response:
+    return await client.get(GET, params={"mobile": new_mobile()}, headers=headers)
+
+
+def wrong(org: Any, till: str | None = None) -> dict[str, str]:
+    """A Basic header for `till` with a wrong password never sent before."""
+    return org.basic(till, "wrong-" + secrets.token_hex(6))
+
+
+ADMITTED = 500  # a get of a mobile nobody has: the caller was let in
+
+
+def assert_too_many(response: httpx.Response) -> int:
+    assert response.status_code == 429, response.text
+    if response.request.url.path == TOKEN:
+        assert response.json() == {"data": None, "errors": [{"code": 429, "message": MESSAGES[Code.TOO_MANY_REQUESTS]}]}
+    else:
+        status = response.json()["response"]["status"]
+        assert status == {"success": "false", "code": 429, "message": MESSAGES[Code.TOO_MANY_REQUESTS]}
+    seconds = response.headers["Retry-After"]
+    assert seconds.isdigit() and int(seconds) >= 1
+    return int(seconds)
+
+
+@pytest.fixture
+def hashes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The secrets of every slow hash run from now on."""
+    hashed: list[str] = []
+    real = auth_module.verify_secret
+
+    def counting(stored_hash: str, secret: str) -> bool:
+        hashed.append(secret)
+        return real(stored_hash, secret)
+
+    monkeypatch.setattr(auth_module, "verify_secret", counting)
+    return hashed
+
+
+def test_the_defaults_are_ten_per_credential_and_fifty_per_address_in_five_minutes_two_hashes_at_a_time():
+    defaults = {name: field.default for name, field in Settings.model_fields.items() if name.startswith("auth_")}
+    assert defaults == {
+        "auth_failures_per_credential": 10,
+        "auth_failures_per_address": 50,
+        "auth_failure_window_seconds": 300,
+        "auth_hash_concurrency": 2,
+        "auth_hash_queue": 64,
+    }
+
+
+# 1. Per credential and per address.
+
+
+async def test_repeated_wrong_passwords_for_one_till_are_429_with_retry_after(settings, org):
+    async with guarded_app(settings, auth_failures_per_credential=3) as app, caller(app, GUESSER) as guesser:
+        for _ in range(3):
+            assert (await get(guesser, wrong(org))).status_code == 401
+        assert 290 <= assert_too_many(await get(guesser, wrong(org))) <= 300
+        # Whoever asks, and in the XML envelope too.
+        async with caller(app, ELSEWHERE) as other:
+            assert_too_many(await get(other, wrong(org)))
+        xml = await guesser.get(GET, params={"mobile": new_mobile(), "format": "xml"}, headers=wrong(org))
+        assert xml.status_code == 429 and b"<code>429</code>" in xml.content and xml.headers["Retry-After"]
+        # Another till is another credential.
+        assert (await get(guesser, wrong(org, org.till(1)))).status_code == 401
+
+
+async def test_a_repeated_wrong_password_is_refused_from_memory_and_counted_once(settings, org, hashes):
+    """A till retrying a stale password makes no new guess: it never locks itself out."""
+    async with guarded_app(settings, auth_failures_per_credential=3) as app, caller(app, STORE_NAT) as till:
+        stale = wrong(org)
+        answers = [await get(till, stale) for _ in range(20)]
+        assert {a.status_code for a in answers} == {401}
+        assert len({a.json()["response"]["status"]["message"] for a in answers}) == 1
+        assert len(hashes) == 1
+        assert (await get(till, org.basic())).status_code == ADMITTED
+
+
+async def test_a_throttled_till_is_refused_even_with_its_password_until_the_window_passes(settings, org):
+    clock = Clock()
+    async with guarded_app(settings, clock, auth_failures_per_credential=3) as app, caller(app, GUESSER) as guesser:
+        for _ in range(3):
+            assert (await get(guesser, wrong(org))).status_code == 401
+        async with caller(app, STORE_NAT) as till:
+            # Never verified in this worker: it could be the guesser's lucky guess.
+            assert assert_too_many(await get(till, org.basic())) == 300
+            clock.advance(299)
+            assert assert_too_many(await get(till, org.basic())) == 1
+            clock.advance(1)
+            assert (await get(till, org.basic())).status_code == ADMITTED
+
+
+async def test_repeated_failures_from_one_address_are_429(settings, make_org):
+    one, two = await make_org(), await make_org()
+    async with guarded_app(settings, auth_failures_per_credential=100, auth_failures_per_address=4) as app:
+        async with caller(app, GUESSER) as guesser:
+            made_up = "no.such.till." + secrets.token_hex(4)
+            for headers in (wrong(one), wrong(two), wrong(one, one.till(1)), wrong(two, made_up)):
+                assert (await get(guesser, headers)).status_code == 401
+            assert_too_many(await get(guesser, wrong(two, two.till(1))))
+            # From that address, even a till's right password waits: it was never verified here.
+            assert_too_many(await get(guesser, one.basic(one.till(2))))
+            assert_too_many(await guesser.post(TOKEN, json={"key": one.file.api_clients[0].key, "secret": "x"}))
+        async with caller(app, ELSEWHERE) as other:
+            assert (await get(other, one.basic(one.till(2)))).status_code == ADMITTED
+            assert (await get(other, wrong(two, two.till(1)))).status_code == 401
+
+
+async def test_malformed_credentials_cost_nothing_and_count_nothing(settings, org, hashes):
+    async with guarded_app(settings, auth_failures_per_address=2) as app, caller(app, GUESSER) as guesser:
+        for header in ({}, {"Authorization": "Basic !!!!"}, {"Authorization": "Bearer x"}) * 5:
+            assert (await get(guesser, header)).status_code == 401
+        assert hashes == []
+        assert (await get(guesser, org.basic())).status_code == ADMITTED
+
+
+# 2. Refused without the slow hash.
+
+
+async def test_a_throttled_attempt_does_no_slow_hash(settings, org, hashes):
+    async with guarded_app(settings, auth_failures_per_credential=2, auth_failures_per_address=3) as app:
+        async with caller(app, GUESSER) as guesser:
+            for _ in range(2):
+                assert (await get(guesser, wrong(org))).status_code == 401
+            assert (await get(guesser, wrong(org, org.till(1)))).status_code == 401
+            assert len(hashes) == 3
+            for headers in [wrong(org), org.basic(), wrong(org, org.till(1)), wrong(org, "no.such.till")] * 5:
+                assert_too_many(await get(guesser, headers))
+            client = org.file.api_clients[0]
+            assert_too_many(await guesser.post(TOKEN, json={"key": client.key, "secret": client.secret}))
+            assert len(hashes) == 3
+
+
+# 3. An already verified till keeps working.
+
+
+async def test_a_verified_till_keeps_working_while_its_password_is_being_guessed(settings, org):
+    async with guarded_app(settings, auth_failures_per_credential=3, auth_failures_per_address=5) as app:
+        async with caller(app, STORE_NAT) as till, caller(app, GUESSER) as guesser:
+            assert (await get(till, org.basic())).status_code == ADMITTED
+            for _ in range(5):
+                await get(guesser, wrong(org))
+            assert_too_many(await get(guesser, wrong(org)))
+            assert (await get(till, org.basic())).status_code == ADMITTED
+            # Nor from the till's own address (a guesser behind the store's NAT).
+            for n in range(5):
+                assert (await get(till, wrong(org, f"made.up.till.{n}"))).status_code == 401
+            assert_too_many(await get(till, wrong(org, org.till(1))))
+            assert [(await get(till, org.basic())).status_code for _ in range(5)] == [ADMITTED] * 5
+
+
+async def test_a_till_verified_before_the_guessing_keeps_working_after_its_cache_entry_expires(settings, org, hashes):
+    # No credential cache at all: every request of the till is checked with a slow hash.
+    async with guarded_app(settings, credential_cache_seconds=0, auth_failures_per_credential=3) as app:
+        async with caller(app, STORE_NAT) as till, caller(app, GUESSER) as guesser:
+            assert (await get(till, org.basic())).status_code == ADMITTED
+            for _ in range(3):
+                await get(guesser, wrong(org))
+            assert_too_many(await get(guesser, wrong(org)))
+            hashes.clear()
+            assert (await get(till, org.basic())).status_code == ADMITTED
+            assert len(hashes) == 1  # still checked, only not refused
+
+
+async def test_a_trusted_till_whose_password_changed_is_trusted_no_more(settings, make_org, app):
+    org = await make_org()
+    async with guarded_app(settings, credential_cache_seconds=0, auth_failures_per_credential=2) as guarded:
+        async with caller(guarded, STORE_NAT) as till:
+            assert (await get(till, org.basic())).status_code == ADMITTED
+            document = org.file.model_dump(mode="json")
+            document["stores"][0]["tills"][0]["password"] = "Rotated42"
+            await apply_org(app.state.services.engine, parse_org_document(document))
+            assert (await get(till, org.basic())).status_code == 401
+            assert (await get(till, wrong(org))).status_code == 401
+            assert_too_many(await get(till, org.basic()))
+
+
+# 4. Equal cost whatever was wrong.
+
+
+async def test_unknown_till_and_wrong_password_cost_one_slow_hash_each(settings, make_org, app, hashes):
+    org = await make_org()
+    disabled = org.till(1)
+    document = org.file.model_dump(mode="json")
+    document["stores"][0]["tills"].pop(1)
+    await apply_org(app.state.services.engine, parse_org_document(document))
+    async with guarded_app(settings) as guarded, caller(guarded, GUESSER) as guesser:
+        unknown = org.basic("no.such.till." + secrets.token_hex(4), "Pass123")
+        bodies = set()
+        for headers in (unknown, org.basic(disabled), wrong(org)):
+            hashes.clear()
+            response = await get(guesser, headers)
+            assert response.status_code == 401
+            bodies.add(response.content)
+            assert len(hashes) == 1, headers
+            # The same again is refused from memory, alike for all three.
+            hashes.clear()
+            assert (await get(guesser, headers)).status_code == 401
+            assert hashes == []
+        assert len(bodies) == 1
+
+
+async def test_unknown_client_key_and_wrong_secret_cost_one_slow_hash_each(settings, org, hashes):
+    client = org.file.api_clients[0]
+    async with guarded_app(settings) as guarded, caller(guarded, GUESSER) as guesser:
+        unknown = {"key": f"no.such.client.{secrets.token_hex(4)}", "secret": client.secret}
+        for body in (unknown, {"key": client.key, "secret": "wrong"}):
+            hashes.clear()
+            response = await guesser.post(TOKEN, json=body)
+            assert response.status_code == 401
+            assert response.json() == {"data": None, "errors": [{"code": INVALID_CLIENT, "message": INVALID_CLIENT_MESSAGE}]}
+            assert len(hashes) == 1, body
+
+
+# 5. Token generation.
+
+
+async def test_token_generation_failures_are_throttled(settings, org):
+    client = org.file.api_clients[0]
+    async with guarded_app(settings, auth_failures_per_credential=3) as app, caller(app, GUESSER) as guesser:
+        for n in range(3):
+            refused = await guesser.post(TOKEN, json={"key": client.key, "secret": f"guess-{n}"})
+            assert refused.status_code == 401
+            assert refused.json()["errors"][0]["code"] == INVALID_CLIENT
+        for body in ({"key": client.key, "secret": "guess-4"}, {"key": client.key, "secret": client.secret}):
+            assert 290 <= assert_too_many(await guesser.post(TOKEN, json=body)) <= 300
+        # A till of the same name is another namespace.
+        assert (await get(guesser, org.basic())).status_code == ADMITTED
+
+
+async def test_a_client_that_got_a_token_before_the_guessing_still_gets_one(settings, org):
+    client = org.file.api_clients[0]
+    async with guarded_app(settings, auth_failures_per_credential=2) as app, caller(app, GUESSER) as guesser:
+        assert (await guesser.post(TOKEN, json={"key": client.key, "secret": client.secret})).status_code == 200
+        for n in range(2):
+            await guesser.post(TOKEN, json={"key": client.key, "secret": f"guess-{n}"})
+        assert (await guesser.post(TOKEN, json={"key": client.key, "secret": "guess-9"})).status_code == 429
+        issued = await guesser.post(TOKEN, json={"key": client.key, "secret": client.secret})
+        assert issued.status_code == 200 and issued.json()["data"]["accessToken"]
+
+
+# 6. Bounded memory.
+
+
+def test_the_failure_table_stays_bounded():
+    clock = Clock()
+    counter = FailureCounter(limit=3, window=300, clock=clock, max_names=100)
+    for n in range(10_000):
+        clock.advance(0.001)
+        counter.add(f"random.till.{n}")
+    assert len(counter) <= 100
+    # The names failed most recently are still counted.
+    counter.add("random.till.9999")
+    counter.add("random.till.9999")
+    assert counter.wait("random.till.9999") > 0
+    # Names whose window has closed make room first.
+    clock.advance(300)
+    counter.add("late.one")
+    assert len(counter) == 1
+    keys = RecentKeys(ttl=60, clock=clock, max_keys=50)
+    for n in range(1000):
+        keys.add(n)
+    assert len(keys) <= 50 and 999 in keys and 0 not in keys
+
+
+async def test_a_flood_of_made_up_tills_and_addresses_keeps_every_table_bounded(settings):
+    async with guarded_app(settings, auth_failures_per_address=3) as app:
+        auth = app.state.services.auth
+        auth.guard = CredentialGuard(failures_per_credential=3, failures_per_address=3, max_entries=20)
+        for n in range(60):
+            async with caller(app, f"10.0.{n // 250}.{n % 250}") as flooder:
+                header = {"Authorization": "Basic " + base64.b64encode(f"till.{n}:{'0' * 32}".encode()).decode()}
+                assert (await get(flooder, header)).status_code == 401
+        guard = auth.guard
+        assert max(len(guard.credentials), len(guard.addresses), len(guard.refused)) <= 20
+
+
+# 7. Bounded slow hashes.
+
+
+async def test_slow_hashes_are_bounded_and_cached_callers_do_not_wait(settings, org, monkeypatch):
+    async with guarded_app(
+        settings,
+        auth_hash_concurrency=2,
+        auth_hash_queue=3,
+        auth_failures_per_credential=100,
+        auth_failures_per_address=100,
+    ) as app:
+        async with caller(app, STORE_NAT) as till, caller(app, GUESSER) as guesser:
+            assert (await get(till, org.basic())).status_code == ADMITTED  # verified, now cached
+            gate, lock = threading.Event(), threading.Lock()
+            running, most = [0], [0]
+            real = auth_module.verify_secret
+
+            def held_hash(stored_hash: str, secret: str) -> bool:
+                with lock:
+                    running[0] += 1
+                    most[0] = max(most[0], running[0])
+                gate.wait(10)
+                with lock:
+                    running[0] -= 1
+                return real(stored_hash, secret)
+
+            monkeypatch.setattr(auth_module, "verify_secret", held_hash)
+            guesses = [asyncio.ensure_future(get(guesser, wrong(org, org.till(n % 3)))) for n in range(10)]
+            try:
+                hashes = guard_of(app).hashes
+                for _ in range(500):
+                    if hashes.busy == 2 and hashes.waiting == 3 and sum(g.done() for g in guesses) == 5:
+                        break
+                    await asyncio.sleep(0.01)
+                refused = [g.result() for g in guesses if g.done()]
+                assert len(refused) == 5
+                for response in refused:
+                    assert response.status_code == 503 and response.headers["Retry-After"] == "1"
+                    assert response.json()["response"]["status"]["message"] == MESSAGES[Code.SERVICE_UNAVAILABLE]
+                # Two hashes are stuck and three callers queue for them; a cached till goes straight on.
+                answers = await asyncio.wait_for(asyncio.gather(*(get(till, org.basic()) for _ in range(5))), 5)
+                assert {a.status_code for a in answers} == {ADMITTED}
+                assert (hashes.busy, hashes.waiting) == (2, 3)
+            finally:
+                gate.set()
+            rest = await asyncio.wait_for(asyncio.gather(*guesses), 10)
+            assert sorted(r.status_code for r in rest) == [401] * 5 + [503] * 5
+            assert most[0] == 2
