@@ -313,6 +313,16 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
             server_header=False,
             # On SIGTERM, requests in flight get this long to finish before they are cancelled.
             timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+            # httptools with Patron's limits on request heads, deadlines for slow clients and
+            # its cap on connections (PATRON_MAX_HEADER*, PATRON_*_TIMEOUT_SECONDS,
+            # PATRON_MAX_CONNECTIONS), which each worker reads from the same environment. By
+            # import string: the workers of --workers N are spawned processes. uvicorn's own
+            # limit_concurrency is left off: it refuses whichever request comes next once the
+            # worker is full, on old connections too, in plain text, one short of its number.
+            http="patron.api.server:PatronHttpProtocol",
+            # Read only by uvicorn's h11 protocol, unused here: no head bound is left at
+            # uvicorn's default should the protocol above ever change.
+            h11_max_incomplete_event_size=settings.max_header_bytes,
         )
 
 

@@ -15,9 +15,13 @@ class Code(IntEnum):
     ACCESS_DENIED = 403
     NOT_FOUND = 404
     METHOD_NOT_ALLOWED = 405
+    # Answered by the connection itself (patron.api.server) when a request comes too slowly.
+    REQUEST_TIMEOUT = 408
     BODY_TOO_LARGE = 413
     UNSUPPORTED_MEDIA_TYPE = 415
     TOO_MANY_REQUESTS = 429
+    # Answered by the connection itself when a request head passes a PATRON_MAX_HEADER* limit.
+    REQUEST_HEADER_FIELDS_TOO_LARGE = 431
     TOKEN_EXPIRED = 498
     # Never answered (the caller has gone): the status the request log shows for a body cut short.
     CLIENT_CLOSED_REQUEST = 499
@@ -63,9 +67,11 @@ MESSAGES: dict[Code, str] = {
     Code.ACCESS_DENIED: "Not authorized. Access is denied!",
     Code.NOT_FOUND: "Incorrect resource",
     Code.METHOD_NOT_ALLOWED: "Incorrect HTTP Method",
+    Code.REQUEST_TIMEOUT: "Request timeout",
     Code.BODY_TOO_LARGE: "Request body too large",
     Code.UNSUPPORTED_MEDIA_TYPE: "Unsupported media type",
     Code.TOO_MANY_REQUESTS: "Too many requests",
+    Code.REQUEST_HEADER_FIELDS_TOO_LARGE: "Request header fields too large",
     Code.TOKEN_EXPIRED: "Token expired",
     Code.CLIENT_CLOSED_REQUEST: "The client closed the connection before its request was read",
     Code.SERVICE_UNAVAILABLE: "Service temporarily unavailable",

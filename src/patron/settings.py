@@ -57,6 +57,18 @@ class Settings(BaseSettings):
     metrics_dir: str | None = None
     # On SIGTERM, how long requests in flight may take to finish before they are cancelled.
     shutdown_grace_seconds: int = Field(default=20, ge=0)
+    # What one connection may cost a worker (patron.api.server). A request head over these sizes
+    # is answered 431 before it is buffered (a header line is its name, ": " and its value; the
+    # head counts the request line and every header line); a head not in within
+    # header_timeout_seconds of its first byte, or a body not in within body_timeout_seconds of
+    # its head, is answered 408; a connection beyond max_connections per worker is answered 503.
+    # Each closes the connection.
+    max_header_line_bytes: int = Field(default=16 * 1024, ge=256)
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_headers: int = Field(default=100, ge=1)
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
+    max_connections: int = Field(default=1000, ge=1)
 
     @field_validator("secret_key")
     @classmethod

@@ -58,12 +58,26 @@ REQUEST_CODE_WHEN: dict[Code, str] = {
     Code.ACCESS_DENIED: "the caller's access group lacks the permission",
     Code.NOT_FOUND: "unknown path",
     Code.METHOD_NOT_ALLOWED: "wrong method on a known path",
+    Code.REQUEST_TIMEOUT: (
+        "a request head not in within PATRON_HEADER_TIMEOUT_SECONDS of its first byte, or a body not in within "
+        "PATRON_BODY_TIMEOUT_SECONDS of its head; the connection is closed"
+    ),
     Code.BODY_TOO_LARGE: "body over PATRON_MAX_BODY_BYTES",
     Code.UNSUPPORTED_MEDIA_TYPE: "a body that is neither JSON nor XML",
-    Code.TOO_MANY_REQUESTS: "the till's or API client's RATE_LIMIT_PER_SECOND is spent; `Retry-After` says when to retry",
+    Code.TOO_MANY_REQUESTS: (
+        "the till's or API client's RATE_LIMIT_PER_SECOND is spent, or too many failed credential checks for this "
+        "till, API client or address (PATRON_AUTH_FAILURES_*); `Retry-After` says when to retry"
+    ),
+    Code.REQUEST_HEADER_FIELDS_TOO_LARGE: (
+        "a header line over PATRON_MAX_HEADER_LINE_BYTES, a head over PATRON_MAX_HEADER_BYTES, or more than "
+        "PATRON_MAX_HEADERS headers; the connection is closed"
+    ),
     Code.TOKEN_EXPIRED: "an expired OAuth token",
     Code.CLIENT_CLOSED_REQUEST: "never answered: the caller hung up before its body arrived (the request log shows it)",
-    Code.SERVICE_UNAVAILABLE: "Patron cannot reach its database; nothing was written, safe to retry",
+    Code.SERVICE_UNAVAILABLE: (
+        "Patron cannot reach its database, the worker already holds PATRON_MAX_CONNECTIONS connections, or its "
+        "queue of password checks is full (PATRON_AUTH_HASH_QUEUE); nothing was written, safe to retry"
+    ),
 }
 
 # Item-level codes that only customer/get answers.
