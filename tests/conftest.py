@@ -32,12 +32,16 @@ ROOT = Path(__file__).resolve().parent.parent
 ORG_FILES = Path(__file__).parent / "orgs"
 PG_ADMIN_DSN = os.environ.get("PATRON_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REQUIRE_PG = os.environ.get("PATRON_TEST_REQUIRE_PG") == "1"
+# A database of a Citus cluster whose nodes are registered (../shared/citus/cluster.sh makes one):
+# each run makes a database of its own on the coordinator and every worker beside it.
+CITUS_ADMIN_DSN = os.environ.get("PATRON_TEST_CITUS", "postgresql://postgres@127.0.0.1:54350/patron")
+REQUIRE_CITUS = os.environ.get("PATRON_TEST_REQUIRE_CITUS") == "1"
 SECRET_KEY = "test-secret-key-that-is-long-enough-for-hs256"
 
 
-def _pg_reachable() -> str | None:
+def _pg_reachable(dsn: str = PG_ADMIN_DSN) -> str | None:
     async def probe() -> None:
-        conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=3)
+        conn = await asyncpg.connect(dsn, timeout=3)
         await conn.close()
 
     try:
@@ -47,13 +51,16 @@ def _pg_reachable() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="session", params=["sqlite", "postgresql", "citus"])
 def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A migrated, empty database of each kind, for the whole session."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'patron.db'}"
         upgrade(url)
         yield url
+        return
+    if request.param == "citus":
+        yield from _citus_database()
         return
     problem = _pg_reachable()
     if problem:
@@ -70,12 +77,53 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-async def _admin(statement: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN_DSN)
+async def _admin(statement: str, dsn: str = PG_ADMIN_DSN) -> None:
+    conn = await asyncpg.connect(dsn)
     try:
         await conn.execute(statement)
     finally:
         await conn.close()
+
+
+def _citus_database() -> Iterator[str]:
+    """A database of its own on every node of the cluster, with the extension and the workers
+    registered, migrated (which distributes it)."""
+    problem = _pg_reachable(CITUS_ADMIN_DSN)
+    if problem:
+        if REQUIRE_CITUS:
+            pytest.fail(f"Citus is required (PATRON_TEST_REQUIRE_CITUS=1) but unreachable: {problem}")
+        pytest.skip(f"Citus third skipped: no cluster at {CITUS_ADMIN_DSN} ({problem})")
+    name = f"patron_test_{uuid.uuid4().hex[:12]}"
+    coordinator, workers = asyncio.run(_citus_nodes())
+    nodes = [coordinator, *workers]
+    url = CITUS_ADMIN_DSN.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        for host, port in nodes:
+            asyncio.run(_admin(f'CREATE DATABASE "{name}"', f"postgresql://postgres@{host}:{port}/postgres"))
+            asyncio.run(_admin("CREATE EXTENSION citus", f"postgresql://postgres@{host}:{port}/{name}"))
+        asyncio.run(_admin(
+            f"SELECT citus_set_coordinator_host('{coordinator[0]}', {coordinator[1]});"
+            + "".join(f"SELECT citus_add_node('{host}', {port});" for host, port in workers),
+            url,
+        ))
+        upgrade(url)
+        yield url
+    finally:
+        for host, port in nodes:
+            asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f"postgresql://postgres@{host}:{port}/postgres"))
+
+
+async def _citus_nodes() -> tuple[tuple[str, int], list[tuple[str, int]]]:
+    conn = await asyncpg.connect(CITUS_ADMIN_DSN)
+    try:
+        rows = await conn.fetch("SELECT nodename, nodeport, groupid FROM pg_dist_node WHERE noderole = 'primary' ORDER BY groupid")
+    finally:
+        await conn.close()
+    coordinator = next(((r["nodename"], r["nodeport"]) for r in rows if r["groupid"] == 0), None)
+    if coordinator is None:
+        host, port = CITUS_ADMIN_DSN.split("@", 1)[1].split("/", 1)[0].split(":")
+        coordinator = (host, int(port))
+    return coordinator, [(r["nodename"], r["nodeport"]) for r in rows if r["groupid"] != 0]
 
 
 @pytest.fixture(scope="session")

@@ -113,14 +113,12 @@ async def test_a_case_variant_of_an_email_is_a_shared_identifier(org, patron):
     second = await write_customer(org, email=email.upper())
     await write_creation_audit(org, second)
 
-    assert await violations(org) == [
-        (checks.UNIQUE_IDENTIFIER, f"email {email!r} is held by customers {first['user_id']}, {second}")
-    ]
+    # Ids are listed in order; on Citus an id says nothing of when its customer came.
+    holders = ", ".join(str(i) for i in sorted([first["user_id"], second]))
+    assert await violations(org) == [(checks.UNIQUE_IDENTIFIER, f"email {email!r} is held by customers {holders}")]
     result = await patron("check", "--org", str(org.id))
     assert result.exit_code == 1
-    assert result.output.splitlines() == [
-        f"org {org.id}: unique-identifier: email {email!r} is held by customers {first['user_id']}, {second}"
-    ]
+    assert result.output.splitlines() == [f"org {org.id}: unique-identifier: email {email!r} is held by customers {holders}"]
 
 
 async def test_balances_out_of_step_with_the_points_ledger_are_reported(org):

@@ -167,6 +167,15 @@ async def _planner_rows(database_url: str, tables: tuple[str, ...]) -> dict[str,
             if engine.dialect.name == "sqlite":
                 # sqlite_stat1 holds, for each index, "rows-in-table ..." as ANALYZE counted them.
                 rows = await conn.execute(text("SELECT tbl, max(CAST(stat AS INTEGER)) FROM sqlite_stat1 GROUP BY tbl"))
+            elif await conn.scalar(text("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')")):
+                # On Citus the planner's counts are the shards', on the workers that hold them.
+                rows = await conn.execute(text(
+                    " UNION ALL ".join(
+                        f"SELECT '{table}', sum(CAST(result AS real))::bigint FROM run_command_on_shards('{table}',"
+                        " $$SELECT reltuples FROM pg_class WHERE oid = '%s'::regclass$$)"
+                        for table in tables
+                    )
+                ))
             else:
                 rows = await conn.execute(text("SELECT relname, reltuples::bigint FROM pg_class WHERE relkind = 'r'"))
             counted = dict(rows.all())

@@ -15,8 +15,9 @@ from asgi_lifespan import LifespanManager
 from sqlalchemy import text
 
 from conftest import item, new_mobile
-from envelope import INTERNAL_ERROR, wire
+from envelope import wire
 from patron.api.app import create_app
+from patron.codes import Code
 from patron.settings import Settings
 from patron.store.shared import LANES
 
@@ -98,10 +99,18 @@ async def lanes_taken(
 async def statements_wait(locker: asyncpg.Connection, count: int, what: str) -> None:
     """Until `count` statements on customers wait for the locker's lock."""
 
+    citus = await locker.fetchval("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')")
+    # On Citus the statements wait on the worker that holds the org (a registration there is the
+    # call of its function, delegated): citus_stat_activity shows every node's.
+    activity = "citus_stat_activity" if citus else "pg_stat_activity"
+
     async def waiting() -> bool:
         # The locker is in a transaction, which would keep reading its first snapshot of the activity.
         await locker.execute("SELECT pg_stat_clear_snapshot()")
-        query = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%customers%'"
+        query = (
+            f"SELECT count(*) FROM {activity} WHERE wait_event_type = 'Lock'"
+            " AND (query LIKE '%customers%' OR query LIKE '%patron_register_new%')"
+        )
         return await locker.fetchval(query) == count
 
     await until(waiting, what)
@@ -223,7 +232,8 @@ async def refusing_firstname(database_url: str) -> AsyncIterator[str]:
 async def test_a_registration_the_database_refuses_fails_alone(
     app, org, writer, statements, database_url, refusing_firstname
 ):
-    """The others of its statement are written again, each on its own, and only its request fails."""
+    """The others of its statement are written again, each on its own, and only its item fails
+    (1099: it is written again through its own unit of work, which the database refuses too)."""
     refused, accepted = new_mobile(), new_mobile()
     async with wire(app) as caller, inserts_held(database_url) as locker:
         taken = await lanes_taken(org, locker, writer)
@@ -234,7 +244,7 @@ async def test_a_registration_the_database_refuses_fails_alone(
     await asyncio.gather(*taken)
 
     refusal = await failing
-    assert (refusal.status_code, refusal.json()["response"]["status"]["detail"]) == (500, INTERNAL_ERROR)
+    assert (refusal.status_code, item(refusal)["item_status"]["code"]) == (500, str(int(Code.ITEM_NOT_PROCESSED)))
     assert item(await passing)["item_status"]["message"] == "Customer registration successful"
     assert sorted(statements) == [1] * (LANES + 1)
     assert item(await org.get(mobile=refused))["item_status"]["success"] == "false"
@@ -321,13 +331,29 @@ async def test_connections_lost_under_shared_statements_answer_503_and_half_writ
             statuses = [answer.status_code for answer in answers]
             assert statuses[:LANES] == [503] * LANES
             assert set(statuses) <= {200, 503}
+            # On Citus a registration waiting on its worker is that worker's transaction: losing
+            # the coordinator's connection does not stop it, so a 503 may follow a registration
+            # written whole (docs/scale-out.md). Either way a retry makes one customer.
+            citus = await _is_citus(database_url)
+            written = {}
             for mobile, status in zip(mobiles, statuses, strict=True):
-                found = item(await org.get(mobile=mobile))["item_status"]["success"]
-                assert found == ("true" if status == 200 else "false"), (mobile, status)
-            retried = [await add(mobile) for mobile, status in zip(mobiles, statuses, strict=True) if status == 503]
-            assert [item(answer)["item_status"]["message"] for answer in retried] == (
-                ["Customer registration successful"] * len(retried)
-            )
+                found = item(await org.get(mobile=mobile))
+                written[mobile] = found["item_status"]["success"] == "true"
+                if status == 200 or not citus:
+                    assert written[mobile] == (status == 200), (mobile, status)
+            retried = [(mobile, await add(mobile)) for mobile, status in zip(mobiles, statuses, strict=True) if status == 503]
+            assert [item(answer)["item_status"]["message"] for _, answer in retried] == [
+                "Customer successfully updated" if written[mobile] else "Customer registration successful"
+                for mobile, _ in retried
+            ]
+
+
+async def _is_citus(database_url: str) -> bool:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await conn.fetchval("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')")
+    finally:
+        await conn.close()
 
 
 @asynccontextmanager

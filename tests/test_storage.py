@@ -147,7 +147,7 @@ async def test_a_driver_connection_lost_mid_statement_is_503_and_replaced(org, d
                     await locker.execute("LOCK TABLE customers IN ACCESS EXCLUSIVE MODE")
                     waiting = asyncio.create_task(add())
                     await asyncio.sleep(0.3)
-                    assert await locker.fetchval("SELECT pg_terminate_backend($1)", backend)
+                    assert await locker.fetchval("SELECT pg_terminate_backend(CAST($1 AS integer))", backend)
                     lost = await waiting
             finally:
                 await locker.close()

@@ -58,10 +58,12 @@ def db_upgrade(revision: str) -> None:
 
     url = Settings().database_url
     try:
-        upgrade(url, revision)
+        distributed = upgrade(url, revision)
     except (SQLAlchemyError, OSError) as exc:
         raise click.ClickException(f"migration failed: {str(exc).splitlines()[0]}") from exc
     click.echo(f"database at {_safe_url(url)} is at revision {revision}")
+    for line in distributed:
+        click.echo(f"citus: {line}")
 
 
 @main.group()

@@ -12,7 +12,21 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 import orjson
-from sqlalchemy import Select, and_, bindparam, func, insert, or_, select, text, update
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Select,
+    Text,
+    and_,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
@@ -20,7 +34,15 @@ from patron.loyalty.model import Membership
 from patron.registration.fields import local_text
 from patron.registration.model import IDENTIFIERS, Change, Customer
 from patron.registration.service import Caller, IdentifierTaken, NewCustomer
-from patron.store.db import Connection, DriverStatement, inserted_columns, is_sqlite, json_text, named_binds
+from patron.store.db import (
+    Connection,
+    DriverStatement,
+    inserted_columns,
+    is_citus,
+    is_sqlite,
+    json_text,
+    named_binds,
+)
 from patron.store.loyalty import MEMBERSHIP_COLUMNS, LoyaltyStore
 from patron.store.schema import customer_audits, customers, memberships
 
@@ -155,6 +177,74 @@ SELECT position, id FROM written
 """))
 
 
+# Citus: the same writes as a function that Citus delegates, by its org_id argument, to the worker
+# holding the org's shards (store.citus distributes it beside the customers). There each write is
+# a plain statement on that org, run locally: one round trip from Patron, one worker, one-phase
+# commit. A single statement cannot do that on Citus: it plans each part of a writable CTE as a
+# subplan of its own, and an INSERT ... SELECT from the document through the coordinator.
+# Arguments and rows are those of _PG_REGISTER_NEW; the answer is each customer written, by position.
+REGISTER_NEW_FUNCTION = "patron_register_new"
+REGISTER_NEW_SIGNATURE = f"{REGISTER_NEW_FUNCTION}(bigint, jsonb, jsonb, timestamp[], timestamp[], text[])"
+
+
+def _json_value(alias: str, index: int, name: str) -> str:
+    if name in _JSON_COLUMNS:
+        return f"{alias}->{index}"
+    if name in _ROW_TYPES:
+        return f"CAST({alias}->>{index} AS {_ROW_TYPES[name]})"
+    return f"{alias}->>{index}"
+
+
+def register_new_function() -> str:
+    """The CREATE OR REPLACE FUNCTION statement of REGISTER_NEW_FUNCTION (Citus)."""
+    return f"""
+CREATE OR REPLACE FUNCTION {REGISTER_NEW_FUNCTION}(
+    p_org_id bigint, p_registrations jsonb, p_customers jsonb,
+    p_registered_on timestamp[], p_updated_on timestamp[], p_changes text[]
+) RETURNS TABLE (out_position bigint, out_id bigint) LANGUAGE plpgsql AS $function$
+#variable_conflict use_column
+DECLARE
+    c jsonb; r jsonb; m jsonb; e jsonb; n int := 0; new_id bigint; at timestamp;
+BEGIN
+    FOR c IN SELECT value FROM jsonb_array_elements(p_customers) LOOP
+        n := n + 1;
+        r := p_registrations -> (CAST(c->>0 AS int) - 1);
+        at := CAST(r->>0 AS timestamp);
+        new_id := NULL;
+        INSERT INTO customers (org_id, {", ".join(_ROW)}, {", ".join(_TIMES)}, created_at, modified_at)
+        VALUES (p_org_id, {", ".join(_json_value("c", i, name) for i, name in enumerate(_ROW, 1))},
+            p_registered_on[n], p_updated_on[n], at, at)
+        ON CONFLICT DO NOTHING
+        RETURNING id INTO new_id;
+        CONTINUE WHEN new_id IS NULL;
+        INSERT INTO customer_audits (org_id, customer_id, created_at, event_type, {", ".join(_REGISTERED_BY)}, changes)
+        VALUES (p_org_id, new_id, at, 'CREATE', {", ".join(f"r->>{i}" for i in range(1, len(_REGISTERED_BY) + 1))},
+            CAST(p_changes[n] AS json));
+        FOR m IN SELECT value FROM jsonb_array_elements(c->{len(_ROW) + 1}) LOOP
+            INSERT INTO memberships (org_id, customer_id, {", ".join(_MEMBERSHIP_ROW)}, enrolled_at)
+            VALUES (p_org_id, new_id, {", ".join(_json_value("m", i, name) for i, name in enumerate(_MEMBERSHIP_ROW))}, at);
+        END LOOP;
+        FOR e IN SELECT value FROM jsonb_array_elements(c->{len(_ROW) + 2}) LOOP
+            INSERT INTO points_ledger (org_id, customer_id, {", ".join(_ENTRY_ROW)}, created_at, request_id)
+            VALUES (p_org_id, new_id, {", ".join(_json_value("e", i, name) for i, name in enumerate(_ENTRY_ROW))}, at, r->>1);
+        END LOOP;
+        out_position := n;
+        out_id := new_id;
+        RETURN NEXT;
+    END LOOP;
+END
+$function$
+"""
+
+
+_CITUS_REGISTER_NEW = DriverStatement(text(f"""
+SELECT out_position AS position, out_id AS id FROM {REGISTER_NEW_FUNCTION}(
+    :org_id, CAST(:registrations AS jsonb), CAST(:customers AS jsonb),
+    CAST(:registered_on AS timestamp[]), CAST(:updated_on AS timestamp[]), CAST(:changes AS text[])
+)
+"""))
+
+
 def _registration_row(registration: Registration) -> list[Any]:
     by = _audit_context(registration.caller)
     return [registration.at, *(by[name] for name in _REGISTERED_BY)]
@@ -244,10 +334,25 @@ _FIND_ANY_WITH_MEMBERSHIPS = {
 }
 
 
+# Citus cannot push a LIMIT down into a lateral subquery over a function's rows; it routes this
+# form to the org's shard, where the worker plans it with the values themselves.
+_CITUS_FIND_ANY_WITH_MEMBERSHIPS = {
+    field: DriverStatement(
+        _WITH_MEMBERSHIPS.where(
+            customers.c.org_id == bindparam("org_id"),
+            customers.c[field] == func.any(func.cast(bindparam("values"), ARRAY(BigInteger if field == "id" else Text))),
+        ).order_by(customers.c.id, memberships.c.program_id)
+    )
+    for field in _LOOKUP_FIELDS
+}
+
+
 _AUDITS_OF = DriverStatement(
     select(customer_audits)
     .where(customer_audits.c.org_id == bindparam("org_id"), customer_audits.c.customer_id == bindparam("customer_id"))
-    .order_by(customer_audits.c.id.desc())
+    # Newest first. A customer's CREATE record is its oldest whatever its id: on Citus it may be
+    # written on the org's worker (ids from that worker's range), its updates on the coordinator.
+    .order_by((customer_audits.c.event_type == literal_column("'CREATE'")).asc(), customer_audits.c.id.desc())
     .limit(bindparam("limit"))
 )
 
@@ -387,7 +492,8 @@ class CustomerStore:
         parameters = register_new_parameters(registrations)
         if parameters is None:
             return []
-        written = {row["position"]: row["id"] for row in await _PG_REGISTER_NEW.fetch(self.conn, parameters)}
+        statement = _CITUS_REGISTER_NEW if is_citus(self.conn) else _PG_REGISTER_NEW
+        written = {row["position"]: row["id"] for row in await statement.fetch(self.conn, parameters)}
         count = sum(len(registration.new_customers) for registration in registrations)
         return [written.get(position) for position in range(1, count + 1)]
 
@@ -449,7 +555,8 @@ class CustomerStore:
         if is_sqlite(self.conn):
             found = {value: await self.find_with_memberships(org_id, field, value) for value in values}
             return {value: held for value, held in found.items() if held is not None}
-        rows = await _FIND_ANY_WITH_MEMBERSHIPS[field].fetch(self.conn, {"org_id": org_id, "values": values})
+        statements = _CITUS_FIND_ANY_WITH_MEMBERSHIPS if is_citus(self.conn) else _FIND_ANY_WITH_MEMBERSHIPS
+        rows = await statements[field].fetch(self.conn, {"org_id": org_id, "values": values})
         held: dict[str | int, tuple[Customer, list[Membership]]] = {}
         for _, customer_rows in itertools.groupby(rows, key=lambda row: row["id"]):
             first, *rest = customer_rows

@@ -62,6 +62,32 @@ def is_sqlite(engine: AsyncEngine | Connection) -> bool:
     return not isinstance(engine, asyncpg.Connection) and engine.dialect.name == "sqlite"
 
 
+def is_citus(conn: Connection) -> bool:
+    """Whether the connection is to a Citus coordinator (found when the connection was opened)."""
+    if isinstance(conn, asyncpg.Connection):
+        return isinstance(conn, PatronConnection) and conn.citus
+    return bool(conn.info.get(_CITUS))
+
+
+class PatronConnection(asyncpg.Connection):
+    """A driver connection that knows whether its database is a Citus coordinator."""
+
+    __slots__ = ("citus",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.citus = False
+
+
+_CITUS = "patron_citus"
+_HAS_CITUS = "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')"
+# On Citus, a statement is planned with its values: the coordinator routes it to the one shard
+# its org_id names, and delegates a call of a distributed function to the worker that holds the
+# org; a generic plan would leave it to the coordinator, or fail where Citus cannot plan a
+# parameter. Routing needs no more planning than that, so nothing is lost.
+_CITUS_PLANS = "SET plan_cache_mode = force_custom_plan"
+
+
 # Generic plans: every statement Patron prepares is a lookup or write by key, whose plan does not
 # depend on the values. By default PostgreSQL plans each of the first executions afresh and keeps
 # doing so while a custom plan looks cheaper, and planning the registration's five-part statement
@@ -73,7 +99,7 @@ def create_engine(database_url: str, *, pool_size: int = 10, timeout: float = 5.
     url = async_url(database_url)
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url, timeout)
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         json_serializer=json_text,
         json_deserializer=orjson.loads,
@@ -86,6 +112,23 @@ def create_engine(database_url: str, *, pool_size: int = 10, timeout: float = 5.
         # The pool's own rollback on return is all the reset a connection needs.
         connect_args={"timeout": timeout, "command_timeout": timeout * 6, "server_settings": _SERVER_SETTINGS},
     )
+    event.listen(engine.sync_engine, "connect", _on_postgresql_connect)
+    return engine
+
+
+def _on_postgresql_connect(dbapi_connection: Any, record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(_HAS_CITUS)
+        citus = bool(cursor.fetchone()[0])
+        if citus:
+            cursor.execute(_CITUS_PLANS)
+    finally:
+        cursor.close()
+    # The driver's adapter opened a transaction for these: committed, the setting stays for the
+    # connection's life (a rollback would undo it).
+    dbapi_connection.commit()
+    record.info[_CITUS] = citus
 
 
 @dataclass
@@ -173,6 +216,7 @@ async def create_driver_pool(database_url: str, *, size: int = 10, timeout: floa
         command_timeout=timeout * 6,
         server_settings=_SERVER_SETTINGS,
         init=_driver_codecs,
+        connection_class=PatronConnection,
         # Units on these connections set no session state and end any transaction they open (one
         # left open is dropped: DriverPool.connection), so a returned connection needs no reset
         # (a round trip saved each time).
@@ -181,11 +225,14 @@ async def create_driver_pool(database_url: str, *, size: int = 10, timeout: floa
     return DriverPool(pool, size, timeout)
 
 
-async def _driver_codecs(conn: asyncpg.Connection) -> None:
+async def _driver_codecs(conn: PatronConnection) -> None:
     # As on SQLAlchemy's connections, where the same driver statements run: JSON goes in as JSON
     # text and comes out as Python values.
     for json_type in ("json", "jsonb"):
         await conn.set_type_codec(json_type, encoder=str, decoder=orjson.loads, schema="pg_catalog")
+    conn.citus = await conn.fetchval(_HAS_CITUS)
+    if conn.citus:
+        await conn.execute(_CITUS_PLANS)
 
 
 async def _no_reset(conn: asyncpg.Connection) -> None:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import text
+
+from patron.store import citus
+from patron.store.db import async_url, create_engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -18,7 +23,25 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
-    """Bring the schema to `revision`; safe to run on every start."""
+def upgrade(database_url: str, revision: str = "head") -> list[str]:
+    """Bring the schema to `revision`; safe to run on every start. On a Citus coordinator, then
+    distribute what is not yet distributed (store.citus); what that did, one line each."""
     command.upgrade(alembic_config(database_url), revision)
+    if async_url(database_url).get_backend_name() != "postgresql":
+        return []
+    return asyncio.run(_distribute(database_url))
+
+
+async def _distribute(database_url: str) -> list[str]:
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            if not await citus.is_citus(conn):
+                return []
+            # One connection per worker for the whole transaction: the tables it distributes are
+            # then written and read on it, whatever their number of shards.
+            await conn.execute(text("SET LOCAL citus.multi_shard_modify_mode TO 'sequential'"))
+            return await citus.distribute(conn)
+    finally:
+        await engine.dispose()
 
