@@ -85,9 +85,9 @@ async def _admin(statement: str, dsn: str = PG_ADMIN_DSN) -> None:
         await conn.close()
 
 
-def _citus_database() -> Iterator[str]:
+def _citus_database(migrate: bool = True) -> Iterator[str]:
     """A database of its own on every node of the cluster, with the extension and the workers
-    registered, migrated (which distributes it)."""
+    registered, migrated (which distributes it) unless told not to."""
     problem = _pg_reachable(CITUS_ADMIN_DSN)
     if problem:
         if REQUIRE_CITUS:
@@ -106,7 +106,8 @@ def _citus_database() -> Iterator[str]:
             + "".join(f"SELECT citus_add_node('{host}', {port});" for host, port in workers),
             url,
         ))
-        upgrade(url)
+        if migrate:
+            upgrade(url)
         yield url
     finally:
         for host, port in nodes:
@@ -124,6 +125,12 @@ async def _citus_nodes() -> tuple[tuple[str, int], list[tuple[str, int]]]:
         host, port = CITUS_ADMIN_DSN.split("@", 1)[1].split("/", 1)[0].split(":")
         coordinator = (host, int(port))
     return coordinator, [(r["nodename"], r["nodeport"]) for r in rows if r["groupid"] != 0]
+
+
+@pytest.fixture
+def empty_citus_database() -> Iterator[str]:
+    """A Citus database of its own, not yet migrated."""
+    yield from _citus_database(migrate=False)
 
 
 @pytest.fixture(scope="session")
