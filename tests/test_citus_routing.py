@@ -133,9 +133,12 @@ async def test_a_new_registration_is_one_call_delegated_to_the_orgs_worker(citus
     await _assert_on_one_shard(citus, org, sent, before)
 
 
-async def test_a_batch_of_new_registrations_is_one_call_on_the_orgs_worker(citus, org, sent):
+@pytest.mark.parametrize("size", [5, 20])
+async def test_a_batch_of_new_registrations_is_one_call_on_the_orgs_worker(citus, make_org, sent, size):
+    org = await make_org(BATCH_LIMIT=size)
+    sent.clear()
     before = await _two_phase_commits(citus)
-    response = await org.add(*({"mobile": new_mobile()} for _ in range(5)))
+    response = await org.add(*({"mobile": new_mobile()} for _ in range(size)))
     assert response.status_code == 200
     assert len(_hot(sent)) == 1
     await _assert_on_one_shard(citus, org, sent, before)

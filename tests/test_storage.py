@@ -232,3 +232,39 @@ async def test_a_unit_cancelled_mid_statement_leaves_the_driver_pool_usable_at_o
             assert not conn.is_in_transaction()
     finally:
         await driver.close()
+
+
+@pytest.mark.parametrize("count", [3, 12], ids=["row-by-row", "set-at-once"])
+async def test_new_customers_written_together_are_each_written_whole_unless_an_earlier_one_took_their_identifier(
+    app, make_org, count
+):
+    """The store's contract for new customers written together (on Citus, a function that writes
+    a few row by row and many with one statement a table): in the order given, each with its audit
+    record, membership and ledger entry, except a later one that shares an identifier with an
+    earlier one, of which nothing is written."""
+    from datetime import datetime, timezone
+
+    from patron.checks import check_org
+    from patron.registration.model import CustomerInput
+    from patron.registration.service import Caller, _new_customer
+
+    org = await make_org("rewards")
+    settings = await app.state.services.orgs.get(org.id)
+    caller = Caller(org=settings, till_code=org.till(), api_client_key=None, request_id="store-contract")
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    mobiles = [new_mobile() for _ in range(count)]
+    taken = count // 2
+    mobiles[taken] = mobiles[0]
+    welcomes: dict = {}
+    new = [_new_customer(CustomerInput(mobile=mobile, firstname=f"N{n}"), caller, now, welcomes) for n, mobile in enumerate(mobiles)]
+
+    ids = await app.state.services.storage.insert_new(new, caller, now)
+
+    assert [customer_id is None for customer_id in ids] == [n == taken for n in range(count)]
+    first = item(await org.get(mobile=mobiles[0]))
+    assert (first["user_id"], first["firstname"]) == (ids[0], "N0")
+    for n, mobile in enumerate(mobiles):
+        if n != taken:
+            found = item(await org.get(mobile=mobile))
+            assert (found["user_id"], found["loyalty_points"]) == (ids[n], 100), found
+    assert await check_org(org.engine, org.id) == []
