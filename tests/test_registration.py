@@ -1809,6 +1809,21 @@ async def test_an_xml_answer_is_well_formed_whatever_a_json_request_stored(org):
     assert (await fetch(org, mobile=mobile))["custom_fields"]["field"][0]["value"] == "x\x02y"
 
 
+async def test_every_element_of_a_json_answer_is_in_its_xml_answer_empty_lists_as_empty_elements(org):
+    mobile = new_mobile()
+    await org.add({"mobile": mobile})
+    as_json = item(await org.get(mobile=mobile))
+    assert as_json["commChannels"] == []
+    answer = ElementTree.fromstring((await org.get(mobile=mobile, format="xml")).content)
+    customer = answer.find("customers/customer")
+    for key, value in as_json.items():
+        element = customer.find(key)
+        assert element is not None, key
+        if value == []:
+            assert len(element) == 0 and not (element.text or "").strip(), key
+    assert customer.find("commChannels") is not None
+
+
 async def test_xml_batch_of_two_customers(org):
     first, second = new_mobile(), new_mobile()
     body = (f"<root><customer><mobile>{first}</mobile></customer>"

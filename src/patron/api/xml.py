@@ -86,7 +86,8 @@ def _value(element: Element, depth: int) -> Any:
 
 
 def render(document: dict[str, Any]) -> bytes:
-    """A JSON-shaped response as XML: a list repeats its key's element, None is an empty element."""
+    """A JSON-shaped response as XML: a list repeats its key's element (an empty list is one empty
+    element), None is an empty element."""
     ((tag, value),) = document.items()
     root = Element(tag)
     _fill(root, value)
@@ -96,6 +97,9 @@ def render(document: dict[str, Any]) -> bytes:
 def _fill(element: Element, value: Any) -> None:
     if isinstance(value, dict):
         for key, child in value.items():
+            if isinstance(child, list) and not child:
+                # An empty list is still there, as in JSON: one empty element (`<commChannels/>`).
+                SubElement(element, key)
             for item in child if isinstance(child, list) else [child]:
                 _fill(SubElement(element, key), item)
     elif value is None:
