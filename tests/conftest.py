@@ -51,6 +51,38 @@ def _pg_reachable(dsn: str = PG_ADMIN_DSN) -> str | None:
     return None
 
 
+# The backends that did not answer, with why: their tests are left out at collection and said
+# once at the end, instead of one skip line for each.
+_UNREACHABLE: dict[str, str] = {}
+_BACKENDS = {
+    "postgresql": ("PostgreSQL half", PG_ADMIN_DSN, REQUIRE_PG, "PATRON_TEST_PG"),
+    "citus": ("Citus third", CITUS_ADMIN_DSN, REQUIRE_CITUS, "PATRON_TEST_CITUS"),
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    wanted = {item.callspec.params.get("database_url") for item in items if hasattr(item, "callspec")}
+    for backend, (_, dsn, required, _) in _BACKENDS.items():
+        if backend in wanted and not required:
+            problem = _pg_reachable(dsn)
+            if problem:
+                _UNREACHABLE[backend] = problem
+    if not _UNREACHABLE:
+        return
+    left_out = [i for i in items if hasattr(i, "callspec") and i.callspec.params.get("database_url") in _UNREACHABLE]
+    config.hook.pytest_deselected(items=left_out)
+    dropped = set(left_out)
+    items[:] = [i for i in items if i not in dropped]
+    for backend in _UNREACHABLE:
+        _UNREACHABLE[backend] += f"; {sum(i.callspec.params['database_url'] == backend for i in left_out)} tests left out"
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for backend, problem in _UNREACHABLE.items():
+        name, dsn, _, variable = _BACKENDS[backend]
+        terminalreporter.write_line(f"{name} skipped: no server at {dsn} (set {variable}) ({problem})")
+
+
 @pytest.fixture(scope="session", params=["sqlite", "postgresql", "citus"])
 def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A migrated, empty database of each kind, for the whole session."""
