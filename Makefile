@@ -24,7 +24,18 @@ run: $(STAMP) var/secret_key
 	$(BIN)/patron db upgrade
 	$(BIN)/patron org apply examples/demo-org.toml
 	$(BIN)/patron demo examples/demo-org.toml
-	PATRON_SECRET_KEY="$${PATRON_SECRET_KEY:-$$(cat var/secret_key)}" $(BIN)/patron serve
+	@echo
+	@echo "The patron command is $(BIN)/patron (or run 'make shell' for a shell with it on the PATH)."
+	@echo "Serving on http://127.0.0.1:8000 (docs at /docs); Ctrl-C stops it."
+	@# Ctrl-C (or a TERM) stops the server cleanly: its exit is not an error of make's.
+	@PATRON_SECRET_KEY="$${PATRON_SECRET_KEY:-$$(cat var/secret_key)}" $(BIN)/patron serve; \
+	  status=$$?; [ $$status -eq 0 ] || [ $$status -eq 130 ] || [ $$status -eq 143 ] || exit $$status
+
+# A shell with .venv/bin first on the PATH (patron, python), in the checkout; exit to leave.
+.PHONY: shell
+shell: $(STAMP)
+	@echo "patron is on the PATH here: try 'patron --help'. Exit to leave."
+	@PATH="$(CURDIR)/$(BIN):$$PATH" PATRON_DATABASE_URL="$(PATRON_DATABASE_URL)" $${SHELL:-/bin/sh}
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

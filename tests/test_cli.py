@@ -90,3 +90,15 @@ def test_demo_prints_the_till_credentials_and_curls_for_add_get_xml_and_oauth(pa
     assert f"Authorization: Basic {expected}" in result.output
     for fragment in ("/v1.1/customer/add'", "/v1.1/customer/get?mobile=", "/v1.1/customer/add.xml", "/v3/oauth/token/generate", "X-CAP-API-OAUTH-TOKEN"):
         assert fragment in result.output
+
+
+def test_the_demo_curls_register_no_customer_the_quickstart_registers_as_new(patron):
+    import re
+
+    from conftest import ROOT
+
+    result = patron("demo", "examples/demo-org.toml")
+    printed = set(re.findall(r"\b91\d{10}\b", result.output))
+    quickstart = (ROOT / "docs" / "quickstart.md").read_text(encoding="utf-8")
+    registered_new = re.search(r'"mobile":"(91\d{10})","firstname":"Asha"', quickstart).group(1)
+    assert printed and registered_new not in printed

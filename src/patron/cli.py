@@ -370,10 +370,14 @@ def demo(file: str) -> None:
 
 
 def _demo_mobile(org_file: OrgFile) -> str:
+    """A mobile of the org's country for the printed curls: the library's example number with its
+    last two digits made 01, so that it is not the example docs/quickstart.md registers as new."""
     import phonenumbers
 
     example = phonenumbers.example_number_for_type(org_file.org.base_country, phonenumbers.PhoneNumberType.MOBILE)
-    return phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)[1:]
+    digits = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)[1:]
+    moved = digits[:-2] + "01"
+    return moved if phonenumbers.is_valid_number(phonenumbers.parse("+" + moved)) else digits
 
 
 def _safe_url(url: str) -> str:
