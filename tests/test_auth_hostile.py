@@ -333,3 +333,25 @@ async def test_a_signed_token_whose_subject_is_not_a_client_key_is_401(client, o
     claims = claims_for(org)
     claims["sub"] = sub
     await refused_as(client, token_header(jwt.encode(claims, SECRET_KEY, algorithm="HS256")))
+
+
+async def test_a_server_without_a_secret_key_warns_at_start_and_token_generation_says_oauth_is_not_configured(
+    settings, make_org, caplog
+):
+    """Not the 401 of a wrong secret: the right key and secret cannot help until the operator sets the key."""
+    from asgi_lifespan import LifespanManager
+
+    from patron.api.app import create_app
+    from patron.api.gateway import OAUTH_NOT_CONFIGURED
+
+    org = await make_org()
+    client_of_org = org.file.api_clients[0]
+    application = create_app(settings.model_copy(update={"secret_key": ""}))
+    async with LifespanManager(application), wire(application) as client:
+        response = await client.post(
+            "/v3/oauth/token/generate", json={"key": client_of_org.key, "secret": client_of_org.secret}
+        )
+    assert response.status_code == 501
+    assert response.json() == {"data": None, "errors": [{"code": 501, "message": OAUTH_NOT_CONFIGURED}]}
+    assert any("PATRON_SECRET_KEY is not set" in record.getMessage() for record in caplog.records)
+

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import logging
 import os
@@ -18,6 +19,7 @@ from conftest import item, new_mobile
 from prometheus_client.parser import text_string_to_metric_families
 
 from patron.api.app import create_app
+from patron.api.auth import NOT_MD5_HINT
 from patron.cli import main
 from patron.codes import MESSAGES, Code
 from patron.observability import (
@@ -116,6 +118,23 @@ async def test_a_wrong_password_leaves_no_password_md5_or_authorization_in_logs_
         assert "authorization" not in text.lower()
         for secret in secrets:
             assert secret not in text
+
+
+async def test_the_plain_password_instead_of_its_md5_is_the_same_401_and_its_log_line_says_so(org, lines, caplog):
+    caplog.set_level(logging.DEBUG)
+    till = org.till()
+    password = org.passwords[till]
+    plain = {"Authorization": "Basic " + base64.b64encode(f"{till}:{password}".encode()).decode()}
+    response = await org.add({"mobile": new_mobile()}, headers=plain)
+    assert response.status_code == 401
+    assert response.json()["response"]["status"] == {
+        "success": "false", "code": 401, "message": MESSAGES[Code.AUTHENTICATION_FAILED]
+    }
+    line = line_of(lines, response)
+    assert line["hint"] == NOT_MD5_HINT
+    assert password not in b"".join(lines).decode() and password not in caplog.text
+    wrong_md5 = await org.add({"mobile": new_mobile()}, headers=org.basic(password="not-it"))
+    assert "hint" not in line_of(lines, wrong_md5)
 
 
 async def test_a_wrong_client_secret_is_logged_with_its_code_and_key_but_never_the_secret(org, http, lines):

@@ -10,6 +10,9 @@ class Code(IntEnum):
     SUCCESS = 200
     PARTIAL_SUCCESS = 201
     ALL_FAILED = 500
+    # This server cannot do what was asked until its operator configures it (OAuth without
+    # PATRON_SECRET_KEY): retrying does not help.
+    NOT_CONFIGURED = 501
     INVALID_INPUT = 400
     AUTHENTICATION_FAILED = 401
     ACCESS_DENIED = 403
@@ -62,6 +65,7 @@ MESSAGES: dict[Code, str] = {
     Code.SUCCESS: "Success",
     Code.PARTIAL_SUCCESS: "Some requests have failed due to errors",
     Code.ALL_FAILED: "All requests have failed due to errors",
+    Code.NOT_CONFIGURED: "Not configured on this server",
     Code.INVALID_INPUT: "Input is invalid, Please check request parameters or input xml/json",
     Code.AUTHENTICATION_FAILED: "Authentication failed. Please check username and password.",
     Code.ACCESS_DENIED: "Not authorized. Access is denied!",

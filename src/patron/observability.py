@@ -524,6 +524,8 @@ class Observer:
         if error is not None:
             # The class only: an exception's text may quote the request.
             record["error"] = type(error).__name__
+        if status == Code.AUTHENTICATION_FAILED and state.get("hint"):
+            record["hint"] = state["hint"]
         log.write(record)
 
 

@@ -151,6 +151,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
             ),
             storage=storage,
         )
+        if not settings.secret_key:
+            log.warning(
+                "PATRON_SECRET_KEY is not set: OAuth is off (token generation answers 501 and tokens are"
+                " refused); tills' Basic auth works. Set it (32 characters or more) to serve API clients."
+            )
         collect_rarely()
         try:
             yield

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import hashlib
 import logging
+import re
 import secrets
 import time
 from collections import OrderedDict
@@ -262,6 +263,11 @@ class Authenticator:
 
     async def _from_basic(self, header: str | None, request: Request | None = None) -> Principal:
         till_code, md5 = _basic_credentials(header)
+        if request is not None and not _MD5_HEX.fullmatch(md5):
+            # The commonest first mistake: the password itself instead of its MD5. The answer stays
+            # the one 401 of every failure; the request's log line says what was wrong (never the
+            # password), should it fail.
+            request.scope.setdefault("state", {})["hint"] = NOT_MD5_HINT
         key = self.cache.key("till", till_code, md5)
         verified = self.cache.get(key)
         if verified is not None:
@@ -372,6 +378,10 @@ def client_address(request: Request | None) -> str:
     trusted: behind one, every caller shares the proxy's address and its failure limit."""
     client = request.client if request is not None else None
     return client.host if client is not None else ""
+
+
+_MD5_HEX = re.compile(r"[0-9a-f]{32}")
+NOT_MD5_HINT = "the Basic-auth password is not an MD5 hex digest: send the lower-case MD5 of the till's password"
 
 
 def _basic_credentials(header: str | None) -> tuple[str, str]:

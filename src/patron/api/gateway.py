@@ -18,6 +18,10 @@ def gateway_response(data: Any, status_code: int = 200, errors: list[dict[str, A
     return Response(orjson.dumps({"data": data, "errors": errors}), status_code, media_type="application/json")
 
 
+# Without a key to sign them, no token is issued, whatever the key and secret.
+OAUTH_NOT_CONFIGURED = "OAuth is not configured on this server: its operator must set PATRON_SECRET_KEY"
+
+
 async def generate_token(request: Request) -> Response:
     app = services(request)
     try:
@@ -27,6 +31,8 @@ async def generate_token(request: Request) -> Response:
     if not isinstance(body, dict):
         raise ApiError(Code.INVALID_INPUT, detail="the body must be a JSON object with key and secret")
     request.scope["state"]["api_client"] = body.get("key")
+    if not app.auth.secret_key:
+        raise ApiError(Code.NOT_CONFIGURED, detail=OAUTH_NOT_CONFIGURED)
     try:
         token, ttl = await app.auth.issue_token(body.get("key"), body.get("secret"), request)
     except ApiError as exc:

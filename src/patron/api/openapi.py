@@ -56,6 +56,7 @@ REQUEST_CODE_WHEN: dict[Code, str] = {
     Code.INVALID_INPUT: "malformed body, missing `root.customer`, a bad query parameter or header",
     Code.AUTHENTICATION_FAILED: "no, unknown or wrong credentials; an invalid OAuth token",
     Code.ACCESS_DENIED: "the caller's access group lacks the permission",
+    Code.NOT_CONFIGURED: "token generation on a server without PATRON_SECRET_KEY: OAuth is off there",
     Code.NOT_FOUND: "unknown path",
     Code.METHOD_NOT_ALLOWED: "wrong method on a known path",
     Code.REQUEST_TIMEOUT: (
