@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import tomli_w
 
 from conftest import org_document
@@ -102,3 +103,47 @@ def test_the_demo_curls_register_no_customer_the_quickstart_registers_as_new(pat
     quickstart = (ROOT / "docs" / "quickstart.md").read_text(encoding="utf-8")
     registered_new = re.search(r'"mobile":"(91\d{10})","firstname":"Asha"', quickstart).group(1)
     assert printed and registered_new not in printed
+
+
+def _run_patron(*args: str, env: dict[str, str | None] | None = None):  # noqa: ANN202
+    from click.testing import CliRunner
+
+    from patron.cli import main
+
+    return CliRunner().invoke(main, list(args), env=env)
+
+
+def test_a_command_run_outside_the_checkout_creates_no_database_and_says_where_it_looked(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = _run_patron("org", "show", "1001", env={"PATRON_DATABASE_URL": None})
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        f"Error: no database at {tmp_path / 'var' / 'patron.db'}: run `patron db upgrade` to make one, or point "
+        "PATRON_DATABASE_URL at yours (the default, sqlite:///./var/patron.db, is relative to the folder you run in)"
+    ]
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", [["org", "show", "1001"], ["org", "export", "1001"], ["check", "--org", "1001"]])
+def test_an_unmigrated_database_says_run_db_upgrade_and_names_the_file(tmp_path, command):
+    database = tmp_path / "empty.db"
+    database.touch()
+    result = _run_patron(*command, env={"PATRON_DATABASE_URL": f"sqlite:///{database}"})
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [f"Error: the database at {database} is not migrated: run `patron db upgrade`"]
+
+
+def test_an_unexpected_failure_is_one_line_and_exit_1_and_its_traceback_only_with_debug(patron, monkeypatch):
+    import patron.checks
+
+    def broken(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise RuntimeError("something Patron did not expect\nsecond line")
+
+    monkeypatch.setattr(patron.checks, "check_org", broken)
+    result = _run_patron("check", "--org", "1")
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        "Error: RuntimeError: something Patron did not expect (run with --debug for the traceback)"
+    ]
+    debugged = _run_patron("--debug", "check", "--org", "1")
+    assert isinstance(debugged.exception, RuntimeError)

@@ -21,12 +21,17 @@ T = TypeVar("T")
 
 
 def _run(make: Callable[[Any], Awaitable[T]]) -> T:
-    """Run `make(engine)` on a fresh engine; database failures become one-line errors."""
+    """Run `make(engine)` on a fresh engine of a database migrated to this Patron's schema;
+    database failures become one-line errors."""
     from patron.store.db import DatabaseUnavailable, create_engine
 
+    url = Settings().database_url
+    _require_database_file(url)
+
     async def main() -> T:
-        engine = create_engine(Settings().database_url)
+        engine = create_engine(url)
         try:
+            await _require_schema(engine, url)
             return await make(engine)
         finally:
             await engine.dispose()
@@ -34,12 +39,65 @@ def _run(make: Callable[[Any], Awaitable[T]]) -> T:
     try:
         return loop.run(main())
     except DatabaseUnavailable as exc:
-        raise click.ClickException(f"database unreachable: {exc}") from exc
+        raise click.ClickException(f"database at {_where(url)} unreachable: {exc}") from exc
 
 
-@click.group()
+def _where(url: str) -> str:
+    """The database as an operator finds it: an SQLite file's absolute path, or the URL without its password."""
+    from patron.store.db import async_url
+
+    parsed = async_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        return str(Path(parsed.database).resolve())
+    return _safe_url(url)
+
+
+def _require_database_file(url: str) -> None:
+    """An SQLite file must be there: SQLite would create an empty one, in whatever folder the
+    command runs (the default URL is relative), and only db upgrade may make one."""
+    from patron.store.db import async_url
+
+    parsed = async_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        if not Path(parsed.database).is_file():
+            raise click.ClickException(
+                f"no database at {_where(url)}: run `patron db upgrade` to make one, or point "
+                "PATRON_DATABASE_URL at yours (the default, sqlite:///./var/patron.db, is relative to the folder you run in)"
+            )
+
+
+async def _require_schema(engine: Any, url: str) -> None:
+    from patron.store.migrate import current_revision, head_revision
+
+    revision, head = await current_revision(engine), head_revision()
+    if revision != head:
+        state = "not migrated" if revision is None else f"at revision {revision}, this Patron needs {head}"
+        raise click.ClickException(f"the database at {_where(url)} is {state}: run `patron db upgrade`")
+
+
+async def _nothing() -> None:
+    """What `_run` does once it has found the database migrated: nothing more."""
+
+
+class _OneLineErrors(click.Group):
+    """Every failure of a command is one line on stderr and exit code 1; --debug shows the traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:
+            if ctx.params.get("debug"):
+                raise
+            first = (str(exc).strip().splitlines() or [""])[0]
+            raise click.ClickException(f"{type(exc).__name__}: {first} (run with --debug for the traceback)") from exc
+
+
+@click.group(cls=_OneLineErrors)
 @click.version_option(package_name="patron")
-def main() -> None:
+@click.option("--debug", is_flag=True, help="Show the traceback of a failure.")
+def main(debug: bool) -> None:
     """Patron: customer registration for loyalty programmes."""
 
 
@@ -299,6 +357,8 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
     configure_logging(settings)
     if migrate:
         ctx.invoke(db_upgrade)
+    else:
+        _run(lambda engine: _nothing())
     workers = workers or settings.workers
     with multiprocess_metrics(settings, workers):
         uvicorn.run(

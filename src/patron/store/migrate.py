@@ -7,7 +7,9 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import text
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from patron.store import citus
 from patron.store.db import async_url, create_engine
@@ -44,4 +46,17 @@ async def _distribute(database_url: str) -> list[str]:
             return await citus.distribute(conn)
     finally:
         await engine.dispose()
+
+
+def head_revision() -> str:
+    """The revision this Patron's migrations end at."""
+    return ScriptDirectory.from_config(alembic_config("")).get_current_head() or ""
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    """The revision the database is at, or None when it was never migrated."""
+    async with engine.connect() as conn:
+        if not await conn.run_sync(lambda sync: inspect(sync).has_table("alembic_version")):
+            return None
+        return await conn.scalar(text("SELECT version_num FROM alembic_version"))
 
