@@ -32,9 +32,14 @@ async def _count(database_url: str, query) -> int:  # noqa: ANN001
         await engine.dispose()
 
 
-def _csv(tmp_path: Path, rows: list[str]) -> Path:
+RETAIL_HEADER = "mobile,email,firstname,custom.City_name,extended.gender"
+# The rewards org declares no custom field: its fourth column is a standard one.
+REWARDS_HEADER = "mobile,email,firstname,lastname,extended.gender"
+
+
+def _csv(tmp_path: Path, rows: list[str], header: str = RETAIL_HEADER) -> Path:
     path = tmp_path / "customers.csv"
-    path.write_text("mobile,email,firstname,custom.City_name,extended.gender\n" + "\n".join(rows) + "\n")
+    path.write_text(header + "\n" + "\n".join(rows) + "\n")
     return path
 
 
@@ -46,7 +51,7 @@ def test_a_csv_file_registers_every_valid_row_and_reports_the_rest(patron, tmp_p
     assert result.exit_code == 0, result.output
     assert "3 created, 0 updated, 1 rejected" in result.output
     report = (tmp_path / "customers.csv.rejected.csv").read_text().splitlines()
-    assert report[0] == "row,code,message,mobile,email,external_id"
+    assert report[0] == "row,code,message,warnings,mobile,email,external_id"
     assert report[1].startswith("4,1001,Unable to register. Invalid mobile number.")
 
 
@@ -63,7 +68,7 @@ def test_running_the_same_file_again_awards_nothing_twice(patron, tmp_path, data
     document = _applied(patron, tmp_path, "rewards")
     org_id = document["org"]["id"]
     mobiles = [new_mobile() for _ in range(4)]
-    path = _csv(tmp_path, [f"{m},{m}@import.example,Asha,,F" for m in mobiles])
+    path = _csv(tmp_path, [f"{m},{m}@import.example,Asha,,F" for m in mobiles], REWARDS_HEADER)
     first = patron("customer", "import", str(path), "--org", str(org_id))
     second = patron("customer", "import", str(path), "--org", str(org_id))
     assert "4 created, 0 updated" in first.output and "0 created, 4 updated" in second.output
@@ -145,7 +150,7 @@ def test_an_import_leaves_the_planner_counting_the_rows_it_wrote(patron, tmp_pat
     # Statistics from before a bulk load would let the planner pick a scan of the whole org for
     # every look-up; the import refreshes them for each table it wrote.
     document = _applied(patron, tmp_path, "rewards")
-    path = _csv(tmp_path, [f"{m},{m}@import.example,Asha,,F" for m in (new_mobile() for _ in range(6))])
+    path = _csv(tmp_path, [f"{m},{m}@import.example,Asha,,F" for m in (new_mobile() for _ in range(6))], REWARDS_HEADER)
     assert "6 created" in patron("customer", "import", str(path), "--org", str(document["org"]["id"])).output
     tables = ("customers", "customer_audits", "memberships", "points_ledger")
     assert asyncio.run(_planner_rows(database_url, tables)) == asyncio.run(_table_rows(database_url, tables))
@@ -182,3 +187,55 @@ async def _planner_rows(database_url: str, tables: tuple[str, ...]) -> dict[str,
             return {table: counted.get(table) for table in tables}
     finally:
         await engine.dispose()
+
+
+def test_unknown_columns_are_refused_before_any_row_is_written_with_the_nearest_known_name(patron, tmp_path, database_url):
+    document = _applied(patron, tmp_path, "retail")
+    mobile = new_mobile()
+    path = _csv(tmp_path, [f"{mobile},Asha,Pune,x"], header="mobile,first_name,custom.Cityname,shoe_colour")
+    result = patron("customer", "import", str(path), "--org", str(document["org"]["id"]))
+    assert result.exit_code == 1
+    assert result.output.splitlines()[-1] == (
+        f"Error: customers.csv: no field of org {document['org']['id']} is named 'first_name' (did you mean 'firstname'?),"
+        " 'custom.Cityname' (did you mean 'custom.City_name'?), 'shoe_colour'; nothing was imported"
+    )
+    assert asyncio.run(_count(database_url, select(func.count()).select_from(customers).where(customers.c.mobile == mobile))) == 0
+
+
+def test_values_dropped_with_a_warning_are_counted_by_code_and_each_row_is_in_the_report(patron, tmp_path):
+    document = _applied(patron, tmp_path, "fields")
+    mobiles = [new_mobile() for _ in range(4)]
+    path = _csv(tmp_path, [
+        f"{mobiles[0]},not-an-email,560001,Gold",
+        f"{mobiles[1]},b@x.example,56A001,Gold",
+        f"{mobiles[2]},,560001,Platinum",
+        f"{mobiles[3]},d@x.example,560001,Silver",
+    ], header="mobile,email,custom.pincode,custom.club")
+    result = patron("customer", "import", str(path), "--org", str(document["org"]["id"]))
+    assert result.exit_code == 0, result.output
+    assert "4 created, 0 updated, 0 rejected" in result.output
+    assert "warnings (the value was not applied, the row was): 1002 x1, 1017 x2" in result.output
+    report = (tmp_path / "customers.csv.rejected.csv").read_text().splitlines()
+    assert report[1:] == [
+        f"1,1000,\"Customer registration successful, Email is invalid and is not the primary identifier, ignoring it\",1002,{mobiles[0]},not-an-email,",
+        f"2,1000,\"Customer registration successful, Provided Custom Field is invalid\",1017,{mobiles[1]},b@x.example,",
+        f"3,1000,\"Customer registration successful, Provided Custom Field is invalid\",1017,{mobiles[2]},,",
+    ]
+
+
+def test_json_lines_report_in_file_order_with_a_code_for_a_malformed_line_and_one_row_is_1_row(patron, tmp_path):
+    document = _applied(patron, tmp_path, "retail")
+    org_id = str(document["org"]["id"])
+    path = tmp_path / "customers.jsonl"
+    lines = [json.dumps({"mobile": "12"}) if n % 3 == 0 else "{not json" if n % 3 == 1 else json.dumps({"mobile": new_mobile()})
+             for n in range(9)]
+    path.write_text("\n".join(lines) + "\n")
+    result = patron("customer", "import", str(path), "--org", org_id, "--batch-size", "1", "--workers", "3")
+    assert "3 created, 0 updated, 6 rejected" in result.output, result.output
+    report = (tmp_path / "customers.jsonl.rejected.csv").read_text().splitlines()[1:]
+    assert [int(line.split(",")[0]) for line in report] == [1, 2, 4, 5, 7, 8]
+    malformed = [line for line in report if line.split(",")[0] in ("2", "5", "8")]
+    assert all(line.split(",")[1] == "400" and "malformed JSON" in line for line in malformed)
+    one = tmp_path / "one.jsonl"
+    one.write_text(json.dumps({"mobile": new_mobile()}) + "\n")
+    assert "1 row in " in patron("customer", "import", str(one), "--org", org_id).output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import difflib
 import json
 import multiprocessing
 import os
@@ -11,7 +12,7 @@ import re
 import signal
 import unicodedata
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import asynccontextmanager
@@ -25,7 +26,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from patron import loop
 from patron.orgs.cache import OrgCache
+from patron.codes import Code, request_message
+from patron.orgs.model import OrgSettings
+from patron.registration.extra_fields import STANDARD_EXTENDED_FIELDS
 from patron.registration.model import IDENTIFIERS
+from patron.registration.reading import ITEM_FIELDS
 from patron.registration.service import Caller, register
 from patron.store.db import DriverPool, create_driver_pool, create_engine, is_sqlite
 from patron.store.maintenance import analyze_customer_tables
@@ -35,10 +40,13 @@ _NOT_DIGITS = re.compile(r"\D+")
 
 # Columns that hold a list of {name, value} in the add API.
 _FIELD_PREFIXES = {"custom.": "custom_fields", "extended.": "extended_fields"}
+# Fields a CSV cell cannot hold whole: lists of objects (JSON lines can).
+_LISTED_FIELDS = ("commChannels", "subscriptions", "custom_fields", "extended_fields")
 
 
 class ImportRefused(Exception):
-    """The import cannot start (unknown org, unreadable file, a state file of another file)."""
+    """The import cannot start (unknown org, unreadable file, a state file of another file, a
+    column that names no field)."""
 
 
 @dataclass
@@ -48,6 +56,8 @@ class Progress:
     updated: int = 0
     rejected: int = 0
     skipped: int = 0
+    # Warnings of the rows written, by code: a value dropped is never dropped without a word.
+    warnings: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass
@@ -111,6 +121,25 @@ class _Unreadable:
     reason: str
 
 
+def unknown_columns(path: Path, org: OrgSettings) -> list[str]:
+    """The CSV header's columns that name no field of the add API, nor a custom or extended field
+    of the org, each with the nearest known name when there is one. JSON lines have no header."""
+    if file_format(path) != "csv":
+        return []
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        header = next(csv.reader(handle), None) or []
+    known = {name.lower(): name for name in ITEM_FIELDS if name not in _LISTED_FIELDS}
+    for prefix, fields in (("custom.", org.custom_fields), ("extended.", {**STANDARD_EXTENDED_FIELDS, **org.extended_fields})):
+        known.update({f"{prefix}{key}": f"{prefix}{kind.name}" for key, kind in fields.items()})
+    problems = []
+    for column in header:
+        if column.strip().lower() in known:
+            continue
+        nearest = difflib.get_close_matches(column.strip().lower(), known, n=1, cutoff=0.6)
+        problems.append(f"{column!r}" + (f" (did you mean {known[nearest[0]]!r}?)" if nearest else ""))
+    return problems
+
+
 def customer_reader(header: list[str]) -> Callable[[list[str]], dict[str, Any]]:
     """How the rows under this CSV header become add items, worked out once for the file: empty
     cells are not sent; custom.X and extended.X columns become fields; of a repeated column, the
@@ -168,6 +197,9 @@ async def run_import(engine: AsyncEngine, job: ImportJob, on_batch: Callable[[Pr
     till = job.till_code or next((code for code in org.tills), None)
     if till is None or org.till(till) is None:
         raise ImportRefused(f"org {job.org_id} has no till {till!r} to attribute the import to")
+    unknown = unknown_columns(job.path, org)
+    if unknown:
+        raise ImportRefused(f"{job.path.name}: no field of org {job.org_id} is named {', '.join(unknown)}; nothing was imported")
     start_after = _read_state(job)
     # This process holds a batch being read and those it runs; others hold the one they run.
     loop.collect_rarely(customers_at_once=3 * job.batch_size)
@@ -196,13 +228,25 @@ async def run_import(engine: AsyncEngine, job: ImportJob, on_batch: Callable[[Pr
     return progress
 
 
+@dataclass(frozen=True)
+class ReportedRow:
+    """A row the report shows: rejected (its error code), or written with warnings (1000 and them)."""
+
+    number: int
+    code: str
+    message: str
+    warnings: tuple[str, ...]
+    customer: dict[str, Any]
+
+
 @dataclass
 class BatchOutcome:
-    """What one batch did: its counts, and its rejected rows as (row, code, message, customer)."""
+    """What one batch did: its counts, its rejected rows, and its rows written with warnings."""
 
     created: int = 0
     updated: int = 0
-    rejected: list[tuple[int, str, str, dict[str, Any]]] = field(default_factory=list)
+    rejected: list[ReportedRow] = field(default_factory=list)
+    warned: list[ReportedRow] = field(default_factory=list)
 
 
 RunBatch = Callable[[list[tuple[int, Any]]], Awaitable[BatchOutcome]]
@@ -246,13 +290,16 @@ async def _import_rows(
                 progress.created += outcome.created
                 progress.updated += outcome.updated
                 progress.rejected += len(outcome.rejected)
-                for number, code, message, customer in outcome.rejected:
-                    report.write(number, code, message, customer)
+                progress.warnings.update(code for row in outcome.warned for code in row.warnings)
                 progress.done += batch.rows
                 batch.counted = True
         committed_up_to = None
         while in_flight and in_flight[0].counted:
-            committed_up_to = in_flight.popleft().last_row
+            done = in_flight.popleft()
+            # The report follows the file: a batch's rows are written once every batch before it is.
+            for row in sorted(done.task.result().rejected + done.task.result().warned, key=lambda row: row.number):
+                report.write(row)
+            committed_up_to = done.last_row
         if committed_up_to is not None:
             _write_state(job, committed_up_to)
             if on_batch:
@@ -396,7 +443,8 @@ async def import_batch(caller: Caller, storage: Storage, batch: list[tuple[int, 
     readable = []
     for number, customer in batch:
         if isinstance(customer, _Unreadable):
-            outcome.rejected.append((number, "", customer.reason, {}))
+            message = f"{request_message(Code.INVALID_INPUT)}: {customer.reason}"
+            outcome.rejected.append(ReportedRow(number, str(int(Code.INVALID_INPUT)), message, (), {}))
         else:
             readable.append((number, customer))
     now = datetime.now(timezone.utc).replace(tzinfo=None)
@@ -404,28 +452,34 @@ async def import_batch(caller: Caller, storage: Storage, batch: list[tuple[int, 
         [customer for _, customer in readable], caller, storage, now, batch_limit=len(readable) or 1
     )
     for (number, customer), result in zip(readable, results, strict=True):
+        shown = customer if isinstance(customer, dict) else {}
         if not result.success:
-            shown = customer if isinstance(customer, dict) else {}
-            outcome.rejected.append((number, str(int(result.code)), result.message, shown))
-        elif result.created:
+            outcome.rejected.append(ReportedRow(number, str(int(result.code)), result.message, (), shown))
+            continue
+        if result.created:
             outcome.created += 1
         else:
             outcome.updated += 1
+        warnings = tuple(str(int(code)) for code in result.warnings.codes)
+        if warnings:
+            outcome.warned.append(ReportedRow(number, str(int(result.code)), result.message, warnings, shown))
     return outcome
 
 
 class _Report:
-    """Every rejected row with its code and message, as CSV."""
+    """Every rejected row, and every row written with warnings, in file order, as CSV: its code and
+    message as the add API answers them, its warning codes, and the identifiers it was sent."""
 
     def __init__(self, path: Path | None, append: bool) -> None:
         self._handle = path.open("a" if append else "w", newline="", encoding="utf-8") if path else None
         self._writer = csv.writer(self._handle) if self._handle else None
         if self._writer and not append:
-            self._writer.writerow(["row", "code", "message", *IDENTIFIERS])
+            self._writer.writerow(["row", "code", "message", "warnings", *IDENTIFIERS])
 
-    def write(self, row: int, code: str, message: str, customer: dict[str, Any]) -> None:
+    def write(self, row: ReportedRow) -> None:
         if self._writer:
-            self._writer.writerow([row, code, message, *(customer.get(name, "") for name in IDENTIFIERS)])
+            sent = (row.customer.get(name, "") for name in IDENTIFIERS)
+            self._writer.writerow([row.number, row.code, row.message, " ".join(row.warnings), *sent])
 
     def close(self) -> None:
         if self._handle:

@@ -251,7 +251,9 @@ def customer() -> None:
 @click.option("--org", "org_id", type=int, required=True, help="The org to import into.")
 @click.option("--batch-size", type=click.IntRange(1, 10_000), default=1000, show_default=True)
 @click.option("--till", help="The till the customers are registered at [the org's first till].")
-@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), help="Rejected rows [FILE.rejected.csv].")
+@click.option(
+    "--report", type=click.Path(dir_okay=False, path_type=Path), help="Rejected rows and rows with warnings [FILE.rejected.csv]."
+)
 @click.option("--resume", is_flag=True, help="Continue an interrupted import of the same file.")
 @click.option(
     "--workers",
@@ -316,12 +318,16 @@ def customer_import(
             sys.exit(130)
     elapsed = time.monotonic() - started
     click.echo(
-        f"{result.done:,} rows in {elapsed:.1f}s ({result.done / max(elapsed, 1e-6):,.0f} rows/s): "
+        f"{result.done:,} {'row' if result.done == 1 else 'rows'} in {elapsed:.1f}s "
+        f"({result.done / max(elapsed, 1e-6):,.0f} rows/s): "
         f"{result.created:,} created, {result.updated:,} updated, {result.rejected:,} rejected"
         + (f", {result.skipped:,} skipped (resumed)" if result.skipped else "")
     )
-    if result.rejected:
-        click.echo(f"rejected rows, with code and message: {job.report_path}")
+    if result.warnings:
+        counted = ", ".join(f"{code} x{count:,}" for code, count in sorted(result.warnings.items()))
+        click.echo(f"warnings (the value was not applied, the row was): {counted}")
+    if result.rejected or result.warnings:
+        click.echo(f"rejected rows and rows with warnings, each with its code, message and warnings: {job.report_path}")
 
 
 @main.command()

@@ -36,6 +36,12 @@ FRAUD_STATUSES = {
         "RECONFIRMED", "NOT_FRAUD",
     )
 }
+# Every field of an item that read_item reads (spec §2), as the add API spells it.
+ITEM_FIELDS = (
+    *IDENTIFIERS, "firstname", "lastname", "registered_on", "updated_on", "type", "source", "accountId",
+    "fraud_status", "registered_till", "associated_with", "referral_code", "commChannels", "subscriptions",
+    "custom_fields", "extended_fields",
+)
 SUBSCRIPTION_CHANNELS = {"sms": "sms", "email": "email"}
 SUBSCRIPTION_PRIORITIES = {"trans": "TRANS", "bulk": "BULK"}
 
