@@ -69,3 +69,12 @@ def test_every_link_between_the_pages_of_docs_resolves():
     for page in DOCS.glob("*.md"):
         for target in LINK.findall(page.read_text(encoding="utf-8")):
             assert (page.parent / target).is_file(), f"{page.name} links {target}, which does not exist"
+
+
+def test_the_docs_stand_alone_naming_nothing_outside_the_repository():
+    """What a user needs from the specification is in docs/. The one path outside is the test
+    cluster's script, which only a developer of Patron runs."""
+    outside = re.compile(r"\.\./(?!shared/citus/)[\w./-]+|\bthe seed\b", re.IGNORECASE)
+    for page in [ROOT / "README.md", *DOCS.glob("*.md")]:
+        found = outside.findall(page.read_text(encoding="utf-8"))
+        assert found == [], (page.name, found)

@@ -897,17 +897,17 @@ def _seed_responses() -> dict[str, dict[str, Any]]:
     }
     return {
         "withMobileAndEmail": {
-            "summary": "Seed sample: with mobile and email (a referral awarded the referrer too)",
+            "summary": "Original API page sample: with mobile and email (a referral awarded the referrer too)",
             "value": customers_document(Code.SUCCESS, [with_mobile], 1),
         },
         "withExternalId": {
-            "summary": "Seed sample: with external id",
-            "description": "The seed's sample omits fraud_status, reason and the effect's customer_id; "
+            "summary": "Original API page sample: with external id",
+            "description": "The original API page's sample omits fraud_status, reason and the effect's customer_id; "
             "Patron always sends them.",
             "value": customers_document(Code.SUCCESS, [with_external_id], 1),
         },
         "withAlternateCurrency": {
-            "summary": "Seed sample: an alternate currency as side effect",
+            "summary": "Original API page sample: an alternate currency as side effect",
             "value": customers_document(Code.SUCCESS, [with_currency], 1),
         },
         "someFailed": {
@@ -915,7 +915,7 @@ def _seed_responses() -> dict[str, dict[str, Any]]:
             "value": customers_document(Code.PARTIAL_SUCCESS, [copy.deepcopy(with_external_id), invalid_mobile], 1),
         },
         "allFailed": {
-            "summary": "Every item failed (the seed's 500 sample, as Patron fills it in)",
+            "summary": "Every item failed (the original API page's 500 sample, as Patron fills it in)",
             "value": customers_document(Code.ALL_FAILED, [failed], 0),
         },
     }
@@ -1107,12 +1107,12 @@ def _add_operation() -> dict[str, Any]:
                     "schema": _ref("AddRequest"),
                     "examples": {
                         "withMobileAndEmail": {
-                            "summary": "Seed sample: with mobile and email",
+                            "summary": "Original API page sample: with mobile and email",
                             "value": SEED_REQUEST_MOBILE_AND_EMAIL,
                         },
                         "withExternalId": {
-                            "summary": "Seed sample: with external id",
-                            "description": "The seed prints it without the comma after external_id; that "
+                            "summary": "Original API page sample: with external id",
+                            "description": "The original API page prints it without the comma after external_id; that "
                             "body is malformed JSON and gets 400 naming line and column.",
                             "value": SEED_REQUEST_EXTERNAL_ID,
                         },
