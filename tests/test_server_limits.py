@@ -6,10 +6,7 @@ small limits and a one-second timeout so the run stays short.
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,97 +15,34 @@ import orjson
 import pytest
 
 from patron.codes import MESSAGES, Code
-
-VENV_BIN = Path(sys.executable).parent
-ROOT = Path(__file__).resolve().parent.parent
+from served import WAIT, Server, sqlite_env, start, stop
 
 LINE_LIMIT, HEAD_LIMIT, HEADER_COUNT_LIMIT = 4096, 16384, 20
 TIMEOUT = 1.0  # header and body timeouts of the server under test, in seconds
 CAP = 3
 # uvicorn's keep-alive timeout (its default), which governs a connection idle between requests.
 KEEP_ALIVE = 5.0
-# How long any one read waits: far beyond every deadline of the server under test.
-WAIT = 10.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class Server:
-    def __init__(self, process: subprocess.Popen, port: int, log: Path) -> None:
-        self.process, self.port, self.log = process, port, log
-
-    def connect(self) -> socket.socket:
-        sock = socket.create_connection(("127.0.0.1", self.port), timeout=WAIT)
-        sock.settimeout(WAIT)
-        return sock
-
-    def rss_kib(self) -> int:
-        # With one worker uvicorn serves in the `patron serve` process itself.
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        raise AssertionError("no VmRSS")
-
-
-def _start(tmp: Path, name: str, env: dict[str, str]) -> Server:
-    port = free_port()
-    log = tmp / f"{name}.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [str(VENV_BIN / "patron"), "serve", "--port", str(port)], env=env, cwd=ROOT, stdout=out, stderr=out
-        )
-    server = Server(process, port, log)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert process.poll() is None, log.read_text()
-        try:
-            with server.connect() as sock:
-                sock.sendall(b"GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-                if read_all(sock).startswith(b"HTTP/1.1 200"):
-                    return server
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    raise AssertionError(f"patron serve did not start: {log.read_text()}")
-
-
-def _stop(server: Server) -> None:
-    server.process.terminate()
-    try:
-        server.process.wait(10)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait(5)
 
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Server]]:
     tmp = tmp_path_factory.mktemp("server-limits")
-    env = {
-        **os.environ,
-        "PATRON_DATABASE_URL": f"sqlite:///{tmp / 'patron.db'}",
-        "PATRON_SECRET_KEY": "server-limits-test-secret-key-" + "k" * 32,
-        "PATRON_LOG_FORMAT": "json",
-        "PATRON_METRICS_DIR": str(tmp / "metrics"),
-        "PATRON_MAX_HEADER_LINE_BYTES": str(LINE_LIMIT),
-        "PATRON_MAX_HEADER_BYTES": str(HEAD_LIMIT),
-        "PATRON_MAX_HEADERS": str(HEADER_COUNT_LIMIT),
-        "PATRON_HEADER_TIMEOUT_SECONDS": str(TIMEOUT),
-        "PATRON_BODY_TIMEOUT_SECONDS": str(TIMEOUT),
-    }
-    subprocess.run([str(VENV_BIN / "patron"), "db", "upgrade"], env=env, cwd=ROOT, check=True, capture_output=True, timeout=60)
+    env = sqlite_env(
+        tmp,
+        PATRON_MAX_HEADER_LINE_BYTES=str(LINE_LIMIT),
+        PATRON_MAX_HEADER_BYTES=str(HEAD_LIMIT),
+        PATRON_MAX_HEADERS=str(HEADER_COUNT_LIMIT),
+        PATRON_HEADER_TIMEOUT_SECONDS=str(TIMEOUT),
+        PATRON_BODY_TIMEOUT_SECONDS=str(TIMEOUT),
+    )
     started: list[Server] = []
     try:
-        started.append(_start(tmp, "limits", env))
-        started.append(_start(tmp, "capped", {**env, "PATRON_MAX_CONNECTIONS": str(CAP)}))
+        started.append(start(tmp, "limits", env))
+        started.append(start(tmp, "capped", {**env, "PATRON_MAX_CONNECTIONS": str(CAP)}))
         yield started[0], started[1]
     finally:
         for server in started:
-            _stop(server)
+            stop(server)
 
 
 @pytest.fixture

@@ -10,9 +10,6 @@ class Code(IntEnum):
     SUCCESS = 200
     PARTIAL_SUCCESS = 201
     ALL_FAILED = 500
-    # This server cannot do what was asked until its operator configures it (OAuth without
-    # PATRON_SECRET_KEY): retrying does not help.
-    NOT_CONFIGURED = 501
     INVALID_INPUT = 400
     AUTHENTICATION_FAILED = 401
     ACCESS_DENIED = 403
@@ -29,6 +26,9 @@ class Code(IntEnum):
     # Never answered (the caller has gone): the status the request log shows for a body cut short.
     CLIENT_CLOSED_REQUEST = 499
     SERVICE_UNAVAILABLE = 503
+    # This server cannot do what was asked until its operator configures it (OAuth without
+    # PATRON_SECRET_KEY): retrying does not help.
+    NOT_CONFIGURED = 501
 
     # Item level: success, and warnings that ride on it.
     ITEM_OK = 1000
@@ -65,7 +65,6 @@ MESSAGES: dict[Code, str] = {
     Code.SUCCESS: "Success",
     Code.PARTIAL_SUCCESS: "Some requests have failed due to errors",
     Code.ALL_FAILED: "All requests have failed due to errors",
-    Code.NOT_CONFIGURED: "Not configured on this server",
     Code.INVALID_INPUT: "Input is invalid, Please check request parameters or input xml/json",
     Code.AUTHENTICATION_FAILED: "Authentication failed. Please check username and password.",
     Code.ACCESS_DENIED: "Not authorized. Access is denied!",
@@ -79,6 +78,7 @@ MESSAGES: dict[Code, str] = {
     Code.TOKEN_EXPIRED: "Token expired",
     Code.CLIENT_CLOSED_REQUEST: "The client closed the connection before its request was read",
     Code.SERVICE_UNAVAILABLE: "Service temporarily unavailable",
+    Code.NOT_CONFIGURED: "Not configured on this server",
 }
 
 # Item-level errors: the item fails and nothing of it is written.

@@ -12,7 +12,8 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from patron.api.auth import Authenticator, CredentialGuard
@@ -21,7 +22,7 @@ from patron.api.context import Services, services
 from patron.api.customers import add_customer, get_customer
 from patron.api.errors import ApiError
 from patron.api.gateway import gateway_response, generate_token, list_audits
-from patron.api.openapi import docs_page, openapi_document
+from patron.api.openapi import DOCS_ASSETS, SWAGGER_UI_FILES, docs_page, openapi_document
 from patron.codes import Code, request_message
 from patron.loop import collect_rarely
 from patron.observability import ObservabilityMiddleware, Observer, configure_logging
@@ -173,6 +174,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/ready", ready, methods=["GET"]),
         Route("/openapi.json", openapi_document, methods=["GET"]),
         Route("/docs", docs_page, methods=["GET"]),
+        Mount(DOCS_ASSETS, app=StaticFiles(directory=SWAGGER_UI_FILES), name="docs-assets"),
     ]
     app = Starlette(
         routes=routes,

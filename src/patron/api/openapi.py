@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import copy
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
 import orjson
+import swagger_ui
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
@@ -43,7 +45,10 @@ from patron.registration.reading import (
 )
 
 REQUEST_ID_HEADER = "X-Cap-Requestid"
-SWAGGER_UI = "https://unpkg.com/swagger-ui-dist@5.35.0"
+# Swagger UI's own files, as the swagger-ui-py package ships them: served by Patron itself at
+# DOCS_ASSETS, so that /docs works on a machine without internet.
+SWAGGER_UI_FILES = Path(swagger_ui.__file__).parent / "static"
+DOCS_ASSETS = "/docs/assets"
 TILL_AUTH = "tillBasic"
 TOKEN_AUTH = "oauthToken"
 SCHEMAS = "#/components/schemas/"
@@ -1402,14 +1407,14 @@ _DOCS_PAGE = f"""<!doctype html>
   <meta charset="utf-8">
   <meta name="viewport" content="width=device-width, initial-scale=1">
   <title>Patron API</title>
-  <link rel="stylesheet" href="{SWAGGER_UI}/swagger-ui.css">
+  <link rel="stylesheet" href="{DOCS_ASSETS}/swagger-ui.css">
 </head>
 <body>
-  <noscript>The interactive page needs JavaScript; the document itself is at <a href="openapi.json">openapi.json</a>.</noscript>
+  <noscript>The interactive page needs JavaScript; the document itself is at <a href="/openapi.json">openapi.json</a>.</noscript>
   <div id="swagger-ui"></div>
-  <script src="{SWAGGER_UI}/swagger-ui-bundle.js" crossorigin></script>
+  <script src="{DOCS_ASSETS}/swagger-ui-bundle.js"></script>
   <script>
-    window.ui = SwaggerUIBundle({{url: "openapi.json", dom_id: "#swagger-ui", deepLinking: true}});
+    window.ui = SwaggerUIBundle({{url: "/openapi.json", dom_id: "#swagger-ui", deepLinking: true, validatorUrl: null}});
   </script>
 </body>
 </html>

@@ -1,0 +1,69 @@
+"""GET /docs in a real browser on a machine without internet: Swagger UI comes from Patron itself
+(the swagger-ui-py package's files), and renders the operations of customer/add and customer/get."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from served import ROOT, Server, served, sqlite_env
+
+CHROMIUM = "/usr/bin/chromium"
+# Where the browser tests leave their screenshots, for a person to look at.
+SCREENSHOTS = ROOT / "var" / "screenshots"
+REQUIRE_BROWSER = os.environ.get("PATRON_TEST_REQUIRE_BROWSER") == "1"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    tmp = tmp_path_factory.mktemp("docs-page")
+    with served(tmp, "docs", sqlite_env(tmp)) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
+        if REQUIRE_BROWSER:
+            pytest.fail(f"a browser is required (PATRON_TEST_REQUIRE_BROWSER=1) but {CHROMIUM} is missing")
+        pytest.skip(f"no browser at {CHROMIUM} (Debian's chromium): the page is not rendered here")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def test_the_docs_page_renders_add_and_get_with_no_network_but_patron(server, browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    fetched: list[str] = []
+    refused: list[str] = []
+
+    def only_patron(route, request) -> None:  # noqa: ANN001
+        fetched.append(request.url)
+        if request.url.startswith(server.base):
+            route.continue_()
+        else:
+            # No network: anything but Patron itself is unreachable, as on a machine offline.
+            refused.append(request.url)
+            route.abort()
+
+    page.route("**/*", only_patron)
+    page.goto(f"{server.base}/docs", wait_until="networkidle")
+    page.wait_for_selector(".opblock-summary-path", timeout=15_000)
+    paths = page.locator(".opblock-summary-path").all_inner_texts()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "docs.png"), full_page=False)
+    context.close()
+
+    assert refused == []
+    assert any(url.endswith("/docs/assets/swagger-ui-bundle.js") for url in fetched)
+    assert "/v1.1/customer/add" in paths and "/v1.1/customer/get" in paths, paths
