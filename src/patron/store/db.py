@@ -327,7 +327,14 @@ async def _unavailable_as_503(conn: AsyncConnection) -> AsyncIterator[None]:
 # is wrong": connection exceptions, operator intervention (shutdown, starting up), too many
 # connections, and SQLite's lock held past the busy timeout.
 _UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "57P", "53300")
-_UNAVAILABLE_MESSAGES = ("database is locked", "unable to open database", "disk i/o error")
+_UNAVAILABLE_MESSAGES = (
+    "database is locked",
+    "unable to open database",
+    "disk i/o error",
+    # Citus, for the moment its metadata names a shard that a split or move has just replaced:
+    # the same statement a moment later finds the new one.
+    "could not find valid entry for shard",
+)
 
 
 # What asyncpg raises itself, unwrapped, for statements run on the driver connection.
