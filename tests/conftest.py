@@ -290,3 +290,16 @@ def new_mobile() -> str:
 
 def item(response: httpx.Response, index: int = 0) -> dict[str, Any]:
     return response.json()["response"]["customers"]["customer"][index]
+
+
+class Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds

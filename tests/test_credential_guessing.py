@@ -20,7 +20,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
-from conftest import new_mobile
+from conftest import Clock, new_mobile
 from patron.api import auth as auth_module
 from patron.api.app import create_app
 from patron.api.auth import CredentialGuard
@@ -35,19 +35,6 @@ TOKEN = "/v3/oauth/token/generate"
 GUESSER = "203.0.113.66"
 STORE_NAT = "198.51.100.10"
 ELSEWHERE = "192.0.2.20"
-
-
-class Clock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @asynccontextmanager

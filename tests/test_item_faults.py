@@ -253,11 +253,9 @@ async def test_a_fault_while_planning_a_new_customer_fails_that_item_alone_with_
     assert [await stored(org, m) is not None for m in mobiles] == [False, True, True]
 
 
-async def test_a_fault_while_writing_one_item_fails_that_item_alone_and_writes_the_others(
-    client, org, monkeypatch, fault_logs
-):
-    """The statement that writes a batch's new customers together fails as a whole on one faulty
-    item: the items are then written one by one, and only the faulty one fails."""
+@pytest.fixture
+def faulty_audits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Writing the audit record of a customer named FAULTY fails, as a serializer's fault would."""
     from patron.store import customers
 
     audit_changes = customers._audit_changes
@@ -268,6 +266,13 @@ async def test_a_fault_while_writing_one_item_fails_that_item_alone_and_writes_t
         return audit_changes(changes, tz)
 
     monkeypatch.setattr(customers, "_audit_changes", faulty_audit)
+
+
+async def test_a_fault_while_writing_one_item_fails_that_item_alone_and_writes_the_others(
+    client, org, faulty_audits, fault_logs
+):
+    """The statement that writes a batch's new customers together fails as a whole on one faulty
+    item: the items are then written one by one, and only the faulty one fails."""
     mobiles = [new_mobile() for _ in range(4)]
     response = await add(client, org, {"mobile": mobiles[0]}, {"mobile": mobiles[1]},
                          {"mobile": mobiles[2], "firstname": FAULTY}, {"mobile": mobiles[3]})
@@ -275,19 +280,9 @@ async def test_a_fault_while_writing_one_item_fails_that_item_alone_and_writes_t
     assert [await stored(org, m) is not None for m in mobiles] == [True, True, False, True]
 
 
-async def test_a_fault_on_the_update_path_rolls_the_item_back_and_fails_it_alone(client, org, monkeypatch, fault_logs):
-    from patron.store import customers
-
+async def test_a_fault_on_the_update_path_rolls_the_item_back_and_fails_it_alone(client, org, faulty_audits, fault_logs):
     mobile, other = new_mobile(), new_mobile()
     answer(await add(client, org, {"mobile": mobile, "firstname": "Asha"}))
-    audit_changes = customers._audit_changes
-
-    def faulty_audit(changes: Any, tz: Any) -> str:
-        if any(change["current"] == FAULTY for change in changes):
-            raise TypeError("a fault of Patron's")
-        return audit_changes(changes, tz)
-
-    monkeypatch.setattr(customers, "_audit_changes", faulty_audit)
     response = await add(client, org, {"mobile": other}, {"mobile": mobile, "firstname": FAULTY})
     _assert_fault_answered(response, 1, fault_logs)
     assert (await stored(org, mobile))["firstname"] == "Asha"

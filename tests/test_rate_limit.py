@@ -7,24 +7,11 @@ from typing import Any
 
 import pytest
 
-from conftest import item, new_mobile
+from conftest import Clock, item, new_mobile
 from patron.api.ratelimit import RateLimiter, retry_after
 from patron.codes import MESSAGES, Code
 from patron.orgs.apply import apply_org
 from patron.orgs.file import Configs, OrgFileError, parse_org_document
-
-
-class Clock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture
