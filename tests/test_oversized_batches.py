@@ -69,3 +69,30 @@ async def test_a_body_of_thousands_of_empty_items_gets_a_short_answer(client, or
     response = await client.post("/v1.1/customer/add", content=body, headers=headers)
     assert answer(response)["code"] == Code.INVALID_INPUT
     assert len(response.content) < 1_000
+
+
+async def test_a_json_body_with_more_values_than_its_items_can_hold_is_refused_before_it_is_parsed(
+    client, small_batches, monkeypatch
+):
+    from patron.api import codec
+
+    parsed: list[int] = []
+    loads = codec.orjson.loads
+    mobile = new_mobile()
+    crammed = {"mobile": mobile, "custom_fields": {"field": [{}] * (codec.OBJECTS_PER_ITEM * 30 + 1)}}
+
+    def counting_loads(text: Any) -> Any:
+        # orjson is the whole process's: only the bodies of this test are counted.
+        if len(text) > 2_000:
+            parsed.append(len(text))
+        return loads(text)
+
+    monkeypatch.setattr(codec.orjson, "loads", counting_loads)
+    status = answer(await add_json(client, small_batches, [crammed]))
+    assert status["code"] == Code.INVALID_INPUT and "more JSON values than 30 items can" in status["detail"]
+    assert parsed == []
+    # Thirty items of twenty named fields each are far inside the bounds.
+    full = [{"mobile": new_mobile(), "custom_fields": {"field": [{"name": f"f{n}", "value": "v"} for n in range(20)]}}
+            for _ in range(30)]
+    response = await add_json(client, small_batches, full)
+    assert answer(response)["total"] == "30" and parsed
