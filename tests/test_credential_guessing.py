@@ -104,6 +104,7 @@ def test_the_defaults_are_ten_per_credential_and_fifty_per_address_in_five_minut
         "auth_failure_window_seconds": 300,
         "auth_hash_concurrency": 2,
         "auth_hash_queue": 64,
+        "auth_unverified_hashes_per_second": 2,
     }
 
 
@@ -382,3 +383,26 @@ async def test_slow_hashes_are_bounded_and_cached_callers_do_not_wait(settings, 
             rest = await asyncio.wait_for(asyncio.gather(*guesses), 10)
             assert sorted(r.status_code for r in rest) == [401] * 5 + [503] * 5
             assert most[0] == 2
+
+
+async def test_guesses_beyond_the_budget_of_unverified_hashes_are_503_and_a_verified_till_is_not_held(settings, make_org, hashes):
+    """Many addresses and made-up names each stay under their failure limits; the budget of slow
+    hashes for credentials never verified here bounds them all together."""
+    org = await make_org()
+    clock = Clock()
+    async with guarded_app(settings, clock, auth_unverified_hashes_per_second=1) as app:
+        async with caller(app, STORE_NAT) as till:
+            assert (await get(till, org.basic())).status_code == ADMITTED  # verified: one of the burst of 2
+        answers = []
+        for n in range(4):
+            async with caller(app, f"203.0.113.{n + 1}") as guesser:
+                answers.append(await get(guesser, wrong(org, "made.up." + secrets.token_hex(4))))
+        assert [a.status_code for a in answers] == [401, 503, 503, 503]
+        assert answers[1].headers["Retry-After"] == "1"
+        assert len(hashes) == 2
+        async with caller(app, STORE_NAT) as till:
+            assert (await get(till, org.basic())).status_code == ADMITTED
+        clock.advance(1)
+        async with caller(app, "203.0.113.9") as guesser:
+            assert (await get(guesser, wrong(org))).status_code == 401
+

@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     # credentials are cached never wait for them. Beyond the queue, 503 with Retry-After.
     auth_hash_concurrency: int = Field(default=2, ge=1)
     auth_hash_queue: int = Field(default=64, ge=0)
+    # Slow hashes a second (a burst of twice that) for credentials this worker has not verified
+    # before: each takes ~0.15 s of CPU, so 2 keep a flood of guesses to a third of a core per
+    # worker, while a till already verified is never held by it. Beyond, 503 with Retry-After: 1.
+    # A fleet of tills starting at once is verified at this pace (each then cached): raise it on
+    # machines with more cores. 0 means no budget.
+    auth_unverified_hashes_per_second: int = Field(default=2, ge=0)
     # How long an org's settings are trusted in a worker before it re-reads them, so that an
     # org file applied by the CLI reaches every worker without a restart.
     org_cache_seconds: float = Field(default=5.0, ge=0)

@@ -132,6 +132,9 @@ class CredentialGuard:
       knowing the secret, and a trusted credential that fails is trusted no more.
     - At most `hash_concurrency` slow hashes at a time, on threads, and at most `hash_queue`
       callers waiting; then 503 with Retry-After (HashSlots).
+    - At most `unverified_hashes_per_second` slow hashes a second (a burst of twice that) for
+      credentials not verified in this worker before; beyond, 503 with Retry-After: guesses from
+      many addresses and names cannot take the cores from the callers already verified.
     """
 
     def __init__(
@@ -143,6 +146,7 @@ class CredentialGuard:
         hash_queue: int = 64,
         clock: Callable[[], float] = time.monotonic,
         max_entries: int = 50_000,
+        unverified_hashes_per_second: int = 0,
     ) -> None:
         self._key = secrets.token_bytes(32)
         self.credentials = FailureCounter(failures_per_credential, window, clock, max_entries)
@@ -150,6 +154,10 @@ class CredentialGuard:
         self.refused = RecentKeys(window, clock, max_entries)
         self.trusted = RecentKeys(_TRUSTED_SECONDS, clock, max_entries)
         self.hashes = HashSlots(hash_concurrency, hash_queue)
+        # Slow hashes for credentials not verified before, per second (0: no budget): what a
+        # flood of guesses may take of the CPU, whatever its addresses and names.
+        self.unverified_rate = unverified_hashes_per_second
+        self._hash_budget = RateLimiter(clock)
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Callable[[], float] = time.monotonic) -> CredentialGuard:
@@ -160,6 +168,7 @@ class CredentialGuard:
             settings.auth_hash_concurrency,
             settings.auth_hash_queue,
             clock,
+            unverified_hashes_per_second=settings.auth_unverified_hashes_per_second,
         )
 
     def _digest(self, *parts: str) -> bytes:
@@ -183,6 +192,10 @@ class CredentialGuard:
         if refusal in self.refused:
             return False
         trusted = attempt.key in self.trusted
+        if not trusted:
+            wait = self._hash_budget.wait("unverified", self.unverified_rate, 2 * self.unverified_rate)
+            if wait:
+                raise ApiError(Code.SERVICE_UNAVAILABLE, headers={"Retry-After": retry_after(wait)})
         try:
             async with self.hashes.slot(must_wait=trusted):
                 # Again: failures counted while this attempt waited for its slot may have
