@@ -41,14 +41,18 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 # Faults and sustained load against real `patron serve` processes, on a private PostgreSQL
-# cluster and SQLite files (stress/run.py), with schemathesis fuzzing; about 9 minutes. STRESS_QUICK=1 shortens the soak.
+# cluster and SQLite files (stress/run.py), with schemathesis fuzzing, abusive callers (7-10) and
+# Citus operations under load (11-13); about 17 minutes. STRESS_QUICK=1 shortens the soak.
 .PHONY: stress
 stress: $(STAMP)
 	command -v wrk >/dev/null || apt-get install -y wrk || (apt-get update && apt-get install -y wrk)
+	@# Scenarios 11-13 run on a Citus cluster of their own, built from the workplace's Citus source.
+	if [ -f ../shared/citus/build.sh ]; then bash ../shared/citus/build.sh || bash ../shared/citus/build.sh; fi
 	$(BIN)/python stress/run.py
 
 # Patron beside the ceiling of its own stack, on a throwaway PostgreSQL database (bench/run.py);
-# prints one table of figures and ratios; about 3 minutes. Not part of `make test`.
+# prints one table of figures and ratios, with Citus rows beside the PostgreSQL ones when Citus is
+# installed (BENCH_CITUS); about 4 minutes, up to 4 more waiting for a quiet machine. Not part of `make test`.
 # bench/python_path.py measures the Python of a batch alone (no HTTP, no database), for profiling.
 .PHONY: bench
 bench: $(STAMP)
