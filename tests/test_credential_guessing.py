@@ -406,3 +406,26 @@ async def test_guesses_beyond_the_budget_of_unverified_hashes_are_503_and_a_veri
         async with caller(app, "203.0.113.9") as guesser:
             assert (await get(guesser, wrong(org))).status_code == 401
 
+
+
+async def test_hashes_of_credentials_never_verified_run_at_the_lowest_priority_and_verified_ones_do_not(
+    settings, org, monkeypatch
+):
+    import os
+    import threading
+
+    priorities: list[int] = []
+    real = auth_module.verify_secret
+
+    def observed(stored: str, secret: str) -> bool:
+        priorities.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return real(stored, secret)
+
+    monkeypatch.setattr(auth_module, "verify_secret", observed)
+    clock = Clock()
+    async with guarded_app(settings, clock, credential_cache_seconds=0) as app, caller(app, STORE_NAT) as till:
+        assert (await get(till, org.basic())).status_code == ADMITTED  # first time: not yet verified here
+        assert (await get(till, org.basic())).status_code == ADMITTED  # verified before: trusted
+        async with caller(app, GUESSER) as guesser:
+            assert (await get(guesser, wrong(org))).status_code == 401
+    assert priorities == [19, 0, 19]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -31,6 +33,13 @@ def verify_secret(stored_hash: str, secret: str) -> bool:
 # A valid hash to verify against when the user is unknown, so that an unknown till takes as
 # long as a wrong password.
 DECOY_HASH = _hasher.hash("patron-decoy")
+
+
+def lowest_priority() -> None:
+    """Make the calling thread the last to get a core (nice 19; Linux schedules threads one by one,
+    and argon2's own lane threads inherit it). Lowering one's priority needs no privilege."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
 
 
 class HashQueueFull(Exception):

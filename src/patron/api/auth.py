@@ -10,6 +10,7 @@ import re
 import secrets
 import time
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +24,7 @@ from patron.codes import Code
 from patron.orgs.cache import OrgCache
 from patron.orgs.file import AccessGroup
 from patron.orgs.model import OrgSettings
-from patron.security import DECOY_HASH, HashQueueFull, HashSlots, verify_secret
+from patron.security import DECOY_HASH, HashQueueFull, HashSlots, lowest_priority, verify_secret
 from patron.settings import Settings
 from patron.store.db import transaction
 from patron.store.orgs import OrgStore
@@ -158,6 +159,12 @@ class CredentialGuard:
         # flood of guesses may take of the CPU, whatever its addresses and names.
         self.unverified_rate = unverified_hashes_per_second
         self._hash_budget = RateLimiter(clock)
+        # Hashes for credentials never verified here run on threads of the lowest priority: the
+        # event loop, and the hashes of credentials known to be good, always get a core first,
+        # so guesses only ever take what the machine leaves idle.
+        self._unverified_hashing = ThreadPoolExecutor(
+            hash_concurrency, thread_name_prefix="unverified-hash", initializer=lowest_priority
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Callable[[], float] = time.monotonic) -> CredentialGuard:
@@ -201,7 +208,11 @@ class CredentialGuard:
                 # Again: failures counted while this attempt waited for its slot may have
                 # reached a limit, and a refused attempt must cost no hash.
                 self.admit(attempt)
-                matches = await asyncio.to_thread(verify_secret, stored, secret)
+                if trusted:
+                    matches = await asyncio.to_thread(verify_secret, stored, secret)
+                else:
+                    loop = asyncio.get_running_loop()
+                    matches = await loop.run_in_executor(self._unverified_hashing, verify_secret, stored, secret)
         except HashQueueFull as exc:
             raise ApiError(Code.SERVICE_UNAVAILABLE, headers={"Retry-After": "1"}) from exc
         if not matches:

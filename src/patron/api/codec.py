@@ -108,7 +108,7 @@ def _refuse_more_values_than(body: bytes, most: int) -> None:
     if body.count(b"{") > OBJECTS_PER_ITEM * most or body.count(b",") > VALUES_PER_ITEM * most:
         raise ApiError(
             Code.INVALID_INPUT,
-            detail=f"the body holds more JSON values than {most} items can ({OBJECTS_PER_ITEM} objects and"
+            detail=f"the body holds more values than {most} items can (more than {OBJECTS_PER_ITEM} objects or"
             f" {VALUES_PER_ITEM} values an item): send at most BATCH_LIMIT items at a time",
         )
 
