@@ -9,13 +9,12 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import orjson
 import pytest
 
 from patron.codes import MESSAGES, Code
-from served import WAIT, Server, sqlite_env, start, stop
+from served import Server, sqlite_env, start, stop
 
 LINE_LIMIT, HEAD_LIMIT, HEADER_COUNT_LIMIT = 4096, 16384, 20
 TIMEOUT = 1.0  # header and body timeouts of the server under test, in seconds
