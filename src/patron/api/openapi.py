@@ -22,6 +22,7 @@ from patron.api.auth import (
 from patron.api.codec import customers_document, error_document
 from patron.api.customers import LOOKUP_KEYS, USER_CONTEXT_HEADERS
 from patron.api.errors import ApiError
+from patron.api.gateway import OAUTH_NOT_CONFIGURED
 from patron.codes import (
     INVALID_CLIENT,
     INVALID_CLIENT_MESSAGE,
@@ -1036,6 +1037,14 @@ def _param(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/parameters/{name}"}
 
 
+_RETRY_AFTER = {"description": "Whole seconds to wait before trying again.", "schema": {"type": "string", "pattern": "^[0-9]+$"}}
+
+
+def _retry_later(response: dict[str, Any]) -> dict[str, Any]:
+    """The response with its Retry-After header."""
+    return {**response, "headers": {**response["headers"], "Retry-After": _RETRY_AFTER}}
+
+
 def _envelope_error(code: Code, detail: str | None = None) -> dict[str, Any]:
     """A request-level failure of the customer endpoints, in JSON and XML."""
     example = error_document(ApiError(code, detail=detail))
@@ -1140,6 +1149,7 @@ def _add_operation() -> dict[str, Any]:
             ),
             "401": _envelope_error(Code.AUTHENTICATION_FAILED),
             "403": _envelope_error(Code.ACCESS_DENIED),
+            "429": _retry_later(_envelope_error(Code.TOO_MANY_REQUESTS)),
             "413": _envelope_error(Code.BODY_TOO_LARGE, "the limit is 1048576 bytes"),
             "415": _envelope_error(Code.UNSUPPORTED_MEDIA_TYPE, "Content-Type text/plain is neither JSON nor XML"),
             "498": _envelope_error(Code.TOKEN_EXPIRED),
@@ -1174,6 +1184,7 @@ def _get_operation() -> dict[str, Any]:
             "400": _envelope_error(Code.INVALID_INPUT, "give exactly one of mobile, email, external_id, id"),
             "401": _envelope_error(Code.AUTHENTICATION_FAILED),
             "403": _envelope_error(Code.ACCESS_DENIED),
+            "429": _retry_later(_envelope_error(Code.TOO_MANY_REQUESTS)),
             "498": _envelope_error(Code.TOKEN_EXPIRED),
             "503": _envelope_error(Code.SERVICE_UNAVAILABLE),
         },
@@ -1210,6 +1221,8 @@ def _token_operation() -> dict[str, Any]:
             "400": _gateway_error(Code.INVALID_INPUT),
             "401": _gateway_error(Code.AUTHENTICATION_FAILED, INVALID_CLIENT_MESSAGE, INVALID_CLIENT),
             "413": _gateway_error(Code.BODY_TOO_LARGE),
+            "429": _retry_later(_gateway_error(Code.TOO_MANY_REQUESTS)),
+            "501": _gateway_error(Code.NOT_CONFIGURED, OAUTH_NOT_CONFIGURED),
             "503": _gateway_error(Code.SERVICE_UNAVAILABLE),
         },
     }
@@ -1279,6 +1292,7 @@ def _audits_operation() -> dict[str, Any]:
             "400": _gateway_error(Code.INVALID_INPUT),
             "401": _gateway_error(Code.AUTHENTICATION_FAILED),
             "403": _gateway_error(Code.ACCESS_DENIED),
+            "429": _retry_later(_gateway_error(Code.TOO_MANY_REQUESTS)),
             "498": _gateway_error(Code.TOKEN_EXPIRED),
             "503": _gateway_error(Code.SERVICE_UNAVAILABLE),
         },
