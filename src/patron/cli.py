@@ -42,6 +42,10 @@ def _run(make: Callable[[Any], Awaitable[T]]) -> T:
         raise click.ClickException(f"database at {_where(url)} unreachable: {exc}") from exc
 
 
+async def _ready(engine: Any) -> None:
+    """Nothing more to do once `_run` has found the database there and migrated."""
+
+
 def _where(url: str) -> str:
     """The database as an operator finds it: an SQLite file's absolute path, or the URL without its password."""
     from patron.store.db import async_url
@@ -73,10 +77,6 @@ async def _require_schema(engine: Any, url: str) -> None:
     if revision != head:
         state = "not migrated" if revision is None else f"at revision {revision}, this Patron needs {head}"
         raise click.ClickException(f"the database at {_where(url)} is {state}: run `patron db upgrade`")
-
-
-async def _nothing() -> None:
-    """What `_run` does once it has found the database migrated: nothing more."""
 
 
 class _OneLineErrors(click.Group):
@@ -364,7 +364,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
     if migrate:
         ctx.invoke(db_upgrade)
     else:
-        _run(lambda engine: _nothing())
+        _run(_ready)
     workers = workers or settings.workers
     with multiprocess_metrics(settings, workers):
         uvicorn.run(

@@ -287,11 +287,6 @@ class Authenticator:
 
     async def _from_basic(self, header: str | None, request: Request | None = None) -> Principal:
         till_code, md5 = _basic_credentials(header)
-        if request is not None and not _MD5_HEX.fullmatch(md5):
-            # The commonest first mistake: the password itself instead of its MD5. The answer stays
-            # the one 401 of every failure; the request's log line says what was wrong (never the
-            # password), should it fail.
-            request.scope.setdefault("state", {})["hint"] = NOT_MD5_HINT
         key = self.cache.key("till", till_code, md5)
         verified = self.cache.get(key)
         if verified is not None:
@@ -301,6 +296,11 @@ class Authenticator:
                 self.cache.forget(key)
                 verified = None
         if verified is None:
+            if request is not None and not _MD5_HEX.fullmatch(md5):
+                # The commonest first mistake: the password itself instead of its MD5. The answer
+                # stays the one 401 of every failure; the request's log line says what was wrong
+                # (never the password). Only an uncached caller can be wrong, so only it is looked at.
+                request.scope.setdefault("state", {})["hint"] = NOT_MD5_HINT
             # Only a caller no cache vouches for is counted and limited: a cached till never is.
             attempt = _Attempt("till", till_code, key, client_address(request))
             self.guard.admit(attempt)
