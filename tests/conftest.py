@@ -193,6 +193,16 @@ async def http(app: Any) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+@pytest.fixture
+async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """A client that sees what a caller sees: an unexpected failure arrives as the answer Patron
+    sent (tests/envelope.py), not as the exception the in-process transport would re-raise."""
+    from envelope import wire
+
+    async with wire(app) as client:
+        yield client
+
+
 _org_ids = itertools.count(int(uuid.uuid4().int % 10_000_000) * 100 + 10_000)
 
 

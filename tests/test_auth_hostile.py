@@ -22,12 +22,6 @@ GET = "/v1.1/customer/get"
 ADD = "/v1.1/customer/add"
 
 
-@pytest.fixture
-async def client(app: Any) -> Any:
-    async with wire(app) as client:
-        yield client
-
-
 def basic(raw: bytes) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
 
@@ -320,7 +314,6 @@ async def test_a_till_moved_to_a_read_only_store_loses_write_at_once(client, mak
     await reapply(app, document)
     response = await client.post(ADD, json={"root": {"customer": [{"mobile": new_mobile()}]}}, headers=org.basic(till))
     assert answer(response)["code"] == Code.ACCESS_DENIED
-
 
 
 @pytest.mark.parametrize("org_claim", ["abc", "1", 1.5, [1], {"id": 1}, True, 0, -1, 2**70])

@@ -8,8 +8,7 @@ import string
 from typing import Any
 
 import orjson
-import pytest
-from envelope import answer, wire
+from envelope import answer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,12 +22,6 @@ FUZZ = settings(
     derandomize=os.environ.get("CI") == "true",
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-
-
-@pytest.fixture
-async def client(app: Any) -> Any:
-    async with wire(app) as client:
-        yield client
 
 
 # JSON values of every shape, as a client could send them.

@@ -11,17 +11,11 @@ import orjson
 import pytest
 
 from conftest import item, new_mobile
-from envelope import answer, wire
+from envelope import answer
 from patron.codes import Code
 
 JSON = {"Content-Type": "application/json"}
 XML = {"Content-Type": "application/xml"}
-
-
-@pytest.fixture
-async def client(app: Any) -> Any:
-    async with wire(app) as client:
-        yield client
 
 
 def on_postgresql(org: Any) -> bool:

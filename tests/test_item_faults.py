@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 import pytest
-from envelope import answer, wire
+from envelope import answer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,12 +24,6 @@ EXTREMES = settings(
     max_examples=60,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-
-
-@pytest.fixture
-async def client(app: Any) -> Any:
-    async with wire(app) as client:
-        yield client
 
 
 @pytest.fixture

@@ -7,16 +7,10 @@ from typing import Any
 
 import orjson
 import pytest
-from envelope import answer, wire
+from envelope import answer
 
 from conftest import item, new_mobile
 from patron.codes import Code
-
-
-@pytest.fixture
-async def client(app: Any) -> Any:
-    async with wire(app) as client:
-        yield client
 
 
 @pytest.fixture
