@@ -32,6 +32,7 @@ from patron.registration.extra_fields import STANDARD_EXTENDED_FIELDS
 from patron.registration.model import IDENTIFIERS
 from patron.registration.reading import ITEM_FIELDS
 from patron.registration.service import Caller, register
+from patron.settings import Settings
 from patron.store.db import DriverPool, create_driver_pool, create_engine, is_sqlite
 from patron.store.maintenance import analyze_customer_tables
 from patron.store.unit import Storage
@@ -334,7 +335,7 @@ async def _batch_runner(
 
     # A connection for each batch that may run here at once: each runs its units one by one.
     driver = await _driver_pool(engine, size=workers + 1)
-    storage = Storage(engine, driver)
+    storage = Storage(engine, driver, sqlite_synchronous=Settings().sqlite_synchronous)
 
     async def run_here(batch: list[tuple[int, Any]]) -> BatchOutcome:
         return await import_batch(caller, storage, batch)
@@ -346,6 +347,7 @@ async def _batch_runner(
             async with _worker_pool(engine, caller, workers, batch_size, run_here) as run_batch:
                 yield run_batch
     finally:
+        await storage.close()
         if driver is not None:
             await driver.close()
 
@@ -395,8 +397,10 @@ def _start_worker(database_url: str, caller: Caller, batch_size: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     loop.collect_rarely(customers_at_once=2 * batch_size)
     worker_loop = loop.new_event_loop()
-    engine = create_engine(database_url, pool_size=1)
-    _worker = (worker_loop, Storage(engine, worker_loop.run_until_complete(_driver_pool(engine, size=1))), caller)
+    synchronous = Settings().sqlite_synchronous
+    engine = create_engine(database_url, pool_size=1, sqlite_synchronous=synchronous)
+    driver = worker_loop.run_until_complete(_driver_pool(engine, size=1))
+    _worker = (worker_loop, Storage(engine, driver, sqlite_synchronous=synchronous), caller)
 
 
 def _run_in_worker(batch: list[tuple[int, Any]]) -> BatchOutcome:

@@ -25,11 +25,12 @@ def _run(make: Callable[[Any], Awaitable[T]]) -> T:
     database failures become one-line errors."""
     from patron.store.db import DatabaseUnavailable, create_engine
 
-    url = Settings().database_url
+    settings = Settings()
+    url = settings.database_url
     _require_database_file(url)
 
     async def main() -> T:
-        engine = create_engine(url)
+        engine = create_engine(url, sqlite_synchronous=settings.sqlite_synchronous)
         try:
             await _require_schema(engine, url)
             return await make(engine)

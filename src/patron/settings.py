@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     org_cache_seconds: float = Field(default=5.0, ge=0)
     db_pool_size: int = Field(default=20, ge=1)
     db_timeout_seconds: float = Field(default=5.0, gt=0)
+    # SQLite: NORMAL keeps every acknowledged registration through a crash or kill of Patron, and
+    # may lose the last ones to a power loss; FULL keeps them through a power loss too, at the cost
+    # of an fsync per transaction (docs/durability.md).
+    sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
     # Request lines and other logs: JSON lines for collectors, or a coloured line for a person;
     # auto picks by whether stderr is a terminal.
     log_format: Literal["json", "text", "auto"] = "auto"

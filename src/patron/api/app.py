@@ -130,13 +130,18 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         engine = create_engine(
-            settings.database_url, pool_size=settings.db_pool_size, timeout=settings.db_timeout_seconds
+            settings.database_url,
+            pool_size=settings.db_pool_size,
+            timeout=settings.db_timeout_seconds,
+            sqlite_synchronous=settings.sqlite_synchronous,
         )
         observer.watch_pool(engine)
         driver = await create_driver_pool(
             settings.database_url, size=settings.db_pool_size, timeout=settings.db_timeout_seconds
         )
-        storage = Storage(engine, driver)
+        storage = Storage(
+            engine, driver, timeout=settings.db_timeout_seconds, sqlite_synchronous=settings.sqlite_synchronous
+        )
         observer.watch_storage(storage)
         orgs = OrgCache(engine, settings.org_cache_seconds)
         app.state.services = Services(
@@ -161,6 +166,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             yield
         finally:
+            await storage.close()
             if driver is not None:
                 await driver.close()
             await engine.dispose()

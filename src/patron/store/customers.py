@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import operator
+import sqlite3
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -30,21 +31,14 @@ from sqlalchemy import (
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
-from patron.loyalty.model import Membership
+from patron.loyalty.model import LedgerEntry, Membership
 from patron.registration.fields import local_text
 from patron.registration.model import IDENTIFIERS, Change, Customer
 from patron.registration.service import Caller, IdentifierTaken, NewCustomer
-from patron.store.db import (
-    Connection,
-    DriverStatement,
-    inserted_columns,
-    is_citus,
-    is_sqlite,
-    json_text,
-    named_binds,
-)
-from patron.store.loyalty import MEMBERSHIP_COLUMNS, LoyaltyStore
-from patron.store.schema import customer_audits, customers, memberships
+from patron.store.db import inserted_columns, is_citus, is_sqlite, json_text, named_binds
+from patron.store.loyalty import INSERT_MEMBERSHIPS, MEMBERSHIP_COLUMNS
+from patron.store.schema import customer_audits, customers, memberships, points_ledger
+from patron.store.statements import Connection, DriverStatement, SqliteForm
 
 _CUSTOMER_COLUMNS = [column.name for column in customers.columns if column.name not in ("created_at", "modified_at")]
 _SELECT_CUSTOMER = select(*(customers.c[name] for name in _CUSTOMER_COLUMNS))
@@ -413,15 +407,134 @@ _UPDATE_CUSTOMER = DriverStatement(
 )
 _INSERT_AUDIT = DriverStatement(insert(customer_audits).values(named_binds(inserted_columns(customer_audits))))
 # SQLite has no sequences: a row's id is max(id) + 1, drawn in its own INSERT (one statement, not
-# two) and safe under the write lock taken at BEGIN.
-_SQLITE_NEXT_CUSTOMER_ID = select(func.coalesce(func.max(customers.c.id), 100000) + 1).scalar_subquery()
-_SQLITE_INSERT_CUSTOMER = insert(customers).values(id=_SQLITE_NEXT_CUSTOMER_ID).returning(customers.c.id)
-_SQLITE_INSERT_NEW_CUSTOMER = (
-    sqlite_insert(customers).values(id=_SQLITE_NEXT_CUSTOMER_ID).on_conflict_do_nothing().returning(customers.c.id)
+# two) and safe under the write lock the unit holds.
+_FIRST_CUSTOMER_ID = 100001
+_SQLITE_INSERT_CUSTOMER = DriverStatement(
+    insert(customers)
+    .values({
+        **named_binds(("org_id", *_STORED_COLUMNS, "created_at", "modified_at")),
+        "id": select(func.coalesce(func.max(customers.c.id), _FIRST_CUSTOMER_ID - 1) + 1).scalar_subquery(),
+    })
+    .returning(customers.c.id)
 )
-_SQLITE_INSERT_AUDIT = insert(customer_audits).values(
-    id=select(func.coalesce(func.max(customer_audits.c.id), 0) + 1).scalar_subquery()
+_SQLITE_INSERT_AUDIT = DriverStatement(
+    insert(customer_audits).values({
+        **named_binds(inserted_columns(customer_audits)),
+        "id": select(func.coalesce(func.max(customer_audits.c.id), 0) + 1).scalar_subquery(),
+    })
 )
+
+
+# SQLite: a registration's new customers, written by the file's writer (store.sqlite) in one job:
+# the values are made ready on the event loop, and the job draws ids once (max + 1, under the write
+# lock) and writes each table's rows with executemany. A customer whose identifier is taken by then
+# writes nothing (ON CONFLICT DO NOTHING, as on PostgreSQL), and its id goes to the next one.
+_SQLITE_NEW_CUSTOMER = SqliteForm(
+    sqlite_insert(customers)
+    .values(named_binds(("org_id", "id", *_STORED_COLUMNS, "created_at", "modified_at")))
+    .on_conflict_do_nothing()
+)
+_SQLITE_NEW_AUDIT = SqliteForm(
+    insert(customer_audits).values(named_binds(("id", *inserted_columns(customer_audits)))),
+    # The audit's changes arrive as the JSON text the audit keeps.
+    stored=frozenset({"changes"}),
+)
+_SQLITE_NEW_ENTRY = SqliteForm(insert(points_ledger).values(named_binds(("id", *inserted_columns(points_ledger)))))
+_SQLITE_LAST_IDS = (
+    f"SELECT (SELECT coalesce(max(id), {_FIRST_CUSTOMER_ID - 1}) FROM customers),"
+    " (SELECT coalesce(max(id), 0) FROM customer_audits), (SELECT coalesce(max(id), 0) FROM points_ledger)"
+)
+
+
+@dataclasses.dataclass
+class _SqliteNew:
+    """One new customer's rows as SQLite is given them, ids left to the job."""
+
+    customer: list[Any]
+    audit: list[Any]
+    joined: list[list[Any]]
+    credited: list[list[Any]]
+
+
+def sqlite_register_new(registrations: list[Registration]) -> Callable[[sqlite3.Connection], list[list[int | None]]]:
+    """The job that writes these registrations' new customers (of one org) on SQLite, with their
+    audit records, memberships and ledger entries: each one's new id or None, by registration."""
+    prepared = [[_sqlite_rows(new, registration) for new in registration.new_customers] for registration in registrations]
+
+    def write(conn: sqlite3.Connection) -> list[list[int | None]]:
+        last_customer, last_audit, last_entry = conn.execute(_SQLITE_LAST_IDS).fetchone()
+        audits, joined, credited = [], [], []
+        answers: list[list[int | None]] = []
+        for registration in prepared:
+            ids: list[int | None] = []
+            for new in registration:
+                new.customer[_CUSTOMER_ID] = last_customer + 1
+                if conn.execute(_SQLITE_NEW_CUSTOMER.sql, new.customer).rowcount == 0:
+                    ids.append(None)
+                    continue
+                last_customer += 1
+                ids.append(last_customer)
+                last_audit += 1
+                new.audit[_AUDIT_ID], new.audit[_AUDIT_CUSTOMER] = last_audit, last_customer
+                audits.append(new.audit)
+                for row in new.joined:
+                    row[_MEMBERSHIP_CUSTOMER] = last_customer
+                    joined.append(row)
+                for row in new.credited:
+                    last_entry += 1
+                    row[_ENTRY_ID], row[_ENTRY_CUSTOMER] = last_entry, last_customer
+                    credited.append(row)
+            answers.append(ids)
+        conn.executemany(_SQLITE_NEW_AUDIT.sql, audits)
+        conn.executemany(INSERT_MEMBERSHIPS.sqlite.sql, joined)
+        conn.executemany(_SQLITE_NEW_ENTRY.sql, credited)
+        return answers
+
+    return write
+
+
+_CUSTOMER_ID = _SQLITE_NEW_CUSTOMER.names.index("id")
+_AUDIT_ID, _AUDIT_CUSTOMER = (_SQLITE_NEW_AUDIT.names.index(name) for name in ("id", "customer_id"))
+_MEMBERSHIP_CUSTOMER = INSERT_MEMBERSHIPS.sqlite.names.index("customer_id")
+_ENTRY_ID, _ENTRY_CUSTOMER = (_SQLITE_NEW_ENTRY.names.index(name) for name in ("id", "customer_id"))
+
+
+def _sqlite_rows(new: NewCustomer, registration: Registration) -> _SqliteNew:
+    customer, at, caller = new.customer, registration.at, registration.caller
+    values = {"org_id": customer.org_id, "id": None, **_values(customer), "created_at": at, "modified_at": at}
+    audit = {
+        "id": None,
+        "org_id": customer.org_id,
+        "customer_id": None,
+        "created_at": at,
+        "event_type": "CREATE",
+        "changes": _audit_changes(new.changes, caller.org.tz),
+        **_audit_context(caller),
+    }
+    joined = [
+        {**{name: getattr(m, name) for name in MEMBERSHIP_COLUMNS}, "customer_id": None, "enrolled_at": at}
+        for m in new.memberships
+    ]
+    credited = [
+        {"id": None, "customer_id": None, "created_at": at, "request_id": caller.request_id, **_entry_columns(e)}
+        for e in new.entries
+    ]
+    return _SqliteNew(
+        list(_SQLITE_NEW_CUSTOMER.arguments(values)),
+        list(_SQLITE_NEW_AUDIT.arguments(audit)),
+        [list(INSERT_MEMBERSHIPS.sqlite.arguments(row)) for row in joined],
+        [list(_SQLITE_NEW_ENTRY.arguments(row)) for row in credited],
+    )
+
+
+def _entry_columns(entry: LedgerEntry) -> dict[str, Any]:
+    return {
+        "org_id": entry.org_id,
+        "program_id": entry.program_id,
+        "kind": entry.kind.value,
+        "currency": entry.currency,
+        "amount": entry.amount,
+    }
 
 
 def _holders_statement(names: tuple[str, ...], lock: bool) -> Select[Any]:
@@ -447,7 +560,7 @@ _HOLDERS = {
 
 
 # A unique index refused a write: through SQLAlchemy's connection, or the driver's.
-_UNIQUE_VIOLATIONS = (IntegrityError, asyncpg.UniqueViolationError)
+_UNIQUE_VIOLATIONS = (IntegrityError, asyncpg.UniqueViolationError, sqlite3.IntegrityError)
 
 
 def _memberships_of(rows: list[Mapping[str, Any]]) -> list[Membership]:
@@ -509,24 +622,19 @@ class CustomerStore:
     async def insert(self, customer: Customer, at: datetime) -> Customer:
         values = {"org_id": customer.org_id, **_values(customer), "created_at": at, "modified_at": at}
         try:
-            if is_sqlite(self.conn):
-                new_id = await self.conn.scalar(_SQLITE_INSERT_CUSTOMER, values)
-            else:
-                (row,) = await _INSERT_CUSTOMER.fetch(self.conn, values)
-                new_id = row["id"]
+            statement = _SQLITE_INSERT_CUSTOMER if is_sqlite(self.conn) else _INSERT_CUSTOMER
+            (row,) = await statement.fetch(self.conn, values)
+            new_id = row["id"]
         except _UNIQUE_VIOLATIONS as exc:
             raise IdentifierTaken(str(exc)) from exc
         customer.id = new_id
         return customer
 
     async def register_new(self, registrations: list[Registration]) -> list[list[int | None]]:
-        """Write the registrations' new customers (of one org), each with its audit record,
-        memberships and ledger entries, unless one of its identifiers is taken by then, by a
-        customer of an earlier registration included; each one's new id or None, by registration."""
-        if is_sqlite(self.conn):
-            return [
-                [await self._insert_one_new(new, r.caller, r.at) for new in r.new_customers] for r in registrations
-            ]
+        """PostgreSQL: write the registrations' new customers (of one org), each with its audit
+        record, memberships and ledger entries, unless one of its identifiers is taken by then, by a
+        customer of an earlier registration included; each one's new id or None, by registration.
+        (SQLite: sqlite_register_new, a job for the file's writer.)"""
         ids = iter(await self._pg_register_new(registrations))
         return [[next(ids) for _ in registration.new_customers] for registration in registrations]
 
@@ -539,19 +647,6 @@ class CustomerStore:
         written = {row["position"]: row["id"] for row in await statement.fetch(self.conn, parameters)}
         count = sum(len(registration.new_customers) for registration in registrations)
         return [written.get(position) for position in range(1, count + 1)]
-
-    async def _insert_one_new(self, new: NewCustomer, caller: Caller, at: datetime) -> int | None:
-        # SQLite has no writable CTEs; its unit of work is a transaction holding the write lock.
-        customer = new.customer
-        values = {"org_id": customer.org_id, **_values(customer), "created_at": at, "modified_at": at}
-        new_id = await self.conn.scalar(_SQLITE_INSERT_NEW_CUSTOMER, values)
-        if new_id is None:
-            return None
-        await self.record_audit(caller, dataclasses.replace(customer, id=new_id), "CREATE", new.changes, at)
-        loyalty = LoyaltyStore(self.conn)
-        await loyalty.join([dataclasses.replace(m, customer_id=new_id) for m in new.memberships], at)
-        await loyalty.append([dataclasses.replace(e, customer_id=new_id) for e in new.entries], caller.request_id, at)
-        return new_id
 
     async def update(self, customer: Customer, at: datetime) -> None:
         values = {**_values(customer), "modified_at": at, "key_org_id": customer.org_id, "key_id": customer.id}
@@ -572,10 +667,7 @@ class CustomerStore:
             "changes": orjson.loads(_audit_changes(changes, caller.org.tz)),
             **_audit_context(caller),
         }
-        if is_sqlite(self.conn):
-            await self.conn.execute(_SQLITE_INSERT_AUDIT, values)
-        else:
-            await _INSERT_AUDIT.execute(self.conn, values)
+        await (_SQLITE_INSERT_AUDIT if is_sqlite(self.conn) else _INSERT_AUDIT).execute(self.conn, values)
 
     async def find(self, org_id: int, field: str, value: str | int) -> Customer | None:
         rows = await _FIND_BY[field].fetch(self.conn, {"org_id": org_id, "value": value})

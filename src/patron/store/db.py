@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -95,10 +96,12 @@ _CITUS_PLANS = "SET plan_cache_mode = force_custom_plan"
 _SERVER_SETTINGS = {"application_name": "patron", "plan_cache_mode": "force_generic_plan"}
 
 
-def create_engine(database_url: str, *, pool_size: int = 10, timeout: float = 5.0) -> AsyncEngine:
+def create_engine(
+    database_url: str, *, pool_size: int = 10, timeout: float = 5.0, sqlite_synchronous: str = "NORMAL"
+) -> AsyncEngine:
     url = async_url(database_url)
     if url.get_backend_name() == "sqlite":
-        return _sqlite_engine(url, timeout)
+        return _sqlite_engine(url, timeout, sqlite_synchronous)
     engine = create_async_engine(
         url,
         json_serializer=json_text,
@@ -171,14 +174,14 @@ class DriverPool:
                 # With a slot, a connection is idle in the pool, or is opened within the connect timeout.
                 conn = await self.pool.acquire()
             except (OSError, *_DRIVER_ERRORS) as exc:
-                if isinstance(exc, OSError) or _is_unavailable(exc):
+                if isinstance(exc, OSError) or is_unavailable(exc):
                     raise DatabaseUnavailable(_first_line(exc)) from exc
                 raise
             self.on_use(1)
             try:
                 yield conn
             except (OSError, *_DRIVER_ERRORS) as exc:
-                if not _is_unavailable(exc):
+                if not is_unavailable(exc):
                     raise
                 # Not reused broken: the pool opens a new one in its place. A connection the driver
                 # saw close has already left the pool, and says so (InterfaceError) when terminated again.
@@ -239,7 +242,9 @@ async def _no_reset(conn: asyncpg.Connection) -> None:
     return None
 
 
-def _sqlite_engine(url: URL, timeout: float) -> AsyncEngine:
+def _sqlite_engine(url: URL, timeout: float, synchronous: str) -> AsyncEngine:
+    if synchronous not in ("NORMAL", "FULL"):
+        raise ValueError(f"SQLite synchronous must be NORMAL or FULL, not {synchronous!r}")
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(
@@ -253,7 +258,7 @@ def _sqlite_engine(url: URL, timeout: float) -> AsyncEngine:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -304,7 +309,7 @@ async def transaction(
                     yield conn
     except (DBAPIError, SQLAlchemyTimeoutError, OSError) as exc:
         # Connecting failed, or the pool had no connection to give within its timeout.
-        if _is_unavailable(exc):
+        if is_unavailable(exc):
             raise DatabaseUnavailable(_first_line(exc)) from exc
         raise
 
@@ -316,7 +321,7 @@ async def _unavailable_as_503(conn: AsyncConnection) -> AsyncIterator[None]:
     try:
         yield
     except (DBAPIError, OSError, *_DRIVER_ERRORS) as exc:
-        if not _is_unavailable(exc):
+        if not is_unavailable(exc):
             raise
         with contextlib.suppress(Exception):
             await conn.invalidate()
@@ -331,6 +336,7 @@ _UNAVAILABLE_MESSAGES = (
     "database is locked",
     "unable to open database",
     "disk i/o error",
+    "database or disk is full",
     # Citus, for the moment its metadata names a shard that a split or move has just replaced:
     # the same statement a moment later finds the new one.
     "could not find valid entry for shard",
@@ -341,14 +347,14 @@ _UNAVAILABLE_MESSAGES = (
 _DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError)
 
 
-def _is_unavailable(exc: BaseException) -> bool:
+def is_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, (OSError, SQLAlchemyTimeoutError)):
         return True
     if isinstance(exc, DBAPIError):
         if exc.connection_invalidated or isinstance(exc, InterfaceError):
             return True
         driver_error = exc.orig.__cause__ if exc.orig is not None and exc.orig.__cause__ is not None else exc.orig
-    elif isinstance(exc, _DRIVER_ERRORS):
+    elif isinstance(exc, (*_DRIVER_ERRORS, sqlite3.Error)):
         driver_error = exc
     else:
         return False
@@ -363,61 +369,3 @@ def _is_unavailable(exc: BaseException) -> bool:
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc).splitlines() or [type(exc).__name__])[0]
-
-class DriverStatement:
-    """A statement compiled once for asyncpg and run on the driver's own connection.
-
-    On PostgreSQL the hottest reads and writes skip SQLAlchemy's per-execution work (building the
-    statement, its cache key, the greenlet bridge), which costs more than the database does for
-    them: on a connection of the DriverPool, or in a SQLAlchemy unit without a
-    transaction (`autocommit`), where each statement stands alone and SQLAlchemy has nothing open
-    on the connection. Elsewhere the statement runs as usual.
-    """
-
-    def __init__(self, statement: Executable) -> None:
-        self.statement = statement
-        compiled = statement.compile(dialect=_ASYNCPG)
-        self._sql = str(compiled)
-        self._names = tuple(compiled.positiontup or ())
-        # Values of JSON columns go to the driver as JSON text, as SQLAlchemy sends them.
-        self._json = frozenset(name for name, bind in compiled.binds.items() if isinstance(bind.type, JSON))
-
-    async def fetch(self, conn: Connection, parameters: dict[str, Any]) -> list[Mapping[str, Any]]:
-        driver = await self._driver(conn)
-        if driver is None:
-            return [row._mapping for row in await conn.execute(self.statement, parameters)]  # type: ignore[union-attr]
-        return await driver.fetch(self._sql, *self._arguments(parameters))
-
-    async def execute(self, conn: Connection, parameters: dict[str, Any]) -> None:
-        """Run a statement that returns no rows."""
-        driver = await self._driver(conn)
-        if driver is None:
-            await conn.execute(self.statement, parameters)  # type: ignore[union-attr]
-        else:
-            await driver.execute(self._sql, *self._arguments(parameters))
-
-    async def execute_many(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
-        """Run a statement that returns no rows once for each set of values."""
-        if not rows:
-            return
-        driver = await self._driver(conn)
-        if driver is None:
-            await conn.execute(self.statement, rows)  # type: ignore[union-attr]
-        else:
-            await driver.executemany(self._sql, [self._arguments(row) for row in rows])
-
-    async def _driver(self, conn: Connection) -> asyncpg.Connection | None:
-        """The driver connection to run on, or None to run through SQLAlchemy's."""
-        if isinstance(conn, asyncpg.Connection):
-            return conn
-        if is_sqlite(conn) or conn.sync_connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
-            return None
-        return (await conn.get_raw_connection()).driver_connection
-
-    def _arguments(self, parameters: dict[str, Any]) -> list[Any]:
-        if not self._json:
-            return [parameters[name] for name in self._names]
-        return [json_text(parameters[name]) if name in self._json else parameters[name] for name in self._names]
-
-
-_ASYNCPG = PGDialect_asyncpg()

@@ -9,7 +9,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from patron.loyalty.model import LedgerEntry, Membership
-from patron.store.db import Connection, DriverStatement, inserted_columns, is_sqlite, named_binds
+from patron.store.db import inserted_columns, is_sqlite, named_binds
+from patron.store.statements import Connection, DriverStatement
 from patron.store.schema import memberships, points_ledger, referrals
 
 MEMBERSHIP_COLUMNS = [c.name for c in memberships.columns if c.name != "enrolled_at"]
@@ -21,13 +22,18 @@ _MEMBERSHIPS_OF = DriverStatement(
 
 
 # Built once, executed with values (driver statements on PostgreSQL; see store.customers).
-_INSERT_MEMBERSHIPS = DriverStatement(
+INSERT_MEMBERSHIPS = DriverStatement(
     insert(memberships).values(named_binds(inserted_columns(memberships)))
 )
 _INSERT_LEDGER = DriverStatement(insert(points_ledger).values(named_binds(inserted_columns(points_ledger))))
 # SQLite has no sequences: each row's id is max(id) + 1, drawn in its INSERT, under the write lock.
-_SQLITE_INSERT_LEDGER = insert(points_ledger).values(
-    id=select(func.coalesce(func.max(points_ledger.c.id), 0) + 1).scalar_subquery()
+_SQLITE_INSERT_LEDGER = DriverStatement(
+    insert(points_ledger).values(
+        {
+            **named_binds(inserted_columns(points_ledger)),
+            "id": select(func.coalesce(func.max(points_ledger.c.id), 0) + 1).scalar_subquery(),
+        }
+    )
 )
 _CREDIT = DriverStatement(
     update(memberships)
@@ -46,7 +52,9 @@ _REFERRAL_VALUES = named_binds(inserted_columns(referrals))
 _PG_RECORD_REFERRAL = DriverStatement(
     pg_insert(referrals).values(_REFERRAL_VALUES).on_conflict_do_nothing().returning(referrals.c.referee_id)
 )
-_SQLITE_RECORD_REFERRAL = sqlite_insert(referrals).values(_REFERRAL_VALUES).on_conflict_do_nothing()
+_SQLITE_RECORD_REFERRAL = DriverStatement(
+    sqlite_insert(referrals).values(_REFERRAL_VALUES).on_conflict_do_nothing().returning(referrals.c.referee_id)
+)
 
 
 class LoyaltyStore:
@@ -60,7 +68,7 @@ class LoyaltyStore:
     async def join(self, joined: list[Membership], at: datetime) -> None:
         if joined:
             rows = [{name: getattr(m, name) for name in MEMBERSHIP_COLUMNS} | {"enrolled_at": at} for m in joined]
-            await _INSERT_MEMBERSHIPS.execute_many(self.conn, rows)
+            await INSERT_MEMBERSHIPS.execute_many(self.conn, rows)
 
     async def append(self, entries: list[LedgerEntry], request_id: str, at: datetime) -> None:
         if not entries:
@@ -78,10 +86,7 @@ class LoyaltyStore:
             }
             for e in entries
         ]
-        if is_sqlite(self.conn):
-            await self.conn.execute(_SQLITE_INSERT_LEDGER, rows)
-        else:
-            await _INSERT_LEDGER.execute_many(self.conn, rows)
+        await (_SQLITE_INSERT_LEDGER if is_sqlite(self.conn) else _INSERT_LEDGER).execute_many(self.conn, rows)
 
     async def credit(self, org_id: int, customer_id: int, program_id: int, points: int) -> None:
         """Add points to an existing membership's balances (its ledger row is appended alongside)."""
@@ -92,6 +97,5 @@ class LoyaltyStore:
     async def record_referral(self, org_id: int, referee_id: int, referrer_id: int, at: datetime) -> bool:
         """True when this is the referee's first referral; a customer is referred only once."""
         values = {"org_id": org_id, "referee_id": referee_id, "referrer_id": referrer_id, "created_at": at}
-        if is_sqlite(self.conn):
-            return (await self.conn.execute(_SQLITE_RECORD_REFERRAL, values)).rowcount == 1
-        return len(await _PG_RECORD_REFERRAL.fetch(self.conn, values)) == 1
+        statement = _SQLITE_RECORD_REFERRAL if is_sqlite(self.conn) else _PG_RECORD_REFERRAL
+        return len(await statement.fetch(self.conn, values)) == 1

@@ -12,10 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from patron.loyalty.model import Membership
 from patron.registration.model import Customer
 from patron.registration.service import Caller, NewCustomer
-from patron.store.customers import CustomerStore, Lookup, Registration
-from patron.store.db import DriverPool, transaction
+from patron.store.customers import CustomerStore, Lookup, Registration, sqlite_register_new
+from patron.store.db import DriverPool, is_sqlite, transaction
 from patron.store.loyalty import LoyaltyStore
 from patron.store.shared import SharedStatements
+from patron.store.sqlite import SqliteFile
 
 # A look-up's answer: each value's customer and memberships, for the values held by a customer.
 Found = dict[str | int, tuple[Customer, list[Membership]]]
@@ -56,12 +57,23 @@ async def unit_of_work(
 
 class Storage:
     """The database as registrations and look-ups use it: units of work, and new customers and
-    look-ups outside them, on PostgreSQL sharing statements with other concurrent requests of the
-    org (store.shared)."""
+    look-ups outside them. On PostgreSQL concurrent requests of an org share statements
+    (store.shared); on SQLite they share the writer's transactions, and read without waiting for
+    it (store.sqlite)."""
 
-    def __init__(self, engine: AsyncEngine, driver: DriverPool | None = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        driver: DriverPool | None = None,
+        *,
+        timeout: float = 5.0,
+        sqlite_synchronous: str = "NORMAL",
+    ) -> None:
         self.engine = engine
         self.driver = driver
+        self.sqlite: SqliteFile | None = None
+        if is_sqlite(engine):
+            self.sqlite = SqliteFile(engine.url.database or "", timeout=timeout, synchronous=sqlite_synchronous)
         self.registrations: SharedStatements[Registration, list[int | None]] | None = None
         self.lookups: SharedStatements[Lookup, Found] | None = None
         if driver is not None:
@@ -69,10 +81,27 @@ class Storage:
             self.lookups = SharedStatements(self._look_up, lambda lookup: len(lookup.values))
 
     def unit_of_work(self, *, readonly: bool = False) -> AbstractAsyncContextManager[StoreUnit]:
+        if self.sqlite is not None:
+            return self._sqlite_unit(self.sqlite, readonly)
         return unit_of_work(self.engine, readonly=readonly, driver=self.driver)
+
+    @asynccontextmanager
+    async def _sqlite_unit(self, sqlite: SqliteFile, readonly: bool) -> AsyncIterator[StoreUnit]:
+        if readonly:
+            yield StoreUnit(CustomerStore(sqlite.reader), LoyaltyStore(sqlite.reader))
+            return
+        async with sqlite.writer.unit() as conn:
+            yield StoreUnit(CustomerStore(conn), LoyaltyStore(conn))
+
+    async def close(self) -> None:
+        if self.sqlite is not None:
+            await self.sqlite.close()
 
     async def insert_new(self, new_customers: list[NewCustomer], caller: Caller, at: datetime) -> list[int | None]:
         registration = Registration(new_customers, caller, at)
+        if self.sqlite is not None:
+            (ids,) = await self.sqlite.writer.run(sqlite_register_new([registration]))
+            return ids
         if self.registrations is not None:
             return await self.registrations.run(caller.org.org_id, registration)
         (ids,) = await self._register([registration])
