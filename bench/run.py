@@ -5,6 +5,11 @@ it with wrk (64 connections) and prints one table: each figure with its ratio to
 (bench/ceiling.py: the same body, one INSERT ... RETURNING per customer, same server and driver)
 and to the ceiling that writes what Patron writes (customer, audit, membership, ledger).
 
+Beside them, the same Patron figures on SQLite (the file `make run` serves), each measured right
+after its PostgreSQL twin and given as a ratio to it, with issue #24's targets judged; and how the
+cost of an add and a get grows with data: both measured again after 2,000,000 customers have been
+imported, as a ratio to the near-empty figures (BENCH_GROWTH_ROWS; 0 leaves it out).
+
 Beside it, when Citus is here (../shared/citus/cluster.sh and citus.so in PostgreSQL's libraries),
 the same Patron figures on a Citus cluster of the bench's own (a coordinator and two workers on
 this machine, ports 54370-54372, data under /tmp/patron-bench-citus), each measured right after
@@ -22,6 +27,7 @@ import resource
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -158,10 +164,15 @@ def settle_database() -> None:
     """
     for admin in SERVERS:
         asyncio.run(_run_sql(admin, "CHECKPOINT"))
+    for path in SQLITE_FILES:
+        with sqlite3.connect(path) as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 # Every PostgreSQL server of the run (the plain one, and each Citus node while the cluster is up).
 SERVERS = [PG_ADMIN]
+# Every SQLite file of the run.
+SQLITE_FILES: list[str] = []
 
 
 def load_average() -> float:
@@ -317,22 +328,29 @@ class OthersCpu:
         return max(0.0, 100.0 * (busy - self.busy - used) / max(1, total - self.total))
 
 
-def measure(script: str, base: str, runs: Iterator[int], extra: dict[str, str] | None = None, warm_up: bool = True) -> Load:
-    """A warm-up, then the measured run; each run registers mobiles no other run uses."""
+def measure(
+    script: str, base: str, runs: Iterator[int] | None, extra: dict[str, str] | None = None, warm_up: bool = True
+) -> Load:
+    """A warm-up, then the measured run; each run that registers (`runs`) registers mobiles no other run uses."""
     settle_database()
     auth = "Basic " + base64.b64encode(f"{TILL}:{hashlib.md5(PASSWORD.encode()).hexdigest()}".encode()).decode()
     env = {"BENCH_AUTH": auth, **(extra or {})}
+
+    def run_number() -> dict[str, str]:
+        return {} if runs is None else {"BENCH_RUN": str(next(runs))}
+
     if WARMUP_SECONDS and warm_up:
-        wrk(script, base, WARMUP_SECONDS, {**env, "BENCH_RUN": str(next(runs))})
+        wrk(script, base, WARMUP_SECONDS, {**env, **run_number()})
     load = quiet_moment()
     others = OthersCpu()
-    result = wrk(script, base, SECONDS, {**env, "BENCH_RUN": str(next(runs))})
+    result = wrk(script, base, SECONDS, {**env, **run_number()})
     result.load, result.others = load, others.percent()
     return result
 
 
 def shared(base: str) -> dict[str, tuple[float, float]]:
-    """Patron's statements so far that requests could share, by kind: (statements, requests served)."""
+    """Patron's statements so far that requests could share, by kind: (statements, requests served);
+    and SQLite's transactions, as the kind sqlite_commit: (transactions, units of work)."""
     from prometheus_client.parser import text_string_to_metric_families
 
     totals: dict[str, list[float]] = {}
@@ -340,6 +358,9 @@ def shared(base: str) -> dict[str, tuple[float, float]]:
         for sample in family.samples:
             if sample.name in ("patron_requests_per_statement_count", "patron_requests_per_statement_sum"):
                 kind = totals.setdefault(sample.labels["statement"], [0.0, 0.0])
+                kind[sample.name.endswith("_sum")] += sample.value
+            elif sample.name in ("patron_units_per_transaction_count", "patron_units_per_transaction_sum"):
+                kind = totals.setdefault("sqlite_commit", [0.0, 0.0])
                 kind[sample.name.endswith("_sum")] += sample.value
     return {kind: (count, served) for kind, (count, served) in totals.items()}
 
@@ -352,13 +373,26 @@ def per_statement(before: dict[str, tuple[float, float]], after: dict[str, tuple
 
 
 def existing_mobiles(database_url: str, path: Path) -> None:
-    async def dump() -> None:
-        conn = await asyncpg.connect(database_url)
-        rows = await conn.fetch("SELECT mobile FROM customers WHERE org_id = $1 LIMIT 20000", ORG_ID)
-        await conn.close()
-        path.write_text("".join(f"{row['mobile']}\n" for row in rows))
+    query = f"SELECT mobile FROM customers WHERE org_id = {ORG_ID} LIMIT 20000"
+    if database_url.startswith("sqlite:///"):
+        with sqlite3.connect(database_url.removeprefix("sqlite:///")) as conn:
+            mobiles = [row[0] for row in conn.execute(query)]
+    else:
+        async def dump() -> list[str]:
+            conn = await asyncpg.connect(database_url)
+            try:
+                return [row["mobile"] for row in await conn.fetch(query)]
+            finally:
+                await conn.close()
 
-    asyncio.run(dump())
+        mobiles = asyncio.run(dump())
+    path.write_text("".join(f"{mobile}\n" for mobile in mobiles))
+
+
+def imported_mobiles(rows: int, path: Path) -> None:
+    """20,000 mobiles of imported customers, spread evenly over the `rows` imported."""
+    step = max(1, rows // 20000)
+    path.write_text("".join(f"{import_mobile(n)}\n" for n in range(0, rows, step)))
 
 
 def ceiling_schema() -> str:
@@ -377,14 +411,23 @@ async def _run_sql(url: str, statement: str) -> None:
 
 
 IMPORT_ROWS = int(os.environ.get("BENCH_IMPORT_ROWS", "1000000"))
+# Customers in the database when cost growth is measured: the import's, then more imported.
+GROWTH_ROWS = int(os.environ.get("BENCH_GROWTH_ROWS", "2000000"))
+# Issue #24's targets for SQLite, each a ratio to the PostgreSQL figure measured just before it.
+SQLITE_TARGETS = {"single": 0.5, "batch": 0.5, "get": 0.8}
+SQLITE_TARGET_P99_MS, SQLITE_TARGET_IMPORT_SECONDS, SQLITE_TARGET_GROWTH = 50.0, 120.0, 0.8
 
 
-def import_file(path: Path, rows: int) -> None:
-    """Generated customers, none of them met before in this run (the add runs use 9194… to 9199…)."""
+def import_mobile(n: int) -> str:
+    return f"9190{n:08d}"
+
+
+def import_file(path: Path, rows: int, first: int = 0) -> None:
+    """Generated customers, none of them met before in this run (the add runs use 9191… to 9199…)."""
     with path.open("w") as out:
         out.write("mobile,email,firstname,lastname,custom.city,custom.visits\n")
-        for n in range(rows):
-            out.write(f"9190{n:08d},i{n}@import.example,Imported,Customer,Pune,{n % 9}\n")
+        for n in range(first, first + rows):
+            out.write(f"{import_mobile(n)},i{n}@import.example,Imported,Customer,Pune,{n % 9}\n")
 
 
 @dataclass
@@ -423,10 +466,10 @@ def tree_rss_mb(root: int) -> float:
     return sum(resident.get(pid, 0) for pid in tree) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def bulk_import(database_url: str, rows: int = IMPORT_ROWS) -> Import:
+def bulk_import(database_url: str, rows: int = IMPORT_ROWS, first: int = 0) -> Import:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "customers.csv"
-        import_file(path, rows)
+        import_file(path, rows, first)
         output = Path(folder) / "output.txt"
         settle_database()
         load = quiet_moment()
@@ -555,6 +598,8 @@ def main() -> int:
     with ExitStack() as databases:
         ceiling_url = databases.enter_context(throwaway_database("ceiling"))
         url = databases.enter_context(throwaway_database("patron"))
+        sqlite_folder = databases.enter_context(tempfile.TemporaryDirectory())
+        sqlite_url = f"sqlite:///{sqlite_folder}/bench.db"
         citus_url = None
         if not missing:
             autovacuum = databases.enter_context(citus_cluster())
@@ -568,13 +613,18 @@ def main() -> int:
             ceiling_base = servers.enter_context(server(command, {"CEILING_DSN": ceiling_url}, port, cwd=BENCH))
             base = servers.enter_context(patron_server(url))
             citus_base = servers.enter_context(patron_server(citus_url)) if citus_url else None
-            ceiling_runs, runs, citus_runs = fresh_runs(), fresh_runs(), fresh_runs()
+            sqlite_base = servers.enter_context(patron_server(sqlite_url))
+            SQLITE_FILES.append(sqlite_url.removeprefix("sqlite:///"))
+            ceiling_runs, runs, citus_runs, sqlite_runs = fresh_runs(), fresh_runs(), fresh_runs(), fresh_runs()
             remeasured = ""
             ceiling = measure("add.lua", ceiling_base, ceiling_runs, {"BENCH_PATH": "/"})
             same = measure("add.lua", ceiling_base, ceiling_runs, {"BENCH_PATH": "/same-writes"})
             before = shared(base)
             single = measure("add.lua", base, runs)
             after_single = shared(base)
+            sqlite_before = shared(sqlite_base)
+            sqlite_single = measure("add.lua", sqlite_base, sqlite_runs)
+            sqlite_after_single = shared(sqlite_base)
             if citus_base:
                 citus_before = shared(citus_base)
                 citus_single = measure("add.lua", citus_base, citus_runs)
@@ -591,26 +641,42 @@ def main() -> int:
             ceiling_batch = measure("batch.lua", ceiling_base, ceiling_runs, {"BENCH_PATH": "/"})
             same_batch = measure("batch.lua", ceiling_base, ceiling_runs, {"BENCH_PATH": "/same-writes"})
             batch = measure("batch.lua", base, runs)
+            sqlite_batch = measure("batch.lua", sqlite_base, sqlite_runs)
             if citus_base:
                 citus_batch = measure("batch.lua", citus_base, citus_runs)
             mobiles = Path(tempfile.mkstemp(suffix=".txt")[1])
             existing_mobiles(url, mobiles)
             before_get = shared(base)
-            get = measure("get.lua", base, runs, {"BENCH_MOBILES": str(mobiles)})
+            get = measure("get.lua", base, None, {"BENCH_MOBILES": str(mobiles)})
             after_get = shared(base)
+            sqlite_mobiles = Path(tempfile.mkstemp(suffix=".txt")[1])
+            existing_mobiles(sqlite_url, sqlite_mobiles)
+            sqlite_get = measure("get.lua", sqlite_base, None, {"BENCH_MOBILES": str(sqlite_mobiles)})
             if citus_base:
                 citus_mobiles = Path(tempfile.mkstemp(suffix=".txt")[1])
                 existing_mobiles(citus_url, citus_mobiles)
                 citus_before_get = shared(citus_base)
-                citus_get = measure("get.lua", citus_base, citus_runs, {"BENCH_MOBILES": str(citus_mobiles)})
+                citus_get = measure("get.lua", citus_base, None, {"BENCH_MOBILES": str(citus_mobiles)})
                 citus_after_get = shared(citus_base)
-        imported = bulk_import(url)
-        if citus_url:
-            citus_imported = bulk_import(citus_url, CITUS_IMPORT_ROWS)
-
-    with tempfile.TemporaryDirectory() as folder:
-        with patron_server(f"sqlite:///{folder}/bench.db") as base:
-            sqlite_single = measure("add.lua", base, fresh_runs())
+            # The imports run beside the idle servers, as an operator's would.
+            imported = bulk_import(url)
+            sqlite_imported = bulk_import(sqlite_url)
+            if citus_url:
+                citus_imported = bulk_import(citus_url, CITUS_IMPORT_ROWS)
+            grown = None
+            if GROWTH_ROWS > IMPORT_ROWS:
+                # More customers, then the single add and the get again: how their cost grows with data.
+                more = GROWTH_ROWS - IMPORT_ROWS
+                grown_imports = (bulk_import(url, more, IMPORT_ROWS), bulk_import(sqlite_url, more, IMPORT_ROWS))
+                grown_mobiles = Path(tempfile.mkstemp(suffix=".txt")[1])
+                imported_mobiles(GROWTH_ROWS, grown_mobiles)
+                grown = (
+                    measure("add.lua", base, runs),
+                    measure("add.lua", sqlite_base, sqlite_runs),
+                    measure("get.lua", base, None, {"BENCH_MOBILES": str(grown_mobiles)}),
+                    measure("get.lua", sqlite_base, None, {"BENCH_MOBILES": str(grown_mobiles)}),
+                )
+            SQLITE_FILES.clear()
 
     def line(name: str, unit: str, value: float, load: Load, *ceilings: float | None) -> None:
         ratios = [f"{value / ceiling_value:5.2f}" if ceiling_value else "    -" for ceiling_value in (*ceilings, None, None)[:2]]
@@ -640,13 +706,75 @@ def main() -> int:
     line("patron: add, 100 per batch (PG)", "customers/s", batch.per_second * 100, batch, ceiling_batch.per_second * 100,
          same_batch.per_second * 100)
     line("patron: get by mobile (PG)", "req/s", get.per_second, get)
-    line("patron: add, 1 customer (SQLite)", "reg/s", sqlite_single.per_second, sqlite_single, ceiling.per_second, same.per_second)
     import_line(f"patron: import {imported.rows:,} (PG)", imported)
     print(
         f"\nrequests per shared statement (warm-up included): single add {per_statement(before, after_single, 'register'):.1f}"
         f" registrations, get {per_statement(before_get, after_get, 'look_up'):.1f} look-ups"
     )
-    errors = sum(load.errors for load in (same, same_batch, single, batch, get, sqlite_single)) + (0 if imported.ok else 1)
+    errors = sum(load.errors for load in (same, same_batch, single, batch, get)) + (0 if imported.ok else 1)
+
+    print()
+    print("SQLite: the same Patron and wrk on a file of its own (WAL, synchronous NORMAL), 2 workers; each figure")
+    print("measured just after its PostgreSQL twin. x PG: to that figure")
+    print(f"| {'figure':<36} | {'value':>23} | x PG  | p50 ms  | p99 ms  | errors | load others |")
+    print(f"|{'-' * 38}|{'-' * 25}|-------|---------|---------|--------|-------------|")
+
+    def twin_line(name: str, unit: str, value: float, load: Load, plain: float) -> None:
+        print(f"| {name:<36} | {value:>10,.0f} {unit:<12} | {value / plain:5.2f} | {load.p50_ms:>7.1f} | {load.p99_ms:>7.1f} | {load.errors:>6} | {machine(load)} |")
+
+    twin_line("patron: add, 1 customer (SQLite)", "reg/s", sqlite_single.per_second, sqlite_single, single.per_second)
+    twin_line("patron: add, 100 per batch (SQLite)", "customers/s", sqlite_batch.per_second * 100, sqlite_batch, batch.per_second * 100)
+    twin_line("patron: get by mobile (SQLite)", "req/s", sqlite_get.per_second, sqlite_get, get.per_second)
+    print(
+        f"| {f'patron: import {sqlite_imported.rows:,} (SQLite)':<36} | {sqlite_imported.per_second:>10,.0f} {'customers/s':<12}"
+        f" | {sqlite_imported.per_second / imported.per_second:5.2f} | {sqlite_imported.seconds:>6.1f}s wall"
+        f" | peak RSS {sqlite_imported.peak_rss_mb:,.0f} MB | {machine(sqlite_imported)} |"
+    )
+    sqlite_verdicts = [
+        *(
+            (f"{name} >= {target:.1f}x PG", f"{mine.per_second / plain.per_second:.2f}x", mine.per_second >= target * plain.per_second)
+            for name, target, mine, plain in (
+                ("single add", SQLITE_TARGETS["single"], sqlite_single, single),
+                ("batch of 100", SQLITE_TARGETS["batch"], sqlite_batch, batch),
+                ("get by mobile", SQLITE_TARGETS["get"], sqlite_get, get),
+            )
+        ),
+        (f"single add p99 <= {SQLITE_TARGET_P99_MS:.0f} ms", f"{sqlite_single.p99_ms:.1f} ms", sqlite_single.p99_ms <= SQLITE_TARGET_P99_MS),
+        ("errors 0", str(sqlite_single.errors + sqlite_batch.errors + sqlite_get.errors),
+         sqlite_single.errors + sqlite_batch.errors + sqlite_get.errors == 0),
+        (f"import of {sqlite_imported.rows:,} <= {SQLITE_TARGET_IMPORT_SECONDS:.0f} s", f"{sqlite_imported.seconds:.1f} s",
+         sqlite_imported.ok and sqlite_imported.seconds <= SQLITE_TARGET_IMPORT_SECONDS),
+    ]
+    print("issue #24 targets, SQLite: " + "; ".join(f"{what}: {seen} {'PASS' if ok else 'MISS'}" for what, seen, ok in sqlite_verdicts))
+    print(
+        f"units per SQLite transaction (warm-up included): single add {per_statement(sqlite_before, sqlite_after_single, 'sqlite_commit'):.1f}"
+    )
+    errors += sum(load.errors for load in (sqlite_single, sqlite_batch, sqlite_get)) + (0 if sqlite_imported.ok else 1)
+
+    if grown:
+        pg_single, sq_single, pg_get, sq_get = grown
+        print()
+        print(f"Cost growth: the same figures after importing {GROWTH_ROWS - IMPORT_ROWS:,} more customers"
+              f" ({GROWTH_ROWS:,} imported in all); x empty: to the near-empty figure above")
+        print(f"| {'figure':<36} | {'value':>23} | x empty | p50 ms  | p99 ms  | errors | load others |")
+        print(f"|{'-' * 38}|{'-' * 25}|---------|---------|---------|--------|-------------|")
+
+        def grown_line(name: str, unit: str, load: Load, empty: Load) -> None:
+            print(f"| {name:<36} | {load.per_second:>10,.0f} {unit:<12} | {load.per_second / empty.per_second:7.2f} | {load.p50_ms:>7.1f} | {load.p99_ms:>7.1f} | {load.errors:>6} | {machine(load)} |")
+
+        grown_line(f"add, 1 at {GROWTH_ROWS:,} (PG)", "reg/s", pg_single, single)
+        grown_line(f"get at {GROWTH_ROWS:,} (PG)", "req/s", pg_get, get)
+        grown_line(f"add, 1 at {GROWTH_ROWS:,} (SQLite)", "reg/s", sq_single, sqlite_single)
+        grown_line(f"get at {GROWTH_ROWS:,} (SQLite)", "req/s", sq_get, sqlite_get)
+        for name, more in zip(("PG", "SQLite"), grown_imports):
+            print(f"  the second import ({name}): {more.rows:,} rows in {more.seconds:.1f}s, peak RSS {more.peak_rss_mb:,.0f} MB")
+        growth = [
+            (f"SQLite {what} x empty >= {SQLITE_TARGET_GROWTH}", f"{mine.per_second / empty.per_second:.2f}",
+             mine.per_second >= SQLITE_TARGET_GROWTH * empty.per_second)
+            for what, mine, empty in (("add", sq_single, sqlite_single), ("get", sq_get, sqlite_get))
+        ]
+        print("issue #24 targets, growth: " + "; ".join(f"{what}: {seen} {'PASS' if ok else 'MISS'}" for what, seen, ok in growth))
+        errors += sum(load.errors for load in grown) + sum(0 if more.ok else 1 for more in grown_imports)
 
     if citus_url:
         print()

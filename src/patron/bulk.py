@@ -33,7 +33,7 @@ from patron.registration.model import IDENTIFIERS
 from patron.registration.reading import ITEM_FIELDS
 from patron.registration.service import Caller, register
 from patron.settings import Settings
-from patron.store.db import DriverPool, create_driver_pool, create_engine, is_sqlite
+from patron.store.db import DriverPool, create_driver_pool, create_engine
 from patron.store.maintenance import analyze_customer_tables
 from patron.store.unit import Storage
 
@@ -214,10 +214,10 @@ async def run_import(engine: AsyncEngine, job: ImportJob, on_batch: Callable[[Pr
     )
     progress = job.progress
     report = _Report(job.report_path, append=start_after > 0)
-    # SQLite has one writer at a time: more processes would only queue for it; and a process
-    # needs a batch of its own to be worth starting.
+    # A process needs a batch of its own to be worth starting. (On SQLite the processes validate
+    # and resolve in parallel, and take turns to write: store.sqlite.)
     batches = -(-(job.expected_rows or count_rows(job.path)) // job.batch_size)
-    workers = 1 if is_sqlite(engine) else max(1, min(job.workers, batches))
+    workers = max(1, min(job.workers, batches))
     try:
         async with _batch_runner(engine, caller, workers, job.batch_size) as run_batch:
             await _import_rows(job, run_batch, start_after, workers + 1, report, on_batch)

@@ -303,6 +303,10 @@ class Metrics:
             Histogram, "patron_requests_per_statement",
             "Requests one statement served (PostgreSQL): registrations of new customers, look-ups.",
             ["statement"], buckets=SHARED_STATEMENT_BUCKETS)
+        self.units_per_transaction = _metric(
+            Histogram, "patron_units_per_transaction",
+            "Units of work (a request's new customers, an item resolved and written) one transaction of"
+            " the SQLite writer committed.", buckets=SHARED_STATEMENT_BUCKETS)
         self._requests: dict[tuple[str, int], Any] = {}
         self._latency: dict[str, Any] = {}
         self._items: dict[tuple[str, str], Any] = {}
@@ -432,7 +436,8 @@ class Observer:
 
     def watch_storage(self, storage: Storage) -> None:
         """The driver's own pool (PostgreSQL) counts in the same figures as SQLAlchemy's; the
-        shared statements tell how many requests each carried."""
+        shared statements tell how many requests each carried, and the SQLite writer how many
+        units each transaction did."""
         if storage.driver is not None:
             self.metrics.pool_size.inc(storage.driver.size)
             storage.driver.on_use = self.metrics.pool_in_use.inc
@@ -440,6 +445,8 @@ class Observer:
         if storage.registrations is not None and storage.lookups is not None:
             storage.registrations.on_statement = self.metrics.requests_per_statement.labels("register").observe
             storage.lookups.on_statement = self.metrics.requests_per_statement.labels("look_up").observe
+        if storage.sqlite is not None:
+            storage.sqlite.writer.on_commit = self.metrics.units_per_transaction.observe
 
     def close(self) -> None:
         if isinstance(self.log.sink, LineWriter):
