@@ -48,19 +48,16 @@ def connect(path: str, *, timeout: float, synchronous: str) -> sqlite3.Connectio
 
 @dataclass
 class SqliteConnection:
-    """A connection as the store's statements use it: each statement runs where the connection lives,
-    on the event loop (the reader) or on the writer's thread (reached through `hop`)."""
+    """A connection as the store's statements use it, run in place on the event loop: the reader's,
+    or the writer's while a unit of work has its turn (GroupWriter.unit)."""
 
     raw: sqlite3.Connection
-    hop: Callable[..., Any] | None = None
     dialect: Any = DIALECT
     info: dict[str, Any] = field(default_factory=dict)
 
     async def run(self, work: Callable[..., T], *args: Any) -> T:
         try:
-            if self.hop is None:
-                return work(self.raw, *args)
-            return await self.hop(work, self.raw, *args)
+            return work(self.raw, *args)
         except sqlite3.Error as exc:
             if is_unavailable(exc):
                 raise DatabaseUnavailable(str(exc)) from exc
@@ -171,17 +168,20 @@ class GroupWriter:
             if unit.go.done() and not unit.go.cancelled() and unit.go.exception() is None:
                 unit.done.set_result(True)  # its turn came as it gave up: it wrote nothing
             raise
+        # In its turn the writer's thread waits for the unit, which runs its statements in place, as
+        # the reader does: each takes microseconds (the write lock is held, nothing is synced).
+        conn = self._connection()
         # Whether the transaction may go on: the unit's writes were kept, or undone, in its savepoint.
         whole = False
         try:
-            await self._hop(_savepoint, self._connection(), "unit")
+            conn.execute("SAVEPOINT unit")
             try:
-                yield SqliteConnection(self._connection(), self._hop)
+                yield SqliteConnection(conn)
             except BaseException:
-                await asyncio.shield(self._hop(_roll_back_to, self._connection(), "unit"))
+                _roll_back_to(conn, "unit")
                 whole = True
                 raise
-            await self._hop(_release, self._connection(), "unit")
+            conn.execute("RELEASE unit")
             whole = True
         finally:
             unit.done.set_result(whole)
@@ -329,14 +329,6 @@ class GroupWriter:
         finally:
             if not self._conn.in_transaction:
                 fcntl.flock(self._lock_file, fcntl.LOCK_UN)
-
-
-def _savepoint(conn: sqlite3.Connection, name: str) -> None:
-    conn.execute(f"SAVEPOINT {name}")
-
-
-def _release(conn: sqlite3.Connection, name: str) -> None:
-    conn.execute(f"RELEASE {name}")
 
 
 def _roll_back_to(conn: sqlite3.Connection, name: str) -> None:
