@@ -717,23 +717,29 @@ def main() -> int:
     )
     errors = sum(load.errors for load in (same, same_batch, single, batch, get)) + (0 if imported.ok else 1)
 
+    def twin_table(kind: str, twins: tuple[Load, Load, Load, Import]) -> None:
+        """A table of Patron's figures on another database, each as a ratio to its PostgreSQL twin."""
+        print(f"| {'figure':<36} | {'value':>23} | x PG  | p50 ms  | p99 ms  | errors | load others |")
+        print(f"|{'-' * 38}|{'-' * 25}|-------|---------|---------|--------|-------------|")
+        added, batched, got, import_ = twins
+        for name, unit, load, plain, per in (
+            ("add, 1 customer", "reg/s", added, single, 1),
+            ("add, 100 per batch", "customers/s", batched, batch, 100),
+            ("get by mobile", "req/s", got, get, 1),
+        ):
+            value = load.per_second * per
+            print(f"| {f'patron: {name} ({kind})':<36} | {value:>10,.0f} {unit:<12} | {value / (plain.per_second * per):5.2f}"
+                  f" | {load.p50_ms:>7.1f} | {load.p99_ms:>7.1f} | {load.errors:>6} | {machine(load)} |")
+        print(
+            f"| {f'patron: import {import_.rows:,} ({kind})':<36} | {import_.per_second:>10,.0f} {'customers/s':<12}"
+            f" | {import_.per_second / imported.per_second:5.2f} | {import_.seconds:>6.1f}s wall"
+            f" | peak RSS {import_.peak_rss_mb:,.0f} MB | {machine(import_)} |"
+        )
+
     print()
     print(f"SQLite: the same Patron and wrk on a file of its own (WAL, synchronous {SQLITE_SYNCHRONOUS}), 2 workers; each figure")
     print("measured shortly after its PostgreSQL twin (and its Citus twin). x PG: to the PostgreSQL figure")
-    print(f"| {'figure':<36} | {'value':>23} | x PG  | p50 ms  | p99 ms  | errors | load others |")
-    print(f"|{'-' * 38}|{'-' * 25}|-------|---------|---------|--------|-------------|")
-
-    def twin_line(name: str, unit: str, value: float, load: Load, plain: float) -> None:
-        print(f"| {name:<36} | {value:>10,.0f} {unit:<12} | {value / plain:5.2f} | {load.p50_ms:>7.1f} | {load.p99_ms:>7.1f} | {load.errors:>6} | {machine(load)} |")
-
-    twin_line("patron: add, 1 customer (SQLite)", "reg/s", sqlite_single.per_second, sqlite_single, single.per_second)
-    twin_line("patron: add, 100 per batch (SQLite)", "customers/s", sqlite_batch.per_second * 100, sqlite_batch, batch.per_second * 100)
-    twin_line("patron: get by mobile (SQLite)", "req/s", sqlite_get.per_second, sqlite_get, get.per_second)
-    print(
-        f"| {f'patron: import {sqlite_imported.rows:,} (SQLite)':<36} | {sqlite_imported.per_second:>10,.0f} {'customers/s':<12}"
-        f" | {sqlite_imported.per_second / imported.per_second:5.2f} | {sqlite_imported.seconds:>6.1f}s wall"
-        f" | peak RSS {sqlite_imported.peak_rss_mb:,.0f} MB | {machine(sqlite_imported)} |"
-    )
+    twin_table("SQLite", (sqlite_single, sqlite_batch, sqlite_get, sqlite_imported))
     sqlite_verdicts = [
         *(
             (f"{name} >= {target:.1f}x PG", f"{mine.per_second / plain.per_second:.2f}x", mine.per_second >= target * plain.per_second)
@@ -786,20 +792,7 @@ def main() -> int:
               f" a coordinator and 2 workers on this machine (ports {'-'.join(map(str, citus_ports()[::2]))}), Patron on the"
               f" coordinator, the same org, wrk and server shape; autovacuum {autovacuum} on every node, as on the plain server")
         print("x PG: to the plain-PostgreSQL figure of this run, measured just before it")
-        print(f"| {'figure':<36} | {'value':>23} | x PG  | p50 ms  | p99 ms  | errors | load others |")
-        print(f"|{'-' * 38}|{'-' * 25}|-------|---------|---------|--------|-------------|")
-
-        def citus_line(name: str, unit: str, value: float, load: Load, plain: float) -> None:
-            print(f"| {name:<36} | {value:>10,.0f} {unit:<12} | {value / plain:5.2f} | {load.p50_ms:>7.1f} | {load.p99_ms:>7.1f} | {load.errors:>6} | {machine(load)} |")
-
-        citus_line("patron: add, 1 customer (Citus)", "reg/s", citus_single.per_second, citus_single, single.per_second)
-        citus_line("patron: add, 100 per batch (Citus)", "customers/s", citus_batch.per_second * 100, citus_batch, batch.per_second * 100)
-        citus_line("patron: get by mobile (Citus)", "req/s", citus_get.per_second, citus_get, get.per_second)
-        print(
-            f"| {f'patron: import {citus_imported.rows:,} (Citus)':<36} | {citus_imported.per_second:>10,.0f} {'customers/s':<12}"
-            f" | {citus_imported.per_second / imported.per_second:5.2f} | {citus_imported.seconds:>6.1f}s wall"
-            f" | peak RSS {citus_imported.peak_rss_mb:,.0f} MB | {machine(citus_imported)} |"
-        )
+        twin_table("Citus", (citus_single, citus_batch, citus_get, citus_imported))
         if citus_imported.rows != imported.rows:
             print(f"  (the Citus import is {citus_imported.rows:,} rows, not {imported.rows:,}, to keep the run short;"
                   " its ratio is of customers per second)")

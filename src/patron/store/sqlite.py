@@ -222,9 +222,7 @@ class GroupWriter:
             try:
                 outcomes = await self._hop(self._write, [entry.work for entry in group])  # type: ignore[attr-defined]
             except BaseException as exc:
-                failure = _as_unavailable(exc) if isinstance(exc, Exception) else DatabaseUnavailable("the writer stopped")
-                for entry in group:
-                    entry.give_up(failure)
+                _give_up(group, exc)
                 if not isinstance(exc, Exception):
                     raise
                 return
@@ -235,9 +233,7 @@ class GroupWriter:
         try:
             await self._hop(self._begin)
         except Exception as exc:
-            failure = _as_unavailable(exc)
-            for entry in group:
-                entry.give_up(failure)
+            _give_up(group, exc)
             return
         carried: list[_Entry] = []
         try:
@@ -266,9 +262,7 @@ class GroupWriter:
         except BaseException as exc:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._hop(self._end, "ROLLBACK"))
-            failure = _as_unavailable(exc) if isinstance(exc, Exception) else DatabaseUnavailable("the writer stopped")
-            for entry in group:
-                entry.give_up(failure)
+            _give_up(group, exc)
             if not isinstance(exc, Exception):
                 raise
             return
@@ -356,12 +350,19 @@ def _run_jobs(conn: sqlite3.Connection, works: list[Callable[[sqlite3.Connection
     return outcomes
 
 
-def _as_unavailable(exc: Exception) -> Exception:
-    if isinstance(exc, DatabaseUnavailable):
-        return exc
-    if isinstance(exc, sqlite3.Error) or is_unavailable(exc):
-        return DatabaseUnavailable(str(exc))
-    return exc
+def _give_up(group: list[_Entry], exc: BaseException) -> None:
+    """The transaction of these units failed: none of them is written, and each owner is told why
+    (a database fault as unavailability, 503; the writer stopped, the same)."""
+    if not isinstance(exc, Exception):
+        failure: Exception = DatabaseUnavailable("the writer stopped")
+    elif isinstance(exc, DatabaseUnavailable):
+        failure = exc
+    elif isinstance(exc, sqlite3.Error) or is_unavailable(exc):
+        failure = DatabaseUnavailable(str(exc))
+    else:
+        failure = exc
+    for entry in group:
+        entry.give_up(failure)
 
 
 class SqliteFile:
