@@ -8,6 +8,8 @@ import contextlib
 import fcntl
 import os
 import sqlite3
+import threading
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -27,6 +29,12 @@ T = TypeVar("T")
 # (kill -9, a crash) and is lost only if the machine loses power before the next checkpoint syncs
 # it; FULL syncs the WAL at every commit, once per group of units (so the cost is shared).
 SYNCHRONOUS = ("NORMAL", "FULL")
+
+# How often, at most, the WAL is checkpointed into the database file (and synced) while writes go
+# on: by a thread of its own, so that no transaction waits for it (SQLite's automatic checkpoint
+# runs inside the commit that crosses its threshold, and that request waits for two syncs). Under
+# PATRON_SQLITE_SYNCHRONOUS=NORMAL this bounds what a power loss can cost to about the last second.
+CHECKPOINT_SECONDS = 0.5
 
 # The dialect whose bind and result processors give values the form SQLAlchemy stores them in, so
 # that rows this module writes read back the same through SQLAlchemy, and the reverse.
@@ -145,6 +153,7 @@ class GroupWriter:
         self._lock_file: int | None = None
         self._queue: list[_Entry] = []
         self._draining: asyncio.Task[None] | None = None
+        self._checkpoints = Checkpointer(path, timeout=timeout, synchronous=synchronous)
         # Told how many units each transaction carried (the metrics).
         self.on_commit: Callable[[int], None] = lambda units: None
 
@@ -194,6 +203,7 @@ class GroupWriter:
         if self._conn is not None:
             await self._hop(lambda conn: conn.close(), self._conn)
         self._thread.shutdown(wait=True)
+        self._checkpoints.close()
         if self._lock_file is not None:
             os.close(self._lock_file)
 
@@ -294,6 +304,7 @@ class GroupWriter:
         """On the writer's thread: this process's turn at the file, and its write lock."""
         if self._conn is None:
             self._conn = connect(self.path, timeout=self.timeout, synchronous=self.synchronous)
+            self._conn.execute("PRAGMA wal_autocheckpoint=0")  # the Checkpointer's job
             self._lock_file = os.open(f"{self.path}-writer", os.O_RDWR | os.O_CREAT, 0o600)
         assert self._lock_file is not None
         fcntl.flock(self._lock_file, fcntl.LOCK_EX)
@@ -323,6 +334,58 @@ class GroupWriter:
         finally:
             if not self._conn.in_transaction:
                 fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+        if how == "COMMIT":
+            self._checkpoints.written()
+
+
+class Checkpointer:
+    """Copies the WAL into the database file on a thread of its own, at most every
+    CHECKPOINT_SECONDS while commits come, and once more after the last (PASSIVE: it never waits
+    for, nor holds up, a reader or the writer)."""
+
+    def __init__(self, path: str, *, timeout: float, synchronous: str) -> None:
+        self.path, self.timeout, self.synchronous = path, timeout, synchronous
+        self._lock = threading.Lock()
+        self._running = False
+        self._dirty = False
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    def written(self) -> None:
+        """A transaction was committed (called on the writer's thread)."""
+        with self._lock:
+            self._dirty = True
+            if self._running or self._closed:
+                return
+            self._running = True
+        self._thread = threading.Thread(target=self._run, name="patron-sqlite-checkpoint", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            thread = self._thread
+        if thread is not None:
+            thread.join()
+
+    def _run(self) -> None:
+        conn = connect(self.path, timeout=self.timeout, synchronous=self.synchronous)
+        try:
+            while True:
+                with self._lock:
+                    if not self._dirty:
+                        self._running = False
+                        return
+                    self._dirty = False
+                started = time.monotonic()
+                with contextlib.suppress(sqlite3.Error):  # busy: another process's checkpoint runs
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                with self._lock:
+                    closed = self._closed
+                if not closed:
+                    time.sleep(max(0.0, CHECKPOINT_SECONDS - (time.monotonic() - started)))
+        finally:
+            conn.close()
 
 
 def _roll_back_to(conn: sqlite3.Connection, name: str) -> None:
