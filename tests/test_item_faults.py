@@ -232,14 +232,14 @@ async def test_a_fault_while_planning_a_new_customer_fails_that_item_alone_with_
 ):
     from patron.registration import service
 
-    new_customer = service._new_customer
+    plan_new = service._plan_new
 
     def faulty_plan(item: Any, *args: Any) -> Any:
         if item.firstname == FAULTY:
             raise OverflowError("date value out of range")
-        return new_customer(item, *args)
+        return plan_new(item, *args)
 
-    monkeypatch.setattr(service, "_new_customer", faulty_plan)
+    monkeypatch.setattr(service, "_plan_new", faulty_plan)
     mobiles = [new_mobile() for _ in range(3)]
     response = await add(client, org, {"mobile": mobiles[0], "firstname": FAULTY}, {"mobile": mobiles[1]},
                          {"mobile": mobiles[2]})

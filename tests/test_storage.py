@@ -246,7 +246,7 @@ async def test_new_customers_written_together_are_each_written_whole_unless_an_e
 
     from patron.checks import check_org
     from patron.registration.model import CustomerInput
-    from patron.registration.service import Caller, _new_customer
+    from patron.registration.service import Caller, _plan_new
 
     org = await make_org("rewards")
     settings = await app.state.services.orgs.get(org.id)
@@ -256,7 +256,7 @@ async def test_new_customers_written_together_are_each_written_whole_unless_an_e
     taken = count // 2
     mobiles[taken] = mobiles[0]
     welcomes: dict = {}
-    new = [_new_customer(CustomerInput(mobile=mobile, firstname=f"N{n}"), caller, now, welcomes) for n, mobile in enumerate(mobiles)]
+    new = [_plan_new(CustomerInput(mobile=mobile, firstname=f"N{n}"), caller, now, welcomes) for n, mobile in enumerate(mobiles)]
 
     ids = await app.state.services.storage.insert_new(new, caller, now)
 

@@ -102,20 +102,32 @@ def registration_rewards(
 
 
 @dataclass(frozen=True)
-class Welcome:
-    """What every unreferred new member of an org gets when joining on one day: its memberships,
-    balances credited, its ledger entries and side effects (for a customer not yet written)."""
+class Joining:
+    """What a customer gets on joining the org's programmes on a day: its memberships, balances
+    credited, the ledger entries and side effects of its rewards and, when referred, of its
+    referrer's; `unpaid` when the referrer is owed points in a programme it does not belong to.
+    The joining customer's own rows carry no customer id: it is set on them for each member
+    (`for_member`), so that one Joining serves every unreferred member joining on that day."""
 
     memberships: tuple[Membership, ...]
     entries: tuple[LedgerEntry, ...]
     effects: tuple[SideEffect, ...]
+    unpaid: bool = False
 
     @classmethod
-    def of(cls, org: OrgFile, programs: Mapping[int, Program], org_id: int, joined_on: date, all_programmes: bool) -> Welcome:
+    def of(
+        cls,
+        org: OrgFile,
+        programs: Mapping[int, Program],
+        org_id: int,
+        joined_on: date,
+        all_programmes: bool,
+        referrer_memberships: list[Membership] | None = None,
+    ) -> Joining:
         memberships = enrol(org, org_id, None, joined_on, all_programmes)
-        entries, effects, _ = registration_rewards(programs, memberships, None)
+        entries, effects, unpaid = registration_rewards(programs, memberships, referrer_memberships)
         credit(memberships, entries)
-        return cls(tuple(memberships), tuple(entries), tuple(effects))
+        return cls(tuple(memberships), tuple(entries), tuple(effects), unpaid)
 
     def new_memberships(self) -> list[Membership]:
         """The memberships, for one new member: its id is set on them once it is written.
@@ -124,6 +136,18 @@ class Welcome:
             Membership(m.org_id, None, m.program_id, m.slab_serial, m.tier_expires_on, m.lifetime_points, m.loyalty_points)
             for m in self.memberships
         ]
+
+    def for_member(self, customer_id: int) -> tuple[list[Membership], list[LedgerEntry], list[SideEffect]]:
+        """The memberships, entries and effects with the member's id where they await it."""
+        memberships = self.new_memberships()
+        for membership in memberships:
+            membership.customer_id = customer_id
+        entries = [
+            entry if entry.customer_id is not None
+            else LedgerEntry(entry.org_id, customer_id, entry.program_id, entry.kind, entry.currency, entry.amount)
+            for entry in self.entries
+        ]
+        return memberships, entries, [for_customer(effect, customer_id) for effect in self.effects]
 
 
 def _entry(membership: Membership, kind: EntryKind, currency: str, amount: int) -> LedgerEntry:

@@ -75,6 +75,11 @@ def _drop(item: CustomerInput, name: str, code: Code, warnings: Warnings) -> Non
     warnings.add(code, IDENTIFIER_LABELS[name])
 
 
+def new_type(item: CustomerInput) -> str:
+    """The type of the customer an item creates: LOYALTY unless it says otherwise."""
+    return item.type or LOYALTY
+
+
 def create(org_id: int, item: CustomerInput, calling_till: str, now: datetime) -> Customer:
     if item.registered_on_out_of_range:
         raise ItemRejected(Code.REGISTRATION_DATE_OUT_OF_RANGE)
@@ -86,7 +91,7 @@ def create(org_id: int, item: CustomerInput, calling_till: str, now: datetime) -
         external_id=item.external_id,
         firstname=item.firstname or "",
         lastname=item.lastname or "",
-        type=item.type or LOYALTY,
+        type=new_type(item),
         source=item.source or "INSTORE",
         account_id=item.account_id,
         fraud_status=item.fraud_status or "NONE",

@@ -123,6 +123,8 @@ class NewCustomer:
     memberships: list[Membership]
     entries: list[LedgerEntry]
     effects: list[SideEffect]
+    # A referrer was owed points in a programme it does not belong to.
+    unpaid: bool = False
 
 
 async def register(
@@ -193,12 +195,12 @@ async def _create_if_new(
     those written, and of those that could not be planned. When the statement that writes them
     together fails, none is written, and each is left to be resolved and written on its own."""
     # The items of a request mostly join on one day, and all in the same programmes.
-    welcomes: dict[date, rules.Welcome] = {}
+    welcomes: dict[date, rules.Joining] = {}
     results: dict[int, ItemResult] = {}
     planned: dict[int, NewCustomer] = {}
     for position, (item, _) in readings.items():
         try:
-            planned[position] = _new_customer(item, caller, now, welcomes)
+            planned[position] = _plan_new(item, caller, now, welcomes)
         except Exception:  # noqa: BLE001 - a fault of Patron's fails this item alone
             results[position] = _not_processed(raw_items[position], caller, position, "planning")
     if not planned:
@@ -232,23 +234,46 @@ async def _create_if_new(
     return results
 
 
-def _new_customer(item: CustomerInput, caller: Caller, now: datetime, welcomes: dict[date, rules.Welcome]) -> NewCustomer:
-    """The customer the item creates, enrolled and rewarded; its id comes from the database.
-    `welcomes`: what a new member gets, by the day it joins, worked out once for a request."""
-    org = caller.org
-    customer = resolution.create(org.org_id, item, caller.till_code, now)
+def _plan_new(
+    item: CustomerInput,
+    caller: Caller,
+    now: datetime,
+    welcomes: dict[date, rules.Joining],
+    referrer_memberships: list[Membership] | None = None,
+) -> NewCustomer:
+    """The customer the item creates, enrolled and rewarded (and its referrer, when referred and
+    given); its id comes from the database. `welcomes`: what an unreferred new member gets, by the
+    day it joins, worked out once for a request."""
+    customer = resolution.create(caller.org.org_id, item, caller.till_code, now)
     if customer.type != LOYALTY:
         return NewCustomer(customer, resolution.changes(None, customer), [], [], [])
+    joining = _joining(customer, caller, fields.local_date(customer.registered_on, caller.org.tz), welcomes,
+                       referrer_memberships)
+    return NewCustomer(
+        customer, resolution.changes(None, customer), joining.new_memberships(), list(joining.entries),
+        list(joining.effects), joining.unpaid,
+    )
+
+
+def _joining(
+    customer: Customer,
+    caller: Caller,
+    joined_on: date,
+    welcomes: dict[date, rules.Joining],
+    referrer_memberships: list[Membership] | None,
+) -> rules.Joining:
+    """A customer becomes a member: its referral code, and what it gets on joining on that day."""
+    org = caller.org
     customer.referral_code = rules.new_referral_code()
-    joined_on = fields.local_date(customer.registered_on, org.tz)
+    if referrer_memberships is not None:
+        return rules.Joining.of(org.definition, org.programs, org.org_id, joined_on, caller.all_programmes,
+                                referrer_memberships)
     welcome = welcomes.get(joined_on)
     if welcome is None:
-        welcome = welcomes[joined_on] = rules.Welcome.of(
+        welcome = welcomes[joined_on] = rules.Joining.of(
             org.definition, org.programs, org.org_id, joined_on, caller.all_programmes
         )
-    return NewCustomer(
-        customer, resolution.changes(None, customer), welcome.new_memberships(), list(welcome.entries), list(welcome.effects)
-    )
+    return welcome
 
 
 async def _resolve_and_write(
@@ -277,24 +302,35 @@ async def _write(item: CustomerInput, warnings: Warnings, caller: Caller, storag
         customers, loyalty = repositories.customers, repositories.loyalty
         holders = await customers.holders(org.org_id, sent)
         target = resolution.resolve(item, holders, org.configs, warnings)
+        joining: rules.Joining | None = None
         if target is None:
-            customer = resolution.create(org.org_id, item, caller.till_code, now)
-            joins = customer.type == LOYALTY
-            if joins:
-                customer.referral_code = rules.new_referral_code()
-            customer = await customers.insert(customer, now)
+            joins = resolution.new_type(item) == LOYALTY
+            referrer = await _referrer(repositories, caller, item, None, now, warnings) if joins else None
+            new = _plan_new(item, caller, now, {}, await _memberships_of(repositories, caller, referrer))
+            customer = await customers.insert(new.customer, now)
+            if referrer is not None:
+                await loyalty.record_referral(org.org_id, customer.id, referrer.id, now)
+            if new.memberships:
+                joining = rules.Joining(tuple(new.memberships), tuple(new.entries), tuple(new.effects), new.unpaid)
             event_type, message = "CREATE", REGISTERED
         else:
             customer = resolution.update(target, item, holders, org.configs, now, warnings)
-            joins = target.type == NON_LOYALTY and customer.type == LOYALTY
-            if joins:
-                customer.referral_code = rules.new_referral_code()
+            if target.type == NON_LOYALTY and customer.type == LOYALTY:
+                referrer = await _referrer(repositories, caller, item, target, now, warnings)
+                referrer_memberships = await _memberships_of(repositories, caller, referrer)
+                joining = _joining(customer, caller, fields.local_date(now, org.tz), {}, referrer_memberships)
             await customers.update(customer, now)
             event_type, message = "UPDATE", UPDATED
         await customers.record_audit(caller, customer, event_type, resolution.changes(target, customer), now)
-        if joins:
-            joined_on = fields.local_date(customer.registered_on if target is None else now, org.tz)
-            memberships, effects = await _join(repositories, caller, customer, item, joined_on, now, warnings)
+        if joining is not None:
+            if joining.unpaid:
+                warnings.add(Code.POINTS_NOT_AWARDED)
+            memberships, entries, effects = joining.for_member(customer.id)
+            await loyalty.join(memberships, now)
+            await loyalty.append(entries, caller.request_id, now)
+            for entry in entries:
+                if entry.customer_id != customer.id and entry.currency == POINTS:
+                    await loyalty.credit(org.org_id, entry.customer_id, entry.program_id, entry.amount)
         else:
             memberships, effects = await loyalty.memberships(org.org_id, customer.id), []
     return ItemResult(
@@ -308,35 +344,27 @@ async def _write(item: CustomerInput, warnings: Warnings, caller: Caller, storag
     )
 
 
-async def _join(
-    repositories: Repositories,
-    caller: Caller,
-    customer: Customer,
-    item: CustomerInput,
-    joined_on: date,
-    now: datetime,
+async def _memberships_of(repositories: Repositories, caller: Caller, customer: Customer | None) -> list[Membership] | None:
+    return await repositories.loyalty.memberships(caller.org.org_id, customer.id) if customer else None
+
+
+async def _referrer(
+    repositories: Repositories, caller: Caller, item: CustomerInput, target: Customer | None, now: datetime,
     warnings: Warnings,
-) -> tuple[list[Membership], list[SideEffect]]:
-    """Enrol a new LOYALTY member and run the registration rules, in the registration's transaction."""
+) -> Customer | None:
+    """The customer whose referral code the joining item names, when it is rewarded for it: it
+    exists, it is not the item's own customer, and (for an existing customer) this is its first
+    referral. A new customer's referral is recorded once it has an id."""
+    if item.referral_code is None:
+        return None
     org = caller.org
-    memberships = rules.enrol(org.definition, org.org_id, customer.id, joined_on, caller.all_programmes)
-    referrer_memberships = None
-    if item.referral_code is not None:
-        referrer = await repositories.customers.find(org.org_id, "referral_code", item.referral_code)
-        if referrer is None or referrer.id == customer.id:
-            warnings.add(Code.REFERRER_NOT_FOUND)
-        elif await repositories.loyalty.record_referral(org.org_id, customer.id, referrer.id, now):
-            referrer_memberships = await repositories.loyalty.memberships(org.org_id, referrer.id)
-    entries, effects, unpaid = rules.registration_rewards(org.programs, memberships, referrer_memberships)
-    if unpaid:
-        warnings.add(Code.POINTS_NOT_AWARDED)
-    rules.credit(memberships, entries)
-    await repositories.loyalty.join(memberships, now)
-    await repositories.loyalty.append(entries, caller.request_id, now)
-    for entry in entries:
-        if entry.customer_id != customer.id and entry.currency == POINTS:
-            await repositories.loyalty.credit(org.org_id, entry.customer_id, entry.program_id, entry.amount)
-    return memberships, effects
+    referrer = await repositories.customers.find(org.org_id, "referral_code", item.referral_code)
+    if referrer is None or (target is not None and referrer.id == target.id):
+        warnings.add(Code.REFERRER_NOT_FOUND)
+        return None
+    if target is not None and not await repositories.loyalty.record_referral(org.org_id, target.id, referrer.id, now):
+        return None
+    return referrer
 
 
 def _failure(raw: Any, code: Code, matched: Customer | None = None) -> ItemResult:
