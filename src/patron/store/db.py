@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,13 +13,12 @@ from typing import Any
 
 import asyncpg
 import orjson
-from sqlalchemy import JSON, Table, bindparam, event
-from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
+from sqlalchemy import Table, bindparam, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.sql.expression import BindParameter, Executable
+from sqlalchemy.sql.expression import BindParameter
 
 from patron.registration.model import StorageUnavailable
 
@@ -55,15 +54,12 @@ def inserted_columns(table: Table) -> list[str]:
     return [column.name for column in table.columns if column.name != "id"]
 
 
-# A unit of work runs on SQLAlchemy's connection, or on PostgreSQL on one of the DriverPool's.
-Connection = AsyncConnection | asyncpg.Connection
-
-
-def is_sqlite(engine: AsyncEngine | Connection) -> bool:
+def is_sqlite(engine: Any) -> bool:
+    """An engine or connection of SQLite (SQLAlchemy's, or store.sqlite's own)."""
     return not isinstance(engine, asyncpg.Connection) and engine.dialect.name == "sqlite"
 
 
-def is_citus(conn: Connection) -> bool:
+def is_citus(conn: Any) -> bool:
     """Whether the connection is to a Citus coordinator (found when the connection was opened)."""
     if isinstance(conn, asyncpg.Connection):
         return isinstance(conn, PatronConnection) and conn.citus
