@@ -31,7 +31,8 @@ from patron.loop import collect_rarely
 from patron.orgs.file import load_org_file
 from patron.orgs.model import OrgSettings
 from patron.registration.service import Caller, NewCustomer, batch_status, register
-from patron.store.customers import Registration, register_new_parameters
+from patron.store.customers import Registration
+from patron.store.postgres import register_new_parameters
 
 BENCH = Path(__file__).resolve().parent
 BATCH = 100

@@ -252,14 +252,14 @@ def faulty_audits(monkeypatch: pytest.MonkeyPatch) -> None:
     """Writing the audit record of a customer named FAULTY fails, as a serializer's fault would."""
     from patron.store import customers
 
-    audit_changes = customers._audit_changes
+    audit_changes = customers.audit_changes
 
     def faulty_audit(changes: Any, tz: Any) -> str:
         if any(change["current"] == FAULTY for change in changes):
             raise TypeError("Type is not JSON serializable: datetime")
         return audit_changes(changes, tz)
 
-    monkeypatch.setattr(customers, "_audit_changes", faulty_audit)
+    monkeypatch.setattr(customers, "audit_changes", faulty_audit)
 
 
 async def test_a_fault_while_writing_one_item_fails_that_item_alone_and_writes_the_others(

@@ -25,7 +25,7 @@ from patron.orgs.file import parse_org_document
 from patron.settings import Settings
 from patron.store.db import DatabaseUnavailable
 from patron.store.migrate import upgrade
-from patron.store.sqlite import GroupWriter, SqliteFile
+from patron.store.sqlite_file import GroupWriter, SqliteFile
 from served import ROOT, VENV_BIN, sqlite_env, start
 
 REFERRAL = "INSERT INTO referrals (org_id, referee_id, referrer_id, created_at) VALUES (1, ?, 0, '2026-01-01 00:00:00')"
@@ -163,7 +163,7 @@ async def sqlite_org(sqlite_path: Path) -> AsyncIterator[Org]:
 
 async def test_concurrent_registrations_are_written_in_shared_transactions(sqlite_org):
     transactions: list[int] = []
-    sqlite_org.app.state.services.storage.sqlite.writer.on_commit = transactions.append
+    sqlite_org.app.state.services.storage.file.writer.on_commit = transactions.append
     mobiles = [new_mobile() for _ in range(40)]
     responses = await asyncio.gather(*(sqlite_org.add({"mobile": mobile}) for mobile in mobiles))
     assert [item(response)["item_status"]["code"] for response in responses] == ["1000"] * 40
@@ -191,7 +191,7 @@ async def test_full_durability_is_a_setting(sqlite_path):
     settings = Settings(database_url=f"sqlite:///{sqlite_path}", secret_key=SECRET_KEY, sqlite_synchronous="FULL")
     application = create_app(settings)
     async with LifespanManager(application):
-        sqlite = application.state.services.storage.sqlite
+        sqlite = application.state.services.storage.file
         await sqlite.writer.run(refer(1))
         full = await sqlite.writer.run(lambda conn: conn.execute("PRAGMA synchronous").fetchone()[0])
         assert full == 2  # FULL: the WAL is synced at every commit

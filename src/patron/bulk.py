@@ -35,7 +35,7 @@ from patron.registration.service import Caller, register
 from patron.settings import Settings
 from patron.store.db import DriverPool, create_driver_pool, create_engine
 from patron.store.maintenance import analyze_customer_tables
-from patron.store.unit import Storage
+from patron.store.unit import Storage, open_storage
 
 _NOT_DIGITS = re.compile(r"\D+")
 
@@ -215,7 +215,7 @@ async def run_import(engine: AsyncEngine, job: ImportJob, on_batch: Callable[[Pr
     progress = job.progress
     report = _Report(job.report_path, append=start_after > 0)
     # A process needs a batch of its own to be worth starting. (On SQLite the processes validate
-    # and resolve in parallel, and take turns to write: store.sqlite.)
+    # and resolve in parallel, and take turns to write: store.sqlite_file.)
     batches = -(-(job.expected_rows or count_rows(job.path)) // job.batch_size)
     workers = max(1, min(job.workers, batches))
     try:
@@ -335,7 +335,7 @@ async def _batch_runner(
 
     # A connection for each batch that may run here at once: each runs its units one by one.
     driver = await _driver_pool(engine, size=workers + 1)
-    storage = Storage(engine, driver, sqlite_synchronous=Settings().sqlite_synchronous)
+    storage = open_storage(engine, driver, sqlite_synchronous=Settings().sqlite_synchronous)
 
     async def run_here(batch: list[tuple[int, Any]]) -> BatchOutcome:
         return await import_batch(caller, storage, batch)
@@ -347,9 +347,7 @@ async def _batch_runner(
             async with _worker_pool(engine, caller, workers, batch_size, run_here) as run_batch:
                 yield run_batch
     finally:
-        await storage.close()
-        if driver is not None:
-            await driver.close()
+        await storage.close()  # and the driver's pool with it
 
 
 async def _driver_pool(engine: AsyncEngine, size: int) -> DriverPool | None:
@@ -400,7 +398,7 @@ def _start_worker(database_url: str, caller: Caller, batch_size: int) -> None:
     synchronous = Settings().sqlite_synchronous
     engine = create_engine(database_url, pool_size=1, sqlite_synchronous=synchronous)
     driver = worker_loop.run_until_complete(_driver_pool(engine, size=1))
-    _worker = (worker_loop, Storage(engine, driver, sqlite_synchronous=synchronous), caller)
+    _worker = (worker_loop, open_storage(engine, driver, sqlite_synchronous=synchronous), caller)
 
 
 def _run_in_worker(batch: list[tuple[int, Any]]) -> BatchOutcome:

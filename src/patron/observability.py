@@ -438,15 +438,16 @@ class Observer:
         """The driver's own pool (PostgreSQL) counts in the same figures as SQLAlchemy's; the
         shared statements tell how many requests each carried, and the SQLite writer how many
         units each transaction did."""
-        if storage.driver is not None:
+        from patron.store.postgres import PostgresStorage
+
+        if isinstance(storage, PostgresStorage):
             self.metrics.pool_size.inc(storage.driver.size)
             storage.driver.on_use = self.metrics.pool_in_use.inc
             self._pool_sizes.append(storage.driver.size)
-        if storage.registrations is not None and storage.lookups is not None:
             storage.registrations.on_statement = self.metrics.requests_per_statement.labels("register").observe
             storage.lookups.on_statement = self.metrics.requests_per_statement.labels("look_up").observe
-        if storage.sqlite is not None:
-            storage.sqlite.writer.on_commit = self.metrics.units_per_transaction.observe
+        else:
+            storage.file.writer.on_commit = self.metrics.units_per_transaction.observe
 
     def close(self) -> None:
         if isinstance(self.log.sink, LineWriter):

@@ -29,7 +29,7 @@ from patron.observability import ObservabilityMiddleware, Observer, configure_lo
 from patron.orgs.cache import OrgCache
 from patron.settings import Settings, get_settings
 from patron.store.db import DatabaseUnavailable, create_driver_pool, create_engine, transaction
-from patron.store.unit import Storage
+from patron.store.unit import open_storage
 
 log = logging.getLogger("patron.api")
 
@@ -139,7 +139,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         driver = await create_driver_pool(
             settings.database_url, size=settings.db_pool_size, timeout=settings.db_timeout_seconds
         )
-        storage = Storage(
+        storage = open_storage(
             engine, driver, timeout=settings.db_timeout_seconds, sqlite_synchronous=settings.sqlite_synchronous
         )
         observer.watch_storage(storage)
@@ -166,9 +166,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             yield
         finally:
-            await storage.close()
-            if driver is not None:
-                await driver.close()
+            await storage.close()  # and the driver's pool with it
             await engine.dispose()
             observer.close()
 

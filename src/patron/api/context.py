@@ -22,7 +22,7 @@ class Services:
     engine: AsyncEngine
     orgs: OrgCache
     auth: Authenticator
-    # Customers and loyalty; on PostgreSQL on the driver's own pool (store.db, store.unit).
+    # Customers and loyalty: the store of the database's engine (store.postgres, store.sqlite).
     storage: Storage
 
 

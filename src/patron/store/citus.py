@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from patron.store.customers import REGISTER_NEW_SIGNATURE, register_new_function
+from patron.store.postgres import REGISTER_NEW_SIGNATURE, register_new_function
 from patron.store.schema import CUSTOMER_SCALE_TABLES, metadata
 
 # The customer-scale tables, distributed by org_id in one colocation group: an org's customers,

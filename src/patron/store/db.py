@@ -55,7 +55,7 @@ def inserted_columns(table: Table) -> list[str]:
 
 
 def is_sqlite(engine: Any) -> bool:
-    """An engine or connection of SQLite (SQLAlchemy's, or store.sqlite's own)."""
+    """An engine or connection of SQLite (SQLAlchemy's, or store.sqlite_file's own)."""
     return not isinstance(engine, asyncpg.Connection) and engine.dialect.name == "sqlite"
 
 
@@ -156,7 +156,7 @@ class DriverPool:
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
         """A connection for one unit of work: its single statements each commit on their own, or
-        the unit opens a transaction (store.unit) and ends it before the connection returns."""
+        the unit opens a transaction (store.postgres) and ends it before the connection returns."""
         try:
             if self.slots.locked():
                 async with asyncio.timeout(self.timeout):

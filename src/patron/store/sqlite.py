@@ -1,457 +1,198 @@
-"""SQLite: a file's one writer per process, which commits concurrent units of work together, and its
-reader, which never waits for a writer."""
+"""SQLite's store: the repositories on the file's writer and reader (store.sqlite_file), ids drawn
+as max(id) + 1 under the write lock, and a request's new customers written as one job of the writer."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import fcntl
-import os
+import dataclasses
 import sqlite3
-import threading
-import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Generic, TypeVar
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import datetime
+from typing import Any
 
-import orjson
-from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
+from sqlalchemy import func, insert, select
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from patron.store.db import DatabaseUnavailable, is_unavailable, json_text
-
-T = TypeVar("T")
-
-# What a power loss may cost, by PRAGMA synchronous (docs/durability.md). In WAL mode a commit
-# under NORMAL is written to the WAL file but not synced, so it survives the process being killed
-# (kill -9, a crash) and is lost only if the machine loses power before the next checkpoint syncs
-# it; FULL syncs the WAL at every commit, once per group of units (so the cost is shared).
-SYNCHRONOUS = ("NORMAL", "FULL")
-
-# How often, at most, the WAL is checkpointed into the database file (and synced) while writes go
-# on: by a thread of its own, so that no transaction waits for it (SQLite's automatic checkpoint
-# runs inside the commit that crosses its threshold, and that request waits for two syncs). Under
-# PATRON_SQLITE_SYNCHRONOUS=NORMAL this bounds what a power loss can cost to about the last second.
-CHECKPOINT_SECONDS = 0.5
-
-# The dialect whose bind and result processors give values the form SQLAlchemy stores them in, so
-# that rows this module writes read back the same through SQLAlchemy, and the reverse.
-DIALECT = SQLiteDialect_pysqlite(json_serializer=json_text, json_deserializer=orjson.loads)
+from patron.registration.service import Caller, NewCustomer
+from patron.store import customers as customers_module
+from patron.store.customers import (
+    FIRST_CUSTOMER_ID,
+    INSERTED_CUSTOMER,
+    STORED_COLUMNS,
+    CustomerStore,
+    Registration,
+    audit_context,
+    stored_values,
+)
+from patron.store.db import inserted_columns, named_binds
+from patron.store.loyalty import INSERT_MEMBERSHIPS, LEDGER_VALUES, MEMBERSHIP_COLUMNS, REFERRAL_VALUES, LoyaltyStore, entry_columns
+from patron.store.schema import customer_audits, customers, points_ledger, referrals
+from patron.store.sqlite_file import SqliteFile
+from patron.store.statements import SqliteStatement
+from patron.store.unit import Found, StoreUnit
 
 
-def connect(path: str, *, timeout: float, synchronous: str) -> sqlite3.Connection:
-    """A connection in autocommit mode (transactions are begun explicitly), WAL, with a busy timeout
-    for writers that are not Patron's (`sqlite3` at a shell)."""
-    conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False, cached_statements=512)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute(f"PRAGMA synchronous={synchronous}")
-    conn.execute("PRAGMA foreign_keys=ON")
-    # Pages read by memory map, not by a read() call each: a look-up is a few page visits.
-    conn.execute("PRAGMA mmap_size=268435456")
-    conn.execute("PRAGMA cache_size=-65536")
-    return conn
+def _next_id(table: Any, first: int) -> Any:
+    """A new row's id: max(id) + 1, drawn in its own INSERT (one statement, not two) and safe under
+    the write lock the unit holds."""
+    return select(func.coalesce(func.max(table.c.id), first - 1) + 1).scalar_subquery()
 
 
-@dataclass
-class SqliteConnection:
-    """A connection as the store's statements use it, run in place on the event loop: the reader's,
-    or the writer's while a unit of work has its turn (GroupWriter.unit)."""
-
-    raw: sqlite3.Connection
-    dialect: Any = DIALECT
-    info: dict[str, Any] = field(default_factory=dict)
-
-    async def run(self, work: Callable[..., T], *args: Any) -> T:
-        try:
-            return work(self.raw, *args)
-        except sqlite3.Error as exc:
-            if is_unavailable(exc):
-                raise DatabaseUnavailable(str(exc)) from exc
-            raise
-
-    async def fetch(self, sql: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
-        return await self.run(_fetch, sql, args)
-
-    async def execute(self, sql: str, args: Sequence[Any]) -> int:
-        return await self.run(_execute, sql, args)
-
-    async def execute_many(self, sql: str, rows: list[Sequence[Any]]) -> None:
-        await self.run(_execute_many, sql, rows)
+class SqliteCustomers(
+    CustomerStore,
+    statement=SqliteStatement,
+    insert_customer=insert(customers)
+    .values({**INSERTED_CUSTOMER, "id": _next_id(customers, FIRST_CUSTOMER_ID)})
+    .returning(customers.c.id),
+    insert_audit=insert(customer_audits).values(
+        {**named_binds(inserted_columns(customer_audits)), "id": _next_id(customer_audits, 1)}
+    ),
+    # The unit already holds the file's one write lock.
+    lock_holders=False,
+):
+    unique_violations = (sqlite3.IntegrityError,)
 
 
-def _fetch(conn: sqlite3.Connection, sql: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
-    return conn.execute(sql, args).fetchall()
+class SqliteLoyalty(
+    LoyaltyStore,
+    statement=SqliteStatement,
+    insert_ledger=insert(points_ledger).values({**LEDGER_VALUES, "id": _next_id(points_ledger, 1)}),
+    record_referral=sqlite_insert(referrals)
+    .values(REFERRAL_VALUES)
+    .on_conflict_do_nothing()
+    .returning(referrals.c.referee_id),
+):
+    pass
 
 
-def _execute(conn: sqlite3.Connection, sql: str, args: Sequence[Any]) -> int:
-    return conn.execute(sql, args).rowcount
-
-
-def _execute_many(conn: sqlite3.Connection, sql: str, rows: list[Sequence[Any]]) -> None:
-    conn.executemany(sql, rows)
-
-
-class _Entry:
-    """Something queued for the writer's next transaction."""
-
-    def give_up(self, exc: BaseException) -> None:
-        raise NotImplementedError
-
-
-@dataclass
-class _Job(_Entry, Generic[T]):
-    """A unit of work run whole on the writer's thread, in a savepoint of its own; answered once committed."""
-
-    work: Callable[[sqlite3.Connection], T]
-    answer: asyncio.Future[T]
-    outcome: tuple[bool, Any] | None = None
-
-    def give_up(self, exc: BaseException) -> None:
-        if not self.answer.done():
-            self.answer.set_exception(exc)
-
-
-@dataclass
-class _Unit(_Entry):
-    """A unit of work whose statements are awaited one by one, between which its owner decides the
-    next: it is given the connection in its turn (`go`), says when it is done with it (`done`: False
-    when its writes could be neither kept nor undone), and learns whether the transaction committed."""
-
-    go: asyncio.Future[None]
-    done: asyncio.Future[bool]
-    committed: asyncio.Future[None]
-
-    def give_up(self, exc: BaseException) -> None:
-        for future in (self.go, self.committed):
-            if not future.done():
-                future.set_exception(exc)
-                # Retrieved by the owner if it still waits; otherwise not worth a warning.
-                future.exception()
-
-
-class GroupWriter:
-    """The process's writer to one SQLite file: one thread with one connection. Units of work queue;
-    the writer takes whatever is queued, runs each in order in a savepoint of its own inside one
-    transaction, commits once, and only then answers each. A unit is all or nothing (a failing one
-    rolls back to its savepoint alone), and each sees what those before it wrote, as if it had come
-    alone in its turn.
-
-    SQLite commits a transaction for about what it costs to write one row into it; requests that
-    arrive while one commits share the next, and a batch's rows go in together. Processes on one
-    file take turns by a lock file held for each transaction: the kernel wakes the next waiter as the
-    lock is released, where SQLite's own busy handler polls with sleeps of up to 100 ms.
-    """
-
-    def __init__(self, path: str, *, timeout: float, synchronous: str) -> None:
-        self.path = path
-        self.timeout = timeout
-        self.synchronous = synchronous
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="patron-sqlite-writer")
-        self._conn: sqlite3.Connection | None = None
-        self._lock_file: int | None = None
-        self._queue: list[_Entry] = []
-        self._draining: asyncio.Task[None] | None = None
-        self._checkpoints = Checkpointer(path, timeout=timeout, synchronous=synchronous)
-        # Told how many units each transaction carried (the metrics).
-        self.on_commit: Callable[[int], None] = lambda units: None
-
-    async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """`work`'s answer once the transaction it ran in is committed; its exception if it raised
-        (its writes undone, the others' kept)."""
-        job: _Job[T] = _Job(work, asyncio.get_running_loop().create_future())
-        self._enqueue(job)
-        return await job.answer
-
-    @asynccontextmanager
-    async def unit(self) -> AsyncIterator[SqliteConnection]:
-        """The writer's connection for a unit of work in its turn; the block's writes are committed
-        when it ends without an exception, and undone when it raises."""
-        loop = asyncio.get_running_loop()
-        unit = _Unit(loop.create_future(), loop.create_future(), loop.create_future())
-        self._enqueue(unit)
-        try:
-            await unit.go
-        except BaseException:
-            if unit.go.done() and not unit.go.cancelled() and unit.go.exception() is None:
-                unit.done.set_result(True)  # its turn came as it gave up: it wrote nothing
-            raise
-        # In its turn the writer's thread waits for the unit, which runs its statements in place, as
-        # the reader does: each takes microseconds (the write lock is held, nothing is synced).
-        conn = self._connection()
-        # Whether the transaction may go on: the unit's writes were kept, or undone, in its savepoint.
-        whole = False
-        try:
-            conn.execute("SAVEPOINT unit")
-            try:
-                yield SqliteConnection(conn)
-            except BaseException:
-                _roll_back_to(conn, "unit")
-                whole = True
-                raise
-            conn.execute("RELEASE unit")
-            whole = True
-        finally:
-            unit.done.set_result(whole)
-        await unit.committed
-
-    async def close(self) -> None:
-        if self._draining is not None:
-            with contextlib.suppress(BaseException):
-                await self._draining
-        if self._conn is not None:
-            await self._hop(lambda conn: conn.close(), self._conn)
-        self._thread.shutdown(wait=True)
-        self._checkpoints.close()
-        if self._lock_file is not None:
-            os.close(self._lock_file)
-
-    def _enqueue(self, entry: _Entry) -> None:
-        self._queue.append(entry)
-        if self._draining is None:
-            self._draining = asyncio.get_running_loop().create_task(self._drain())
-
-    async def _drain(self) -> None:
-        try:
-            while self._queue:
-                group, self._queue = self._queue, []
-                await self._commit(group)
-        except BaseException as exc:
-            # Cancelled (the server stops): whatever is left queued is not written.
-            for entry in self._queue:
-                entry.give_up(DatabaseUnavailable(f"the writer stopped: {exc!r}"))
-            self._queue = []
-            raise
-        finally:
-            self._draining = None
-
-    async def _commit(self, group: list[_Entry]) -> None:
-        if all(isinstance(entry, _Job) for entry in group):
-            # The common case (new customers): the whole transaction in one hand-off to the thread.
-            try:
-                outcomes = await self._hop(self._write, [entry.work for entry in group])  # type: ignore[attr-defined]
-            except BaseException as exc:
-                _give_up(group, exc)
-                if not isinstance(exc, Exception):
-                    raise
-                return
-            for job, outcome in zip(group, outcomes, strict=True):
-                job.outcome = outcome  # type: ignore[attr-defined]
-            self._answer(group)
-            return
-        try:
-            await self._hop(self._begin)
-        except Exception as exc:
-            _give_up(group, exc)
-            return
-        carried: list[_Entry] = []
-        try:
-            position = 0
-            while position < len(group):
-                entry = group[position]
-                if isinstance(entry, _Job):
-                    jobs: list[_Job[Any]] = []
-                    while position < len(group) and isinstance(group[position], _Job):
-                        jobs.append(group[position])  # type: ignore[arg-type]
-                        position += 1
-                    outcomes = await self._hop(_run_jobs, self._connection(), [job.work for job in jobs])
-                    for job, outcome in zip(jobs, outcomes, strict=True):
-                        job.outcome = outcome
-                    carried.extend(jobs)
-                    continue
-                position += 1
-                assert isinstance(entry, _Unit)
-                if entry.go.cancelled():
-                    continue  # its owner stopped waiting before its turn
-                entry.go.set_result(None)
-                if not await entry.done:
-                    raise RuntimeError("a unit of work could not be undone; the transaction is rolled back")
-                carried.append(entry)
-            await self._hop(self._end, "COMMIT")
-        except BaseException as exc:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self._hop(self._end, "ROLLBACK"))
-            _give_up(group, exc)
-            if not isinstance(exc, Exception):
-                raise
-            return
-        self._answer(carried)
-
-    def _answer(self, carried: list[_Entry]) -> None:
-        """The transaction committed: each unit in it learns its outcome."""
-        self.on_commit(len(carried))
-        for entry in carried:
-            if isinstance(entry, _Job):
-                succeeded, value = entry.outcome  # type: ignore[misc]
-                if entry.answer.done():
-                    continue
-                if succeeded:
-                    entry.answer.set_result(value)
-                else:
-                    entry.answer.set_exception(value)
-            elif isinstance(entry, _Unit) and not entry.committed.done():
-                entry.committed.set_result(None)
-
-    def _connection(self) -> sqlite3.Connection:
-        assert self._conn is not None, "opened by _begin, on the writer's thread"
-        return self._conn
-
-    async def _hop(self, work: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._thread, work, *args)
-
-    def _begin(self) -> None:
-        """On the writer's thread: this process's turn at the file, and its write lock."""
-        if self._conn is None:
-            self._conn = connect(self.path, timeout=self.timeout, synchronous=self.synchronous)
-            self._conn.execute("PRAGMA wal_autocheckpoint=0")  # the Checkpointer's job
-            self._lock_file = os.open(f"{self.path}-writer", os.O_RDWR | os.O_CREAT, 0o600)
-        assert self._lock_file is not None
-        fcntl.flock(self._lock_file, fcntl.LOCK_EX)
-        try:
-            self._conn.execute("BEGIN IMMEDIATE")
-        except BaseException:
-            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
-            raise
-
-    def _write(self, works: list[Callable[[sqlite3.Connection], Any]]) -> list[tuple[bool, Any]]:
-        """On the writer's thread: a transaction of these jobs, each in its savepoint, committed."""
-        self._begin()
-        try:
-            outcomes = _run_jobs(self._connection(), works)
-            self._end("COMMIT")
-        except BaseException:
-            with contextlib.suppress(Exception):
-                self._end("ROLLBACK")
-            raise
-        return outcomes
-
-    def _end(self, how: str) -> None:
-        assert self._conn is not None and self._lock_file is not None
-        try:
-            if self._conn.in_transaction:
-                self._conn.execute(how)
-        finally:
-            if not self._conn.in_transaction:
-                fcntl.flock(self._lock_file, fcntl.LOCK_UN)
-        if how == "COMMIT":
-            self._checkpoints.written()
-
-
-class Checkpointer:
-    """Copies the WAL into the database file on a thread of its own, at most every
-    CHECKPOINT_SECONDS while commits come, and once more after the last (PASSIVE: it never waits
-    for, nor holds up, a reader or the writer)."""
-
-    def __init__(self, path: str, *, timeout: float, synchronous: str) -> None:
-        self.path, self.timeout, self.synchronous = path, timeout, synchronous
-        self._lock = threading.Lock()
-        self._running = False
-        self._dirty = False
-        self._closed = False
-        self._thread: threading.Thread | None = None
-
-    def written(self) -> None:
-        """A transaction was committed (called on the writer's thread)."""
-        with self._lock:
-            self._dirty = True
-            if self._running or self._closed:
-                return
-            self._running = True
-        self._thread = threading.Thread(target=self._run, name="patron-sqlite-checkpoint", daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            thread = self._thread
-        if thread is not None:
-            thread.join()
-
-    def _run(self) -> None:
-        conn = connect(self.path, timeout=self.timeout, synchronous=self.synchronous)
-        try:
-            while True:
-                with self._lock:
-                    if not self._dirty:
-                        self._running = False
-                        return
-                    self._dirty = False
-                started = time.monotonic()
-                with contextlib.suppress(sqlite3.Error):  # busy: another process's checkpoint runs
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                with self._lock:
-                    closed = self._closed
-                if not closed:
-                    time.sleep(max(0.0, CHECKPOINT_SECONDS - (time.monotonic() - started)))
-        finally:
-            conn.close()
-
-
-def _roll_back_to(conn: sqlite3.Connection, name: str) -> None:
-    conn.execute(f"ROLLBACK TO {name}")
-    conn.execute(f"RELEASE {name}")
-
-
-def _run_jobs(conn: sqlite3.Connection, works: list[Callable[[sqlite3.Connection], Any]]) -> list[tuple[bool, Any]]:
-    """Each job in a savepoint of its own: (True, its answer), or (False, its exception) with its
-    writes undone. A fault that ends the transaction itself (a full disk) fails them all."""
-    outcomes: list[tuple[bool, Any]] = []
-    for work in works:
-        conn.execute("SAVEPOINT job")
-        try:
-            answer = work(conn)
-        except Exception as exc:  # noqa: BLE001 (answered to the job's owner, which raises it)
-            if not conn.in_transaction or is_unavailable(exc):
-                raise
-            conn.execute("ROLLBACK TO job")
-            conn.execute("RELEASE job")
-            outcomes.append((False, exc))
-        else:
-            conn.execute("RELEASE job")
-            outcomes.append((True, answer))
-    return outcomes
-
-
-def _give_up(group: list[_Entry], exc: BaseException) -> None:
-    """The transaction of these units failed: none of them is written, and each owner is told why
-    (a database fault as unavailability, 503; the writer stopped, the same)."""
-    if not isinstance(exc, Exception):
-        failure: Exception = DatabaseUnavailable("the writer stopped")
-    elif isinstance(exc, DatabaseUnavailable):
-        failure = exc
-    elif isinstance(exc, sqlite3.Error) or is_unavailable(exc):
-        failure = DatabaseUnavailable(str(exc))
-    else:
-        failure = exc
-    for entry in group:
-        entry.give_up(failure)
-
-
-class SqliteFile:
-    """One SQLite file as this process's requests use it: the writer, and the reader on the event
-    loop. A read by key takes tens of microseconds, less than a hand-off to a thread would, and in
-    WAL mode it never waits for a writer; so the reader runs its statements in place."""
+class SqliteStorage:
+    """SQLite as registrations and look-ups use it: units of work on the writer's turn (updates),
+    a request's new customers as one job of the writer, and look-ups on the reader."""
 
     def __init__(self, path: str, *, timeout: float = 5.0, synchronous: str = "NORMAL") -> None:
-        if path in ("", ":memory:"):
-            raise ValueError("Patron serves an SQLite file, not an in-memory database (each connection would have its own)")
-        if synchronous not in SYNCHRONOUS:
-            raise ValueError(f"SQLite synchronous must be one of {', '.join(SYNCHRONOUS)}, not {synchronous!r}")
-        self.path = str(Path(path))
-        self.writer = GroupWriter(self.path, timeout=timeout, synchronous=synchronous)
-        self._reader: SqliteConnection | None = None
-        self._timeout = timeout
-        self._synchronous = synchronous
+        self.file = SqliteFile(path, timeout=timeout, synchronous=synchronous)
 
-    @property
-    def reader(self) -> SqliteConnection:
-        if self._reader is None:
-            self._reader = SqliteConnection(connect(self.path, timeout=self._timeout, synchronous=self._synchronous))
-        return self._reader
+    def unit_of_work(self, *, readonly: bool = False) -> AbstractAsyncContextManager[StoreUnit]:
+        return self._unit(readonly)
+
+    @asynccontextmanager
+    async def _unit(self, readonly: bool) -> AsyncIterator[StoreUnit]:
+        if readonly:
+            yield StoreUnit(SqliteCustomers(self.file.reader), SqliteLoyalty(self.file.reader))
+            return
+        async with self.file.writer.unit() as conn:
+            yield StoreUnit(SqliteCustomers(conn), SqliteLoyalty(conn))
+
+    async def insert_new(self, new_customers: list[NewCustomer], caller: Caller, at: datetime) -> list[int | None]:
+        (ids,) = await self.file.writer.run(sqlite_register_new([Registration(new_customers, caller, at)]))
+        return ids
+
+    async def find_with_memberships(self, org_id: int, field: str, values: list[str | int]) -> Found:
+        """The org's customers holding these values of one identifier, with their memberships, by value."""
+        return await SqliteCustomers(self.file.reader).find_many_with_memberships(org_id, field, values)
 
     async def close(self) -> None:
-        await self.writer.close()
-        if self._reader is not None:
-            self._reader.raw.close()
-            self._reader = None
+        await self.file.close()
+
+
+# A registration's new customers, written by the file's writer (store.sqlite_file) in one job:
+# the values are made ready on the event loop, and the job draws ids once (max + 1, under the write
+# lock) and writes each table's rows with executemany. A customer whose identifier is taken by then
+# writes nothing (ON CONFLICT DO NOTHING, as on PostgreSQL), and its id goes to the next one.
+_SQLITE_NEW_CUSTOMER = SqliteStatement(
+    sqlite_insert(customers)
+    .values(named_binds(("org_id", "id", *STORED_COLUMNS, "created_at", "modified_at")))
+    .on_conflict_do_nothing()
+)
+_SQLITE_NEW_AUDIT = SqliteStatement(
+    insert(customer_audits).values(named_binds(("id", *inserted_columns(customer_audits)))),
+    # The audit's changes arrive as the JSON text the audit keeps.
+    stored=frozenset({"changes"}),
+)
+_SQLITE_NEW_MEMBERSHIP = SqliteStatement(INSERT_MEMBERSHIPS)
+_SQLITE_NEW_ENTRY = SqliteStatement(insert(points_ledger).values(named_binds(("id", *inserted_columns(points_ledger)))))
+_SQLITE_LAST_IDS = (
+    f"SELECT (SELECT coalesce(max(id), {FIRST_CUSTOMER_ID - 1}) FROM customers),"
+    " (SELECT coalesce(max(id), 0) FROM customer_audits), (SELECT coalesce(max(id), 0) FROM points_ledger)"
+)
+
+
+@dataclasses.dataclass
+class _SqliteNew:
+    """One new customer's rows as SQLite is given them, ids left to the job."""
+
+    customer: list[Any]
+    audit: list[Any]
+    joined: list[list[Any]]
+    credited: list[list[Any]]
+
+
+def sqlite_register_new(registrations: list[Registration]) -> Callable[[sqlite3.Connection], list[list[int | None]]]:
+    """The job that writes these registrations' new customers (of one org) on SQLite, with their
+    audit records, memberships and ledger entries: each one's new id or None, by registration."""
+    prepared = [[_sqlite_rows(new, registration) for new in registration.new_customers] for registration in registrations]
+
+    def write(conn: sqlite3.Connection) -> list[list[int | None]]:
+        last_customer, last_audit, last_entry = conn.execute(_SQLITE_LAST_IDS).fetchone()
+        audits, joined, credited = [], [], []
+        answers: list[list[int | None]] = []
+        for registration in prepared:
+            ids: list[int | None] = []
+            for new in registration:
+                new.customer[_CUSTOMER_ID] = last_customer + 1
+                if conn.execute(_SQLITE_NEW_CUSTOMER.sql, new.customer).rowcount == 0:
+                    ids.append(None)
+                    continue
+                last_customer += 1
+                ids.append(last_customer)
+                last_audit += 1
+                new.audit[_AUDIT_ID], new.audit[_AUDIT_CUSTOMER] = last_audit, last_customer
+                audits.append(new.audit)
+                for row in new.joined:
+                    row[_MEMBERSHIP_CUSTOMER] = last_customer
+                    joined.append(row)
+                for row in new.credited:
+                    last_entry += 1
+                    row[_ENTRY_ID], row[_ENTRY_CUSTOMER] = last_entry, last_customer
+                    credited.append(row)
+            answers.append(ids)
+        conn.executemany(_SQLITE_NEW_AUDIT.sql, audits)
+        conn.executemany(_SQLITE_NEW_MEMBERSHIP.sql, joined)
+        conn.executemany(_SQLITE_NEW_ENTRY.sql, credited)
+        return answers
+
+    return write
+
+
+_CUSTOMER_ID = _SQLITE_NEW_CUSTOMER.names.index("id")
+_AUDIT_ID, _AUDIT_CUSTOMER = (_SQLITE_NEW_AUDIT.names.index(name) for name in ("id", "customer_id"))
+_MEMBERSHIP_CUSTOMER = _SQLITE_NEW_MEMBERSHIP.names.index("customer_id")
+_ENTRY_ID, _ENTRY_CUSTOMER = (_SQLITE_NEW_ENTRY.names.index(name) for name in ("id", "customer_id"))
+
+
+def _sqlite_rows(new: NewCustomer, registration: Registration) -> _SqliteNew:
+    customer, at, caller = new.customer, registration.at, registration.caller
+    values = {"org_id": customer.org_id, "id": None, **stored_values(customer), "created_at": at, "modified_at": at}
+    audit = {
+        "id": None,
+        "org_id": customer.org_id,
+        "customer_id": None,
+        "created_at": at,
+        "event_type": "CREATE",
+        "changes": customers_module.audit_changes(new.changes, caller.org.tz),
+        **audit_context(caller),
+    }
+    joined = [
+        {**{name: getattr(m, name) for name in MEMBERSHIP_COLUMNS}, "customer_id": None, "enrolled_at": at}
+        for m in new.memberships
+    ]
+    credited = [
+        {**entry_columns(e), "id": None, "customer_id": None, "created_at": at, "request_id": caller.request_id}
+        for e in new.entries
+    ]
+    return _SqliteNew(
+        list(_SQLITE_NEW_CUSTOMER.arguments(values)),
+        list(_SQLITE_NEW_AUDIT.arguments(audit)),
+        [list(_SQLITE_NEW_MEMBERSHIP.arguments(row)) for row in joined],
+        [list(_SQLITE_NEW_ENTRY.arguments(row)) for row in credited],
+    )
