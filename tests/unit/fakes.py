@@ -1,0 +1,164 @@
+"""An in-memory Storage with the database's guarantees, for the rules of registration in milliseconds.
+
+It keeps what the stores keep (customers, audit records, memberships, ledger, referrals) and what
+the schema enforces: one customer per identifier value per org (a unique index), and units of work
+that are all or nothing and run one at a time (the writer's turn, or a transaction holding locks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import dataclasses
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from patron.loyalty.model import LedgerEntry, Membership
+from patron.registration.model import IDENTIFIERS, Change, Customer
+from patron.registration.service import Caller, IdentifierTaken, NewCustomer
+
+UNIQUE = (*IDENTIFIERS, "referral_code")
+
+
+@dataclass
+class Tables:
+    customers: dict[int, Customer] = field(default_factory=dict)
+    audits: list[dict[str, Any]] = field(default_factory=list)
+    memberships: dict[tuple[int, int], Membership] = field(default_factory=dict)
+    ledger: list[LedgerEntry] = field(default_factory=list)
+    referrals: dict[int, int] = field(default_factory=dict)
+    next_id: int = 100001
+
+
+class FakeCustomers:
+    def __init__(self, tables: Tables) -> None:
+        self.tables = tables
+
+    def _holding(self, org_id: int, name: str, value: Any) -> Customer | None:
+        return next(
+            (c for c in self.tables.customers.values() if c.org_id == org_id and getattr(c, name) == value), None
+        )
+
+    def _check_unique(self, customer: Customer) -> None:
+        for name in UNIQUE:
+            value = getattr(customer, name)
+            holder = self._holding(customer.org_id, name, value) if value is not None else None
+            if holder is not None and holder.id != customer.id:
+                raise IdentifierTaken(f"{name} {value} is held by customer {holder.id}")
+
+    async def holders(self, org_id: int, identifiers: dict[str, str]) -> dict[str, Customer]:
+        found = {name: self._holding(org_id, name, value) for name, value in identifiers.items()}
+        return {name: copy.deepcopy(customer) for name, customer in found.items() if customer is not None}
+
+    async def find(self, org_id: int, field: str, value: str | int) -> Customer | None:
+        customer = self._holding(org_id, field, value)
+        return copy.deepcopy(customer) if customer else None
+
+    async def insert(self, customer: Customer, at: datetime) -> Customer:
+        customer.id = self.tables.next_id
+        self._check_unique(customer)
+        self.tables.next_id += 1
+        self.tables.customers[customer.id] = copy.deepcopy(customer)
+        return customer
+
+    async def update(self, customer: Customer, at: datetime) -> None:
+        self._check_unique(customer)
+        self.tables.customers[customer.id] = copy.deepcopy(customer)
+
+    async def record_audit(
+        self, caller: Caller, customer: Customer, event_type: str, changes: list[Change], at: datetime
+    ) -> None:
+        self.tables.audits.append({"customer_id": customer.id, "event_type": event_type, "changes": changes})
+
+
+class FakeLoyalty:
+    def __init__(self, tables: Tables) -> None:
+        self.tables = tables
+
+    async def memberships(self, org_id: int, customer_id: int) -> list[Membership]:
+        return [copy.copy(m) for (cid, _), m in sorted(self.tables.memberships.items()) if cid == customer_id]
+
+    async def join(self, joined: list[Membership], at: datetime) -> None:
+        for membership in joined:
+            self.tables.memberships[(membership.customer_id, membership.program_id)] = copy.copy(membership)
+
+    async def append(self, entries: list[LedgerEntry], request_id: str, at: datetime) -> None:
+        self.tables.ledger.extend(entries)
+
+    async def credit(self, org_id: int, customer_id: int, program_id: int, points: int) -> None:
+        membership = self.tables.memberships[(customer_id, program_id)]
+        membership.lifetime_points += points
+        membership.loyalty_points += points
+
+    async def record_referral(self, org_id: int, referee_id: int, referrer_id: int, at: datetime) -> bool:
+        if referee_id in self.tables.referrals:
+            return False
+        self.tables.referrals[referee_id] = referrer_id
+        return True
+
+
+@dataclass
+class FakeUnit:
+    customers: FakeCustomers
+    loyalty: FakeLoyalty
+
+
+class FakeStorage:
+    """registration.service.Storage in memory. `fail_on(mobile)` makes writing that customer raise,
+    as a fault of the database's would."""
+
+    def __init__(self) -> None:
+        self.tables = Tables()
+        self._turn = asyncio.Lock()
+        self._faulty: set[str] = set()
+        self.units = 0
+
+    def fail_on(self, mobile: str) -> None:
+        self._faulty.add(mobile)
+
+    @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[FakeUnit]:
+        async with self._turn:
+            self.units += 1
+            before = copy.deepcopy(self.tables)
+            try:
+                yield FakeUnit(FakeCustomers(self.tables), FakeLoyalty(self.tables))
+                self._refuse_faulty()
+            except BaseException:
+                self.tables = before
+                raise
+
+    async def insert_new(self, new_customers: list[NewCustomer], caller: Caller, at: datetime) -> list[int | None]:
+        """Each new customer whole, unless one of its identifiers is taken (then nothing of it)."""
+        ids: list[int | None] = []
+        async with self.unit_of_work() as unit:
+            for new in new_customers:
+                customer = dataclasses.replace(new.customer)
+                try:
+                    await unit.customers.insert(customer, at)
+                except IdentifierTaken:
+                    ids.append(None)
+                    continue
+                await unit.customers.record_audit(caller, customer, "CREATE", new.changes, at)
+                await unit.loyalty.join([dataclasses.replace(m, customer_id=customer.id) for m in new.memberships], at)
+                await unit.loyalty.append(
+                    [e if e.customer_id is not None else dataclasses.replace(e, customer_id=customer.id) for e in new.entries],
+                    caller.request_id, at,
+                )
+                ids.append(customer.id)
+        return ids
+
+    def _refuse_faulty(self) -> None:
+        for customer in self.tables.customers.values():
+            if customer.mobile in self._faulty:
+                raise RuntimeError(f"the database refused customer {customer.mobile}")
+
+    # What tests read back.
+    def customer(self, mobile: str) -> Customer | None:
+        return next((c for c in self.tables.customers.values() if c.mobile == mobile), None)
+
+    def points(self, customer_id: int, program_id: int) -> int:
+        return self.tables.memberships[(customer_id, program_id)].loyalty_points
