@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from patron import loop
+from patron import bootstrap, loop
 from patron.orgs.cache import OrgCache
 from patron.codes import Code, request_message
 from patron.orgs.model import OrgSettings
@@ -33,9 +33,8 @@ from patron.registration.model import IDENTIFIERS
 from patron.registration.reading import ITEM_FIELDS
 from patron.registration.service import Caller, register
 from patron.settings import Settings
-from patron.store.db import DriverPool, create_driver_pool, create_engine
 from patron.store.maintenance import analyze_customer_tables
-from patron.store.unit import Storage, open_storage
+from patron.store.unit import Storage
 
 _NOT_DIGITS = re.compile(r"\D+")
 
@@ -334,8 +333,7 @@ async def _batch_runner(
     batches running: validation and identity resolution are Python work, and a process is one core."""
 
     # A connection for each batch that may run here at once: each runs its units one by one.
-    driver = await _driver_pool(engine, size=workers + 1)
-    storage = open_storage(engine, driver, sqlite_synchronous=Settings().sqlite_synchronous)
+    storage = await bootstrap.storage(engine, Settings(), connections=workers + 1)
 
     async def run_here(batch: list[tuple[int, Any]]) -> BatchOutcome:
         return await import_batch(caller, storage, batch)
@@ -348,11 +346,6 @@ async def _batch_runner(
                 yield run_batch
     finally:
         await storage.close()  # and the driver's pool with it
-
-
-async def _driver_pool(engine: AsyncEngine, size: int) -> DriverPool | None:
-    """PostgreSQL: driver connections for this process's units of work, as the server's requests use."""
-    return await create_driver_pool(engine.url.render_as_string(hide_password=False), size=size)
 
 
 @asynccontextmanager
@@ -395,10 +388,9 @@ def _start_worker(database_url: str, caller: Caller, batch_size: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     loop.collect_rarely(customers_at_once=2 * batch_size)
     worker_loop = loop.new_event_loop()
-    synchronous = Settings().sqlite_synchronous
-    engine = create_engine(database_url, pool_size=1, sqlite_synchronous=synchronous)
-    driver = worker_loop.run_until_complete(_driver_pool(engine, size=1))
-    _worker = (worker_loop, open_storage(engine, driver, sqlite_synchronous=synchronous), caller)
+    settings = Settings(database_url=database_url)
+    engine = bootstrap.engine(settings, pool_size=1)
+    _worker = (worker_loop, worker_loop.run_until_complete(bootstrap.storage(engine, settings, connections=1)), caller)
 
 
 def _run_in_worker(batch: list[tuple[int, Any]]) -> BatchOutcome:

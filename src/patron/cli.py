@@ -23,14 +23,15 @@ T = TypeVar("T")
 def _run(make: Callable[[Any], Awaitable[T]]) -> T:
     """Run `make(engine)` on a fresh engine of a database migrated to this Patron's schema;
     database failures become one-line errors."""
-    from patron.store.db import DatabaseUnavailable, create_engine
+    from patron import bootstrap
+    from patron.store.db import DatabaseUnavailable
 
     settings = Settings()
     url = settings.database_url
     _require_database_file(url)
 
     async def main() -> T:
-        engine = create_engine(url, sqlite_synchronous=settings.sqlite_synchronous)
+        engine = bootstrap.engine(settings)
         try:
             await _require_schema(engine, url)
             return await make(engine)

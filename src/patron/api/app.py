@@ -16,9 +16,9 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from patron.api.auth import Authenticator, CredentialGuard
+from patron import bootstrap
 from patron.api.codec import encode, error_document, response_format
-from patron.api.context import Services, services
+from patron.api.context import services
 from patron.api.customers import add_customer, get_customer
 from patron.api.errors import ApiError
 from patron.api.gateway import gateway_response, generate_token, list_audits
@@ -26,10 +26,8 @@ from patron.api.openapi import DOCS_ASSETS, SWAGGER_UI_FILES, docs_page, openapi
 from patron.codes import Code, request_message
 from patron.loop import collect_rarely
 from patron.observability import ObservabilityMiddleware, Observer, configure_logging
-from patron.orgs.cache import OrgCache
 from patron.settings import Settings, get_settings
-from patron.store.db import DatabaseUnavailable, create_driver_pool, create_engine, transaction
-from patron.store.unit import open_storage
+from patron.store.db import DatabaseUnavailable, transaction
 
 log = logging.getLogger("patron.api")
 
@@ -129,45 +127,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        engine = create_engine(
-            settings.database_url,
-            pool_size=settings.db_pool_size,
-            timeout=settings.db_timeout_seconds,
-            sqlite_synchronous=settings.sqlite_synchronous,
-        )
-        observer.watch_pool(engine)
-        driver = await create_driver_pool(
-            settings.database_url, size=settings.db_pool_size, timeout=settings.db_timeout_seconds
-        )
-        storage = open_storage(
-            engine, driver, timeout=settings.db_timeout_seconds, sqlite_synchronous=settings.sqlite_synchronous
-        )
-        observer.watch_storage(storage)
-        orgs = OrgCache(engine, settings.org_cache_seconds)
-        app.state.services = Services(
-            settings=settings,
-            engine=engine,
-            orgs=orgs,
-            auth=Authenticator(
-                engine,
-                orgs,
-                settings.secret_key,
-                settings.credential_cache_seconds,
-                CredentialGuard.from_settings(settings),
-            ),
-            storage=storage,
-        )
         if not settings.secret_key:
             log.warning(
                 "PATRON_SECRET_KEY is not set: OAuth is off (token generation answers 501 and tokens are"
                 " refused); tills' Basic auth works. Set it (32 characters or more) to serve API clients."
             )
         collect_rarely()
-        try:
+        async with bootstrap.services(settings, observer) as services:
+            app.state.services = services
             yield
-        finally:
-            await storage.close()  # and the driver's pool with it
-            await engine.dispose()
             observer.close()
 
     routes = [
