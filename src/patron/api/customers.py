@@ -20,9 +20,9 @@ from patron.api.context import read_body, request_id, services, utc_now
 from patron.api.errors import ApiError
 from patron.api.present import added_item, missing_item, retrieved_item
 from patron.codes import Code
-from patron.orgs.model import OrgSettings
-from patron.registration import fields
-from patron.registration.service import Caller, batch_status, register
+from patron.registration import fields, limits
+from patron.registration.lookup import LOOKUP_KEYS, LookupRefused, look_up
+from patron.registration.service import Caller, batch_code, batch_status, register
 
 USER_CONTEXT_HEADERS = {
     "entity_type": "user-context-entity-type",
@@ -30,7 +30,6 @@ USER_CONTEXT_HEADERS = {
     "entity_source": "user-context-entity-source",
     "entity_source_id": "user-context-entity-source-id",
 }
-LOOKUP_KEYS = ("mobile", "email", "external_id", "id")
 # Items past BATCH_LIMIT fail one by one with 1060, as the spec says; a request with many times
 # more is no batch a till sends, and answering each of its items would cost the server far more
 # than the request cost its sender: it is refused whole (400) instead.
@@ -76,34 +75,19 @@ async def get_customer(request: Request) -> Response:
         raise ApiError(Code.INVALID_INPUT, detail="give exactly one of mobile, email, external_id, id")
     (key,) = asked
     values = [value.strip() for value in request.query_params[key].split(",") if value.strip()]
-    if not values:
-        raise ApiError(Code.INVALID_INPUT, detail=f"{key} holds no value")
-    limit = principal.org.configs.BATCH_LIMIT
-    if len(values) > limit:
-        raise ApiError(Code.INVALID_INPUT, detail=f"at most {limit} values of {key} in one request (BATCH_LIMIT)")
     org = principal.org
-    normalised = [_lookup_value(key, value, org) for value in values]
-    held = await app.storage.find_with_memberships(org.org_id, key, [n for n in normalised if n is not None])
+    try:
+        looked = await look_up(org, key, values, app.storage)
+    except LookupRefused as refused:
+        raise ApiError(Code.INVALID_INPUT, detail=str(refused)) from refused
     items = [
-        retrieved_item(*held[n], org) if n in held else missing_item(key, value)
-        for value, n in zip(values, normalised, strict=True)
+        retrieved_item(one.customer, one.memberships, org) if one.customer else missing_item(key, one.asked)
+        for one in looked
     ]
     request.scope["state"]["items"] = items
-    found = sum(item["item_status"]["success"] == "true" for item in items)
-    code = Code.SUCCESS if found == len(items) else (Code.PARTIAL_SUCCESS if found else Code.ALL_FAILED)
+    found = sum(one.customer is not None for one in looked)
+    code = batch_code(found, len(looked))
     return encode(customers_document(code, items, found), response_format(request), int(code))
-
-
-def _lookup_value(key: str, value: str, org: OrgSettings) -> str | int | None:
-    """The value as add would have stored it, or None when no customer can hold it."""
-    configs = org.configs
-    if key == "mobile":
-        return fields.mobile(value, org.base_country, org.supported_countries, configs.CONF_CLIENT_DEFAULT_COUNTRYCODE_PASSED)
-    if key == "email":
-        return fields.email(value)
-    if key == "external_id":
-        return fields.external_id(value, 0, 0)
-    return int(value) if value.isdecimal() and value.isascii() and len(value) < 19 else None
 
 
 def _customer_items(document: Any, most: int) -> list[Any]:
@@ -119,7 +103,7 @@ def _customer_items(document: Any, most: int) -> list[Any]:
 
 
 def _user_context(request: Request) -> dict[str, str | None]:
-    """The four user-context headers, as sent: UTF-8 text (Latin-1 when it is not), at most 255 characters."""
+    """The four user-context headers, as sent: UTF-8 text (Latin-1 when it is not), at most limits.USER_CONTEXT characters."""
     raw = {name.decode("latin-1").lower(): value for name, value in request.scope["headers"]}
     context = {}
     for key, header in USER_CONTEXT_HEADERS.items():
@@ -127,8 +111,8 @@ def _user_context(request: Request) -> dict[str, str | None]:
         value = _header_text(sent) if sent is not None else None
         if value is not None and "\x00" in value:
             raise ApiError(Code.INVALID_INPUT, detail=f"{header.upper()} holds a NUL character")
-        if value is not None and len(value) > 255:
-            raise ApiError(Code.INVALID_INPUT, detail=f"{header.upper()} is longer than 255 characters")
+        if value is not None and len(value) > limits.USER_CONTEXT:
+            raise ApiError(Code.INVALID_INPUT, detail=f"{header.upper()} is longer than {limits.USER_CONTEXT} characters")
         context[key] = value
     return context
 

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from patron.api.context import read_body, services
 from patron.api.errors import ApiError
 from patron.codes import INVALID_CLIENT, INVALID_CLIENT_MESSAGE, Code
+from patron.registration.audit import AuditRecord, audit_trail
 from patron.registration.fields import local_text
 
 
@@ -58,34 +59,34 @@ async def list_audits(request: Request) -> Response:
         raise ApiError(Code.INVALID_INPUT, detail="entityId must be a customer's user_id")
     with_context = query.get("includeUserContext", "false").lower() == "true"
     org = principal.org
-    async with app.storage.unit_of_work(readonly=True) as store:
-        records = await store.customers.audits(org.org_id, int(entity_id))
+    records = await audit_trail(org.org_id, int(entity_id), app.storage)
     return gateway_response([_audit_record(record, org.tz, with_context) for record in records])
 
 
-def _audit_record(record: dict[str, Any], tz: Any, with_context: bool) -> dict[str, Any]:
+def _audit_record(record: AuditRecord, tz: Any, with_context: bool) -> dict[str, Any]:
     shown: dict[str, Any] = {
-        "requestId": record["request_id"],
+        "requestId": record.request_id,
         "entityType": "CUSTOMER",
-        "entityId": record["customer_id"],
-        "createdOn": local_text(record["created_at"], tz),
+        "entityId": record.customer_id,
+        "createdOn": local_text(record.created_at, tz),
         "updatedByMode": "API",
-        "till": record["till_code"],
-        "apiClient": record["api_client_key"],
+        "till": record.till_code,
+        "apiClient": record.api_client_key,
     }
     if with_context:
+        context = record.user_context
         shown["userContextDetails"] = {
-            "entityType": record["context_entity_type"],
-            "entityId": record["context_entity_id"],
-            "entitySource": record["context_entity_source"],
-            "entitySourceId": record["context_entity_source_id"],
+            "entityType": context["entity_type"],
+            "entityId": context["entity_id"],
+            "entitySource": context["entity_source"],
+            "entitySourceId": context["entity_source_id"],
         }
     shown["events"] = [
         {
-            "eventType": record["event_type"],
+            "eventType": record.event_type,
             "updatedField": change["field"],
             "additionalFields": {"previousValue": change["previous"], "currentValue": change["current"]},
         }
-        for change in record["changes"]
+        for change in record.changes
     ]
     return shown

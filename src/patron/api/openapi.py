@@ -34,10 +34,10 @@ from patron.codes import (
     WARNINGS,
     Code,
 )
+from patron.registration import limits
 from patron.registration.extra_fields import STANDARD_EXTENDED_FIELDS
 from patron.registration.model import IDENTIFIERS
 from patron.registration.reading import (
-    ACCOUNT_ID_MAX_LENGTH,
     FRAUD_STATUSES,
     SOURCES,
     SUBSCRIPTION_CHANNELS,
@@ -199,10 +199,10 @@ def _request_schemas() -> dict[str, Any]:
                 "Returned as E.164 digits without `+`.",
                 "examples": [917755876888, "+91 77558 76888"],
             },
-            "email": {"type": "string", "maxLength": 255, "description": "Stored lower-cased."},
-            "external_id": {**_LENIENT_TEXT, "description": "At most 250 characters; trimmed."},
-            "firstname": {"type": "string", "maxLength": 100},
-            "lastname": {"type": "string", "maxLength": 100},
+            "email": {"type": "string", "maxLength": limits.EMAIL, "description": "Stored lower-cased."},
+            "external_id": {**_LENIENT_TEXT, "description": f"At most {limits.EXTERNAL_ID} characters; trimmed."},
+            "firstname": {"type": "string", "maxLength": limits.NAME},
+            "lastname": {"type": "string", "maxLength": limits.NAME},
             "registered_on": {
                 "type": "string",
                 "description": "`YYYY-MM-DD HH:MM:SS`, `YYYY-MM-DD` or ISO 8601; at most 24 h ahead and "
@@ -218,7 +218,7 @@ def _request_schemas() -> dict[str, Any]:
                 "type": "string",
                 "description": "Any case; default INSTORE. One of: " + ", ".join(SOURCES.values()) + ".",
             },
-            "accountId": {"type": "string", "maxLength": ACCOUNT_ID_MAX_LENGTH, "description": "Stored with the source."},
+            "accountId": {"type": "string", "maxLength": limits.ACCOUNT_ID, "description": "Stored with the source."},
             "fraud_status": {
                 "description": "One of: " + ", ".join(FRAUD_STATUSES.values()) + " (any case).",
                 "oneOf": [
@@ -226,8 +226,8 @@ def _request_schemas() -> dict[str, Any]:
                     {"type": "object", "properties": {"status": {"type": "string"}}},
                 ],
             },
-            "registered_till": {"type": "string", "maxLength": 50, "description": "A till code of the org."},
-            "associated_with": {"type": "string", "maxLength": 50, "description": "A till code of the org."},
+            "registered_till": {"type": "string", "maxLength": limits.TILL_CODE, "description": "A till code of the org."},
+            "associated_with": {"type": "string", "maxLength": limits.TILL_CODE, "description": "A till code of the org."},
             "referral_code": {"type": "string", "description": "The referrer's referral_code."},
             "commChannels": {
                 "type": "array",
@@ -1019,7 +1019,7 @@ def _parameters() -> dict[str, Any]:
             "name": header.upper(),
             "in": "header",
             "description": "Free text stored as sent in the customer's audit record.",
-            "schema": {"type": "string", "maxLength": 255},
+            "schema": {"type": "string", "maxLength": limits.USER_CONTEXT},
         }
     for key in LOOKUP_KEYS:
         parameters[f"lookup_{key}"] = {

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pycountry
 
-from patron.registration import fields
+from patron.registration import fields, limits
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,7 @@ class FieldType:
 
     name: str
     type: str
-    max_length: int = 250
+    max_length: int = limits.FIELD_VALUE
     regex: str | None = None
     options: tuple[str, ...] = ()
     minimum: int | None = None

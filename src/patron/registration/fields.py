@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo
 import phonenumbers
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata, PhoneNumber, region_code_for_country_code
 
+from patron.registration import limits
+
 _MOBILE_NOISE = re.compile(r"[+\s\-().\[\]]")
 _EMAIL = re.compile(r"^[A-Za-z0-9_+\-]+(?:\.[A-Za-z0-9_+\-]+)*@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+$")
 _NAME_PUNCTUATION = frozenset(" -'\u2019")
@@ -231,7 +233,7 @@ def email(value: Any) -> str | None:
     raw = identifier_text(value)
     if raw is None:
         return None
-    if len(raw) > 255 or not _EMAIL.match(raw):
+    if len(raw) > limits.EMAIL or not _EMAIL.match(raw):
         return None
     return raw.lower()
 
@@ -240,7 +242,7 @@ def external_id(value: Any, min_length: int, max_length: int) -> str | None:
     raw = identifier_text(value)
     if raw is None:
         return None
-    limit = min(max_length, 250) if max_length > 0 else 250
+    limit = min(max_length, limits.EXTERNAL_ID) if max_length > 0 else limits.EXTERNAL_ID
     if not raw or len(raw) > limit or len(raw) < min_length:
         return None
     return raw
@@ -252,7 +254,7 @@ def person_name(value: Any) -> str | None:
     if raw is None:
         return None
     raw = raw.strip()
-    if len(raw) > 100:
+    if len(raw) > limits.NAME:
         return None
     if raw.isascii():
         # ASCII's letters and digits are all of categories L and N, and it has no marks.

@@ -10,7 +10,7 @@ from typing import Any
 from patron.codes import Code
 from patron.orgs.file import Configs
 from patron.orgs.model import OrgSettings
-from patron.registration import fields
+from patron.registration import fields, limits
 from patron.registration.extra_fields import STANDARD_EXTENDED_FIELDS, normalise
 from patron.registration.model import (
     IDENTIFIERS,
@@ -53,8 +53,6 @@ REQUIRED_CONFIG = {
     "external_id": "CONF_USERS_IS_EXTERNAL_ID_REQUIRED",
 }
 FUTURE_TOLERANCE = timedelta(hours=24)
-# What the customers table holds; a longer value would fail the whole item in the database.
-ACCOUNT_ID_MAX_LENGTH = 255
 # A channel's meta is stored and answered as JSON, whose encoder gives up far deeper than this;
 # no real meta comes close.
 META_MAX_DEPTH = 16
@@ -164,7 +162,7 @@ def _read_profile(
 
     if sent(raw, "accountId"):
         account_id = fields.text(raw["accountId"])
-        if account_id is None or len(account_id) > ACCOUNT_ID_MAX_LENGTH:
+        if account_id is None or len(account_id) > limits.ACCOUNT_ID:
             warnings.add(Code.INVALID_FIELD_VALUE, "accountId")
         else:
             item.account_id = account_id

@@ -387,8 +387,11 @@ def _echoable(value: Any) -> Any:
 
 
 def batch_status(results: list[ItemResult]) -> Code:
-    """200 when every item succeeded, 201 when some did, 500 when none did."""
-    succeeded = sum(result.success for result in results)
-    if succeeded == len(results):
+    return batch_code(sum(result.success for result in results), len(results))
+
+
+def batch_code(succeeded: int, items: int) -> Code:
+    """A batch's status: 200 when every item succeeded, 201 when some did, 500 when none did."""
+    if succeeded == items:
         return Code.SUCCESS
     return Code.PARTIAL_SUCCESS if succeeded else Code.ALL_FAILED

@@ -18,6 +18,7 @@ from sqlalchemy.sql.expression import Executable
 
 from patron.loyalty.model import Membership
 from patron.registration.fields import local_text
+from patron.registration.audit import USER_CONTEXT
 from patron.registration.model import IDENTIFIERS, Change, Customer
 from patron.registration.service import Caller, IdentifierTaken, NewCustomer
 from patron.store.db import named_binds
@@ -77,7 +78,6 @@ def _local_time(value: object, tz: ZoneInfo) -> str | None:
     return local_text(value, tz)
 
 
-USER_CONTEXT = ("entity_type", "entity_id", "entity_source", "entity_source_id")
 # Who registered each customer, and when: one statement may hold several requests' customers.
 REGISTERED_BY = ("request_id", "till_code", "api_client_key", *(f"context_{key}" for key in USER_CONTEXT))
 

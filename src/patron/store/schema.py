@@ -25,6 +25,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from patron.registration import limits
+
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -63,7 +65,7 @@ tills = Table(
     "tills",
     metadata,
     # Till codes are unique across the installation: the Basic-auth user name alone names the org.
-    Column("code", String(50), primary_key=True),
+    Column("code", String(limits.TILL_CODE), primary_key=True),
     Column("org_id", BigInteger, ForeignKey("orgs.id"), nullable=False, index=True),
     Column("store_code", String(100), nullable=False),
     Column("name", String(200), nullable=False),
@@ -78,7 +80,7 @@ api_clients = Table(
     Column("org_id", BigInteger, ForeignKey("orgs.id"), nullable=False, index=True),
     Column("secret_hash", String(200), nullable=False),
     Column("access_group", String(100), nullable=False),
-    Column("default_till", String(50), nullable=False),
+    Column("default_till", String(limits.TILL_CODE), nullable=False),
     Column("token_ttl_seconds", Integer, nullable=False),
     Column("enabled", Boolean, nullable=False),
     # Moves on when the client is disabled or its secret changes: tokens of an earlier one are void.
@@ -91,20 +93,20 @@ customers = Table(
     Column("org_id", BigInteger, nullable=False),
     # A global identity on PostgreSQL; allocated in the write transaction on SQLite.
     Column("id", BigInteger, Identity(start=100001), nullable=False),
-    Column("mobile", String(20)),
-    Column("email", String(255)),
-    Column("external_id", String(250)),
-    Column("firstname", String(100), nullable=False, server_default=""),
-    Column("lastname", String(100), nullable=False, server_default=""),
+    Column("mobile", String(limits.MOBILE)),
+    Column("email", String(limits.EMAIL)),
+    Column("external_id", String(limits.EXTERNAL_ID)),
+    Column("firstname", String(limits.NAME), nullable=False, server_default=""),
+    Column("lastname", String(limits.NAME), nullable=False, server_default=""),
     Column("type", String(16), nullable=False),
     Column("source", String(32), nullable=False),
-    Column("account_id", String(255)),
+    Column("account_id", String(limits.ACCOUNT_ID)),
     Column("fraud_status", String(16), nullable=False),
     Column("registered_on", Timestamp, nullable=False),
     Column("updated_on", Timestamp, nullable=False),
-    Column("registered_till", String(50)),
-    Column("associated_with", String(50)),
-    Column("referral_code", String(32)),
+    Column("registered_till", String(limits.TILL_CODE)),
+    Column("associated_with", String(limits.TILL_CODE)),
+    Column("referral_code", String(limits.REFERRAL_CODE)),
     Column("custom_fields", Document, nullable=False),
     Column("extended_fields", Document, nullable=False),
     Column("subscriptions", Document, nullable=False),
@@ -129,12 +131,12 @@ customer_audits = Table(
     Column("request_id", String(64), nullable=False),
     Column("created_at", Timestamp, nullable=False),
     Column("event_type", String(16), nullable=False),  # CREATE | UPDATE
-    Column("till_code", String(50)),
+    Column("till_code", String(limits.TILL_CODE)),
     Column("api_client_key", String(100)),
-    Column("context_entity_type", String(255)),
-    Column("context_entity_id", String(255)),
-    Column("context_entity_source", String(255)),
-    Column("context_entity_source_id", String(255)),
+    Column("context_entity_type", String(limits.USER_CONTEXT)),
+    Column("context_entity_id", String(limits.USER_CONTEXT)),
+    Column("context_entity_source", String(limits.USER_CONTEXT)),
+    Column("context_entity_source_id", String(limits.USER_CONTEXT)),
     # [{"field": name, "previous": value, "current": value}, ...]; json, not jsonb, on PostgreSQL:
     # written with every registration and only ever read back whole (migration 0003).
     Column("changes", JSON, nullable=False),

@@ -1,0 +1,55 @@
+"""A customer's audit trail (the gateway's audits API): each record as written, newest first."""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+# The user-context headers of the request that wrote a record, by the audit's names for them.
+USER_CONTEXT = ("entity_type", "entity_id", "entity_source", "entity_source_id")
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    request_id: str
+    customer_id: int
+    created_at: datetime
+    event_type: str  # CREATE | UPDATE
+    till_code: str | None
+    api_client_key: str | None
+    user_context: dict[str, str | None]
+    # [{"field", "previous", "current"}, ...], times as the API wrote them when the record was made.
+    changes: list[dict[str, Any]]
+
+
+class AuditReader(Protocol):
+    async def audits(self, org_id: int, customer_id: int, limit: int = 100) -> list[dict[str, Any]]: ...
+
+
+class _Unit(Protocol):
+    customers: AuditReader
+
+
+class AuditStorage(Protocol):
+    def unit_of_work(self, *, readonly: bool = False) -> AbstractAsyncContextManager[_Unit]: ...
+
+
+async def audit_trail(org_id: int, customer_id: int, storage: AuditStorage) -> list[AuditRecord]:
+    """The customer's records, newest first (none for a customer of another org, or no one)."""
+    async with storage.unit_of_work(readonly=True) as unit:
+        rows = await unit.customers.audits(org_id, customer_id)
+    return [
+        AuditRecord(
+            request_id=row["request_id"],
+            customer_id=row["customer_id"],
+            created_at=row["created_at"],
+            event_type=row["event_type"],
+            till_code=row["till_code"],
+            api_client_key=row["api_client_key"],
+            user_context={key: row[f"context_{key}"] for key in USER_CONTEXT},
+            changes=row["changes"],
+        )
+        for row in rows
+    ]
