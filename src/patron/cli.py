@@ -179,25 +179,14 @@ def org_show(org_id: int) -> None:
     click.echo(orjson.dumps(definition, option=orjson.OPT_INDENT_2).decode())
 
 
-# Secrets are never stored, so an exported file shows where each goes, commented out.
-_SECRET_NOTES = {
-    "stores.tills": '# password = "..."  # not stored: give the till\'s password (or password_md5) before applying',
-    "api_clients": '# secret = "..."  # not stored: give the API client\'s secret before applying',
-}
-
-
 @org.command("export")
 @click.argument("org_id", type=int)
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the org file here, not to standard output.")
 def org_export(org_id: int, output: str | None) -> None:
     """Write an org as applied back as an org file (its secrets are not stored: fill them in)."""
-    definition = _applied_definition(org_id)
-    lines = [
-        f"# Org {org_id} as applied, written by `patron org export`.",
-        "# Secrets are never stored: fill in each till's password and each API client's secret.",
-        *_toml_table("", _without_nulls(definition)),
-    ]
-    text = "\n".join(lines) + "\n"
+    from patron.orgs.export import org_file_text
+
+    text = org_file_text(org_id, _applied_definition(org_id))
     if output is None:
         click.echo(text, nl=False)
         return
@@ -207,40 +196,6 @@ def org_export(org_id: int, output: str | None) -> None:
     except OSError as exc:
         raise click.ClickException(f"cannot write {output}: {exc.strerror or exc}") from exc
     click.echo(f"org {org_id} written to {output}; fill in its secrets before applying it")
-
-
-def _without_nulls(value: Any) -> Any:
-    """TOML has no null, and every list of an org file defaults to empty: both are simply left out."""
-    if isinstance(value, dict):
-        return {key: _without_nulls(item) for key, item in value.items() if item is not None and item != []}
-    if isinstance(value, list):
-        return [_without_nulls(item) for item in value]
-    return value
-
-
-def _toml_table(path: str, table: dict[str, Any]) -> list[str]:
-    """A table's keys, then its sub-tables as [path.key] and [[path.key]] sections, as org files are written.
-
-    tomli_w alone would write nested arrays of tables inline, where the secret notes could not go.
-    """
-    import tomli_w
-
-    def is_tables(value: Any) -> bool:
-        return isinstance(value, list) and bool(value) and all(isinstance(item, dict) for item in value)
-
-    plain = {key: value for key, value in table.items() if not isinstance(value, dict) and not is_tables(value)}
-    lines = tomli_w.dumps(plain).splitlines() if plain else []
-    if path in _SECRET_NOTES:
-        lines.append(_SECRET_NOTES[path])
-    for key, value in table.items():
-        child = f"{path}.{key}" if path else key
-        entries = [value] if isinstance(value, dict) else value if is_tables(value) else []
-        header = f"[{child}]" if isinstance(value, dict) else f"[[{child}]]"
-        for entry in entries:
-            block = [header, *_toml_table(child, entry)]
-            # Nested sections are indented as in the README's org file: tills sit under their store.
-            lines += ["", *(("  " + line if path and line else line) for line in block)]
-    return lines
 
 
 @main.group()

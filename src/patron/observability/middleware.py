@@ -1,0 +1,217 @@
+"""The middleware that times, counts and logs each request, and answers GET /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from patron.codes import Code, request_message
+from patron.observability.logs import LineWriter, RequestLog
+from patron.observability.masking import mask_text
+from patron.observability.metrics import MULTIPROC_ENV, exposition, metrics
+from patron.settings import Settings
+
+if TYPE_CHECKING:
+    from patron.store.unit import Storage
+
+METRICS_PATH = "/metrics"
+LOCAL_CLIENTS = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
+# Label of requests that matched no route: their paths are the caller's text and unbounded.
+UNMATCHED = "unmatched"
+# A caller's text (a 404 path, a key) is cut to this before it is logged.
+MAX_TEXT = 200
+
+
+class Observer:
+    """What the middleware needs of a running app: its request log and its metrics."""
+
+    def __init__(self, settings: Settings, sink: Callable[[bytes], Any] | None = None) -> None:
+        self.log = RequestLog(settings, sink)
+        self.metrics = metrics()
+        token = settings.metrics_token.get_secret_value() if settings.metrics_token else ""
+        self._token = token.encode() if token else None
+        self._pool_sizes: list[int] = []
+
+    def watch_pool(self, engine: Any) -> None:
+        """Count connections in use through the pool's events, so each worker keeps its own
+        figure, and the multiprocess scrape adds them up."""
+        from sqlalchemy import event
+
+        pool = engine.sync_engine.pool
+        size = pool.size() if hasattr(pool, "size") else 0
+        self.metrics.pool_size.inc(size)
+        in_use = self.metrics.pool_in_use
+        event.listen(pool, "checkout", lambda *_: in_use.inc())
+        event.listen(pool, "checkin", lambda *_: in_use.dec())
+        self._pool_sizes.append(size)
+
+    def watch_storage(self, storage: Storage) -> None:
+        """The driver's own pool (PostgreSQL) counts in the same figures as SQLAlchemy's; the
+        shared statements tell how many requests each carried, and the SQLite writer how many
+        units each transaction did."""
+        from patron.store.postgres import PostgresStorage
+
+        if isinstance(storage, PostgresStorage):
+            self.metrics.pool_size.inc(storage.driver.size)
+            storage.driver.on_use = self.metrics.pool_in_use.inc
+            self._pool_sizes.append(storage.driver.size)
+            storage.registrations.on_statement = self.metrics.requests_per_statement.labels("register").observe
+            storage.lookups.on_statement = self.metrics.requests_per_statement.labels("look_up").observe
+        else:
+            storage.file.writer.on_commit = self.metrics.units_per_transaction.observe
+
+    def close(self) -> None:
+        if isinstance(self.log.sink, LineWriter):
+            self.log.sink.flush()
+        self.metrics.pool_size.dec(sum(self._pool_sizes))
+        self._pool_sizes.clear()
+        if os.environ.get(MULTIPROC_ENV):
+            from prometheus_client import multiprocess
+
+            # The live gauges of this worker must not be added in once it is gone.
+            multiprocess.mark_process_dead(os.getpid())
+
+    def allowed(self, scope: Scope) -> Code | None:
+        """None when the scrape may go on, else the refusal's code."""
+        if self._token is not None:
+            for name, value in scope["headers"]:
+                if name == b"authorization":
+                    scheme, _, given = value.partition(b" ")
+                    if scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), self._token):
+                        return None
+            return Code.AUTHENTICATION_FAILED
+        client = scope.get("client")
+        if client and client[0] in LOCAL_CLIENTS:
+            return None
+        return Code.ACCESS_DENIED
+
+    def finish(self, scope: Scope, status: int, started: float, error: BaseException | None = None) -> None:
+        seconds = time.perf_counter() - started
+        route = scope.get("route")
+        route_path = route.path if route is not None else (METRICS_PATH if scope["path"] == METRICS_PATH else UNMATCHED)
+        state = scope.get("state") or {}
+        items = state.get("items")
+        metrics = self.metrics
+        metrics.request(route_path, status, seconds)
+        failed = 0
+        if items:
+            # Counted by code first: in multiprocess mode each increment is a locked file write.
+            codes: dict[str, int] = {}
+            warnings: dict[str, int] = {}
+            for entry in items:
+                item_status = entry.get("item_status") or {}
+                code = item_status.get("code")
+                codes[code] = codes.get(code, 0) + 1
+                for warning in (item_status.get("warnings") or {}).get("warning") or ():
+                    warnings[warning] = warnings.get(warning, 0) + 1
+            for code, count in codes.items():
+                metrics.item(route_path, code, count)
+            for warning, count in warnings.items():
+                metrics.warning(warning, count)
+            failed = len(items) - codes.get(_ITEM_OK, 0)
+
+        failing = error is not None or status == Code.SERVICE_UNAVAILABLE
+        level = logging.ERROR if failing else logging.INFO
+        log = self.log
+        if level < log.level:
+            return
+        path = scope["path"]
+        if route is None:
+            path = path[:MAX_TEXT] if log.pii else mask_text(path[:MAX_TEXT])
+        record: dict[str, Any] = {
+            "ts": log.timestamp(),
+            "level": "error" if failing else "info",
+            "rid": state.get("request_id"),
+            "method": scope["method"],
+            "path": path,
+            "status": status,
+            "code": state.get("code", status),
+            "ms": round(seconds * 1000, 2),
+        }
+        principal = state.get("principal")
+        if principal is not None:
+            record["org"] = principal.org.org_id
+            record["till"] = principal.till_code
+            if principal.api_client_key is not None:
+                record["client"] = principal.api_client_key
+        elif isinstance(state.get("api_client"), str):
+            record["client"] = state["api_client"][:MAX_TEXT]
+        if items is not None:
+            record["items"] = len(items)
+            record["failed"] = failed
+            record["items_detail"] = log.items(items)
+        if error is not None:
+            # The class only: an exception's text may quote the request.
+            record["error"] = type(error).__name__
+        if status == Code.AUTHENTICATION_FAILED and state.get("hint"):
+            record["hint"] = state["hint"]
+        log.write(record)
+
+
+_ITEM_OK = str(int(Code.ITEM_OK))
+
+
+class ObservabilityMiddleware:
+    """Times each request, then writes its line and counts it; answers GET /metrics itself.
+
+    /metrics is served here rather than as a route: it is the operator's, not the API's, and
+    stays out of the OpenAPI document that lists every route.
+    """
+
+    def __init__(self, app: ASGIApp, observer: Observer) -> None:
+        self.app = app
+        self.observer = observer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 0
+
+        async def observed_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            if scope["path"] == METRICS_PATH:
+                await self._scrape(scope, observed_send)
+            else:
+                await self.app(scope, receive, observed_send)
+        except BaseException as exc:
+            self.observer.finish(scope, status or int(Code.ALL_FAILED), started, exc)
+            raise
+        self.observer.finish(scope, status, started)
+
+    async def _scrape(self, scope: Scope, send: Send) -> None:
+        if scope["method"] not in ("GET", "HEAD"):
+            await _answer(send, Code.METHOD_NOT_ALLOWED)
+            return
+        refused = self.observer.allowed(scope)
+        if refused is not None:
+            await _answer(send, refused)
+            return
+        body, content_type = await asyncio.to_thread(exposition)
+        headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body if scope["method"] == "GET" else b""})
+
+
+async def _answer(send: Send, code: Code) -> None:
+    """A refusal in the gateway envelope that /health and /ready answer in."""
+    body = orjson.dumps({"data": None, "errors": [{"code": int(code), "message": request_message(code)}]})
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if code == Code.AUTHENTICATION_FAILED:
+        headers.append((b"www-authenticate", b"Bearer"))
+    await send({"type": "http.response.start", "status": int(code), "headers": headers})
+    await send({"type": "http.response.body", "body": body})
