@@ -24,7 +24,8 @@ from asgi_lifespan import LifespanManager
 
 from patron.api.app import create_app
 from patron.orgs.apply import apply_org
-from patron.orgs.file import OrgFile, parse_org_document
+from patron.orgs.file import parse_org_document
+from patron.orgs.policy import OrgFile
 from patron.settings import Settings
 from patron.store.migrate import upgrade
 

@@ -6,7 +6,7 @@ import re
 
 import pydantic
 
-import patron.orgs.file as org_file_module
+import patron.orgs.policy as org_file_module
 from conftest import ROOT
 from patron.api.openapi import codes_markdown
 from patron.codes import ITEM_ERRORS, MESSAGES, REGISTERED, RETRIEVED, UPDATED, WARNINGS, Code

@@ -4,14 +4,8 @@ import datetime
 
 import pytest
 
-from patron.orgs.file import (
-    STANDARD_EXTENDED_FIELD_NAMES,
-    OrgFile,
-    OrgFileError,
-    load_org_file,
-    md5_of_password,
-    parse_org_document,
-)
+from patron.orgs.file import OrgFileError, load_org_file, md5_of_password, parse_org_document
+from patron.orgs.policy import STANDARD_EXTENDED_FIELD_NAMES, OrgFile
 
 ORG = """
 [org]

@@ -11,7 +11,8 @@ from conftest import Clock, item, new_mobile
 from patron.api.ratelimit import RateLimiter, retry_after
 from patron.codes import MESSAGES, Code
 from patron.orgs.apply import apply_org
-from patron.orgs.file import Configs, OrgFileError, parse_org_document
+from patron.orgs.file import OrgFileError, parse_org_document
+from patron.orgs.policy import Configs
 
 
 @pytest.fixture

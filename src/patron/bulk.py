@@ -28,7 +28,7 @@ from patron import bootstrap, loop
 from patron.orgs.cache import OrgCache
 from patron.codes import Code, request_message
 from patron.orgs.model import OrgSettings
-from patron.registration.extra_fields import STANDARD_EXTENDED_FIELDS
+from patron.orgs.policy import STANDARD_EXTENDED_FIELDS
 from patron.registration.model import IDENTIFIERS
 from patron.registration.reading import ITEM_FIELDS
 from patron.registration.service import Caller, register

@@ -14,7 +14,8 @@ import click
 import orjson
 
 from patron import loop
-from patron.orgs.file import OrgFile, OrgFileError, load_org_file, md5_of_password
+from patron.orgs.file import OrgFileError, load_org_file, md5_of_password
+from patron.orgs.policy import OrgFile
 from patron.settings import Settings
 
 T = TypeVar("T")

@@ -22,7 +22,7 @@ from patron.api.errors import ApiError
 from patron.api.ratelimit import FailureCounter, RateLimiter, RecentKeys, retry_after
 from patron.codes import Code
 from patron.orgs.cache import OrgCache
-from patron.orgs.file import AccessGroup
+from patron.orgs.policy import AccessGroup
 from patron.orgs.model import OrgSettings
 from patron.security import DECOY_HASH, HashQueueFull, HashSlots, lowest_priority, verify_secret
 from patron.settings import Settings

@@ -7,6 +7,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from patron import limits
 from patron.api.codec import (
     customers_document,
     decode,
@@ -20,7 +21,7 @@ from patron.api.context import read_body, request_id, services, utc_now
 from patron.api.errors import ApiError
 from patron.api.present import added_item, missing_item, retrieved_item
 from patron.codes import Code
-from patron.registration import fields, limits
+from patron.registration import fields
 from patron.registration.lookup import LOOKUP_KEYS, LookupRefused, look_up
 from patron.registration.service import Caller, batch_code, batch_status, register
 

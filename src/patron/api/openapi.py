@@ -12,6 +12,7 @@ import swagger_ui
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from patron import limits
 from patron.api import xml
 from patron.api.auth import (
     ATTRIBUTION_CODE,
@@ -34,8 +35,7 @@ from patron.codes import (
     WARNINGS,
     Code,
 )
-from patron.registration import limits
-from patron.registration.extra_fields import STANDARD_EXTENDED_FIELDS
+from patron.orgs.policy import STANDARD_EXTENDED_FIELDS
 from patron.registration.model import IDENTIFIERS
 from patron.registration.reading import (
     FRAUD_STATUSES,

@@ -9,7 +9,7 @@ from typing import Any
 from patron.codes import RETRIEVED, Code, item_error_message
 from patron.loyalty.model import CurrencyEffect, Membership, SideEffect
 from patron.loyalty.rules import next_slab
-from patron.orgs.file import Program
+from patron.orgs.policy import Program
 from patron.orgs.model import OrgSettings
 from patron.registration.fields import local_text
 from patron.registration.model import IDENTIFIERS, Customer

@@ -19,7 +19,7 @@ from patron.loyalty.model import (
     PointsEffect,
     SideEffect,
 )
-from patron.orgs.file import OrgFile, Program, Slab
+from patron.orgs.policy import OrgFile, Program, Slab
 
 # A slab without validity never expires; the API family writes that as registration + 100 years.
 NEVER_EXPIRES_MONTHS = 1200

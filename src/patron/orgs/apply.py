@@ -10,7 +10,8 @@ from typing import Any
 import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from patron.orgs.file import OrgFile, md5_of_password, parse_org_document
+from patron.orgs.file import md5_of_password, parse_org_document
+from patron.orgs.policy import OrgFile
 from patron.security import hash_secret, verify_secret
 from patron.store.db import transaction
 from patron.store.orgs import OrgStore

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from patron.orgs.file import AccessGroup, Configs, CustomField, ExtendedField, OrgFile, Program, Store
-from patron.registration.extra_fields import FieldType
+from patron.orgs.policy import AccessGroup, Configs, CustomField, ExtendedField, FieldType, OrgFile, Program, Store
 
 ACCESS_LEVELS = {"none": 0, "read": 1, "write": 2}
 

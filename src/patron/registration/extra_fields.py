@@ -3,51 +3,18 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pycountry
 
-from patron.registration import fields, limits
-
-
-@dataclass(frozen=True)
-class FieldType:
-    """The type of a custom or extended field, standard or declared in the org file."""
-
-    name: str
-    type: str
-    max_length: int = limits.FIELD_VALUE
-    regex: str | None = None
-    options: tuple[str, ...] = ()
-    minimum: int | None = None
-    maximum: int | None = None
+from patron.orgs.policy import FieldType
+from patron.registration import fields
 
 
 _ENUM_ALIASES = {"gender": {"m": "Male", "f": "Female", "o": "Other"}}
 
-# The standard extended fields of a customer (codes.md).
-STANDARD_EXTENDED_FIELDS: dict[str, FieldType] = {
-    f.name.lower(): f
-    for f in (
-        FieldType("gender", "enum", options=("Male", "Female", "Other")),
-        FieldType("marital_status", "enum", options=("Single", "Married", "Divorced", "Widowed")),
-        FieldType("dob", "date"),
-        FieldType("wedding_date", "date"),
-        FieldType("age", "integer", minimum=0, maximum=150),
-        *(
-            FieldType(name, "string")
-            for name in ("city", "state", "area", "zip", "profession", "religion", "ethnicity", "ssnNumber")
-        ),
-        *(FieldType(name, "country") for name in ("nationality", "born_in", "country_of_residence")),
-        FieldType("preferred_language", "language"),
-        FieldType("preferred_currency", "currency"),
-        FieldType("preferred_store", "store"),
-        FieldType("kid_status", "enum", options=("Yes", "No")),
-    )
-}
 
 
 @lru_cache(maxsize=256)

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import phonenumbers
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata, PhoneNumber, region_code_for_country_code
 
-from patron.registration import limits
+from patron import limits
 
 _MOBILE_NOISE = re.compile(r"[+\s\-().\[\]]")
 _EMAIL = re.compile(r"^[A-Za-z0-9_+\-]+(?:\.[A-Za-z0-9_+\-]+)*@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+$")

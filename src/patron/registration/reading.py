@@ -7,11 +7,12 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from patron import limits
 from patron.codes import Code
-from patron.orgs.file import Configs
 from patron.orgs.model import OrgSettings
-from patron.registration import fields, limits
-from patron.registration.extra_fields import STANDARD_EXTENDED_FIELDS, normalise
+from patron.orgs.policy import STANDARD_EXTENDED_FIELDS, Configs
+from patron.registration import fields
+from patron.registration.extra_fields import normalise
 from patron.registration.model import (
     IDENTIFIERS,
     LOYALTY,

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from patron.codes import Code
-from patron.orgs.file import Configs
+from patron.orgs.policy import Configs
 from patron.registration.model import (
     IDENTIFIER_LABELS,
     IDENTIFIERS,

@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-from patron.registration import limits
+from patron import limits
 
 metadata = MetaData(
     naming_convention={

@@ -1,5 +1,5 @@
-"""How long each customer text may be: one number each, for the reader, the schema's columns and the
-OpenAPI document alike."""
+"""How long each customer text may be: one number each, for the reader, the org policy's field
+catalogue, the schema's columns and the OpenAPI document alike."""
 
 MOBILE = 20  # E.164 has at most 15 digits; the column leaves room
 EMAIL = 255

@@ -1,0 +1,62 @@
+"""The layout's rules (docs/architecture.md): dependencies point inward, read from the imports."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SOURCE = Path(__file__).resolve().parent.parent / "src" / "patron"
+
+
+def module_of(path: Path) -> str:
+    parts = path.relative_to(SOURCE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(module: str) -> set[str]:
+    """Every patron module the module imports, at its top or inside a function."""
+    path = SOURCE.parent / (module.replace(".", "/") + ".py")
+    if not path.exists():
+        path = SOURCE.parent / module.replace(".", "/") / "__init__.py"
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}
+    # `from patron import limits` names patron.limits; the package itself holds nothing.
+    return {name for name in found if name.startswith("patron.")}
+
+
+MODULES = sorted(module_of(path) for path in SOURCE.rglob("*.py"))
+
+
+def within(module: str, *packages: str) -> bool:
+    return any(module == package or module.startswith(package + ".") for package in packages)
+
+
+# The domain: rules over plain data. It may read the org's policy, never an adapter.
+DOMAIN = ("patron.registration", "patron.loyalty")
+DOMAIN_MAY_IMPORT = (*DOMAIN, "patron.codes", "patron.limits", "patron.orgs.policy", "patron.orgs.model")
+# The org's policy is at the bottom: pure data, below the domain and every adapter.
+POLICY = ("patron.orgs.policy", "patron.orgs.model", "patron.limits", "patron.codes")
+
+
+@pytest.mark.parametrize("module", [m for m in MODULES if within(m, *DOMAIN)])
+def test_the_domain_imports_neither_the_api_nor_the_store_nor_an_adapter(module):
+    outside = {name for name in imports_of(module) if not within(name, *DOMAIN_MAY_IMPORT)}
+    assert outside == set(), f"{module} imports {sorted(outside)}"
+
+
+@pytest.mark.parametrize("module", [m for m in MODULES if within(m, *POLICY)])
+def test_the_org_policy_is_at_the_bottom(module):
+    outside = {name for name in imports_of(module) if not within(name, *POLICY)}
+    assert outside == set(), f"{module} imports {sorted(outside)}"
+
+
+@pytest.mark.parametrize("module", [m for m in MODULES if within(m, "patron.store")])
+def test_the_store_does_not_import_the_api(module):
+    assert not {name for name in imports_of(module) if within(name, "patron.api", "patron.bootstrap")}
