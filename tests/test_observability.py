@@ -32,6 +32,7 @@ from patron.observability import (
     mask_mobile,
     multiprocess_metrics,
 )
+from patron.observability.outcome import ItemOutcome
 from patron.settings import Settings
 
 REMOTE = ("10.0.0.5", 1234)
@@ -154,7 +155,7 @@ def test_the_text_line_is_one_readable_line_and_masked(app, monkeypatch):
     record = {
         "ts": "2026-01-01T00:00:00.000Z", "level": "info", "rid": "abc", "method": "GET", "path": "/x\n/y",
         "status": 200, "code": 200, "ms": 1.5, "items": 1, "failed": 0,
-        "items_detail": log.items([{"mobile": "919812345678", "email": "asha@example.com", "item_status": {"code": "1000"}}]),
+        "items_detail": log.items([ItemOutcome(Code.ITEM_OK, mobile="919812345678", email="asha@example.com")]),
     }
     log.write(record)
     (text,) = captured

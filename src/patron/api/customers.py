@@ -22,8 +22,9 @@ from patron.api.errors import ApiError
 from patron.api.present import added_item, missing_item, retrieved_item
 from patron.codes import Code
 from patron.registration import fields
-from patron.registration.lookup import LOOKUP_KEYS, LookupRefused, look_up
-from patron.registration.service import Caller, batch_code, batch_status, register
+from patron.observability.outcome import ItemOutcome
+from patron.registration.lookup import LOOKUP_KEYS, Looked, LookupRefused, look_up
+from patron.registration.service import Caller, ItemResult, batch_code, batch_status, register
 
 USER_CONTEXT_HEADERS = {
     "entity_type": "user-context-entity-type",
@@ -58,8 +59,8 @@ async def add_customer(request: Request) -> Response:
     )
     results = await register(items, caller, app.storage, utc_now())
     code = batch_status(results)
+    request.scope["state"]["items"] = [_added_outcome(result) for result in results]
     items = [added_item(result, principal.org) for result in results]
-    request.scope["state"]["items"] = items
     body = customers_document(code, items, sum(result.success for result in results))
     return encode(body, response_format(request, body_format), int(code))
 
@@ -85,10 +86,36 @@ async def get_customer(request: Request) -> Response:
         retrieved_item(one.customer, one.memberships, org) if one.customer else missing_item(key, one.asked)
         for one in looked
     ]
-    request.scope["state"]["items"] = items
+    request.scope["state"]["items"] = [_looked_outcome(key, one) for one in looked]
     found = sum(one.customer is not None for one in looked)
     code = batch_code(found, len(looked))
     return encode(customers_document(code, items, found), response_format(request), int(code))
+
+
+def _added_outcome(result: ItemResult) -> ItemOutcome:
+    """An item of add as the request line and the metrics count it."""
+    customer = result.customer
+    if result.success and customer is not None:
+        return ItemOutcome(Code.ITEM_OK, tuple(result.warnings.codes), customer.id, customer.mobile, customer.email)
+    sent = result.sent
+    return ItemOutcome(
+        result.code, (), customer.id if customer else None, _shown(sent.get("mobile")), _shown(sent.get("email"))
+    )
+
+
+def _looked_outcome(key: str, one: Looked) -> ItemOutcome:
+    """An item of get as the request line and the metrics count it."""
+    if one.customer is None:
+        return ItemOutcome(Code.CUSTOMER_NOT_FOUND, mobile=one.asked if key == "mobile" else None,
+                           email=one.asked if key == "email" else None)
+    return ItemOutcome(Code.ITEM_OK, (), one.customer.id, one.customer.mobile, one.customer.email)
+
+
+def _shown(value: Any) -> str | None:
+    """An identifier as a failed item echoes it (a number as its digits), for the request line."""
+    if isinstance(value, bool) or value is None:
+        return None
+    return str(value) if isinstance(value, (str, int)) else None
 
 
 def _customer_items(document: Any, most: int) -> list[Any]:

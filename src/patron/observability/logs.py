@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from patron.observability.masking import CONTROL, mask_email, mask_mobile, mask_text, redact_secrets
+from patron.observability.outcome import ItemOutcome
 from patron.settings import Settings
 
 
@@ -102,25 +103,18 @@ class RequestLog:
             line = orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
         self.sink(line)
 
-    def items(self, items: list[Any]) -> list[dict[str, Any]]:
+    def items(self, items: list[ItemOutcome]) -> list[dict[str, Any]]:
         """The first items of an add or get, with identifiers masked unless PII logging is on."""
         shown = []
-        for entry in items[:LOGGED_ITEMS]:
-            if not isinstance(entry, dict):
-                continue
-            status = entry.get("item_status") or {}
-            logged: dict[str, Any] = {"code": _int(status.get("code"))}
-            if entry.get("user_id") is not None:
-                logged["user_id"] = entry["user_id"]
-            for name, masker in (("mobile", mask_mobile), ("email", mask_email)):
-                value = entry.get(name)
-                if isinstance(value, int) and not isinstance(value, bool):
-                    value = str(value)
-                if isinstance(value, str) and value:
+        for outcome in items[:LOGGED_ITEMS]:
+            logged: dict[str, Any] = {"code": int(outcome.code)}
+            if outcome.user_id is not None:
+                logged["user_id"] = outcome.user_id
+            for name, value, masker in (("mobile", outcome.mobile, mask_mobile), ("email", outcome.email, mask_email)):
+                if value:
                     logged[name] = value if self.pii else masker(value)
-            warnings = (status.get("warnings") or {}).get("warning")
-            if warnings:
-                logged["warnings"] = [_int(code) for code in warnings]
+            if outcome.warnings:
+                logged["warnings"] = [int(code) for code in outcome.warnings]
             shown.append(logged)
         return shown
 
@@ -147,10 +141,6 @@ _TEXT_HEAD = frozenset({"ts", "level", "method", "path", "status", "ms"})
 def _text_item(item: dict[str, Any]) -> Iterator[str]:
     for key, value in item.items():
         yield f"warnings={','.join(map(str, value))}" if key == "warnings" else str(value)
-
-
-def _int(value: Any) -> Any:
-    return int(value) if isinstance(value, str) and value.isdigit() else value
 
 
 class PatronFormatter(logging.Formatter):

@@ -17,6 +17,7 @@ from patron.codes import Code, request_message
 from patron.observability.logs import LineWriter, RequestLog
 from patron.observability.masking import mask_text
 from patron.observability.metrics import MULTIPROC_ENV, exposition, metrics
+from patron.observability.outcome import ItemOutcome
 from patron.settings import Settings
 
 if TYPE_CHECKING:
@@ -98,25 +99,23 @@ class Observer:
         route = scope.get("route")
         route_path = route.path if route is not None else (METRICS_PATH if scope["path"] == METRICS_PATH else UNMATCHED)
         state = scope.get("state") or {}
-        items = state.get("items")
+        items: list[ItemOutcome] | None = state.get("items")
         metrics = self.metrics
         metrics.request(route_path, status, seconds)
         failed = 0
         if items:
             # Counted by code first: in multiprocess mode each increment is a locked file write.
-            codes: dict[str, int] = {}
-            warnings: dict[str, int] = {}
-            for entry in items:
-                item_status = entry.get("item_status") or {}
-                code = item_status.get("code")
-                codes[code] = codes.get(code, 0) + 1
-                for warning in (item_status.get("warnings") or {}).get("warning") or ():
+            codes: dict[Code, int] = {}
+            warnings: dict[Code, int] = {}
+            for outcome in items:
+                codes[outcome.code] = codes.get(outcome.code, 0) + 1
+                for warning in outcome.warnings:
                     warnings[warning] = warnings.get(warning, 0) + 1
             for code, count in codes.items():
-                metrics.item(route_path, code, count)
+                metrics.item(route_path, str(int(code)), count)
             for warning, count in warnings.items():
-                metrics.warning(warning, count)
-            failed = len(items) - codes.get(_ITEM_OK, 0)
+                metrics.warning(str(int(warning)), count)
+            failed = len(items) - codes.get(Code.ITEM_OK, 0)
 
         failing = error is not None or status == Code.SERVICE_UNAVAILABLE
         level = logging.ERROR if failing else logging.INFO
@@ -156,7 +155,6 @@ class Observer:
         log.write(record)
 
 
-_ITEM_OK = str(int(Code.ITEM_OK))
 
 
 class ObservabilityMiddleware:
