@@ -3,10 +3,7 @@ package.path = package.path .. ";" .. debug.getinfo(1, "S").source:match("@(.*/)
 require "common"
 
 function init(args)
-  run_offset = tonumber(os.getenv("BENCH_RUN") or "0")
-  wrk.method = "POST"
-  wrk.headers["Content-Type"] = "application/json"
-  wrk.headers["Authorization"] = os.getenv("BENCH_AUTH")
+  init_writer()
 end
 
 function request()

@@ -5,10 +5,7 @@ require "common"
 local batch_size = tonumber(os.getenv("BENCH_BATCH") or "100")
 
 function init(args)
-  run_offset = tonumber(os.getenv("BENCH_RUN") or "0")
-  wrk.method = "POST"
-  wrk.headers["Content-Type"] = "application/json"
-  wrk.headers["Authorization"] = os.getenv("BENCH_AUTH")
+  init_writer()
 end
 
 function request()

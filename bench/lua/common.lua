@@ -33,3 +33,11 @@ function done(summary, latency, requests)
     summary.requests, summary.duration / 1e6, latency:percentile(50) / 1000, latency:percentile(99) / 1000,
     unexpected, summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
 end
+
+function init_writer()
+  -- A script that registers: POST with JSON, the run's own block of mobiles (BENCH_RUN).
+  run_offset = tonumber(os.getenv("BENCH_RUN") or "0")
+  wrk.method = "POST"
+  wrk.headers["Content-Type"] = "application/json"
+  wrk.headers["Authorization"] = os.getenv("BENCH_AUTH")
+end

@@ -304,6 +304,30 @@ def _request_schemas() -> dict[str, Any]:
     }
 
 
+def _customers_response(customer: dict[str, Any]) -> dict[str, Any]:
+    """The envelope of add's and get's answers (codec.customers_document), around their items."""
+    strict_object = {"type": "object", "additionalProperties": False}
+    return {
+        **strict_object,
+        "required": ["response"],
+        "xml": {"name": "response"},
+        "properties": {
+            "response": {
+                **strict_object,
+                "required": ["status", "customers"],
+                "properties": {
+                    "status": _ref("RequestStatus"),
+                    "customers": {
+                        **strict_object,
+                        "required": ["customer"],
+                        "properties": {"customer": {"type": "array", **customer}},
+                    },
+                },
+            }
+        },
+    }
+
+
 def _response_schemas() -> dict[str, Any]:
     request_codes = list(MESSAGES)
     item_codes = [Code.ITEM_OK, *ITEM_ERRORS]
@@ -498,31 +522,9 @@ def _response_schemas() -> dict[str, Any]:
                 "item_status": _ref("ItemStatus"),
             },
         },
-        "AddResponse": {
-            **strict_object,
-            "required": ["response"],
-            "xml": {"name": "response"},
-            "properties": {
-                "response": {
-                    **strict_object,
-                    "required": ["status", "customers"],
-                    "properties": {
-                        "status": _ref("RequestStatus"),
-                        "customers": {
-                            **strict_object,
-                            "required": ["customer"],
-                            "properties": {
-                                "customer": {
-                                    "type": "array",
-                                    "description": "One entry per item sent, in order.",
-                                    "items": {"oneOf": [_ref("AddedCustomer"), _ref("FailedItem")]},
-                                }
-                            },
-                        },
-                    },
-                }
-            },
-        },
+        "AddResponse": _customers_response(
+            {"description": "One entry per item sent, in order.", "items": {"oneOf": [_ref("AddedCustomer"), _ref("FailedItem")]}}
+        ),
         "RetrievedCustomer": {
             "allOf": [
                 _ref("CustomerBody"),
@@ -579,30 +581,7 @@ def _response_schemas() -> dict[str, Any]:
                 "item_status": _ref("ItemStatus"),
             },
         },
-        "GetResponse": {
-            **strict_object,
-            "required": ["response"],
-            "xml": {"name": "response"},
-            "properties": {
-                "response": {
-                    **strict_object,
-                    "required": ["status", "customers"],
-                    "properties": {
-                        "status": _ref("RequestStatus"),
-                        "customers": {
-                            **strict_object,
-                            "required": ["customer"],
-                            "properties": {
-                                "customer": {
-                                    "type": "array",
-                                    "items": {"oneOf": [_ref("RetrievedCustomer"), _ref("MissingCustomer")]},
-                                }
-                            },
-                        },
-                    },
-                }
-            },
-        },
+        "GetResponse": _customers_response({"items": {"oneOf": [_ref("RetrievedCustomer"), _ref("MissingCustomer")]}}),
         "GatewayError": {
             **strict_object,
             "required": ["code", "message"],
