@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import fcntl
 import hashlib
+import os
 import sqlite3
 import subprocess
 from collections.abc import AsyncIterator, Iterator
@@ -141,6 +143,23 @@ async def test_reads_do_not_wait_for_a_writer_in_the_middle_of_its_transaction(s
         rows = await sqlite_file.reader.fetch("SELECT referee_id FROM referrals ORDER BY referee_id", ())
         assert rows == [(1,)]
     assert referees(sqlite_path) == [1, 2]
+
+
+async def test_a_process_holding_the_writer_too_long_is_not_waited_for_and_nothing_is_written_late(sqlite_path):
+    """Another process that keeps the file's turn past the timeout (hung, stopped): the units
+    waiting are answered unavailable, and are not written when the turn comes after all."""
+    file = SqliteFile(str(sqlite_path), timeout=0.3)
+    other_process = os.open(f"{sqlite_path}-writer", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(other_process, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(DatabaseUnavailable, match="held the database's writer"):
+            await file.writer.run(refer(1))
+    finally:
+        fcntl.flock(other_process, fcntl.LOCK_UN)
+        os.close(other_process)
+    assert await file.writer.run(refer(2)) == 2
+    assert referees(sqlite_path) == [2]
+    await file.close()
 
 
 # --- through the API ------------------------------------------------------------------------

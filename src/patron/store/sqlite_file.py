@@ -131,6 +131,33 @@ class _Unit(_Entry):
                 future.exception()
 
 
+class _TurnAbandoned(Exception):
+    """The file's turn came after the units waiting for it had been answered unavailable."""
+
+
+class _Turn:
+    """One wait for the file's turn, taken by the writer's thread or abandoned by the event loop,
+    whichever comes first."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._state = "waiting"
+
+    def take(self) -> bool:
+        with self._lock:
+            if self._state == "abandoned":
+                return False
+            self._state = "taken"
+            return True
+
+    def abandon(self) -> bool:
+        with self._lock:
+            if self._state == "taken":
+                return False
+            self._state = "abandoned"
+            return True
+
+
 class GroupWriter:
     """The process's writer to one SQLite file: one thread with one connection. Units of work queue;
     the writer takes whatever is queued, runs each in order in a savepoint of its own inside one
@@ -230,7 +257,7 @@ class GroupWriter:
         if all(isinstance(entry, _Job) for entry in group):
             # The common case (new customers): the whole transaction in one hand-off to the thread.
             try:
-                outcomes = await self._hop(self._write, [entry.work for entry in group])  # type: ignore[attr-defined]
+                outcomes = await self._in_turn(self._write, [entry.work for entry in group])  # type: ignore[attr-defined]
             except BaseException as exc:
                 _give_up(group, exc)
                 if not isinstance(exc, Exception):
@@ -241,7 +268,7 @@ class GroupWriter:
             self._answer(group)
             return
         try:
-            await self._hop(self._begin)
+            await self._in_turn(self._begin)
         except Exception as exc:
             _give_up(group, exc)
             return
@@ -300,7 +327,25 @@ class GroupWriter:
     async def _hop(self, work: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._thread, work, *args)
 
-    def _begin(self) -> None:
+    async def _in_turn(self, work: Callable[..., T], *args: Any) -> T:
+        """`work(turn, *args)` on the writer's thread, which first waits for this process's turn at
+        the file. Another process keeps the turn for one transaction; one that holds it longer
+        than the timeout (hung, stopped) is not waited for: the units are answered unavailable,
+        and the turn, should it come later, is let go unused, so that nothing is written that
+        was answered as not written."""
+        turn = _Turn()
+        running = asyncio.get_running_loop().run_in_executor(self._thread, work, turn, *args)
+        try:
+            return await asyncio.wait_for(asyncio.shield(running), self.timeout)
+        except TimeoutError:
+            if not turn.abandon():
+                return await running  # the turn came as the wait ended: the transaction goes on
+            running.add_done_callback(lambda done: done.exception())
+            raise DatabaseUnavailable(
+                f"another process has held the database's writer for over {self.timeout:g} s"
+            ) from None
+
+    def _begin(self, turn: _Turn) -> None:
         """On the writer's thread: this process's turn at the file, and its write lock."""
         if self._conn is None:
             self._conn = connect(self.path, timeout=self.timeout, synchronous=self.synchronous)
@@ -308,15 +353,18 @@ class GroupWriter:
             self._lock_file = os.open(f"{self.path}-writer", os.O_RDWR | os.O_CREAT, 0o600)
         assert self._lock_file is not None
         fcntl.flock(self._lock_file, fcntl.LOCK_EX)
+        if not turn.take():
+            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+            raise _TurnAbandoned
         try:
             self._conn.execute("BEGIN IMMEDIATE")
         except BaseException:
             fcntl.flock(self._lock_file, fcntl.LOCK_UN)
             raise
 
-    def _write(self, works: list[Callable[[sqlite3.Connection], Any]]) -> list[tuple[bool, Any]]:
+    def _write(self, turn: _Turn, works: list[Callable[[sqlite3.Connection], Any]]) -> list[tuple[bool, Any]]:
         """On the writer's thread: a transaction of these jobs, each in its savepoint, committed."""
-        self._begin()
+        self._begin(turn)
         try:
             outcomes = _run_jobs(self._connection(), works)
             self._end("COMMIT")
