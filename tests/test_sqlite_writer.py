@@ -267,3 +267,24 @@ async def test_two_workers_and_an_import_on_one_file_never_answer_database_is_lo
         assert conn.execute("SELECT count(*) FROM customers").fetchone()[0] == 3800
         assert conn.execute("SELECT count(DISTINCT id) FROM customers").fetchone()[0] == 3800
         assert conn.execute("SELECT count(*) FROM customer_audits WHERE event_type = 'CREATE'").fetchone()[0] == 3800
+
+
+async def test_a_fault_that_ends_the_transaction_under_a_unit_is_unavailability_for_all_in_it(
+    sqlite_file, sqlite_path
+):
+    """A full disk or an I/O error rolls SQLite's transaction back under a unit: nothing of the
+    units in it is written, and each is answered unavailable (503, safe to retry), not as a fault."""
+
+    async def unit_whose_transaction_ends() -> None:
+        async with sqlite_file.writer.unit() as conn:
+            await conn.execute(REFERRAL, (8,))
+            conn.raw.execute("ROLLBACK")  # what SQLite does itself on SQLITE_FULL
+            raise DatabaseUnavailable("database or disk is full")
+
+    answers = await asyncio.gather(
+        sqlite_file.writer.run(refer(1)), unit_whose_transaction_ends(), sqlite_file.writer.run(refer(2)),
+        return_exceptions=True,
+    )
+    assert [type(answer) for answer in answers] == [DatabaseUnavailable] * 3
+    assert referees(sqlite_path) == []
+    assert await sqlite_file.writer.run(refer(3)) == 3

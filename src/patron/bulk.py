@@ -68,7 +68,7 @@ class ImportJob:
     till_code: str | None = None
     report_path: Path | None = None
     resume: bool = False
-    # Processes that validate and write batches (PostgreSQL; SQLite takes one writer at a time).
+    # Processes that validate and write batches (on SQLite they take turns to write).
     workers: int = 1
     expected_rows: int | None = None  # rows in the file, when the caller has counted them
     progress: Progress = field(default_factory=Progress)

@@ -218,7 +218,7 @@ def customer() -> None:
     type=click.IntRange(1, 64),
     default=lambda: os.cpu_count() or 1,
     show_default="the number of CPUs",
-    help="Processes that validate and write batches (PostgreSQL; SQLite uses one).",
+    help="Processes that validate and write batches (on SQLite they take turns to write).",
 )
 def customer_import(
     file: Path, org_id: int, batch_size: int, till: str | None, report: Path | None, resume: bool, workers: int

@@ -214,18 +214,22 @@ class GroupWriter:
             try:
                 yield SqliteConnection(conn)
             except BaseException:
-                _roll_back_to(conn, "unit")
-                whole = True
+                # A fault that ended the transaction itself (a full disk) left nothing to roll back
+                # to: the unit's own error goes up, and the transaction fails as a whole (503).
+                if conn.in_transaction:
+                    _roll_back_to(conn, "unit")
+                    whole = True
                 raise
             conn.execute("RELEASE unit")
             whole = True
         finally:
-            unit.done.set_result(whole)
+            if not unit.done.done():
+                unit.done.set_result(whole)
         await unit.committed
 
     async def close(self) -> None:
         if self._draining is not None:
-            with contextlib.suppress(BaseException):
+            with contextlib.suppress(Exception):
                 await self._draining
         if self._conn is not None:
             await self._hop(lambda conn: conn.close(), self._conn)
@@ -240,13 +244,15 @@ class GroupWriter:
             self._draining = asyncio.get_running_loop().create_task(self._drain())
 
     async def _drain(self) -> None:
+        group: list[_Entry] = []
         try:
             while self._queue:
                 group, self._queue = self._queue, []
                 await self._commit(group)
+                group = []
         except BaseException as exc:
-            # Cancelled (the server stops): whatever is left queued is not written.
-            for entry in self._queue:
+            # Cancelled (the event loop is torn down): no unit is left waiting for an answer.
+            for entry in (*group, *self._queue):
                 entry.give_up(DatabaseUnavailable(f"the writer stopped: {exc!r}"))
             self._queue = []
             raise
@@ -293,7 +299,7 @@ class GroupWriter:
                     continue  # its owner stopped waiting before its turn
                 entry.go.set_result(None)
                 if not await entry.done:
-                    raise RuntimeError("a unit of work could not be undone; the transaction is rolled back")
+                    raise DatabaseUnavailable("the transaction ended under a unit of work; nothing of it is written")
                 carried.append(entry)
             await self._hop(self._end, "COMMIT")
         except BaseException as exc:
@@ -337,6 +343,9 @@ class GroupWriter:
         running = asyncio.get_running_loop().run_in_executor(self._thread, work, turn, *args)
         try:
             return await asyncio.wait_for(asyncio.shield(running), self.timeout)
+        except asyncio.CancelledError:
+            turn.abandon()  # if the turn was not taken yet, nothing of it is written
+            raise
         except TimeoutError:
             if not turn.abandon():
                 return await running  # the turn came as the wait ended: the transaction goes on
@@ -347,11 +356,12 @@ class GroupWriter:
 
     def _begin(self, turn: _Turn) -> None:
         """On the writer's thread: this process's turn at the file, and its write lock."""
-        if self._conn is None:
-            self._conn = connect(self.path, timeout=self.timeout, synchronous=self.synchronous)
-            self._conn.execute("PRAGMA wal_autocheckpoint=0")  # the Checkpointer's job
+        if self._lock_file is None:
             self._lock_file = os.open(f"{self.path}-writer", os.O_RDWR | os.O_CREAT, 0o600)
-        assert self._lock_file is not None
+        if self._conn is None:
+            conn = connect(self.path, timeout=self.timeout, synchronous=self.synchronous)
+            conn.execute("PRAGMA wal_autocheckpoint=0")  # the Checkpointer's job
+            self._conn = conn
         fcntl.flock(self._lock_file, fcntl.LOCK_EX)
         if not turn.take():
             fcntl.flock(self._lock_file, fcntl.LOCK_UN)
@@ -375,12 +385,23 @@ class GroupWriter:
         return outcomes
 
     def _end(self, how: str) -> None:
-        assert self._conn is not None and self._lock_file is not None
+        assert self._lock_file is not None
+        if self._conn is None:  # dropped by a failed ROLLBACK: nothing is open
+            return
         try:
             if self._conn.in_transaction:
                 self._conn.execute(how)
+        except BaseException:
+            if how == "ROLLBACK":
+                # A transaction that cannot be ended would refuse every later BEGIN: the
+                # connection is dropped (which ends it) and the next transaction opens another.
+                with contextlib.suppress(Exception):
+                    self._conn.close()
+                self._conn = None
+                fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+            raise
         finally:
-            if not self._conn.in_transaction:
+            if self._conn is not None and not self._conn.in_transaction:
                 fcntl.flock(self._lock_file, fcntl.LOCK_UN)
         if how == "COMMIT":
             self._checkpoints.written()
