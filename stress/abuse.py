@@ -284,6 +284,25 @@ def _head_abuser(index: int, deadline: float, config: dict[str, Any], tally: Tal
 # --- scenario 8: oversized batches --------------------------------------------------------------
 
 
+def _exchange(
+    conn: http.client.HTTPConnection, port: int, request: tuple[str, str, bytes, dict[str, str]], tally: Any, kind: str,
+    pause: float,
+) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse | None, bytes]:
+    """One request and its whole answer; a request that gets none is counted under `kind`, and the
+    abuser goes on, after a pause, on a new connection (the answer is then None)."""
+    method, path, body, headers = request
+    try:
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        return conn, response, response.read()
+    except (OSError, http.client.HTTPException) as exc:
+        tally.count(f"{kind}: no answer ({type(exc).__name__})")
+        tally.sample(f"{kind}: {exc!r}")
+        conn.close()
+        time.sleep(pause)
+        return http.client.HTTPConnection(HOST, port, timeout=10), None, b""
+
+
 def _batch_abuser(index: int, deadline: float, config: dict[str, Any], tally: Tally) -> None:
     port, pause, kind = config["port"], config["pause"], config["format"]
     items = config["items"]
@@ -299,16 +318,8 @@ def _batch_abuser(index: int, deadline: float, config: dict[str, Any], tally: Ta
             if time.monotonic() >= deadline:
                 break
             started = time.monotonic()
-            try:
-                conn.request("POST", "/v1.1/customer/add", body=body, headers=headers)
-                response = conn.getresponse()
-                answer = response.read()
-            except (OSError, http.client.HTTPException) as exc:
-                tally.count(f"{kind}: no answer ({type(exc).__name__})")
-                tally.sample(f"{kind}: {exc!r}")
-                conn.close()
-                conn = http.client.HTTPConnection(HOST, port, timeout=10)
-                time.sleep(pause)
+            conn, response, answer = _exchange(conn, port, ("POST", "/v1.1/customer/add", body, headers), tally, kind, pause)
+            if response is None:
                 continue
             tally.time(f"{kind}: answer", time.monotonic() - started)
             tally.time(f"{kind}: answer bytes", len(answer))
@@ -361,16 +372,8 @@ def _guess_abuser(index: int, deadline: float, config: dict[str, Any], tally: Ta
                 payload = json.dumps({"key": key, "secret": guess}).encode()
                 request = ("POST", "/v3/oauth/token/generate", payload, {"Content-Type": "application/json"})
             started = time.monotonic()
-            try:
-                conn.request(request[0], request[1], body=request[2], headers=request[3])
-                response = conn.getresponse()
-                answer = response.read()
-            except (OSError, http.client.HTTPException) as exc:
-                tally.count(f"{role}: no answer ({type(exc).__name__})")
-                tally.sample(f"{role}: {exc!r}")
-                conn.close()
-                conn = http.client.HTTPConnection(HOST, port, timeout=10)
-                time.sleep(pause)
+            conn, response, answer = _exchange(conn, port, request, tally, role, pause)
+            if response is None:
                 continue
             now = time.monotonic()
             status = response.status
