@@ -54,8 +54,8 @@ def inserted_columns(table: Table) -> list[str]:
     return [column.name for column in table.columns if column.name != "id"]
 
 
-def is_sqlite(engine: Any) -> bool:
-    """An engine or connection of SQLite (SQLAlchemy's, or store.sqlite_file's own)."""
+def is_sqlite(engine: AsyncEngine | AsyncConnection) -> bool:
+    """An engine or connection of SQLite."""
     return not isinstance(engine, asyncpg.Connection) and engine.dialect.name == "sqlite"
 
 
@@ -238,9 +238,25 @@ async def _no_reset(conn: asyncpg.Connection) -> None:
     return None
 
 
+# SQLite's synchronous settings Patron offers (docs/sqlite.md: what a power loss can cost under each).
+SQLITE_SYNCHRONOUS = ("NORMAL", "FULL")
+
+
+def sqlite_pragmas(timeout: float, synchronous: str) -> list[str]:
+    """How Patron opens every connection to an SQLite file, SQLAlchemy's and its own alike: WAL, a
+    busy timeout for writers that are not Patron's, the chosen durability, foreign keys."""
+    if synchronous not in SQLITE_SYNCHRONOUS:
+        raise ValueError(f"SQLite synchronous must be one of {', '.join(SQLITE_SYNCHRONOUS)}, not {synchronous!r}")
+    return [
+        "PRAGMA journal_mode=WAL",
+        f"PRAGMA busy_timeout={int(timeout * 1000)}",
+        f"PRAGMA synchronous={synchronous}",
+        "PRAGMA foreign_keys=ON",
+    ]
+
+
 def _sqlite_engine(url: URL, timeout: float, synchronous: str) -> AsyncEngine:
-    if synchronous not in ("NORMAL", "FULL"):
-        raise ValueError(f"SQLite synchronous must be NORMAL or FULL, not {synchronous!r}")
+    pragmas = sqlite_pragmas(timeout, synchronous)
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(
@@ -252,10 +268,8 @@ def _sqlite_engine(url: URL, timeout: float, synchronous: str) -> AsyncEngine:
         # Take transaction control from the driver so that writers can BEGIN IMMEDIATE.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
-        cursor.execute(f"PRAGMA synchronous={synchronous}")
-        cursor.execute("PRAGMA foreign_keys=ON")
+        for pragma in pragmas:
+            cursor.execute(pragma)
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")

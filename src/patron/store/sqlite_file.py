@@ -13,22 +13,16 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import orjson
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 
-from patron.store.db import DatabaseUnavailable, is_unavailable, json_text
+from patron.store.db import DatabaseUnavailable, is_unavailable, json_text, sqlite_pragmas
 
 T = TypeVar("T")
-
-# What a power loss may cost, by PRAGMA synchronous (docs/durability.md). In WAL mode a commit
-# under NORMAL is written to the WAL file but not synced, so it survives the process being killed
-# (kill -9, a crash) and is lost only if the machine loses power before the next checkpoint syncs
-# it; FULL syncs the WAL at every commit, once per group of units (so the cost is shared).
-SYNCHRONOUS = ("NORMAL", "FULL")
 
 # How often, at most, the WAL is checkpointed into the database file (and synced) while writes go
 # on: by a thread of its own, so that no transaction waits for it (SQLite's automatic checkpoint
@@ -45,9 +39,8 @@ def connect(path: str, *, timeout: float, synchronous: str) -> sqlite3.Connectio
     """A connection in autocommit mode (transactions are begun explicitly), WAL, with a busy timeout
     for writers that are not Patron's (`sqlite3` at a shell)."""
     conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False, cached_statements=512)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute(f"PRAGMA synchronous={synchronous}")
-    conn.execute("PRAGMA foreign_keys=ON")
+    for pragma in sqlite_pragmas(timeout, synchronous):
+        conn.execute(pragma)
     # Pages read by memory map, not by a read() call each: a look-up is a few page visits.
     conn.execute("PRAGMA mmap_size=268435456")
     conn.execute("PRAGMA cache_size=-65536")
@@ -60,8 +53,6 @@ class SqliteConnection:
     or the writer's while a unit of work has its turn (GroupWriter.unit)."""
 
     raw: sqlite3.Connection
-    dialect: Any = DIALECT
-    info: dict[str, Any] = field(default_factory=dict)
 
     async def run(self, work: Callable[..., T], *args: Any) -> T:
         try:
@@ -505,8 +496,7 @@ class SqliteFile:
     def __init__(self, path: str, *, timeout: float = 5.0, synchronous: str = "NORMAL") -> None:
         if path in ("", ":memory:"):
             raise ValueError("Patron serves an SQLite file, not an in-memory database (each connection would have its own)")
-        if synchronous not in SYNCHRONOUS:
-            raise ValueError(f"SQLite synchronous must be one of {', '.join(SYNCHRONOUS)}, not {synchronous!r}")
+        sqlite_pragmas(timeout, synchronous)  # refuses a setting Patron does not offer, before any connection
         self.path = str(Path(path))
         self.writer = GroupWriter(self.path, timeout=timeout, synchronous=synchronous)
         self._reader: SqliteConnection | None = None

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Union
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from patron.loyalty.model import Membership
 from patron.registration.model import Customer
+from patron.store.customers import CustomerStore
 from patron.store.db import DriverPool, is_sqlite
+from patron.store.loyalty import LoyaltyStore
 
 if TYPE_CHECKING:
     from patron.store.postgres import PostgresStorage
@@ -23,8 +25,8 @@ Found = dict[str | int, tuple[Customer, list[Membership]]]
 class StoreUnit:
     """The repositories of one unit of work (one engine's, on one connection)."""
 
-    customers: Any
-    loyalty: Any
+    customers: CustomerStore
+    loyalty: LoyaltyStore
 
 
 # The database as registrations and look-ups use it (registration.service.Storage, with look-ups
