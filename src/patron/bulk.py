@@ -8,9 +8,7 @@ import difflib
 import json
 import multiprocessing
 import os
-import re
 import signal
-import unicodedata
 import uuid
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -29,6 +27,7 @@ from patron.orgs.cache import OrgCache
 from patron.codes import Code, request_message
 from patron.orgs.model import OrgSettings
 from patron.orgs.policy import STANDARD_EXTENDED_FIELDS
+from patron.registration import fields
 from patron.registration.model import IDENTIFIERS
 from patron.registration.reading import ITEM_FIELDS
 from patron.registration.service import Caller, register
@@ -36,7 +35,6 @@ from patron.settings import Settings
 from patron.store.maintenance import analyze_customer_tables
 from patron.store.unit import Storage
 
-_NOT_DIGITS = re.compile(r"\D+")
 
 # Columns that hold a list of {name, value} in the add API.
 _FIELD_PREFIXES = {"custom.": "custom_fields", "extended.": "extended_fields"}
@@ -129,8 +127,8 @@ def unknown_columns(path: Path, org: OrgSettings) -> list[str]:
     with path.open(newline="", encoding="utf-8-sig") as handle:
         header = next(csv.reader(handle), None) or []
     known = {name.lower(): name for name in ITEM_FIELDS if name not in _LISTED_FIELDS}
-    for prefix, fields in (("custom.", org.custom_fields), ("extended.", {**STANDARD_EXTENDED_FIELDS, **org.extended_fields})):
-        known.update({f"{prefix}{key}": f"{prefix}{kind.name}" for key, kind in fields.items()})
+    for prefix, declared in (("custom.", org.custom_fields), ("extended.", {**STANDARD_EXTENDED_FIELDS, **org.extended_fields})):
+        known.update({f"{prefix}{key}": f"{prefix}{kind.name}" for key, kind in declared.items()})
     problems = []
     for column in header:
         if column.strip().lower() in known:
@@ -416,18 +414,16 @@ def _batches(
 
 
 def _identifier_values(batch: list[tuple[int, Any]]) -> set[tuple[str, str]]:
-    """Keys of the identifiers a batch names; two spellings of one identifier share a key (a
-    mobile by its last eight digits, every identifier in NFKC as the add API reads it), so that batches about one customer are never run at once."""
+    """The identity keys of the identifiers a batch names (fields.identity_key), so that batches
+    about one customer are never run at once."""
     keys = set()
     for _, customer in batch:
         if not isinstance(customer, dict):
             continue
         for name in IDENTIFIERS:
-            value = customer.get(name)
-            if value is None or value == "":
-                continue
-            value = unicodedata.normalize("NFKC", str(value)).strip().lower()
-            keys.add((name, _NOT_DIGITS.sub("", value)[-8:] if name == "mobile" else value))
+            key = fields.identity_key(name, customer.get(name))
+            if key is not None:
+                keys.add((name, key))
     return keys
 
 
