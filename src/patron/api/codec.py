@@ -8,7 +8,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from patron.api import xml
+from patron.api import answers, xml
 from patron.api.errors import ApiError
 from patron.codes import Code, request_message
 
@@ -123,8 +123,8 @@ def encode(document: dict[str, Any], response_format_: str, status_code: int, he
     return Response(orjson.dumps(document), status_code, headers, media_type="application/json")
 
 
-def status_block(code: Code, total: int | None = None, success_count: int | None = None) -> dict[str, Any]:
-    block: dict[str, Any] = {
+def status_block(code: Code, total: int | None = None, success_count: int | None = None) -> answers.RequestStatus:
+    block: answers.RequestStatus = {
         "success": "true" if code in (Code.SUCCESS, Code.PARTIAL_SUCCESS) else "false",
         "code": int(code),
         "message": request_message(code),
@@ -135,12 +135,14 @@ def status_block(code: Code, total: int | None = None, success_count: int | None
     return block
 
 
-def customers_document(code: Code, items: list[dict[str, Any]], successes: int) -> dict[str, Any]:
+def customers_document(
+    code: Code, items: list[answers.AddedCustomer | answers.FailedItem] | list[answers.RetrievedCustomer | answers.MissingCustomer], successes: int
+) -> answers.AddResponse | answers.GetResponse:
     """The answer of customer/add and customer/get: the batch's status, then each customer's item."""
     return {"response": {"status": status_block(code, len(items), successes), "customers": {"customer": items}}}
 
 
-def error_document(error: ApiError) -> dict[str, Any]:
+def error_document(error: ApiError) -> answers.ErrorResponse:
     status = status_block(error.code)
     if error.detail:
         status["detail"] = error.detail

@@ -8,6 +8,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from patron.api import answers
 from patron.api.context import read_body, services
 from patron.api.errors import ApiError
 from patron.codes import INVALID_CLIENT, INVALID_CLIENT_MESSAGE, Code
@@ -63,8 +64,8 @@ async def list_audits(request: Request) -> Response:
     return gateway_response([_audit_record(record, org.tz, with_context) for record in records])
 
 
-def _audit_record(record: AuditRecord, tz: Any, with_context: bool) -> dict[str, Any]:
-    shown: dict[str, Any] = {
+def _audit_record(record: AuditRecord, tz: Any, with_context: bool) -> answers.AuditRecord:
+    shown: answers.AuditRecord = {
         "requestId": record.request_id,
         "entityType": "CUSTOMER",
         "entityId": record.customer_id,

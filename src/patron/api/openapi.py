@@ -1,4 +1,5 @@
-"""The OpenAPI 3.1 description of Patron's HTTP API, written by hand as data, and the two pages that serve it."""
+"""The OpenAPI 3.1 description of Patron's HTTP API, and the two pages that serve it: requests and
+examples written here as data, responses read from the answers' types (api.answers)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ from typing import Any
 
 import orjson
 import swagger_ui
+from pydantic import TypeAdapter
+from pydantic.json_schema import GenerateJsonSchema
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from patron import limits
-from patron.api import xml
+from patron.api import answers, xml
 from patron.api.auth import (
     ATTRIBUTION_CODE,
     ATTRIBUTION_TILL_LEGACY,
@@ -24,6 +27,7 @@ from patron.api.codec import customers_document, error_document
 from patron.api.customers import LOOKUP_KEYS, USER_CONTEXT_HEADERS
 from patron.api.errors import ApiError
 from patron.api.gateway import OAUTH_NOT_CONFIGURED
+from patron.api.present import item_status
 from patron.codes import (
     INVALID_CLIENT,
     INVALID_CLIENT_MESSAGE,
@@ -36,7 +40,6 @@ from patron.codes import (
     Code,
 )
 from patron.orgs.policy import STANDARD_EXTENDED_FIELDS
-from patron.registration.model import IDENTIFIERS
 from patron.registration.reading import (
     FRAUD_STATUSES,
     SOURCES,
@@ -93,14 +96,6 @@ GET_ONLY_ITEM_CODES = (Code.CUSTOMER_NOT_FOUND,)
 
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": SCHEMAS + name}
-
-
-def _nullable(kind: str, **more: Any) -> dict[str, Any]:
-    return {"type": [kind, "null"], **more}
-
-
-def _code_text(code: Code) -> str:
-    return str(int(code))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -161,13 +156,6 @@ _LENIENT_FLAG = {
     "type": ["string", "boolean", "integer"],
     "description": "true/false, 1/0, yes/no in any case; a string is fine.",
 }
-_TIMESTAMP_TEXT = {
-    "type": "string",
-    "description": "`YYYY-MM-DD HH:MM:SS` in the org's timezone.",
-    "pattern": r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$",
-    "examples": ["2024-08-01 07:28:32"],
-}
-_COUNT_TEXT = {"type": "string", "pattern": "^[0-9]+$"}
 
 
 def _name_value_list(value_schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -304,391 +292,32 @@ def _request_schemas() -> dict[str, Any]:
     }
 
 
-def _customers_response(customer: dict[str, Any]) -> dict[str, Any]:
-    """The envelope of add's and get's answers (codec.customers_document), around their items."""
-    strict_object = {"type": "object", "additionalProperties": False}
-    return {
-        **strict_object,
-        "required": ["response"],
-        "xml": {"name": "response"},
-        "properties": {
-            "response": {
-                **strict_object,
-                "required": ["status", "customers"],
-                "properties": {
-                    "status": _ref("RequestStatus"),
-                    "customers": {
-                        **strict_object,
-                        "required": ["customer"],
-                        "properties": {"customer": {"type": "array", **customer}},
-                    },
-                },
-            }
-        },
-    }
+class _Document(GenerateJsonSchema):
+    """JSON Schema as the document shows it: a property is titled by its name already."""
+
+    def field_title_should_be_set(self, schema: Any) -> bool:
+        return False
 
 
-def _response_schemas() -> dict[str, Any]:
-    request_codes = list(MESSAGES)
-    item_codes = [Code.ITEM_OK, *ITEM_ERRORS]
-    strict_object = {"type": "object", "additionalProperties": False}
-    field_list = {
-        **strict_object,
-        "required": ["field"],
-        "properties": {
-            "field": {
-                "type": "array",
-                "items": {
-                    **strict_object,
-                    "required": ["name", "value"],
-                    "properties": {"name": {"type": "string"}, "value": {"type": "string"}},
-                },
-            }
-        },
-    }
-    points_summary_keys = (
-        "programId", "redeemed", "expired", "returned", "adjusted", "lifetimePoints", "loyaltyPoints",
-        "cumulativePurchases", "currentSlab", "nextSlab", "nextSlabSerialNumber", "nextSlabDescription",
-        "slabSNo", "slabExpiryDate", "totalPoints",
-    )
-    customer_body_properties: dict[str, Any] = {
-        "user_id": {"type": "integer", "description": "The customer's id, unique in the installation."},
-        "firstname": {"type": "string"},
-        "lastname": {"type": "string"},
-        "mobile": _nullable("string", description="E.164 digits without `+`."),
-        "email": _nullable("string"),
-        "external_id": _nullable("string"),
-        "lifetime_points": {"type": "integer", "description": "Of the default programme."},
-        "loyalty_points": {"type": "integer", "description": "Of the default programme."},
-        "current_slab": _nullable("string", description="null for NON_LOYALTY customers and orgs without programmes."),
-        "tier_expiry_date": {**_TIMESTAMP_TEXT, "type": ["string", "null"]},
-        "points_summaries": {
-            **strict_object,
-            "required": ["points_summary"],
-            "properties": {"points_summary": {"type": "array", "items": _ref("PointsSummary")}},
-        },
-        "lifetime_purchases": {"type": "integer"},
-        "registered_on": _TIMESTAMP_TEXT,
-        "updated_on": _TIMESTAMP_TEXT,
-        "type": {"type": "string", "enum": sorted(TYPES.values())},
-        "source": {"type": "string", "enum": sorted(name.lower() for name in SOURCES.values())},
-        "fraud_status": {"type": "string", "enum": list(FRAUD_STATUSES.values())},
-        "reason": {"type": "string"},
-        "custom_fields": field_list,
-        "extended_fields": field_list,
-        "subscriptions": {
-            **strict_object,
-            "required": ["subscription"],
-            "properties": {"subscription": {"type": "array", "items": _ref("Subscription")}},
-        },
-    }
-    return {
-        "RequestStatus": {
-            **strict_object,
-            "description": "The request-level outcome; `code` is also the HTTP status.",
-            "required": ["success", "code", "message"],
-            "properties": {
-                "success": {"type": "string", "enum": ["true", "false"]},
-                "code": {"type": "integer", "enum": [int(code) for code in request_codes]},
-                "message": {"type": "string", "enum": [MESSAGES[code] for code in request_codes]},
-                "total": {**_COUNT_TEXT, "description": "Items in the batch (batch answers only)."},
-                "success_count": {**_COUNT_TEXT, "description": "Items that succeeded (batch answers only)."},
-                "detail": {"type": "string", "description": "What exactly was wrong (errors only)."},
-            },
-        },
-        "ErrorResponse": {
-            **strict_object,
-            "required": ["response"],
-            "xml": {"name": "response"},
-            "properties": {
-                "response": {
-                    **strict_object,
-                    "required": ["status"],
-                    "properties": {"status": _ref("RequestStatus")},
-                }
-            },
-        },
-        "ItemStatus": {
-            **strict_object,
-            "required": ["success", "code", "message", "warnings"],
-            "properties": {
-                "success": {"type": "string", "enum": ["true", "false"]},
-                "code": {"type": "string", "enum": [_code_text(code) for code in item_codes]},
-                "message": {
-                    "type": "string",
-                    "description": "The code's message; for 1000 followed by each warning's text after `, `.",
-                },
-                "warnings": {
-                    **strict_object,
-                    "required": ["warning"],
-                    "properties": {
-                        "warning": {
-                            "type": "array",
-                            "items": {"type": "string", "enum": [_code_text(code) for code in WARNINGS]},
-                        }
-                    },
-                },
-            },
-        },
-        "PointsSummary": {
-            **strict_object,
-            "description": "One programme's points and tier; every value is a string. "
-            "`nextSlabSerialNumber` is `-1` at the top slab.",
-            "required": list(points_summary_keys),
-            "properties": {key: {"type": "string"} for key in points_summary_keys},
-        },
-        "Subscription": {
-            **strict_object,
-            "required": ["channel", "priority", "scope", "is_subscribed"],
-            "properties": {
-                "channel": {"type": "string", "enum": sorted(SUBSCRIPTION_CHANNELS.values())},
-                "priority": {"type": "string", "enum": sorted(SUBSCRIPTION_PRIORITIES.values())},
-                "scope": {"type": "string"},
-                "is_subscribed": {"type": "string", "enum": ["0", "1"]},
-            },
-        },
-        "CommChannel": {
-            **strict_object,
-            "required": ["type", "value", "primary", "verified", "meta"],
-            "properties": {
-                "type": {"type": "string"},
-                "value": {"type": "string"},
-                "primary": {"type": "string", "enum": ["true", "false"]},
-                "verified": {"type": "string", "enum": ["true", "false"]},
-                "meta": {"type": "object"},
-            },
-        },
-        "PointsEffect": {
-            **strict_object,
-            "description": "Points awarded by a registration rule; `total_points` only for the "
-            "registering customer, `is_referrer` only for the owner of the referral code.",
-            "required": ["awarded_points", "customer_id", "type"],
-            "properties": {
-                "awarded_points": {"type": "integer"},
-                "total_points": {"type": "integer"},
-                "customer_id": {"type": "string"},
-                "is_referrer": {"const": "true"},
-                "type": {"const": "points"},
-            },
-        },
-        "AlternateCurrencyEffect": {
-            **strict_object,
-            "required": ["alternate_currency_identifier", "alternate_currency_name", "awarded_value", "type"],
-            "properties": {
-                "alternate_currency_identifier": {"type": "string"},
-                "alternate_currency_name": {"type": "string"},
-                "awarded_value": {"type": "string"},
-                "type": {"const": "alternate_currency"},
-            },
-        },
-        "CustomerBody": {
-            "type": "object",
-            "description": "What add and get both say of a customer.",
-            "required": list(customer_body_properties),
-            "properties": customer_body_properties,
-        },
-        "AddedCustomer": {
-            "description": "A successful add item: the customer as stored now.",
-            "allOf": [
-                _ref("CustomerBody"),
-                {
-                    "type": "object",
-                    "required": ["side_effects", "item_status"],
-                    "properties": {
-                        "side_effects": {
-                            **strict_object,
-                            "required": ["effect"],
-                            "properties": {
-                                "effect": {
-                                    "type": "array",
-                                    "items": {"oneOf": [_ref("PointsEffect"), _ref("AlternateCurrencyEffect")]},
-                                }
-                            },
-                        },
-                        "item_status": _ref("ItemStatus"),
-                    },
-                },
-            ],
-            "unevaluatedProperties": False,
-        },
-        "FailedItem": {
-            **strict_object,
-            "description": "A failed add item: the identifiers exactly as sent (null when absent), "
-            "`user_id` when the item was matched to an existing customer, and the error.",
-            "required": [*IDENTIFIERS, "item_status"],
-            "properties": {
-                **{name: {"description": "As sent."} for name in IDENTIFIERS},
-                "user_id": {"type": "integer"},
-                "item_status": _ref("ItemStatus"),
-            },
-        },
-        "AddResponse": _customers_response(
-            {"description": "One entry per item sent, in order.", "items": {"oneOf": [_ref("AddedCustomer"), _ref("FailedItem")]}}
-        ),
-        "RetrievedCustomer": {
-            "allOf": [
-                _ref("CustomerBody"),
-                {
-                    "type": "object",
-                    "required": [
-                        "fraud_details", "registered_till", "registered_store", "associated_with",
-                        "referral_code", "commChannels", "identifiers", "item_status",
-                    ],
-                    "properties": {
-                        "fraud_details": {
-                            **strict_object,
-                            "required": ["status"],
-                            "properties": {"status": {"type": "string"}},
-                        },
-                        "registered_till": {
-                            **strict_object,
-                            "required": ["code", "name"],
-                            "properties": {"code": _nullable("string"), "name": _nullable("string")},
-                        },
-                        "registered_store": {
-                            **strict_object,
-                            "required": ["code", "name"],
-                            "properties": {"code": _nullable("string"), "name": _nullable("string")},
-                        },
-                        "associated_with": _nullable("string", description="A till code."),
-                        "referral_code": _nullable("string", description="null for NON_LOYALTY customers."),
-                        "commChannels": {"type": "array", "items": _ref("CommChannel")},
-                        "identifiers": {
-                            "type": "array",
-                            "items": {
-                                **strict_object,
-                                "required": ["type", "value"],
-                                "properties": {
-                                    "type": {"type": "string", "enum": list(IDENTIFIERS)},
-                                    "value": {"type": "string"},
-                                },
-                            },
-                        },
-                        "item_status": _ref("ItemStatus"),
-                    },
-                },
-            ],
-            "unevaluatedProperties": False,
-        },
-        "MissingCustomer": {
-            **strict_object,
-            "description": "Not found: the value asked for, under the key it was asked by, and 1012.",
-            "required": ["item_status"],
-            "minProperties": 2,
-            "maxProperties": 2,
-            "properties": {
-                **{key: {"type": "string"} for key in LOOKUP_KEYS},
-                "item_status": _ref("ItemStatus"),
-            },
-        },
-        "GetResponse": _customers_response({"items": {"oneOf": [_ref("RetrievedCustomer"), _ref("MissingCustomer")]}}),
-        "GatewayError": {
-            **strict_object,
-            "required": ["code", "message"],
-            "properties": {
-                "code": {
-                    "type": "integer",
-                    "enum": [INVALID_CLIENT, *(int(code) for code in request_codes)],
-                },
-                "message": {"type": "string"},
-            },
-        },
-        "GatewayErrorResponse": {
-            **strict_object,
-            "required": ["data", "errors"],
-            "properties": {
-                "data": {"type": "null"},
-                "errors": {"type": "array", "minItems": 1, "items": _ref("GatewayError")},
-            },
-        },
-        "TokenResponse": {
-            **strict_object,
-            "required": ["data", "errors"],
-            "properties": {
-                "data": {
-                    **strict_object,
-                    "required": ["accessToken", "ttlSeconds"],
-                    "properties": {
-                        "accessToken": {"type": "string", "description": "Send it in X-CAP-API-OAUTH-TOKEN."},
-                        "ttlSeconds": {"type": "integer", "description": "The token expires after this (then 498)."},
-                    },
-                },
-                "errors": {"type": "null"},
-            },
-        },
-        "AuditRecord": {
-            **strict_object,
-            "required": [
-                "requestId", "entityType", "entityId", "createdOn", "updatedByMode", "till", "apiClient", "events",
-            ],
-            "properties": {
-                "requestId": {"type": "string", "description": "The X-Cap-Requestid of the request that wrote it."},
-                "entityType": {"const": "CUSTOMER"},
-                "entityId": {"type": "integer", "description": "The customer's user_id."},
-                "createdOn": _TIMESTAMP_TEXT,
-                "updatedByMode": {"const": "API"},
-                "till": _nullable("string"),
-                "apiClient": _nullable("string"),
-                "userContextDetails": {
-                    **strict_object,
-                    "description": "Only with includeUserContext=true: the USER-CONTEXT-* headers as sent.",
-                    "required": ["entityType", "entityId", "entitySource", "entitySourceId"],
-                    "properties": {
-                        key: _nullable("string") for key in ("entityType", "entityId", "entitySource", "entitySourceId")
-                    },
-                },
-                "events": {
-                    "type": "array",
-                    "items": {
-                        **strict_object,
-                        "required": ["eventType", "updatedField", "additionalFields"],
-                        "properties": {
-                            "eventType": {"type": "string", "enum": ["CREATE", "UPDATE"]},
-                            "updatedField": {"type": "string"},
-                            "additionalFields": {
-                                **strict_object,
-                                "required": ["previousValue", "currentValue"],
-                                "properties": {"previousValue": {}, "currentValue": {}},
-                            },
-                        },
-                    },
-                },
-            },
-        },
-        "AuditsResponse": {
-            **strict_object,
-            "required": ["data", "errors"],
-            "properties": {
-                "data": {"type": "array", "description": "Newest first.", "items": _ref("AuditRecord")},
-                "errors": {"type": "null"},
-            },
-        },
-        "ProbeResponse": {
-            **strict_object,
-            "required": ["data", "errors"],
-            "properties": {
-                "data": {
-                    **strict_object,
-                    "required": ["status"],
-                    "properties": {"status": {"type": "string", "enum": ["up", "ready", "database unreachable"]}},
-                },
-                "errors": {"type": "null"},
-            },
-        },
-    }
+def answer_schemas() -> dict[str, Any]:
+    """The response half of the components, read from the answers' own types (api.answers)."""
+    schemas: dict[str, Any] = {}
+    for answer in answers.DOCUMENTED:
+        schema = TypeAdapter(answer).json_schema(ref_template=SCHEMAS + "{model}", schema_generator=_Document)
+        schemas.update(schema.pop("$defs", {}))
+        schemas[answer.__name__] = schema
+    for schema in schemas.values():
+        schema.pop("title", None)  # the component's name
+    return schemas
 
 
 # ---------------------------------------------------------------------------------------------
 # Examples: the seed's samples (the original API page), with the envelope built by Patron's own code.
 
 
-def _item_status(code: Code, message: str, warnings: tuple[Code, ...] = ()) -> dict[str, Any]:
-    return {
-        "success": "true" if code == Code.ITEM_OK else "false",
-        "code": _code_text(code),
-        "message": ", ".join([message, *(WARNINGS[warning] for warning in warnings)]),
-        "warnings": {"warning": [_code_text(warning) for warning in warnings]},
-    }
+def _item_status(code: Code, message: str, warnings: tuple[Code, ...] = ()) -> answers.ItemStatus:
+    message = ", ".join([message, *(WARNINGS[warning] for warning in warnings)])
+    return item_status(code == Code.ITEM_OK, code, message, list(warnings))
 
 
 SEED_REQUEST_MOBILE_AND_EMAIL: dict[str, Any] = {
@@ -1386,7 +1015,7 @@ def build_document() -> dict[str, Any]:
                 }
             },
             "parameters": _parameters(),
-            "schemas": {**_request_schemas(), **_response_schemas()},
+            "schemas": {**_request_schemas(), **answer_schemas()},
         },
     }
 

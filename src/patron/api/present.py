@@ -6,6 +6,8 @@ from datetime import date
 from functools import lru_cache
 from typing import Any
 
+from patron.api import answers
+from patron.api.answers import code_text
 from patron.codes import RETRIEVED, Code, item_error_message
 from patron.loyalty.model import CurrencyEffect, Membership, SideEffect
 from patron.loyalty.rules import next_slab
@@ -16,16 +18,16 @@ from patron.registration.model import IDENTIFIERS, Customer
 from patron.registration.service import ItemResult
 
 
-def _fields(values: dict[str, str]) -> dict[str, Any]:
+def _fields(values: dict[str, str]) -> answers.FieldList:
     return {"field": [{"name": name, "value": value} for name, value in values.items()]}
 
 
-def _item_status(success: bool, code: Code, message: str, warnings: list[Code]) -> dict[str, Any]:
+def item_status(success: bool, code: Code, message: str, warnings: list[Code]) -> answers.ItemStatus:
     return {
         "success": "true" if success else "false",
-        "code": str(int(code)),
+        "code": code_text(code),
         "message": message,
-        "warnings": {"warning": [str(int(warning)) for warning in warnings]},
+        "warnings": {"warning": [code_text(warning) for warning in warnings]},
     }
 
 
@@ -34,7 +36,7 @@ def _expiry(day: date) -> str:
     return f"{day.isoformat()} 23:59:59"
 
 
-def _points_summary(membership: Membership, program: Program) -> dict[str, str]:
+def _points_summary(membership: Membership, program: Program) -> answers.PointsSummary:
     slab = program.slabs[membership.slab_serial - 1]
     upcoming = next_slab(program, membership.slab_serial)
     return {
@@ -74,7 +76,7 @@ def _loyalty(memberships: list[Membership], org: OrgSettings) -> dict[str, Any]:
     }
 
 
-def _side_effect(effect: SideEffect) -> dict[str, Any]:
+def _side_effect(effect: SideEffect) -> answers.PointsEffect | answers.AlternateCurrencyEffect:
     if isinstance(effect, CurrencyEffect):
         return {
             "alternate_currency_identifier": effect.identifier,
@@ -92,7 +94,7 @@ def _side_effect(effect: SideEffect) -> dict[str, Any]:
     return shown
 
 
-def customer_body(customer: Customer, memberships: list[Membership], org: OrgSettings) -> dict[str, Any]:
+def customer_body(customer: Customer, memberships: list[Membership], org: OrgSettings) -> answers.CustomerBody:
     """What add and get both say of a customer (before their own extra keys)."""
     return {
         "user_id": customer.id,
@@ -115,8 +117,8 @@ def customer_body(customer: Customer, memberships: list[Membership], org: OrgSet
     }
 
 
-def added_item(result: ItemResult, org: OrgSettings) -> dict[str, Any]:
-    status = _item_status(result.success, result.code, result.message, result.warnings.codes)
+def added_item(result: ItemResult, org: OrgSettings) -> answers.AddedCustomer | answers.FailedItem:
+    status = item_status(result.success, result.code, result.message, result.warnings.codes)
     if result.success and result.customer is not None:
         return {
             **customer_body(result.customer, result.memberships, org),
@@ -130,7 +132,7 @@ def added_item(result: ItemResult, org: OrgSettings) -> dict[str, Any]:
     return failed
 
 
-def retrieved_item(customer: Customer, memberships: list[Membership], org: OrgSettings) -> dict[str, Any]:
+def retrieved_item(customer: Customer, memberships: list[Membership], org: OrgSettings) -> answers.RetrievedCustomer:
     registered = org.till(customer.registered_till) if customer.registered_till else None
     return {
         **customer_body(customer, memberships, org),
@@ -148,14 +150,14 @@ def retrieved_item(customer: Customer, memberships: list[Membership], org: OrgSe
             for name in IDENTIFIERS
             if customer.identifier(name) is not None
         ],
-        "item_status": _item_status(True, Code.ITEM_OK, RETRIEVED, []),
+        "item_status": item_status(True, Code.ITEM_OK, RETRIEVED, []),
     }
 
 
-def missing_item(asked_by: str, value: str) -> dict[str, Any]:
+def missing_item(asked_by: str, value: str) -> answers.MissingCustomer:
     return {
         asked_by: value,
-        "item_status": _item_status(
+        "item_status": item_status(
             False, Code.CUSTOMER_NOT_FOUND, item_error_message(Code.CUSTOMER_NOT_FOUND), []
         ),
     }
