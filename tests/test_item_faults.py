@@ -254,10 +254,10 @@ def faulty_audits(monkeypatch: pytest.MonkeyPatch) -> None:
 
     audit_changes = customers.audit_changes
 
-    def faulty_audit(changes: Any, tz: Any) -> str:
+    def faulty_audit(changes: Any) -> str:
         if any(change["current"] == FAULTY for change in changes):
             raise TypeError("Type is not JSON serializable: datetime")
-        return audit_changes(changes, tz)
+        return audit_changes(changes)
 
     monkeypatch.setattr(customers, "audit_changes", faulty_audit)
 

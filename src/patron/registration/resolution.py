@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from patron.codes import Code
 from patron.orgs.policy import Configs
@@ -19,6 +20,7 @@ from patron.registration.model import (
     ItemRejected,
     Warnings,
 )
+from patron.registration.fields import local_text
 from patron.registration.reading import require_identifiers
 
 UPDATE_CONFIG = {
@@ -177,12 +179,17 @@ AUDITED_FIELDS = (
 )
 
 
-def changes(before: Customer | None, after: Customer) -> list[Change]:
-    """Each field whose value differs, with its previous and current value."""
+# The audited fields that hold an instant: the audit log keeps them as the API writes them.
+AUDITED_TIMES = frozenset({"registered_on", "updated_on"})
+
+
+def changes(before: Customer | None, after: Customer, tz: ZoneInfo) -> list[Change]:
+    """Each field whose value differs, with its previous and current value; an instant as the
+    API writes it, in the org's timezone, so the log reads as the answers did."""
     if before is None:
         # A new customer: every field it has a value for (most registrations, so it is quick).
         return [
-            {"field": name, "previous": None, "current": current}
+            {"field": name, "previous": None, "current": local_text(current, tz) if name in AUDITED_TIMES else current}
             for name in AUDITED_FIELDS
             if (current := getattr(after, name)) is not None
         ]
@@ -190,5 +197,7 @@ def changes(before: Customer | None, after: Customer) -> list[Change]:
     for name in AUDITED_FIELDS:
         previous, current = getattr(before, name), getattr(after, name)
         if previous != current:
+            if name in AUDITED_TIMES:
+                previous, current = local_text(previous, tz), local_text(current, tz)
             result.append({"field": name, "previous": previous, "current": current})
     return result

@@ -246,11 +246,11 @@ def _plan_new(
     day it joins, worked out once for a request."""
     customer = resolution.create(caller.org.org_id, item, caller.till_code, now)
     if customer.type != LOYALTY:
-        return NewCustomer(customer, resolution.changes(None, customer), [], [], [])
+        return NewCustomer(customer, resolution.changes(None, customer, caller.org.tz), [], [], [])
     joining = _joining(customer, caller, fields.local_date(customer.registered_on, caller.org.tz), welcomes,
                        referrer_memberships)
     return NewCustomer(
-        customer, resolution.changes(None, customer), joining.new_memberships(), list(joining.entries),
+        customer, resolution.changes(None, customer, caller.org.tz), joining.new_memberships(), list(joining.entries),
         list(joining.effects), joining.unpaid,
     )
 
@@ -321,7 +321,7 @@ async def _write(item: CustomerInput, warnings: Warnings, caller: Caller, storag
                 joining = _joining(customer, caller, fields.local_date(now, org.tz), {}, referrer_memberships)
             await customers.update(customer, now)
             event_type, message = "UPDATE", UPDATED
-        await customers.record_audit(caller, customer, event_type, resolution.changes(target, customer), now)
+        await customers.record_audit(caller, customer, event_type, resolution.changes(target, customer, caller.org.tz), now)
         if joining is not None:
             if joining.unpaid:
                 warnings.add(Code.POINTS_NOT_AWARDED)

@@ -10,14 +10,12 @@ import operator
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, ClassVar
-from zoneinfo import ZoneInfo
 
 import orjson
 from sqlalchemy import Select, and_, bindparam, literal_column, or_, select, update
 from sqlalchemy.sql.expression import Executable
 
 from patron.loyalty.model import Membership
-from patron.registration.fields import local_text
 from patron.registration.audit import USER_CONTEXT
 from patron.registration.model import IDENTIFIERS, Change, Customer
 from patron.registration.service import Caller, IdentifierTaken, NewCustomer
@@ -65,17 +63,9 @@ def stored_values(customer: Customer) -> dict[str, Any]:
     return dict(zip(STORED_COLUMNS, _stored_values(customer)))
 
 
-def audit_changes(changes: list[Change], tz: ZoneInfo) -> str:
-    """Changes as the audit log keeps them, as JSON text: [{"field", "previous", "current"}, ...],
-    times as the API writes them, in the org's timezone: orjson hands back only the times."""
-    written = orjson.dumps(changes, default=lambda moment: _local_time(moment, tz), option=orjson.OPT_PASSTHROUGH_DATETIME)
-    return written.decode()
-
-
-def _local_time(value: object, tz: ZoneInfo) -> str | None:
-    if not isinstance(value, datetime):
-        raise TypeError(f"{type(value).__name__} is not a value an audit record keeps")
-    return local_text(value, tz)
+def audit_changes(changes: list[Change]) -> str:
+    """Changes as the audit log keeps them, as JSON text: [{"field", "previous", "current"}, ...]."""
+    return orjson.dumps(changes).decode()
 
 
 # Who registered each customer, and when: one statement may hold several requests' customers.
@@ -264,7 +254,7 @@ class CustomerStore:
             "created_at": at,
             "event_type": event_type,
             # The JSON column takes values: the audit's one JSON text, read back (an update is rare).
-            "changes": orjson.loads(audit_changes(changes, caller.org.tz)),
+            "changes": orjson.loads(audit_changes(changes)),
             **audit_context(caller),
         }
         await self._insert_audit.execute(self.conn, values)

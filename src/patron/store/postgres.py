@@ -268,7 +268,7 @@ def register_new_parameters(registrations: list[Registration]) -> dict[str, Any]
         "registrations": json_text([_registration_row(registration) for registration in registrations]),
         "customers": json_text([_customer_row(number, new) for number, _, new in rows]),
         **{name: [getattr(new.customer, name) for _, _, new in rows] for name in _TIMES},
-        "changes": [customers_module.audit_changes(new.changes, registration.caller.org.tz) for _, registration, new in rows],
+        "changes": [customers_module.audit_changes(new.changes) for _, registration, new in rows],
     }
 
 

@@ -179,7 +179,7 @@ def _sqlite_rows(new: NewCustomer, registration: Registration) -> _SqliteNew:
         "customer_id": None,
         "created_at": at,
         "event_type": "CREATE",
-        "changes": customers_module.audit_changes(new.changes, caller.org.tz),
+        "changes": customers_module.audit_changes(new.changes),
         **audit_context(caller),
     }
     joined = [
