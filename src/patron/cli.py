@@ -156,6 +156,8 @@ def org_apply(file: str) -> None:
         click.echo(f"  till {code} disabled (no longer in the file)")
     for key in report.disabled_api_clients:
         click.echo(f"  API client {key} disabled (no longer in the file)")
+    for login in report.disabled_console_users:
+        click.echo(f"  console user {login} disabled (no longer in the file): their sessions end")
 
 
 def _applied_definition(org_id: int) -> dict[str, Any]:

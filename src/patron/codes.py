@@ -42,6 +42,8 @@ class Code(IntEnum):
     INVALID_CUSTOM_FIELD = 1017
     INVALID_FIELD_VALUE = 1024
     REGISTRATION_DATE_OUT_OF_RANGE = 1034
+    # customer/update_identity: the request is taken (success); `updated` says whether it applied.
+    IDENTITY_CHANGE_REQUESTED = 1040
     EMAIL_REQUIRED = 1039
     EXTERNAL_ID_REQUIRED = 1043
     NON_LOYALTY_WITHOUT_IDENTIFIER = 1045
@@ -103,6 +105,8 @@ ITEM_ERRORS: dict[Code, str] = {
     Code.LOYALTY_TO_NON_LOYALTY: "Conversion of loyalty customer to non-loyalty is not allowed.",
     Code.PRIMARY_IDENTIFIER_MISMATCH: "Customer's primary identifier not matching with other identifiers.",
     Code.BATCH_LIMIT_EXCEEDED: "Batch limit exceeded.",
+    # customer/update_identity only (in add and update an occupied identifier is a warning).
+    Code.IDENTIFIER_OCCUPIED: "The new identifier is already held by another customer.",
     Code.ITEM_NOT_PROCESSED: (
         "Unable to register. This customer could not be processed; nothing of it was written."
         " Retry it, or report the request id."
@@ -113,6 +117,10 @@ ITEM_ERRORS: dict[Code, str] = {
 REGISTERED = "Customer registration successful"
 UPDATED = "Customer successfully updated"
 RETRIEVED = "Customer successfully retrieved"
+# customer/update's message for 1000 (the API family's own spelling).
+USER_UPDATED = "User Successfully Updated."
+# customer/update_identity's message for 1040, and for 1000 when the change applied at once.
+IDENTITY_CHANGE_TAKEN = "Customer Identity change request added successfully"
 
 # Warnings: the item succeeds; the text is appended to its message. `{field}` is filled in
 # with the field's display name ("Mobile", "Email", "External id", or a field name).

@@ -10,3 +10,4 @@ TILL_CODE = 50  # registered_till, associated_with, and a till's own code
 REFERRAL_CODE = 32
 FIELD_VALUE = 250  # a custom or extended field's value, unless its type says less
 USER_CONTEXT = 255  # each user-context header, as the audit record keeps it
+REASON = 500  # why a member-care user changed a customer or decided an identity change

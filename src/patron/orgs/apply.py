@@ -28,6 +28,7 @@ class ApplyReport:
     changed: bool
     disabled_tills: list[str] = field(default_factory=list)
     disabled_api_clients: list[str] = field(default_factory=list)
+    disabled_console_users: list[str] = field(default_factory=list)
 
 
 def stored_definition(org_file: OrgFile) -> dict[str, Any]:
@@ -37,6 +38,7 @@ def stored_definition(org_file: OrgFile) -> dict[str, Any]:
         exclude={
             "stores": {"__all__": {"tills": {"__all__": {"password", "password_md5"}}}},
             "api_clients": {"__all__": {"secret"}},
+            "console_users": {"__all__": {"password", "password_hash"}},
         },
     )
 
@@ -54,6 +56,7 @@ async def apply_org(engine: AsyncEngine, org_file: OrgFile) -> ApplyReport:
     definition = stored_definition(org_file)
     # Secrets are part of what "changed" means, so their MD5s feed the hash (never stored).
     secrets = [md5_of_password(t) for s in org_file.stores for t in s.tills] + [c.secret for c in org_file.api_clients]
+    secrets += [user.password or user.password_hash for user in org_file.console_users]
     now = _now()
     async with transaction(engine) as conn:
         store = OrgStore(conn)
@@ -63,15 +66,19 @@ async def apply_org(engine: AsyncEngine, org_file: OrgFile) -> ApplyReport:
             await store.save_org(org_id, org_file.org.name, definition, "", now)
         await _apply_tills(store, org_file)
         await _apply_api_clients(store, org_file)
+        await _apply_console_users(store, org_file)
         disabled_tills = await store.disable_tills_except(org_id, [t.code for s in org_file.stores for t in s.tills])
         disabled_api_clients = await store.disable_api_clients_except(org_id, [c.key for c in org_file.api_clients])
+        disabled_console_users = await store.disable_console_users_except(org_id, [u.login for u in org_file.console_users])
         # The clients' token generations are part of the org's version too: every worker then
         # re-reads them when a client is revoked, even if the file applied is one seen before.
         generations = await store.token_generations(org_id)
         digest = hashlib.sha256(
             orjson.dumps([definition, secrets, generations], option=orjson.OPT_SORT_KEYS)
         ).hexdigest()
-        report = ApplyReport(org_id, previous is None, previous != digest, disabled_tills, disabled_api_clients)
+        report = ApplyReport(
+            org_id, previous is None, previous != digest, disabled_tills, disabled_api_clients, disabled_console_users
+        )
         if report.changed:
             await store.save_org(org_id, org_file.org.name, definition, digest, now)
     return report
@@ -119,3 +126,30 @@ async def _apply_api_clients(store: OrgStore, org_file: OrgFile) -> None:
             values["token_generation"] = row.token_generation + 1
         if row is None or any(getattr(row, key) != value for key, value in values.items()):
             await store.save_api_client(client.key, values, exists=row is not None)
+
+
+async def _apply_console_users(store: OrgStore, org_file: OrgFile) -> None:
+    org_id = org_file.org.id
+    existing = await store.console_users_by_login([user.login for user in org_file.console_users])
+    for index, user in enumerate(org_file.console_users):
+        row = existing.get(user.login)
+        if row is not None and row.org_id != org_id:
+            raise OrgConflict(f"console_users[{index}].login: login {user.login!r} already belongs to org {row.org_id}")
+        if user.password_hash is not None:
+            password_hash = user.password_hash
+        elif row is not None and verify_secret(row.password_hash, user.password):
+            password_hash = row.password_hash
+        else:
+            password_hash = hash_secret(user.password)
+        values = {
+            "org_id": org_id,
+            "name": user.name,
+            "password_hash": password_hash,
+            "access_group": user.access_group,
+            "enabled": True,
+        }
+        if row is not None and password_hash != row.password_hash:
+            # A new password ends every session the old one opened.
+            values["session_generation"] = row.session_generation + 1
+        if row is None or any(getattr(row, key) != value for key, value in values.items()):
+            await store.save_console_user(user.login, values, exists=row is not None)

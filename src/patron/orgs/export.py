@@ -11,15 +11,15 @@ import tomli_w
 _SECRET_NOTES = {
     "stores.tills": '# password = "..."  # not stored: give the till\'s password (or password_md5) before applying',
     "api_clients": '# secret = "..."  # not stored: give the API client\'s secret before applying',
+    "console_users": '# password = "..."  # not stored: give the user\'s password (or password_hash) before applying',
 }
-
 
 
 def org_file_text(org_id: int, definition: dict[str, Any]) -> str:
     """The org file of an applied definition (as `patron org show` prints it)."""
     lines = [
         f"# Org {org_id} as applied, written by `patron org export`.",
-        "# Secrets are never stored: fill in each till's password and each API client's secret.",
+        "# Secrets are never stored: fill in each till's password, each API client's secret and each console user's password.",
         *_toml_table("", _without_nulls(definition)),
     ]
     return "\n".join(lines) + "\n"

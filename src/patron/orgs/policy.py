@@ -159,6 +159,13 @@ def _md5_hex(value: str) -> str:
     return digest
 
 
+def _argon2_hash(value: str) -> str:
+    # What `patron console hash-password` prints, or any argon2 library's encoded hash.
+    if not re.fullmatch(r"\$argon2(id|i|d)\$v=\d+\$m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+", value):
+        raise ValueError("must be an argon2 hash ($argon2id$v=19$m=...,t=...,p=...$salt$hash)")
+    return value
+
+
 def _basic_auth_user(value: str) -> str:
     # The till code is the Basic-auth user name, where a colon would end the name early.
     if ":" in value:
@@ -221,6 +228,8 @@ class Configs(_OrgFileModel):
     CONF_ALLOW_MOBILE_UPDATE: bool = False
     CONF_ALLOW_EMAIL_UPDATE: bool = False
     CONF_LOYALTY_ALLOW_EXTERNAL_ID_UPDATE: bool = False
+    # (Patron) customer/update_identity's changes wait for a reviewer (member-care.md §2).
+    CONF_IDENTITY_CHANGE_APPROVAL: bool = True
     CONF_CLIENT_DEFAULT_COUNTRYCODE_PASSED: bool = False
     CONF_CLIENT_EXTERNAL_ID_MIN_LENGTH: int = Field(default=0, ge=0, le=250)
     CONF_CLIENT_EXTERNAL_ID_MAX_LENGTH: int = Field(default=0, ge=0, le=250)
@@ -278,6 +287,8 @@ class AccessGroup(_OrgFileModel):
     name: _Text
     customer: AccessLevel = "none"
     audit: AccessLevel = "none"
+    # (Patron) may approve or reject identity change requests (member-care.md §2).
+    identity_review: bool = False
 
 
 class Till(_OrgFileModel):
@@ -325,6 +336,25 @@ class ApiClient(_OrgFileModel):
     def _has_secret(self, info: ValidationInfo) -> "ApiClient":
         if self.secret is None and not _as_stored(info):
             _refuse([_Problem(("secret",), "field required")])
+        return self
+
+
+class ConsoleUser(_OrgFileModel):
+    """A [[console_users]] entry: a member of the loyalty team who signs in to the console."""
+
+    # Logins are unique across the installation: the sign-in form names no org.
+    login: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[^\s]+$")]
+    name: _Text = Field(default_factory=lambda data: data["login"])
+    password: Annotated[str, StringConstraints(min_length=8)] | None = Field(default=None, repr=False)
+    password_hash: Annotated[str, AfterValidator(_argon2_hash)] | None = Field(default=None, repr=False)
+    access_group: _Text
+
+    @model_validator(mode="after")
+    def _one_password(self, info: ValidationInfo) -> "ConsoleUser":
+        if _as_stored(info) and self.password is None and self.password_hash is None:
+            return self
+        if (self.password is None) == (self.password_hash is None):
+            _refuse([_Problem((), "give exactly one of password, password_hash")])
         return self
 
 
@@ -416,6 +446,7 @@ class OrgFile(_OrgFileModel):
     access_groups: list[AccessGroup] = []
     stores: list[Store] = []
     api_clients: list[ApiClient] = []
+    console_users: list[ConsoleUser] = []
     custom_fields: list[CustomField] = []
     extended_fields: list[ExtendedField] = []
     programs: list[Program] = []
@@ -443,6 +474,7 @@ class OrgFile(_OrgFileModel):
             *_repeats((("stores", i, "code"), s.code) for i, s in enumerate(self.stores)),
             *_repeats(tills),
             *_repeats((("api_clients", i, "key"), c.key) for i, c in enumerate(self.api_clients)),
+            *_repeats((("console_users", i, "login"), u.login) for i, u in enumerate(self.console_users)),
             *_repeats(
                 ((("custom_fields", i, "name"), f.name) for i, f in enumerate(self.custom_fields)),
                 fold_case=True,
@@ -469,6 +501,11 @@ class OrgFile(_OrgFileModel):
             if client.default_till not in tills:
                 reason = f"no till in this file has code {client.default_till!r}"
                 problems.append(_Problem(("api_clients", i, "default_till"), reason))
+        problems += [
+            _Problem(("console_users", i, "access_group"), f"no access group is named {user.access_group!r}")
+            for i, user in enumerate(self.console_users)
+            if user.access_group not in groups
+        ]
         return problems
 
     def _default_problems(self) -> list[_Problem]:

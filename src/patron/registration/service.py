@@ -50,6 +50,9 @@ class Caller:
     user_context: dict[str, str | None] = field(default_factory=dict)
     # mlp_single_enroll=true: a new member joins every programme, not only the default one.
     all_programmes: bool = False
+    # A member-care user acting in the console, and why (member-care.md §4); None for the API.
+    console_user: str | None = None
+    reason: str | None = None
 
 
 class CustomerRepository(Protocol):

@@ -78,6 +78,8 @@ def audit_context(caller: Caller) -> dict[str, Any]:
         "till_code": caller.till_code,
         "api_client_key": caller.api_client_key,
         **{f"context_{key}": caller.user_context.get(key) for key in USER_CONTEXT},
+        "console_user": caller.console_user,
+        "reason": caller.reason,
     }
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from patron.store.schema import api_clients, orgs, tills
+from patron.store.schema import api_clients, console_users, orgs, tills
 
 
 class OrgStore:
@@ -96,3 +96,35 @@ class OrgStore:
             )
         )
         return {row.key: row.token_generation for row in rows}
+
+    # Console users: the login alone names the org.
+
+    async def console_user(self, login: str) -> Any:
+        return (await self.conn.execute(select(console_users).where(console_users.c.login == login))).first()
+
+    async def console_users_by_login(self, logins: list[str]) -> dict[str, Any]:
+        if not logins:
+            return {}
+        rows = await self.conn.execute(select(console_users).where(console_users.c.login.in_(logins)))
+        return {row.login: row for row in rows}
+
+    async def save_console_user(self, login: str, values: dict[str, Any], exists: bool) -> None:
+        if exists:
+            await self.conn.execute(update(console_users).where(console_users.c.login == login).values(**values))
+        else:
+            await self.conn.execute(insert(console_users).values(login=login, **values))
+
+    async def disable_console_users_except(self, org_id: int, keep: list[str]) -> list[str]:
+        rows = await self.conn.scalars(
+            select(console_users.c.login).where(
+                console_users.c.org_id == org_id, console_users.c.enabled.is_(True), console_users.c.login.not_in(keep)
+            )
+        )
+        disabled = list(rows)
+        if disabled:
+            await self.conn.execute(
+                update(console_users)
+                .where(console_users.c.login.in_(disabled))
+                .values(enabled=False, session_generation=console_users.c.session_generation + 1)
+            )
+        return disabled

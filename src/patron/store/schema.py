@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -87,6 +88,34 @@ api_clients = Table(
     Column("token_generation", Integer, nullable=False, server_default="0"),
 )
 
+console_users = Table(
+    "console_users",
+    metadata,
+    # Logins are unique across the installation: the sign-in form names no org.
+    Column("login", String(100), primary_key=True),
+    Column("org_id", BigInteger, ForeignKey("orgs.id"), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("password_hash", String(200), nullable=False),
+    Column("access_group", String(100), nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    # Moves on when the user is disabled or gets a new password: every session of theirs ends.
+    Column("session_generation", Integer, nullable=False, server_default="0"),
+)
+
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    # The SHA-256 of the session's secret: the cookie carries the secret, the table never does.
+    Column("id", String(64), primary_key=True),
+    Column("login", String(100), ForeignKey("console_users.login"), nullable=False, index=True),
+    Column("org_id", BigInteger, nullable=False),
+    Column("session_generation", Integer, nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("expires_at", Timestamp, nullable=False),
+    Column("ended_at", Timestamp),
+)
+
 customers = Table(
     "customers",
     metadata,
@@ -130,7 +159,8 @@ customer_audits = Table(
     Column("customer_id", BigInteger, nullable=False),
     Column("request_id", String(64), nullable=False),
     Column("created_at", Timestamp, nullable=False),
-    Column("event_type", String(16), nullable=False),  # CREATE | UPDATE
+    # CREATE | UPDATE | ID_REQUESTED | ID_APPROVED | ID_REJECTED
+    Column("event_type", String(16), nullable=False),
     Column("till_code", String(limits.TILL_CODE)),
     Column("api_client_key", String(100)),
     Column("context_entity_type", String(limits.USER_CONTEXT)),
@@ -140,6 +170,9 @@ customer_audits = Table(
     # [{"field": name, "previous": value, "current": value}, ...]; json, not jsonb, on PostgreSQL:
     # written with every registration and only ever read back whole (migration 0003).
     Column("changes", JSON, nullable=False),
+    # Who in the console acted, and why (member-care.md §4); null for the API's own writes.
+    Column("console_user", String(100)),
+    Column("reason", String(limits.REASON)),
     PrimaryKeyConstraint("org_id", "id"),
     Index(None, "org_id", "customer_id", "id"),
     sqlite_id_index(),
@@ -189,5 +222,38 @@ referrals = Table(
     PrimaryKeyConstraint("org_id", "referee_id"),
 )
 
+identity_change_requests = Table(
+    "identity_change_requests",
+    metadata,
+    Column("org_id", BigInteger, nullable=False),
+    Column("id", BigInteger, Identity(start=1), nullable=False),
+    Column("customer_id", BigInteger, nullable=False),
+    Column("identifier", String(16), nullable=False),  # mobile | email | external_id
+    Column("old_value", String(limits.EMAIL)),
+    Column("new_value", String(limits.EMAIL), nullable=False),
+    Column("status", String(16), nullable=False),  # PENDING | APPROVED | REJECTED | SUPERSEDED
+    Column("requested_at", Timestamp, nullable=False),
+    Column("request_id", String(64), nullable=False),
+    # Who asked: a till (and API client) through the API, or a console user, with their reason.
+    Column("till_code", String(limits.TILL_CODE)),
+    Column("api_client_key", String(100)),
+    Column("console_user", String(100)),
+    Column("reason", String(limits.REASON)),
+    Column("decided_at", Timestamp),
+    Column("decided_by", String(100)),
+    Column("decision_reason", String(limits.REASON)),
+    PrimaryKeyConstraint("org_id", "id"),
+    # One pending request per customer and identifier: the database's rule, whatever races.
+    Index(
+        None, "org_id", "customer_id", "identifier", unique=True,
+        postgresql_where=text("status = 'PENDING'"), sqlite_where=text("status = 'PENDING'"),
+    ),
+    # The review queue, oldest first.
+    Index(None, "org_id", "status", "id"),
+    sqlite_id_index(),
+)
+
 # Tables that hold a share of an org's customers, and so are distributed by org_id on Citus.
-CUSTOMER_SCALE_TABLES = ("customers", "customer_audits", "memberships", "points_ledger", "referrals")
+CUSTOMER_SCALE_TABLES = (
+    "customers", "customer_audits", "memberships", "points_ledger", "referrals", "identity_change_requests",
+)
