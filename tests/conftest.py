@@ -223,6 +223,10 @@ class Org:
     def till_named(self, suffix: str) -> str:
         return next(t.code for s in self.file.stores for t in s.tills if t.code.endswith(suffix))
 
+    def console_user(self, prefix: str) -> str:
+        """The login of a console user of this org, by the login the org file gives it (priya, ravi, meera)."""
+        return next(u.login for u in self.file.console_users if u.login.startswith(f"{prefix}."))
+
     def basic(self, till: str | None = None, password: str | None = None) -> dict[str, str]:
         till = till or self.till()
         md5 = hashlib.md5((password or self.passwords[till]).encode()).hexdigest()
@@ -256,6 +260,8 @@ def org_document(name: str, **configs: Any) -> dict[str, Any]:
     for client in data.get("api_clients", []):
         client["key"] = f"{client['key']}.{org_id}"
         client["default_till"] = renamed.get(client["default_till"], client["default_till"])
+    for user in data.get("console_users", []):
+        user["login"] = f"{user['login']}.{org_id}"
     return data
 
 
@@ -269,6 +275,7 @@ def make_org(http: httpx.AsyncClient, app: Any):  # noqa: ANN201
         engine = app.state.services.engine
         await apply_org(engine, org_file)
         passwords = {t.code: t.password for s in org_file.stores for t in s.tills if t.password}
+        passwords.update({user.login: user.password for user in org_file.console_users if user.password})
         return Org(http, org_file, passwords, engine)
 
     return make
