@@ -236,6 +236,25 @@ async def test_audit_records_carry_the_user_context_headers(org, http):
     assert {"eventType": "UPDATE", "updatedField": "firstname", "additionalFields": {"previousValue": "Old", "currentValue": "New"}} in newest["events"]
 
 
+async def test_audit_records_keep_the_warning_codes_the_item_was_answered_with(org, app):
+    from patron.registration.audit import audit_trail
+
+    warned, clean = new_mobile(), new_mobile()
+    unknown_field = {"custom_fields": {"field": [{"name": "no_such_field", "value": "x"}]}}
+    # Two new customers go through the statement that writes a batch's new customers together.
+    added = await org.add({"mobile": warned, "email": "not an email", **unknown_field}, {"mobile": clean})
+    assert [code for code in item(added)["item_status"]["warnings"]["warning"]] == ["1002", "1017"]
+    # An update is written on its own.
+    updated = await org.add({"mobile": clean, **unknown_field})
+    storage = app.state.services.storage
+
+    [created] = await audit_trail(org.id, item(added)["user_id"], storage)
+    assert created.warnings == (1002, 1017)
+    newest, first = await audit_trail(org.id, item(updated)["user_id"], storage)
+    assert (newest.event_type, newest.warnings) == ("UPDATE", (1017,))
+    assert (first.event_type, first.warnings) == ("CREATE", ())
+
+
 async def test_reading_audits_needs_audit_read(org, http):
     user_id = item(await org.add({"mobile": new_mobile()}))["user_id"]
     response = await http.get("/api_gateway/v2/audits", params={"entityId": user_id}, headers=org.basic())

@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import copy
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from patron.codes import Code
 from patron.loyalty.model import LedgerEntry, Membership
 from patron.registration.model import IDENTIFIERS, Change, Customer
 from patron.registration.service import Caller, IdentifierTaken, NewCustomer
@@ -69,9 +70,12 @@ class FakeCustomers:
         self.tables.customers[customer.id] = copy.deepcopy(customer)
 
     async def record_audit(
-        self, caller: Caller, customer: Customer, event_type: str, changes: list[Change], at: datetime
+        self, caller: Caller, customer: Customer, event_type: str, changes: list[Change], at: datetime,
+        warnings: Sequence[Code] = (),
     ) -> None:
-        self.tables.audits.append({"customer_id": customer.id, "event_type": event_type, "changes": changes})
+        self.tables.audits.append(
+            {"customer_id": customer.id, "event_type": event_type, "changes": changes, "warnings": list(warnings)}
+        )
 
 
 class FakeLoyalty:

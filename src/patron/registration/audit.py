@@ -22,6 +22,11 @@ class AuditRecord:
     user_context: dict[str, str | None]
     # [{"field", "previous", "current"}, ...], times as the API wrote them when the record was made.
     changes: list[dict[str, Any]]
+    # The warning codes the item was answered with.
+    warnings: tuple[int, ...] = ()
+    # A member-care user who acted in the console, and why.
+    console_user: str | None = None
+    reason: str | None = None
 
 
 class AuditReader(Protocol):
@@ -50,6 +55,9 @@ async def audit_trail(org_id: int, customer_id: int, storage: AuditStorage) -> l
             api_client_key=row["api_client_key"],
             user_context={key: row[f"context_{key}"] for key in USER_CONTEXT},
             changes=row["changes"],
+            warnings=tuple(row["warnings"] or ()),
+            console_user=row["console_user"],
+            reason=row["reason"],
         )
         for row in rows
     ]

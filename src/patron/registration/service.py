@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -67,7 +68,8 @@ class CustomerRepository(Protocol):
     async def update(self, customer: Customer, at: datetime) -> None: ...
 
     async def record_audit(
-        self, caller: Caller, customer: Customer, event_type: str, changes: list[Change], at: datetime
+        self, caller: Caller, customer: Customer, event_type: str, changes: list[Change], at: datetime,
+        warnings: Sequence[Code] = (),
     ) -> None: ...
 
 
@@ -128,6 +130,8 @@ class NewCustomer:
     effects: list[SideEffect]
     # A referrer was owed points in a programme it does not belong to.
     unpaid: bool = False
+    # The warnings the item is answered with, kept on its audit record.
+    warnings: list[Code] = field(default_factory=list)
 
 
 async def register(
@@ -201,9 +205,10 @@ async def _create_if_new(
     welcomes: dict[date, rules.Joining] = {}
     results: dict[int, ItemResult] = {}
     planned: dict[int, NewCustomer] = {}
-    for position, (item, _) in readings.items():
+    for position, (item, warnings) in readings.items():
         try:
             planned[position] = _plan_new(item, caller, now, welcomes)
+            planned[position].warnings = warnings.codes
         except Exception:  # noqa: BLE001 - a fault of Patron's fails this item alone
             results[position] = _not_processed(raw_items[position], caller, position, "planning")
     if not planned:
@@ -324,10 +329,12 @@ async def _write(item: CustomerInput, warnings: Warnings, caller: Caller, storag
                 joining = _joining(customer, caller, fields.local_date(now, org.tz), {}, referrer_memberships)
             await customers.update(customer, now)
             event_type, message = "UPDATE", UPDATED
-        await customers.record_audit(caller, customer, event_type, resolution.changes(target, customer, caller.org.tz), now)
+        if joining is not None and joining.unpaid:
+            warnings.add(Code.POINTS_NOT_AWARDED)
+        await customers.record_audit(
+            caller, customer, event_type, resolution.changes(target, customer, caller.org.tz), now, warnings.codes
+        )
         if joining is not None:
-            if joining.unpaid:
-                warnings.add(Code.POINTS_NOT_AWARDED)
             memberships, entries, effects = joining.for_member(customer.id)
             await loyalty.join(memberships, now)
             await loyalty.append(entries, caller.request_id, now)

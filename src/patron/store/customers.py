@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -15,6 +15,7 @@ import orjson
 from sqlalchemy import Select, and_, bindparam, literal_column, or_, select, update
 from sqlalchemy.sql.expression import Executable
 
+from patron.codes import Code
 from patron.loyalty.model import Membership
 from patron.registration.audit import USER_CONTEXT
 from patron.registration.model import IDENTIFIERS, Change, Customer
@@ -66,6 +67,12 @@ def stored_values(customer: Customer) -> dict[str, Any]:
 def audit_changes(changes: list[Change]) -> str:
     """Changes as the audit log keeps them, as JSON text: [{"field", "previous", "current"}, ...]."""
     return orjson.dumps(changes).decode()
+
+
+def audit_warnings(warnings: Sequence[Code]) -> list[int] | None:
+    """The warning codes an audit record keeps: null when there are none, so that only the
+    records with warnings are in the index the console counts them by."""
+    return [int(code) for code in warnings] or None
 
 
 # Who registered each customer, and when: one statement may hold several requests' customers.
@@ -248,7 +255,8 @@ class CustomerStore:
             raise IdentifierTaken(str(exc)) from exc
 
     async def record_audit(
-        self, caller: Caller, customer: Customer, event_type: str, changes: list[Change], at: datetime
+        self, caller: Caller, customer: Customer, event_type: str, changes: list[Change], at: datetime,
+        warnings: Sequence[Code] = (),
     ) -> None:
         values: dict[str, Any] = {
             "org_id": customer.org_id,
@@ -258,6 +266,7 @@ class CustomerStore:
             # The JSON column takes values: the audit's one JSON text, read back (an update is rare).
             "changes": orjson.loads(audit_changes(changes)),
             **audit_context(caller),
+            "warnings": audit_warnings(warnings),
         }
         await self._insert_audit.execute(self.conn, values)
 

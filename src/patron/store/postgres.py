@@ -71,6 +71,8 @@ def _from_row(alias: str, names: tuple[str, ...], start: int = 0) -> str:
     )
 
 
+# A customer row's warning codes as the audit keeps them: null when there are none.
+_WARNINGS = "CAST(NULLIF({}, CAST('[]' AS jsonb)) AS json)"
 _INSERT_CUSTOMERS = f"INSERT INTO customers (org_id, id, {', '.join(STORED_COLUMNS)}, created_at, modified_at)"
 _NEXT_CUSTOMER_ID = "nextval((SELECT CAST(pg_get_serial_sequence('customers', 'id') AS regclass)))"
 _PG_REGISTER_NEW = PgStatement(text(f"""
@@ -80,7 +82,7 @@ WITH registration AS (
 ), candidate AS (
     SELECT {_NEXT_CUSTOMER_ID} AS id, c.position, CAST(c.v->>0 AS bigint) AS registration,
         {_from_row("c", _ROW, 1)}, {", ".join(f"c.{name}" for name in _TIMES)}, c.changes,
-        c.v->{len(_ROW) + 1} AS joined, c.v->{len(_ROW) + 2} AS credited
+        c.v->{len(_ROW) + 1} AS joined, c.v->{len(_ROW) + 2} AS credited, c.v->{len(_ROW) + 3} AS warned
     FROM ROWS FROM (
         jsonb_array_elements(CAST(:customers AS jsonb)),
         {", ".join(f"unnest(CAST(:{name} AS timestamp[]))" for name in _TIMES)},
@@ -94,11 +96,12 @@ WITH registration AS (
     ON CONFLICT DO NOTHING
     RETURNING id
 ), written AS (
-    SELECT candidate.id, candidate.position, candidate.changes, candidate.joined, candidate.credited, registration.*
+    SELECT candidate.id, candidate.position, candidate.changes, candidate.joined, candidate.credited,
+        candidate.warned, registration.*
     FROM candidate JOIN new_customer USING (id) JOIN registration USING (registration)
 ), audit AS (
-    INSERT INTO customer_audits (org_id, customer_id, created_at, event_type, {", ".join(REGISTERED_BY)}, changes)
-    SELECT :org_id, id, at, 'CREATE', {", ".join(REGISTERED_BY)}, CAST(changes AS json)
+    INSERT INTO customer_audits (org_id, customer_id, created_at, event_type, {", ".join(REGISTERED_BY)}, changes, warnings)
+    SELECT :org_id, id, at, 'CREATE', {", ".join(REGISTERED_BY)}, CAST(changes AS json), {_WARNINGS.format("warned")}
     FROM written
 ), joined AS (
     INSERT INTO memberships (org_id, customer_id, {", ".join(_MEMBERSHIP_ROW)}, enrolled_at)
@@ -171,10 +174,10 @@ BEGIN
             ON CONFLICT DO NOTHING
             RETURNING id
         ) SELECT array_agg(id) INTO written FROM new_customer;
-        INSERT INTO customer_audits (org_id, customer_id, created_at, event_type, {", ".join(REGISTERED_BY)}, changes)
+        INSERT INTO customer_audits (org_id, customer_id, created_at, event_type, {", ".join(REGISTERED_BY)}, changes, warnings)
         SELECT p_org_id, ids[c.position], {at}, 'CREATE',
             {", ".join(f"{registration}->>{i}" for i in range(1, len(REGISTERED_BY) + 1))},
-            CAST(p_changes[c.position] AS json)
+            CAST(p_changes[c.position] AS json), {_WARNINGS.format(f"c.v->{len(_ROW) + 3}")}
         {each_customer}
         WHERE ids[c.position] = ANY (written);
         INSERT INTO memberships (org_id, customer_id, {", ".join(_MEMBERSHIP_ROW)}, enrolled_at)
@@ -200,9 +203,9 @@ BEGIN
         ON CONFLICT DO NOTHING
         RETURNING id INTO new_id;
         CONTINUE WHEN new_id IS NULL;
-        INSERT INTO customer_audits (org_id, customer_id, created_at, event_type, {", ".join(REGISTERED_BY)}, changes)
+        INSERT INTO customer_audits (org_id, customer_id, created_at, event_type, {", ".join(REGISTERED_BY)}, changes, warnings)
         VALUES (p_org_id, new_id, at, 'CREATE', {", ".join(f"r->>{i}" for i in range(1, len(REGISTERED_BY) + 1))},
-            CAST(p_changes[n] AS json));
+            CAST(p_changes[n] AS json), {_WARNINGS.format(f"c->{len(_ROW) + 3}")});
         FOR m IN SELECT value FROM jsonb_array_elements(c->{len(_ROW) + 1}) LOOP
             INSERT INTO memberships (org_id, customer_id, {", ".join(_MEMBERSHIP_ROW)}, enrolled_at)
             VALUES (p_org_id, new_id, {", ".join(_json_value("m", i, name) for i, name in enumerate(_MEMBERSHIP_ROW))}, at);
@@ -246,6 +249,7 @@ def _customer_row(registration: int, new: NewCustomer) -> list[Any]:
         *_row_values(new.customer),
         [_membership_values(membership) for membership in new.memberships],
         [_entry_values(entry) for entry in new.entries],
+        [int(code) for code in new.warnings],
     ]
 
 

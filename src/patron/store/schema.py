@@ -173,8 +173,15 @@ customer_audits = Table(
     # Who in the console acted, and why (member-care.md §4); null for the API's own writes.
     Column("console_user", String(100)),
     Column("reason", String(limits.REASON)),
+    # The warning codes the request's item was answered with ([1017, 91020]); null when none.
+    Column("warnings", JSON),
     PrimaryKeyConstraint("org_id", "id"),
     Index(None, "org_id", "customer_id", "id"),
+    # The console's "most frequent warnings" by day: only the records that have any are indexed.
+    Index(
+        "ix_customer_audits_org_id_created_at_warned", "org_id", "created_at",
+        postgresql_where=text("warnings IS NOT NULL"), sqlite_where=text("warnings IS NOT NULL"),
+    ),
     sqlite_id_index(),
 )
 

@@ -22,6 +22,7 @@ from patron.store.customers import (
     CustomerStore,
     Registration,
     audit_context,
+    audit_warnings,
     stored_values,
 )
 from patron.store.db import inserted_columns, named_binds
@@ -181,6 +182,7 @@ def _sqlite_rows(new: NewCustomer, registration: Registration) -> _SqliteNew:
         "event_type": "CREATE",
         "changes": customers_module.audit_changes(new.changes),
         **audit_context(caller),
+        "warnings": audit_warnings(new.warnings),
     }
     joined = [
         {**{name: getattr(m, name) for name in MEMBERSHIP_COLUMNS}, "customer_id": None, "enrolled_at": at}

@@ -1,4 +1,5 @@
-"""Member care: console users and their sessions, identity change requests, who acted and why.
+"""Member care: console users and their sessions, identity change requests, who acted and why,
+and the warnings each audited item was answered with.
 
 Revision ID: 0005
 Revises: 0004
@@ -52,6 +53,14 @@ def upgrade() -> None:
     with op.batch_alter_table("customer_audits") as table:
         table.add_column(sa.Column("console_user", sa.String(100), nullable=True))
         table.add_column(sa.Column("reason", sa.String(500), nullable=True))
+        table.add_column(sa.Column("warnings", sa.JSON(), nullable=True))
+    op.create_index(
+        "ix_customer_audits_org_id_created_at_warned",
+        "customer_audits",
+        ["org_id", "created_at"],
+        postgresql_where=sa.text("warnings IS NOT NULL"),
+        sqlite_where=sa.text("warnings IS NOT NULL"),
+    )
     op.create_table(
         "identity_change_requests",
         sa.Column("org_id", sa.BigInteger(), nullable=False),
@@ -89,7 +98,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("identity_change_requests")
+    op.drop_index("ix_customer_audits_org_id_created_at_warned", "customer_audits")
     with op.batch_alter_table("customer_audits") as table:
+        table.drop_column("warnings")
         table.drop_column("reason")
         table.drop_column("console_user")
     op.drop_table("console_sessions")
