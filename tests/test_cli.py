@@ -65,6 +65,40 @@ def test_a_till_code_of_another_org_is_refused(patron, tmp_path):
     assert patron("org", "show", str(second["org"]["id"])).exit_code != 0
 
 
+def test_a_console_login_of_another_org_is_refused(patron, tmp_path):
+    first, second = org_document("retail"), org_document("retail")
+    patron("org", "apply", write(tmp_path, first, "first.toml"))
+    second["console_users"][2]["login"] = first["console_users"][2]["login"]
+    result = patron("org", "apply", write(tmp_path, second, "second.toml"))
+    assert result.exit_code != 0 and "console_users[2].login: login" in result.output
+    assert "already belongs to org" in result.output
+
+
+def test_a_console_user_removed_from_the_file_is_disabled(patron, tmp_path):
+    document = org_document("retail")
+    patron("org", "apply", write(tmp_path, document))
+    removed = document["console_users"].pop()
+    result = patron("org", "apply", write(tmp_path, document))
+    assert result.exit_code == 0 and f"console user {removed['login']} disabled" in result.output
+
+
+def test_hash_password_prints_a_hash_the_org_file_takes_instead_of_the_password(patron, tmp_path):
+    hashed = patron("org", "hash-password", "--password", "a-long-passphrase")
+    assert hashed.exit_code == 0 and hashed.output.startswith("$argon2id$")
+    document = org_document("retail")
+    user = document["console_users"][0]
+    del user["password"]
+    user["password_hash"] = hashed.output.strip()
+    applied = patron("org", "apply", write(tmp_path, document))
+    assert applied.exit_code == 0, applied.output
+    assert "argon2" not in patron("org", "show", str(document["org"]["id"])).output
+
+
+def test_hash_password_refuses_a_password_the_org_file_would_refuse(patron):
+    result = patron("org", "hash-password", "--password", "short")
+    assert result.exit_code != 0 and "at least 8 characters" in result.output
+
+
 def test_org_show_prints_no_secret(patron, tmp_path):
     document = org_document("retail")
     patron("org", "apply", write(tmp_path, document))

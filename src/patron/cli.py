@@ -201,6 +201,18 @@ def org_export(org_id: int, output: str | None) -> None:
     click.echo(f"org {org_id} written to {output}; fill in its secrets before applying it")
 
 
+@org.command("hash-password")
+@click.password_option("--password", prompt="Password", help="The password to hash [asked for, not echoed].")
+def org_hash_password(password: str) -> None:
+    """Print the slow hash of a console user's password, for `password_hash` in an org file."""
+    from patron.orgs.policy import CONSOLE_PASSWORD_MIN
+    from patron.security import hash_secret
+
+    if len(password) < CONSOLE_PASSWORD_MIN:
+        raise click.ClickException(f"a console user's password has at least {CONSOLE_PASSWORD_MIN} characters")
+    click.echo(hash_secret(password))
+
+
 @main.group()
 def customer() -> None:
     """Customers, in bulk."""
@@ -393,6 +405,11 @@ def demo(file: str) -> None:
             f"-d '{credentials}' | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"data\"][\"accessToken\"])')"
         )
         click.echo(f"  curl -s '{base}/v1.1/customer/get?mobile={mobile}' -H \"X-CAP-API-OAUTH-TOKEN: $TOKEN\"")
+    console_user = next((user for user in org_file.console_users if user.password), None)
+    if console_user is not None:
+        click.echo(f"\nThe member-care console: {base}/console/")
+        click.echo(f"  login:    {console_user.login}")
+        click.echo(f"  password: {console_user.password}")
 
 
 def _demo_mobile(org_file: OrgFile) -> str:

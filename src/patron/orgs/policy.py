@@ -160,7 +160,7 @@ def _md5_hex(value: str) -> str:
 
 
 def _argon2_hash(value: str) -> str:
-    # What `patron console hash-password` prints, or any argon2 library's encoded hash.
+    # What `patron org hash-password` prints, or any argon2 library's encoded hash.
     if not re.fullmatch(r"\$argon2(id|i|d)\$v=\d+\$m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+", value):
         raise ValueError("must be an argon2 hash ($argon2id$v=19$m=...,t=...,p=...$salt$hash)")
     return value
@@ -339,13 +339,17 @@ class ApiClient(_OrgFileModel):
         return self
 
 
+# A console user's password: long enough that a guess costs more than the throttle allows.
+CONSOLE_PASSWORD_MIN = 8
+
+
 class ConsoleUser(_OrgFileModel):
     """A [[console_users]] entry: a member of the loyalty team who signs in to the console."""
 
     # Logins are unique across the installation: the sign-in form names no org.
     login: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[^\s]+$")]
     name: _Text = Field(default_factory=lambda data: data["login"])
-    password: Annotated[str, StringConstraints(min_length=8)] | None = Field(default=None, repr=False)
+    password: Annotated[str, StringConstraints(min_length=CONSOLE_PASSWORD_MIN)] | None = Field(default=None, repr=False)
     password_hash: Annotated[str, AfterValidator(_argon2_hash)] | None = Field(default=None, repr=False)
     access_group: _Text
 
