@@ -209,3 +209,39 @@ async def test_patron_check_of_an_org_runs_on_its_worker(citus, make_org):
     checked = [(query, args) for query, args in statements if not query.upper().startswith(_CONTROL)]
     assert len(checked) > 5
     await _assert_on_one_shard(citus, org, checked, await _two_phase_commits(citus))
+
+
+async def test_customer_update_runs_on_the_orgs_worker_without_two_phase_commit(citus, org, sent):
+    mobile = new_mobile()
+    await org.add({"mobile": mobile})
+    sent.clear()
+    before = await _two_phase_commits(citus)
+    response = await org.http.post(
+        "/v1.1/customer/update", json={"root": {"customer": {"mobile": mobile, "lastname": "Rao"}}}, headers=org.basic()
+    )
+    assert response.status_code == 200, response.text
+    await _assert_on_one_shard(citus, org, sent, before)
+
+
+async def test_an_identity_change_and_its_review_run_on_the_orgs_worker(citus, app, org, sent):
+    from datetime import UTC, datetime
+
+    from patron.orgs.model import OrgSettings
+    from patron.registration.identity_changes import decide, pending, requests_of
+
+    mobile = new_mobile()
+    customer = item(await org.add({"mobile": mobile}))
+    sent.clear()
+    before = await _two_phase_commits(citus)
+    change = {"identifier": "mobile", "old_value": mobile, "new_value": new_mobile()}
+    for _ in range(2):  # the second supersedes the first
+        response = await org.http.post("/v1.1/customer/update_identity", json={"root": {"customer": change}},
+                                       headers=org.basic())
+        assert item(response)["item_status"]["code"] == "1040", response.text
+    storage = app.state.services.storage
+    (request,) = await pending(org.id, storage)
+    await requests_of(org.id, customer["user_id"], storage)
+    decision = await decide(OrgSettings.from_file(org.file), request.id, True, org.console_user("priya"), "verified",
+                            storage, datetime.now(UTC).replace(tzinfo=None))
+    assert decision.applied
+    await _assert_on_one_shard(citus, org, sent, before)

@@ -30,6 +30,9 @@ def with_secrets_of(exported: dict, original: dict) -> dict:
             till["password"] = passwords[till["code"]]
     for client in exported.get("api_clients", []):
         client["secret"] = secrets[client["key"]]
+    users = {u["login"]: u["password"] for u in original.get("console_users", [])}
+    for user in exported.get("console_users", []):
+        user["password"] = users[user["login"]]
     return exported
 
 
@@ -56,13 +59,14 @@ def test_an_exported_org_with_its_secrets_applies_unchanged(patron, tmp_path):
 def test_an_exported_org_holds_no_secret_and_says_where_they_go(patron, tmp_path):
     original = applied(patron, tmp_path, "retail")
     text = patron("org", "export", str(original["org"]["id"])).output
-    for secret in ("Pass123", "backend-secret-123", "2f23fa3579f3f75175793649115c1b25", "argon2"):
+    for secret in ("Pass123", "backend-secret-123", "2f23fa3579f3f75175793649115c1b25", "argon2", "priya-passphrase"):
         assert secret not in text
     exported = tomllib.loads(text)
     tills = [t for s in exported["stores"] for t in s["tills"]]
     assert tills and not any("password" in t or "password_md5" in t for t in tills)
     assert not any("secret" in c for c in exported["api_clients"])
-    assert text.count("# password = ") == len(tills)
+    assert not any("password" in u or "password_hash" in u for u in exported["console_users"])
+    assert text.count("# password = ") == len(tills) + len(exported["console_users"])
     assert text.count("# secret = ") == len(exported["api_clients"])
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from patron.codes import Code
 from patron.loyalty.model import LedgerEntry, Membership
+from patron.registration.identity import PENDING, SUPERSEDED, IdentityRequest, PendingRequestRaced
 from patron.registration.model import IDENTIFIERS, Change, Customer
 from patron.registration.service import Caller, IdentifierTaken, NewCustomer
 
@@ -31,6 +32,7 @@ class Tables:
     memberships: dict[tuple[int, int], Membership] = field(default_factory=dict)
     ledger: list[LedgerEntry] = field(default_factory=list)
     referrals: dict[int, int] = field(default_factory=dict)
+    identity_requests: list[IdentityRequest] = field(default_factory=list)
     next_id: int = 100001
 
 
@@ -58,6 +60,9 @@ class FakeCustomers:
         customer = self._holding(org_id, field, value)
         return copy.deepcopy(customer) if customer else None
 
+    async def locked(self, org_id: int, customer_id: int) -> Customer | None:
+        return await self.find(org_id, "id", customer_id)
+
     async def insert(self, customer: Customer, at: datetime) -> Customer:
         customer.id = self.tables.next_id
         self._check_unique(customer)
@@ -74,7 +79,8 @@ class FakeCustomers:
         warnings: Sequence[Code] = (),
     ) -> None:
         self.tables.audits.append(
-            {"customer_id": customer.id, "event_type": event_type, "changes": changes, "warnings": list(warnings)}
+            {"customer_id": customer.id, "event_type": event_type, "changes": changes, "warnings": list(warnings),
+             "till_code": caller.till_code, "console_user": caller.console_user, "reason": caller.reason}
         )
 
 
@@ -104,10 +110,62 @@ class FakeLoyalty:
         return True
 
 
+class FakeIdentityRequests:
+    """identity_change_requests, with its partial unique index: one PENDING per customer and identifier."""
+
+    def __init__(self, tables: Tables) -> None:
+        self.tables = tables
+
+    def _of(self, org_id: int) -> list[IdentityRequest]:
+        return [r for r in self.tables.identity_requests if r.org_id == org_id]
+
+    def _replace(self, old: IdentityRequest, new: IdentityRequest) -> None:
+        self.tables.identity_requests[self.tables.identity_requests.index(old)] = new
+
+    async def supersede(self, org_id: int, customer_id: int, identifier: str, at: datetime, reason: str) -> None:
+        for request in self._of(org_id):
+            if (request.customer_id, request.identifier, request.status) == (customer_id, identifier, PENDING):
+                self._replace(request, dataclasses.replace(request, status=SUPERSEDED, decided_at=at, decision_reason=reason))
+
+    async def insert(self, request: IdentityRequest) -> IdentityRequest:
+        if any(
+            (r.customer_id, r.identifier, r.status) == (request.customer_id, request.identifier, PENDING)
+            for r in self._of(request.org_id)
+        ):
+            raise PendingRequestRaced("a PENDING request exists")
+        stored = dataclasses.replace(request, id=len(self.tables.identity_requests) + 1)
+        self.tables.identity_requests.append(stored)
+        return stored
+
+    async def get(self, org_id: int, request_id: int) -> IdentityRequest | None:
+        return next((r for r in self._of(org_id) if r.id == request_id), None)
+
+    async def decide(
+        self, org_id: int, request_id: int, status: str, at: datetime, decided_by: str, reason: str
+    ) -> IdentityRequest | None:
+        request = await self.get(org_id, request_id)
+        if request is None or request.status != PENDING:
+            return None
+        decided = dataclasses.replace(request, status=status, decided_at=at, decided_by=decided_by, decision_reason=reason)
+        self._replace(request, decided)
+        return decided
+
+    async def pending(self, org_id: int, customer_id: int | None, limit: int, offset: int) -> list[IdentityRequest]:
+        found = [r for r in self._of(org_id) if r.status == PENDING and customer_id in (None, r.customer_id)]
+        return found[offset:offset + limit]
+
+    async def count_pending(self, org_id: int) -> int:
+        return sum(r.status == PENDING for r in self._of(org_id))
+
+    async def of_customer(self, org_id: int, customer_id: int, limit: int) -> list[IdentityRequest]:
+        return [r for r in reversed(self._of(org_id)) if r.customer_id == customer_id][:limit]
+
+
 @dataclass
 class FakeUnit:
     customers: FakeCustomers
     loyalty: FakeLoyalty
+    identity_requests: FakeIdentityRequests
 
 
 class FakeStorage:
@@ -124,12 +182,12 @@ class FakeStorage:
         self._faulty.add(mobile)
 
     @asynccontextmanager
-    async def unit_of_work(self) -> AsyncIterator[FakeUnit]:
+    async def unit_of_work(self, *, readonly: bool = False) -> AsyncIterator[FakeUnit]:
         async with self._turn:
             self.units += 1
             before = copy.deepcopy(self.tables)
             try:
-                yield FakeUnit(FakeCustomers(self.tables), FakeLoyalty(self.tables))
+                yield FakeUnit(FakeCustomers(self.tables), FakeLoyalty(self.tables), FakeIdentityRequests(self.tables))
                 self._refuse_faulty()
             except BaseException:
                 self.tables = before

@@ -17,6 +17,7 @@ from typing_extensions import NotRequired, TypedDict
 from patron.codes import INVALID_CLIENT, ITEM_ERRORS, MESSAGES, WARNINGS, Code
 from patron.registration.model import IDENTIFIERS
 from patron.registration.reading import FRAUD_STATUSES, SOURCES, SUBSCRIPTION_CHANNELS, SUBSCRIPTION_PRIORITIES, TYPES
+from patron.registration.search import MAX_ROWS
 
 # Every answer object is closed: a key the document does not name is a bug the tests catch.
 CLOSED = ConfigDict(extra="forbid")
@@ -300,6 +301,125 @@ class GetResponse(TypedDict):
     response: GetAnswer
 
 
+# --- customer/update and customer/update_identity (member-care.md §1, §2) ---------------------
+
+
+@with_config(CLOSED)
+class UpdatedCustomer(RetrievedCustomer):
+    """A successful update item: the customer as stored now, in customer/get's shape, with the
+    update's own item_status (1000, `User Successfully Updated.` and its warnings)."""
+
+
+@with_config(CLOSED)
+class UpdatedCustomers(TypedDict):
+    customer: Annotated[
+        list[UpdatedCustomer | FailedItem],
+        Field(description="The customer sent; each item past the first fails with 1060."),
+    ]
+
+
+@with_config(CLOSED)
+class UpdateAnswer(TypedDict):
+    status: RequestStatus
+    customers: UpdatedCustomers
+
+
+@with_config(XML_RESPONSE)
+class UpdateResponse(TypedDict):
+    response: UpdateAnswer
+
+
+@with_config(CLOSED)
+class IdentityItemStatus(TypedDict):
+    success: TrueFalse
+    code: Annotated[
+        str,
+        _one_of([code_text(code) for code in (Code.ITEM_OK, Code.IDENTITY_CHANGE_REQUESTED, *ITEM_ERRORS)]),
+    ]
+    message: str
+    warnings: Warnings
+
+
+@with_config(CLOSED)
+class IdentityChangeItem(TypedDict):
+    """An identity change: 1040 taken for review (`updated` "false"), 1000 applied at once
+    (`updated` "true"), or an error. The fields as read on success, as sent on failure."""
+
+    user_id: NotRequired[Annotated[int, Field(description="The customer holding old_value, when found.")]]
+    identifier: Annotated[str | None, Field(description="mobile, email or external_id (as sent on failure).")]
+    old_value: str | None
+    new_value: str | None
+    updated: TrueFalse
+    item_status: IdentityItemStatus
+
+
+@with_config(CLOSED)
+class IdentityChanges(TypedDict):
+    customer: Annotated[list[IdentityChangeItem], Field(description="One entry per item sent, in order.")]
+
+
+@with_config(CLOSED)
+class IdentityAnswer(TypedDict):
+    status: RequestStatus
+    customers: IdentityChanges
+
+
+@with_config(XML_RESPONSE)
+class IdentityResponse(TypedDict):
+    response: IdentityAnswer
+
+
+# --- customer/search (member-care.md §3) -------------------------------------------------------
+
+
+@with_config(CLOSED)
+class Attributes(TypedDict):
+    attribute: Annotated[list[NamedValue], Field(description="The customer's custom fields.")]
+
+
+@with_config(CLOSED)
+class FoundCustomer(TypedDict):
+    """A customer a search found; points and slab of the default programme, as customer/get shows them."""
+
+    user_id: Annotated[int, Field(description="The customer's id, unique in the installation.")]
+    org_id: int
+    firstname: str
+    lastname: str
+    mobile: Annotated[str | None, Field(description="E.164 digits without `+`.")]
+    email: str | None
+    external_id: str | None
+    loyalty_points: Annotated[int, Field(description="Of the default programme.")]
+    lifetime_points: Annotated[int, Field(description="Of the default programme.")]
+    current_slab: Annotated[str | None, Field(description="null for NON_LOYALTY customers and orgs without programmes.")]
+    registered_on: Timestamp
+    registered_by: Annotated[str | None, Field(description="The code of the till that registered the customer.")]
+    attributes: Attributes
+
+
+@with_config(CLOSED)
+class FoundCustomers(TypedDict):
+    item: Annotated[list[FoundCustomer], Field(description="Newest registration first (then the highest user_id).")]
+
+
+@with_config(CLOSED)
+class SearchPage(TypedDict):
+    count: Annotated[int, Field(ge=0, description="Every customer that matches, on every page.")]
+    start: Annotated[int, Field(ge=0, description="How many matches come before this page.")]
+    rows: Annotated[int, Field(ge=0, le=MAX_ROWS, description="The page size asked for; `results` holds at most that many.")]
+    results: FoundCustomers
+
+
+@with_config(CLOSED)
+class SearchAnswer(TypedDict):
+    status: RequestStatus
+    customer: SearchPage
+
+
+@with_config(XML_RESPONSE)
+class SearchResponse(TypedDict):
+    response: SearchAnswer
+
+
 # --- The v2/v3 gateway's answers: {"data": ..., "errors": ...} -------------------------------------
 
 
@@ -345,7 +465,10 @@ class ChangedValues(TypedDict):
 
 @with_config(CLOSED)
 class AuditEvent(TypedDict):
-    eventType: Literal["CREATE", "UPDATE"]
+    eventType: Annotated[
+        Literal["CREATE", "UPDATE", "ID_REQUESTED", "ID_APPROVED", "ID_REJECTED"],
+        Field(description="ID_*: an identity change asked for, approved or rejected; its change is an UPDATE."),
+    ]
     updatedField: str
     additionalFields: ChangedValues
 
@@ -385,6 +508,9 @@ DOCUMENTED = (
     ErrorResponse,
     AddResponse,
     GetResponse,
+    SearchResponse,
+    UpdateResponse,
+    IdentityResponse,
     GatewayErrorResponse,
     TokenResponse,
     AuditsResponse,

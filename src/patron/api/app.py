@@ -19,10 +19,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from patron import bootstrap
 from patron.api.codec import encode, error_document, response_format
 from patron.api.context import services
-from patron.api.customers import add_customer, get_customer
+from patron.api.customers import add_customer, get_customer, update_customer, update_identity
 from patron.api.errors import ApiError
 from patron.api.gateway import gateway_response, generate_token, list_audits
 from patron.api.openapi import DOCS_ASSETS, SWAGGER_UI_FILES, docs_page, openapi_document
+from patron.api.search import search_customers
 from patron.codes import Code, request_message
 from patron.loop import collect_rarely
 from patron.observability import ObservabilityMiddleware, Observer, configure_logging
@@ -117,6 +118,9 @@ def _customer_routes() -> list[Route]:
     for suffix in ("", ".json", ".xml"):
         routes.append(Route(f"/v1.1/customer/add{suffix}", add_customer, methods=["POST"]))
         routes.append(Route(f"/v1.1/customer/get{suffix}", get_customer, methods=["GET"]))
+        routes.append(Route(f"/v1.1/customer/search{suffix}", search_customers, methods=["GET"]))
+        routes.append(Route(f"/v1.1/customer/update{suffix}", update_customer, methods=["POST"]))
+        routes.append(Route(f"/v1.1/customer/update_identity{suffix}", update_identity, methods=["POST"]))
     return routes
 
 

@@ -142,6 +142,16 @@ def customers_document(
     return {"response": {"status": status_block(code, len(items), successes), "customers": {"customer": items}}}
 
 
+def search_document(count: int, start: int, rows: int, items: list[answers.FoundCustomer]) -> answers.SearchResponse:
+    """The answer of customer/search: the request's status, then the page of customers found."""
+    return {
+        "response": {
+            "status": status_block(Code.SUCCESS),
+            "customer": {"count": count, "start": start, "rows": rows, "results": {"item": items}},
+        }
+    }
+
+
 def error_document(error: ApiError) -> answers.ErrorResponse:
     status = status_block(error.code)
     if error.detail:

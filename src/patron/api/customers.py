@@ -1,4 +1,4 @@
-"""POST /v1.1/customer/add and GET /v1.1/customer/get."""
+"""POST /v1.1/customer/add, GET /v1.1/customer/get, POST /v1.1/customer/update and /update_identity."""
 
 from __future__ import annotations
 
@@ -19,11 +19,12 @@ from patron.api.codec import (
 )
 from patron.api.context import read_body, request_id, services, utc_now
 from patron.api.errors import ApiError
-from patron.api.present import added_item, missing_item, retrieved_item
+from patron.api.present import added_item, identity_item, missing_item, retrieved_item, updated_item
 from patron.codes import Code
 from patron.registration import fields
 from patron.observability.outcome import ItemOutcome
 from patron.registration.lookup import LOOKUP_KEYS, Looked, LookupRefused, look_up
+from patron.registration.identity_changes import IdentityOutcome, request_changes
 from patron.registration.service import Caller, ItemResult, batch_code, batch_status, register
 
 USER_CONTEXT_HEADERS = {
@@ -90,6 +91,60 @@ async def get_customer(request: Request) -> Response:
     found = sum(one.customer is not None for one in looked)
     code = batch_code(found, len(looked))
     return encode(customers_document(code, items, found), response_format(request), int(code))
+
+
+async def update_customer(request: Request) -> Response:
+    """customer/update (member-care.md §1): one customer, the add path's update, never a new one."""
+    app = services(request)
+    principal, caller, items, body_format = await _write_request(request)
+    # One customer: each item past the first fails with 1060, as a batch past its limit does.
+    results = await register(items, caller, app.storage, utc_now(), batch_limit=1, updating=True)
+    code = batch_status(results)
+    request.scope["state"]["items"] = [_added_outcome(result) for result in results]
+    answered = [updated_item(result, principal.org) for result in results]
+    body = customers_document(code, answered, sum(result.success for result in results))
+    return encode(body, response_format(request, body_format), int(code))
+
+
+async def update_identity(request: Request) -> Response:
+    """customer/update_identity (member-care.md §2): identifier changes, applied or queued for review."""
+    app = services(request)
+    _, caller, items, body_format = await _write_request(request)
+    outcomes = await request_changes(items, caller, app.storage, utc_now())
+    code = batch_code(sum(outcome.success for outcome in outcomes), len(outcomes))
+    request.scope["state"]["items"] = [_identity_outcome(outcome) for outcome in outcomes]
+    answered = [identity_item(outcome) for outcome in outcomes]
+    body = customers_document(code, answered, sum(outcome.success for outcome in outcomes))
+    return encode(body, response_format(request, body_format), int(code))
+
+
+async def _write_request(request: Request) -> tuple[Any, Caller, list[Any], str]:
+    """What update and update_identity read as add does: the caller (customer write), the body's
+    format, its items and the user-context headers."""
+    app = services(request)
+    principal = await app.auth.authenticate(request)
+    request.scope["state"]["principal"] = principal
+    principal.require("customer", "write")
+    body_format = request_format(request)
+    _query_flag(request, "user_id")
+    most_items = MOST_ITEMS_PER_BATCH_LIMIT * principal.org.configs.BATCH_LIMIT
+    document = decode(await read_body(request, app.settings.max_body_bytes), body_format, most_items)
+    items = _customer_items(document, most_items)
+    caller = Caller(
+        org=principal.org,
+        till_code=principal.till_code,
+        api_client_key=principal.api_client_key,
+        request_id=request_id(request),
+        user_context=_user_context(request),
+    )
+    return principal, caller, items, body_format
+
+
+def _identity_outcome(outcome: IdentityOutcome) -> ItemOutcome:
+    """An item of update_identity as the request line and the metrics count it (no identifier:
+    the old and new values are not the customer's mobile and email as the line means them)."""
+    code = Code.ITEM_OK if outcome.success else outcome.code
+    return ItemOutcome(code, (), outcome.customer_id)
 
 
 def _added_outcome(result: ItemResult) -> ItemOutcome:

@@ -23,7 +23,7 @@ from patron.api.auth import (
     ATTRIBUTION_TYPE,
     TOKEN_HEADER,
 )
-from patron.api.codec import customers_document, error_document
+from patron.api.codec import customers_document, error_document, search_document
 from patron.api.customers import LOOKUP_KEYS, USER_CONTEXT_HEADERS
 from patron.api.errors import ApiError
 from patron.api.gateway import OAUTH_NOT_CONFIGURED
@@ -31,15 +31,28 @@ from patron.api.present import item_status
 from patron.codes import (
     INVALID_CLIENT,
     INVALID_CLIENT_MESSAGE,
+    IDENTITY_CHANGE_TAKEN,
     ITEM_ERRORS,
     MESSAGES,
     REGISTERED,
     RETRIEVED,
     UPDATED,
+    USER_UPDATED,
     WARNINGS,
     Code,
 )
 from patron.orgs.policy import STANDARD_EXTENDED_FIELDS
+from patron.registration.search import ATTRIBUTES as SEARCH_ATTRIBUTES
+from patron.registration.search import (
+    CUSTOM_FIELD_KINDS,
+    DEFAULT_ROWS,
+    DEFAULT_START,
+    MAX_CONDITIONS,
+    MAX_ROWS,
+    MAX_VALUE,
+    OPERATORS,
+    Kind,
+)
 from patron.registration.reading import (
     FRAUD_STATUSES,
     SOURCES,
@@ -118,6 +131,11 @@ def codes_markdown() -> str:
         f"| {int(Code.ITEM_OK)} | `{Code.ITEM_OK.name}` | {REGISTERED} (a new customer) |",
         f"| {int(Code.ITEM_OK)} | `{Code.ITEM_OK.name}` | {UPDATED} (an existing customer) |",
         f"| {int(Code.ITEM_OK)} | `{Code.ITEM_OK.name}` | {RETRIEVED} (customer/get) |",
+        f"| {int(Code.ITEM_OK)} | `{Code.ITEM_OK.name}` | {USER_UPDATED} (customer/update) |",
+        f"| {int(Code.ITEM_OK)} | `{Code.ITEM_OK.name}` | {IDENTITY_CHANGE_TAKEN} (customer/update_identity: "
+        "applied at once, `updated` \"true\") |",
+        f"| {int(Code.IDENTITY_CHANGE_REQUESTED)} | `{Code.IDENTITY_CHANGE_REQUESTED.name}` | {IDENTITY_CHANGE_TAKEN} "
+        "(customer/update_identity: waiting for review, `updated` \"false\") |",
         "",
         "### Item level: errors (`item_status.success` `\"false\"`, nothing of the item written)",
         "",
@@ -278,6 +296,69 @@ def _request_schemas() -> dict[str, Any]:
                             "oneOf": [
                                 {"type": "array", "minItems": 1, "items": _ref("CustomerInput")},
                                 _ref("CustomerInput"),
+                            ],
+                        }
+                    },
+                }
+            },
+        },
+        "UpdateRequest": {
+            "type": "object",
+            "required": ["root"],
+            "description": "One customer, named by any one of mobile, email, external_id, with the fields to "
+            "change; XML as for add. A list is accepted, but each item past the first fails with 1060.",
+            "xml": {"name": "root"},
+            "properties": {
+                "root": {
+                    "type": "object",
+                    "required": ["customer"],
+                    "properties": {
+                        "customer": {
+                            "oneOf": [
+                                _ref("CustomerInput"),
+                                {"type": "array", "minItems": 1, "items": _ref("CustomerInput")},
+                            ]
+                        }
+                    },
+                }
+            },
+        },
+        "IdentityChangeInput": {
+            "type": "object",
+            "description": "One identifier change. Older clients' spellings are read too: `old_identifier` and "
+            "`new_identifier` for the values, and `identifier` holding the old value itself (then the field "
+            "is read from it: an `@` makes it an email, a valid mobile of the org's countries a mobile, "
+            "else an external id).",
+            "properties": {
+                "identifier": {
+                    **_LENIENT_TEXT,
+                    "description": "mobile, email or external_id (any case); or, older spelling, the old value.",
+                    "examples": ["mobile", "email", "external_id"],
+                },
+                "old_value": {**_LENIENT_TEXT, "description": "The value the customer holds now; none holds it: 1012."},
+                "new_value": {
+                    **_LENIENT_TEXT,
+                    "description": "Read by the field's rules (1001/1002/1003); held by another customer: 91007.",
+                },
+                "old_identifier": {**_LENIENT_TEXT, "description": "Older spelling of old_value."},
+                "new_identifier": {**_LENIENT_TEXT, "description": "Older spelling of new_value."},
+            },
+        },
+        "UpdateIdentityRequest": {
+            "type": "object",
+            "required": ["root"],
+            "description": "XML: `<root><customer><identifier/><old_value/><new_value/></customer>…</root>`.",
+            "xml": {"name": "root"},
+            "properties": {
+                "root": {
+                    "type": "object",
+                    "required": ["customer"],
+                    "properties": {
+                        "customer": {
+                            "description": "A list of changes (a batch, at most BATCH_LIMIT), or one change.",
+                            "oneOf": [
+                                {"type": "array", "minItems": 1, "items": _ref("IdentityChangeInput")},
+                                _ref("IdentityChangeInput"),
                             ],
                         }
                     },
@@ -799,6 +880,322 @@ def _get_operation() -> dict[str, Any]:
     }
 
 
+def _update_examples() -> dict[str, dict[str, Any]]:
+    updated = {
+        **_get_examples()["found"]["value"]["response"]["customers"]["customer"][0],
+        "lastname": "Rao",
+        "item_status": _item_status(Code.ITEM_OK, USER_UPDATED, (Code.IDENTIFIER_UPDATE_NOT_ALLOWED,)),
+    }
+    updated["item_status"]["message"] = updated["item_status"]["message"].replace("{field}", "Email")
+    missing = {
+        "mobile": "919800000000",
+        "email": None,
+        "external_id": None,
+        "item_status": _item_status(Code.CUSTOMER_NOT_FOUND, ITEM_ERRORS[Code.CUSTOMER_NOT_FOUND]),
+    }
+    beyond = {**missing, "mobile": "919800000001",
+              "item_status": _item_status(Code.BATCH_LIMIT_EXCEEDED, ITEM_ERRORS[Code.BATCH_LIMIT_EXCEEDED])}
+    return {
+        "updated": {
+            "summary": "Updated; a new email was refused (CONF_ALLOW_EMAIL_UPDATE is off)",
+            "value": customers_document(Code.SUCCESS, [updated], 1),
+        },
+        "secondRefused": {
+            "summary": "A list of two: one customer is updated, the second item fails with 1060",
+            "value": customers_document(Code.PARTIAL_SUCCESS, [copy.deepcopy(updated), beyond], 1),
+        },
+        "notFound": {
+            "summary": "No customer holds the mobile: update never creates one",
+            "value": customers_document(Code.ALL_FAILED, [missing], 0),
+        },
+    }
+
+
+def _update_operation() -> dict[str, Any]:
+    examples = _update_examples()
+    return {
+        "tags": ["customers"],
+        "operationId": "updateCustomer",
+        "summary": "Change one existing customer's fields",
+        "description": (
+            "The customer is named by any one of mobile, email, external_id, resolved as add resolves "
+            "them, and updated exactly as add's update path does (same readings, warnings and audit "
+            "record); it is never created (1012). `registered_on` is ignored. The primary identifier "
+            "never changes here (91005); a secondary one only where the org allows it (91006), never "
+            "to a value another customer holds (91007): customer/update_identity changes any of them. "
+            "The answer item is the customer as stored, as customer/get shows it. Needs `customer` "
+            "write.\n\n" + _SUFFIX_NOTE.format(path="/v1.1/customer/update")
+        ),
+        "security": _CALLER_SECURITY,
+        "parameters": [
+            _param("format"),
+            _param("userId"),
+            *(_param(f"userContext_{key}") for key in USER_CONTEXT_HEADERS),
+            _param("attributionType"),
+            _param("attributionCode"),
+            _param("attributionTillLegacy"),
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": _ref("UpdateRequest"),
+                    "example": {
+                        "root": {
+                            "customer": {
+                                "mobile": "919876532218",
+                                "lastname": "Rao",
+                                "custom_fields": {"field": [{"name": "City_name", "value": "Mysuru"}]},
+                            }
+                        }
+                    },
+                },
+                "application/xml": {
+                    "schema": _ref("UpdateRequest"),
+                    "example": "<root><customer><mobile>919876532218</mobile><lastname>Rao</lastname></customer></root>",
+                },
+            },
+        },
+        "responses": {
+            "200": _batch_response(Code.SUCCESS, "UpdateResponse", examples, ("updated",)),
+            "201": _batch_response(Code.PARTIAL_SUCCESS, "UpdateResponse", examples, ("secondRefused",)),
+            "500": _batch_response(Code.ALL_FAILED, "UpdateResponse", examples, ("notFound",), or_error=True),
+            "400": _envelope_error(Code.INVALID_INPUT, "the body must hold root.customer: one customer or a list of them"),
+            "401": _envelope_error(Code.AUTHENTICATION_FAILED),
+            "403": _envelope_error(Code.ACCESS_DENIED),
+            "429": _retry_later(_envelope_error(Code.TOO_MANY_REQUESTS)),
+            "413": _envelope_error(Code.BODY_TOO_LARGE, "the limit is 1048576 bytes"),
+            "415": _envelope_error(Code.UNSUPPORTED_MEDIA_TYPE, "Content-Type text/plain is neither JSON nor XML"),
+            "498": _envelope_error(Code.TOKEN_EXPIRED),
+            "503": _envelope_error(Code.SERVICE_UNAVAILABLE),
+        },
+    }
+
+
+def _identity_item(code: Code, identifier: Any, old: Any, new: Any, *, updated: bool = False,
+                   user_id: int | None = None) -> dict[str, Any]:
+    message = IDENTITY_CHANGE_TAKEN if code in (Code.ITEM_OK, Code.IDENTITY_CHANGE_REQUESTED) else ITEM_ERRORS[code]
+    shown: dict[str, Any] = {} if user_id is None else {"user_id": user_id}
+    return {
+        **shown,
+        "identifier": identifier,
+        "old_value": old,
+        "new_value": new,
+        "updated": "true" if updated else "false",
+        "item_status": item_status(code in (Code.ITEM_OK, Code.IDENTITY_CHANGE_REQUESTED), code, message, []),
+    }
+
+
+def _update_identity_examples() -> dict[str, dict[str, Any]]:
+    pending = _identity_item(
+        Code.IDENTITY_CHANGE_REQUESTED, "mobile", "919876532218", "919876500001", user_id=557408687
+    )
+    applied = _identity_item(
+        Code.ITEM_OK, "email", "old@example.com", "new@example.com", updated=True, user_id=557408687
+    )
+    occupied = _identity_item(Code.IDENTIFIER_OCCUPIED, "mobile", "919876532218", "919811111111", user_id=557408687)
+    missing = _identity_item(Code.CUSTOMER_NOT_FOUND, "mobile", "919800000000", "919800000001")
+    return {
+        "pending": {
+            "summary": "Taken for review (CONF_IDENTITY_CHANGE_APPROVAL on, the default)",
+            "value": customers_document(Code.SUCCESS, [pending], 1),
+        },
+        "applied": {
+            "summary": "Applied at once (CONF_IDENTITY_CHANGE_APPROVAL off)",
+            "value": customers_document(Code.SUCCESS, [applied], 1),
+        },
+        "oneOccupied": {
+            "summary": "A batch of two: one taken, one whose new value another customer holds",
+            "value": customers_document(Code.PARTIAL_SUCCESS, [copy.deepcopy(pending), occupied], 1),
+        },
+        "notFound": {
+            "summary": "No customer holds the old value",
+            "value": customers_document(Code.ALL_FAILED, [missing], 0),
+        },
+    }
+
+
+def _update_identity_operation() -> dict[str, Any]:
+    examples = _update_identity_examples()
+    return {
+        "tags": ["customers"],
+        "operationId": "updateCustomerIdentity",
+        "summary": "Change customers' identifiers (the primary one included), through review",
+        "description": (
+            "Each item names an identifier, the value a customer holds and the value it should hold; "
+            "each is independent and atomic. With CONF_IDENTITY_CHANGE_APPROVAL on (the default) the "
+            "change waits as a PENDING request (1040, `updated` \"false\") until a member-care user "
+            "whose access group has identity_review approves it in the console (checked again then) or "
+            "rejects it; a newer request for the same customer and identifier supersedes a pending one. "
+            "With it off the change applies at once (1000, `updated` \"true\"). Does not depend on "
+            "CONF_ALLOW_*_UPDATE. Needs `customer` write.\n\n"
+            + _SUFFIX_NOTE.format(path="/v1.1/customer/update_identity")
+        ),
+        "security": _CALLER_SECURITY,
+        "parameters": [
+            _param("format"),
+            _param("userId"),
+            *(_param(f"userContext_{key}") for key in USER_CONTEXT_HEADERS),
+            _param("attributionType"),
+            _param("attributionCode"),
+            _param("attributionTillLegacy"),
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": _ref("UpdateIdentityRequest"),
+                    "examples": {
+                        "current": {
+                            "summary": "The current spelling",
+                            "value": {
+                                "root": {
+                                    "customer": [
+                                        {"identifier": "mobile", "old_value": "919876532218", "new_value": "919876500001"}
+                                    ]
+                                }
+                            },
+                        },
+                        "older": {
+                            "summary": "An older client's spelling: the old value in `identifier`",
+                            "value": {"root": {"customer": {"identifier": "old@example.com", "new_identifier": "new@example.com"}}},
+                        },
+                    },
+                },
+                "application/xml": {
+                    "schema": _ref("UpdateIdentityRequest"),
+                    "example": "<root><customer><identifier>mobile</identifier><old_value>919876532218</old_value>"
+                    "<new_value>919876500001</new_value></customer></root>",
+                },
+            },
+        },
+        "responses": {
+            "200": _batch_response(Code.SUCCESS, "IdentityResponse", examples, ("pending", "applied")),
+            "201": _batch_response(Code.PARTIAL_SUCCESS, "IdentityResponse", examples, ("oneOccupied",)),
+            "500": _batch_response(Code.ALL_FAILED, "IdentityResponse", examples, ("notFound",), or_error=True),
+            "400": _envelope_error(Code.INVALID_INPUT, "the body must hold root.customer: one customer or a list of them"),
+            "401": _envelope_error(Code.AUTHENTICATION_FAILED),
+            "403": _envelope_error(Code.ACCESS_DENIED),
+            "429": _retry_later(_envelope_error(Code.TOO_MANY_REQUESTS)),
+            "413": _envelope_error(Code.BODY_TOO_LARGE, "the limit is 1048576 bytes"),
+            "415": _envelope_error(Code.UNSUPPORTED_MEDIA_TYPE, "Content-Type text/plain is neither JSON nor XML"),
+            "498": _envelope_error(Code.TOKEN_EXPIRED),
+            "503": _envelope_error(Code.SERVICE_UNAVAILABLE),
+        },
+    }
+
+
+def _search_operators() -> str:
+    """Each attribute with the operators it takes, from the reader's own table (registration.search)."""
+    lines = [
+        f"- `{attribute.value}`: {', '.join(OPERATORS[rule.kind])}" for attribute, rule in SEARCH_ATTRIBUTES.items()
+    ]
+    lines += [
+        f"- a custom field of type {', '.join(types)}: {', '.join(OPERATORS[kind])}"
+        for kind, types in (
+            (Kind.TEXT, [name for name, (k, _, _) in CUSTOM_FIELD_KINDS.items() if k is Kind.TEXT]),
+            (Kind.ORDERED_FIELD, [name for name, (k, _, _) in CUSTOM_FIELD_KINDS.items() if k is Kind.ORDERED_FIELD]),
+        )
+    ]
+    return "\n".join(lines)
+
+
+def _search_examples() -> dict[str, dict[str, Any]]:
+    found = {
+        "user_id": 557408687,
+        "org_id": 1001,
+        "firstname": "Asha",
+        "lastname": "Rao",
+        "mobile": "919876532218",
+        "email": "asha.rao@example.com",
+        "external_id": "000003880203",
+        "loyalty_points": 100,
+        "lifetime_points": 100,
+        "current_slab": "Base",
+        "registered_on": "2024-08-01 07:28:32",
+        "registered_by": "blr.koramangala.till001",
+        "attributes": {"attribute": [{"name": "City_name", "value": "Bangalore"}]},
+    }
+    return {
+        "found": {
+            "summary": "q=firstname:STARTS:as&registered_date:RANGE:2024-08-01;2024-08-31, rows=10: one match",
+            "value": search_document(1, 0, 10, [found]),
+        },
+        "none": {"summary": "q=mobile:EQUALS:919800000000: no match", "value": search_document(0, 0, 10, [])},
+    }
+
+
+def _search_operation() -> dict[str, Any]:
+    examples = _search_examples()
+    return {
+        "tags": ["customers"],
+        "operationId": "searchCustomers",
+        "summary": "Search the org's customers by conditions on their attributes, a page at a time",
+        "description": (
+            "`q` holds one or more conditions joined by `&` (URL-encoded inside the value: `%26`; a `+` "
+            "as `%2B`), each `ATTRIBUTE:OPERATOR:VALUE`, and all of them hold. EQUALS, STARTS, ENDS "
+            "and IN ignore case, EXACT does not; LESS and GREATER are strict; RANGE `low;high` includes "
+            "both; IN takes `a;b;c`. Values are read as customer/add reads them (a mobile in any usual "
+            "form, an email in any case). `registered_date` is a day (`YYYY-MM-DD`) of the org's "
+            "timezone; points and slab are of the default programme's membership; `registered_store` "
+            f"is the store of the registering till. At most {MAX_CONDITIONS} conditions, values of at "
+            f"most {MAX_VALUE} characters. A condition that cannot be read is answered 400 naming it.\n\n"
+            "Operators by attribute:\n\n" + _search_operators() + "\n\n"
+            "Only customers of the caller's org are searched. Identifier and name equality and "
+            "prefixes are served by indexes; ENDS, custom fields, points, slab, type and "
+            "registered_till read every customer of the org. Newest registration first. Needs "
+            "`customer` read (or write).\n\n" + _SUFFIX_NOTE.format(path="/v1.1/customer/search")
+        ),
+        "security": _CALLER_SECURITY,
+        "parameters": [
+            {
+                "name": "q",
+                "in": "query",
+                "required": True,
+                "description": "The conditions, `ATTRIBUTE:OPERATOR:VALUE` joined by `&`.",
+                "schema": {"type": "string"},
+                "examples": {
+                    "prefix": {"value": "firstname:STARTS:as&registered_date:RANGE:2024-08-01;2024-08-31"},
+                    "mobile": {"value": "mobile:EQUALS:+91 98765 32218"},
+                    "custom": {"value": "City_name:IN:Bangalore;Pune&loyalty_points:GREATER:99"},
+                },
+            },
+            {
+                "name": "start",
+                "in": "query",
+                "description": "How many matches to skip.",
+                "schema": {"type": "string", "pattern": "^[0-9]+$", "default": str(DEFAULT_START)},
+            },
+            {
+                "name": "rows",
+                "in": "query",
+                "description": f"The page size, at most {MAX_ROWS}; 0 answers only the count.",
+                "schema": {"type": "string", "pattern": "^[0-9]+$", "default": str(DEFAULT_ROWS)},
+            },
+            _param("format"),
+            _param("attributionType"),
+            _param("attributionCode"),
+            _param("attributionTillLegacy"),
+        ],
+        "responses": {
+            "200": {
+                "description": "The count of every match and one page of them (none found is a 200 too).",
+                "headers": {REQUEST_ID_HEADER: _REQUEST_ID},
+                "content": {
+                    "application/json": {"schema": _ref("SearchResponse"), "examples": examples},
+                    "application/xml": {"schema": _ref("SearchResponse"), "examples": _as_xml(examples)},
+                },
+            },
+            "400": _envelope_error(Code.INVALID_INPUT, '"loyalty_points:LESS:abc": abc is not a whole number'),
+            "401": _envelope_error(Code.AUTHENTICATION_FAILED),
+            "403": _envelope_error(Code.ACCESS_DENIED),
+            "429": _retry_later(_envelope_error(Code.TOO_MANY_REQUESTS)),
+            "498": _envelope_error(Code.TOKEN_EXPIRED),
+            "503": _envelope_error(Code.SERVICE_UNAVAILABLE),
+        },
+    }
+
+
 def _token_operation() -> dict[str, Any]:
     return {
         "tags": ["oauth"],
@@ -974,6 +1371,9 @@ def build_document() -> dict[str, Any]:
         "paths": {
             "/v1.1/customer/add": {"post": _add_operation()},
             "/v1.1/customer/get": {"get": _get_operation()},
+            "/v1.1/customer/search": {"get": _search_operation()},
+            "/v1.1/customer/update": {"post": _update_operation()},
+            "/v1.1/customer/update_identity": {"post": _update_identity_operation()},
             "/v3/oauth/token/generate": {"post": _token_operation()},
             "/api_gateway/v2/audits": {"get": _audits_operation()},
             "/health": {

@@ -1,4 +1,4 @@
-"""Response items of customer/add and customer/get, field for field as the v1.1 API shapes them."""
+"""Response items of customer/add, get and search, field for field as the v1.1 API shapes them."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from patron.orgs.policy import Program
 from patron.orgs.model import OrgSettings
 from patron.registration.fields import local_text
 from patron.registration.model import IDENTIFIERS, Customer
+from patron.registration.identity_changes import IdentityOutcome
 from patron.registration.service import ItemResult
 
 
@@ -125,6 +126,10 @@ def added_item(result: ItemResult, org: OrgSettings) -> answers.AddedCustomer | 
             "side_effects": {"effect": [_side_effect(effect) for effect in result.side_effects]},
             "item_status": status,
         }
+    return _failed_item(result, status)
+
+
+def _failed_item(result: ItemResult, status: answers.ItemStatus) -> answers.FailedItem:
     failed: dict[str, Any] = {name: result.sent.get(name) for name in IDENTIFIERS}
     if result.customer is not None:
         failed["user_id"] = result.customer.id
@@ -151,6 +156,49 @@ def retrieved_item(customer: Customer, memberships: list[Membership], org: OrgSe
             if customer.identifier(name) is not None
         ],
         "item_status": item_status(True, Code.ITEM_OK, RETRIEVED, []),
+    }
+
+
+def updated_item(result: ItemResult, org: OrgSettings) -> answers.UpdatedCustomer | answers.FailedItem:
+    """customer/update's item: the customer as customer/get shows it, with the update's status."""
+    status = item_status(result.success, result.code, result.message, result.warnings.codes)
+    if result.success and result.customer is not None:
+        return {**retrieved_item(result.customer, result.memberships, org), "item_status": status}
+    return _failed_item(result, status)
+
+
+def identity_item(outcome: IdentityOutcome) -> answers.IdentityChangeItem:
+    """customer/update_identity's item."""
+    shown: dict[str, Any] = {}
+    if outcome.customer_id is not None:
+        shown["user_id"] = outcome.customer_id
+    shown.update(
+        identifier=outcome.identifier,
+        old_value=outcome.old_value,
+        new_value=outcome.new_value,
+        updated="true" if outcome.updated else "false",
+        item_status=item_status(outcome.success, outcome.code, outcome.message, []),
+    )
+    return shown
+
+
+def found_item(customer: Customer, memberships: list[Membership], org: OrgSettings) -> answers.FoundCustomer:
+    """A customer as customer/search lists it."""
+    loyalty = _loyalty(memberships, org)
+    return {
+        "user_id": customer.id,
+        "org_id": customer.org_id,
+        "firstname": customer.firstname,
+        "lastname": customer.lastname,
+        "mobile": customer.mobile,
+        "email": customer.email,
+        "external_id": customer.external_id,
+        "loyalty_points": loyalty["loyalty_points"],
+        "lifetime_points": loyalty["lifetime_points"],
+        "current_slab": loyalty["current_slab"],
+        "registered_on": local_text(customer.registered_on, org.tz),
+        "registered_by": customer.registered_till,
+        "attributes": {"attribute": [{"name": name, "value": value} for name, value in customer.custom_fields.items()]},
     }
 
 

@@ -106,15 +106,22 @@ def identity_key(name: str, value: Any) -> str | None:
     return digits[-8:] or None
 
 
+def mobile_digits(raw: str) -> str:
+    """A mobile as written, without the noise people write in one (+, spaces, dashes, brackets,
+    dots), digits of other scripts read as ASCII ones; what is left may still hold other characters."""
+    digits = _MOBILE_NOISE.sub("", raw)
+    if not digits.isascii():
+        # Digits of other scripts (Arabic-Indic, Devanagari, ...) name the same number.
+        digits = "".join(str(unicodedata.decimal(char, "x")) for char in digits)
+    return digits
+
+
 def mobile(value: Any, base_country: str, supported: list[str], default_country_code: bool) -> str | None:
     """E.164 digits without '+', if the value is a real mobile of an allowed country."""
     raw = identifier_text(value)
     if raw is None:
         return None
-    digits = _MOBILE_NOISE.sub("", raw)
-    if not digits.isascii():
-        # Digits of other scripts (Arabic-Indic, Devanagari, ...) name the same number.
-        digits = "".join(str(unicodedata.decimal(char, "x")) for char in digits)
+    digits = mobile_digits(raw)
     if not digits.isdigit() or not 6 <= len(digits) <= 17:
         return None
     candidates = [("+" + digits, None)]

@@ -81,19 +81,26 @@ def sent(raw: dict[str, Any], key: str) -> bool:
     return value is not None and not (isinstance(value, str) and not value.strip())
 
 
-def read_item(raw: Any, org: OrgSettings, calling_till: str, now: datetime) -> tuple[CustomerInput, Warnings]:
-    """Read one item; raises ItemRejected with the item's error code when it cannot stand."""
+def read_item(
+    raw: Any, org: OrgSettings, calling_till: str | None, now: datetime, *, registering: bool = True
+) -> tuple[CustomerInput, Warnings]:
+    """Read one item; raises ItemRejected with the item's error code when it cannot stand.
+    `calling_till`: where an invalid till falls back to (None in the console); `registering`:
+    whether the identifiers a registration requires are required (customer/update names an
+    existing customer by any one of them)."""
     if not isinstance(raw, dict):
         raise ItemRejected(Code.NO_VALID_IDENTIFIER)
     warnings = Warnings()
     item = CustomerInput()
-    _read_identifiers(raw, org, item, warnings)
+    _read_identifiers(raw, org, item, warnings, registering)
     _read_profile(raw, org, calling_till, now, item, warnings)
     _read_extra_fields(raw, org, item, warnings)
     return item, warnings
 
 
-def _read_identifiers(raw: dict[str, Any], org: OrgSettings, item: CustomerInput, warnings: Warnings) -> None:
+def _read_identifiers(
+    raw: dict[str, Any], org: OrgSettings, item: CustomerInput, warnings: Warnings, registering: bool = True
+) -> None:
     configs = org.configs
     primary = configs.CONF_REGISTRATION_PRIMARY_KEY
     for name in IDENTIFIERS:
@@ -108,7 +115,8 @@ def _read_identifiers(raw: dict[str, Any], org: OrgSettings, item: CustomerInput
         else:
             warnings.add(INVALID_IDENTIFIER[name])
 
-    require_identifiers(item, configs)
+    if registering:
+        require_identifiers(item, configs)
     if all(item.identifier(name) is None for name in IDENTIFIERS):
         raise ItemRejected(Code.NO_VALID_IDENTIFIER)
 
@@ -124,6 +132,12 @@ def require_identifiers(item: CustomerInput, configs: Configs) -> None:
             raise ItemRejected(REQUIRED_IDENTIFIER[name])
 
 
+def stored_identifier(name: str, value: Any, org: OrgSettings) -> str | None:
+    """The identifier's stored form, under the org's rules for it; None if it is not valid
+    (customer/update_identity's new values are read by the same rules)."""
+    return _identifier(name, value, org)
+
+
 def _identifier(name: str, value: Any, org: OrgSettings) -> str | None:
     """The identifier's stored form, under the org's rules for it; None if it is not valid."""
     configs = org.configs
@@ -135,7 +149,8 @@ def _identifier(name: str, value: Any, org: OrgSettings) -> str | None:
 
 
 def _read_profile(
-    raw: dict[str, Any], org: OrgSettings, calling_till: str, now: datetime, item: CustomerInput, warnings: Warnings
+    raw: dict[str, Any], org: OrgSettings, calling_till: str | None, now: datetime, item: CustomerInput,
+    warnings: Warnings,
 ) -> None:
     for name in ("firstname", "lastname"):
         # An empty name is a value: it clears the name.

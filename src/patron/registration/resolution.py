@@ -82,7 +82,7 @@ def new_type(item: CustomerInput) -> str:
     return item.type or LOYALTY
 
 
-def create(org_id: int, item: CustomerInput, calling_till: str, now: datetime) -> Customer:
+def create(org_id: int, item: CustomerInput, calling_till: str | None, now: datetime) -> Customer:
     if item.registered_on_out_of_range:
         raise ItemRejected(Code.REGISTRATION_DATE_OUT_OF_RANGE)
     return Customer(

@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from patron.codes import REGISTERED, UPDATED, Code, item_error_message
+from patron.codes import REGISTERED, UPDATED, USER_UPDATED, Code, item_error_message
 from patron.loyalty import rules
 from patron.loyalty.model import POINTS, LedgerEntry, Membership, SideEffect
 from patron.orgs.model import OrgSettings
 from patron.registration import fields, resolution
+from patron.registration.identity import IdentityRequestRepository
 from patron.registration.model import (
     IDENTIFIERS,
     LOYALTY,
@@ -45,7 +46,8 @@ class Caller:
     """Who is registering: the org, the till (and API client) and the user-context headers."""
 
     org: OrgSettings
-    till_code: str
+    # None for a member-care user in the console, who acts at no till.
+    till_code: str | None
     api_client_key: str | None
     request_id: str
     user_context: dict[str, str | None] = field(default_factory=dict)
@@ -62,6 +64,9 @@ class CustomerRepository(Protocol):
         them until this one ends."""
 
     async def find(self, org_id: int, field: str, value: str | int) -> Customer | None: ...
+
+    async def locked(self, org_id: int, customer_id: int) -> Customer | None:
+        """The customer by id; no other unit changes it until this one ends."""
 
     async def insert(self, customer: Customer, at: datetime) -> Customer: ...
 
@@ -88,6 +93,7 @@ class LoyaltyRepository(Protocol):
 class Repositories(Protocol):
     customers: CustomerRepository
     loyalty: LoyaltyRepository
+    identity_requests: IdentityRequestRepository
 
 
 class Storage(Protocol):
@@ -135,10 +141,17 @@ class NewCustomer:
 
 
 async def register(
-    raw_items: list[Any], caller: Caller, storage: Storage, now: datetime, *, batch_limit: int | None = None
+    raw_items: list[Any],
+    caller: Caller,
+    storage: Storage,
+    now: datetime,
+    *,
+    batch_limit: int | None = None,
+    updating: bool = False,
 ) -> list[ItemResult]:
     """Process items in order; each is atomic and independent, and a later item sees what an
-    earlier one wrote.
+    earlier one wrote. `updating` (customer/update): an item only ever updates the customer it
+    names, never creates one (1012), and needs none of the identifiers a registration requires.
 
     Most registrations are of new customers, so the items that would create one whatever else the
     batch holds (no referral, no identifier shared with another item) are written first, all in one
@@ -154,13 +167,16 @@ async def register(
         try:
             if position >= limit:
                 raise ItemRejected(Code.BATCH_LIMIT_EXCEEDED)
-            readings[position] = read_item(raw, caller.org, caller.till_code, now)
+            readings[position] = (
+                read_item(raw, caller.org, caller.till_code, now, registering=False) if updating
+                else read_item(raw, caller.org, caller.till_code, now)
+            )
         except ItemRejected as rejected:
             results[position] = _failure(raw, rejected.code)
         except Exception:  # noqa: BLE001 - a fault of Patron's fails this item alone
             results[position] = _not_processed(raw, caller, position, "reading")
 
-    independent = _independent_new(readings)
+    independent = [] if updating else _independent_new(readings)
     if independent:
         created = await _create_if_new({p: readings[p] for p in independent}, raw_items, caller, storage, now)
         for position, result in created.items():
@@ -169,9 +185,16 @@ async def register(
     for position, (item, warnings) in readings.items():
         if results[position] is None:
             results[position] = await _resolve_and_write(
-                position, raw_items[position], item, warnings, caller, storage, now
+                position, raw_items[position], item, warnings, caller, storage, now, updating
             )
     return [result for result in results if result is not None]
+
+
+async def update(raw_item: Any, caller: Caller, storage: Storage, now: datetime) -> ItemResult:
+    """customer/update of one customer (member-care.md §1): the add path's update, which never
+    creates; the API's handler and the console's edit form both come here."""
+    (result,) = await register([raw_item], caller, storage, now, batch_limit=1, updating=True)
+    return result
 
 
 def _independent_new(readings: dict[int, tuple[CustomerInput, Warnings]]) -> list[int]:
@@ -285,12 +308,20 @@ def _joining(
 
 
 async def _resolve_and_write(
-    position: int, raw: Any, item: CustomerInput, warnings: Warnings, caller: Caller, storage: Storage, now: datetime
+    position: int,
+    raw: Any,
+    item: CustomerInput,
+    warnings: Warnings,
+    caller: Caller,
+    storage: Storage,
+    now: datetime,
+    updating: bool = False,
 ) -> ItemResult:
     try:
         for _ in range(MAX_ATTEMPTS):
             try:
-                return await _write(item, dataclasses.replace(warnings, items=list(warnings.items)), caller, storage, now)
+                copied = dataclasses.replace(warnings, items=list(warnings.items))
+                return await _write(item, copied, caller, storage, now, updating)
             except IdentifierTaken:
                 continue
             except ItemRejected as rejected:
@@ -302,7 +333,9 @@ async def _resolve_and_write(
         return _not_processed(raw, caller, position, "writing")
 
 
-async def _write(item: CustomerInput, warnings: Warnings, caller: Caller, storage: Storage, now: datetime) -> ItemResult:
+async def _write(
+    item: CustomerInput, warnings: Warnings, caller: Caller, storage: Storage, now: datetime, updating: bool = False
+) -> ItemResult:
     org = caller.org
     item = dataclasses.replace(item)
     sent = {name: item.identifier(name) for name in IDENTIFIERS if item.identifier(name) is not None}
@@ -311,6 +344,8 @@ async def _write(item: CustomerInput, warnings: Warnings, caller: Caller, storag
         holders = await customers.holders(org.org_id, sent)
         target = resolution.resolve(item, holders, org.configs, warnings)
         joining: rules.Joining | None = None
+        if target is None and updating:
+            raise ItemRejected(Code.CUSTOMER_NOT_FOUND)
         if target is None:
             joins = resolution.new_type(item) == LOYALTY
             referrer = await _referrer(repositories, caller, item, None, now, warnings) if joins else None
@@ -328,7 +363,7 @@ async def _write(item: CustomerInput, warnings: Warnings, caller: Caller, storag
                 referrer_memberships = await _memberships_of(repositories, caller, referrer)
                 joining = _joining(customer, caller, fields.local_date(now, org.tz), {}, referrer_memberships)
             await customers.update(customer, now)
-            event_type, message = "UPDATE", UPDATED
+            event_type, message = "UPDATE", USER_UPDATED if updating else UPDATED
         if joining is not None and joining.unpaid:
             warnings.add(Code.POINTS_NOT_AWARDED)
         await customers.record_audit(

@@ -19,10 +19,13 @@ from patron.codes import Code
 from patron.loyalty.model import Membership
 from patron.registration.audit import USER_CONTEXT
 from patron.registration.model import IDENTIFIERS, Change, Customer
+from patron.registration.search import Page
+from patron.registration.searching import Criteria
 from patron.registration.service import Caller, IdentifierTaken, NewCustomer
 from patron.store.db import named_binds
 from patron.store.loyalty import MEMBERSHIP_COLUMNS
 from patron.store.schema import customer_audits, customers, memberships
+from patron.store.search import SearchStatements
 from patron.store.statements import Statement
 
 CUSTOMER_COLUMNS = [column.name for column in customers.columns if column.name not in ("created_at", "modified_at")]
@@ -143,6 +146,13 @@ def _holders_statement(names: tuple[str, ...], lock: bool) -> Select[Any]:
     return statement
 
 
+def locked_statement(lock: bool) -> Select[Any]:
+    """A customer by id, locked until the unit ends where the engine locks rows (an identity change
+    is made to the customer as it is now)."""
+    statement = FIND_BY["id"]
+    return statement.with_for_update() if lock else statement
+
+
 def holders_statements(lock: bool) -> dict[tuple[str, ...], Select[Any]]:
     """The customers holding some identifiers, by which identifiers are sent."""
     return {
@@ -201,8 +211,11 @@ class CustomerStore:
     _insert_audit: ClassVar[Statement]
     _update: ClassVar[Statement]
     _find_by: ClassVar[dict[str, Statement]]
+    _locked: ClassVar[Statement]
     _find_with_memberships: ClassVar[dict[str, Statement]]
     _audits_of: ClassVar[Statement]
+    # The engine's statement kind: a search's statements are compiled for each query's shape.
+    _statement: ClassVar[type[Statement]]
 
     def __init_subclass__(
         cls,
@@ -219,8 +232,10 @@ class CustomerStore:
         cls._insert_audit = statement(insert_audit)
         cls._update = statement(UPDATE_CUSTOMER)
         cls._find_by = {field: statement(found) for field, found in FIND_BY.items()}
+        cls._locked = statement(locked_statement(lock_holders))
         cls._find_with_memberships = {field: statement(found) for field, found in FIND_WITH_MEMBERSHIPS.items()}
         cls._audits_of = statement(AUDITS_OF)
+        cls._statement = statement
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
@@ -274,6 +289,10 @@ class CustomerStore:
         rows = await self._find_by[field].fetch(self.conn, {"org_id": org_id, "value": value})
         return customer_of(rows[0]) if rows else None
 
+    async def locked(self, org_id: int, customer_id: int) -> Customer | None:
+        rows = await self._locked.fetch(self.conn, {"org_id": org_id, "value": customer_id})
+        return customer_of(rows[0]) if rows else None
+
     async def find_with_memberships(
         self, org_id: int, field: str, value: str | int
     ) -> tuple[Customer, list[Membership]] | None:
@@ -293,3 +312,10 @@ class CustomerStore:
     async def audits(self, org_id: int, customer_id: int, limit: int = 100) -> list[dict[str, Any]]:
         rows = await self._audits_of.fetch(self.conn, {"org_id": org_id, "customer_id": customer_id, "limit": limit})
         return [dict(row) for row in rows]
+
+    async def search(self, criteria: Criteria, page: Page) -> tuple[int, list[tuple[Customer, list[Membership]]]]:
+        """How many of the org's customers meet the criteria, and one page of them with their
+        memberships, newest registration first (the statements: store.search)."""
+        statements = SearchStatements(self._statement, criteria, page, CUSTOMER_COLUMNS)
+        count, rows = await statements.run(self.conn, page)
+        return count, list(held_by_value(rows, "id").values())

@@ -33,6 +33,7 @@ from patron.store.customers import (
     stored_form,
 )
 from patron.store.db import DriverPool, inserted_columns, is_citus, json_text, named_binds
+from patron.store.identity_requests import PgIdentityRequests
 from patron.store.loyalty import LEDGER_VALUES, MEMBERSHIP_COLUMNS, REFERRAL_VALUES, LoyaltyStore
 from patron.store.schema import customer_audits, customers, memberships, points_ledger, referrals
 from patron.store.shared import SharedStatements
@@ -372,10 +373,10 @@ class PostgresStorage:
         COMMIT, two round trips fewer."""
         async with self.driver.connection() as conn:
             if single_statement:
-                yield StoreUnit(PgCustomers(conn), PgLoyalty(conn))
+                yield StoreUnit(PgCustomers(conn), PgLoyalty(conn), PgIdentityRequests(conn))
                 return
             async with conn.transaction():
-                yield StoreUnit(PgCustomers(conn), PgLoyalty(conn))
+                yield StoreUnit(PgCustomers(conn), PgLoyalty(conn), PgIdentityRequests(conn))
 
     async def insert_new(self, new_customers: list[NewCustomer], caller: Caller, at: datetime) -> list[int | None]:
         return await self.registrations.run(caller.org.org_id, Registration(new_customers, caller, at))

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    func,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -150,6 +151,27 @@ customers = Table(
     UniqueConstraint("org_id", "referral_code"),
     sqlite_id_index(),
 )
+
+
+def _prefix_index(name: str, folded: bool, *, postgresql_only: bool = False) -> Index:
+    """An index for customer/search's conditions on a text column (store/search.py): equality and
+    prefixes, in lower case where the column is searched ignoring case; on PostgreSQL with
+    text_pattern_ops, whose operators compare by code point whatever the collation."""
+    column = customers.c[name]
+    key = f"lower_{name}" if folded else name
+    expression = func.lower(column).label(key) if folded else column
+    index = Index(f"ix_customers_org_id_{key}", customers.c.org_id, expression, postgresql_ops={key: "text_pattern_ops"})
+    return index.ddl_if(dialect="postgresql") if postgresql_only else index
+
+
+# customer/search (member-care.md §3): name and identifier prefixes use an index on both engines.
+# SQLite ranges mobiles and emails (stored in one case) on their unique indexes already.
+for _name in ("firstname", "lastname", "external_id"):
+    _prefix_index(_name, folded=True)
+for _name in ("mobile", "email"):
+    _prefix_index(_name, folded=False, postgresql_only=True)
+# Newest registrations first, and registration days: the search's order, and the console's overview.
+Index(None, customers.c.org_id, customers.c.registered_on, customers.c.id)
 
 customer_audits = Table(
     "customer_audits",

@@ -26,6 +26,7 @@ from patron.store.customers import (
     stored_values,
 )
 from patron.store.db import inserted_columns, named_binds
+from patron.store.identity_requests import SqliteIdentityRequests
 from patron.store.loyalty import INSERT_MEMBERSHIPS, LEDGER_VALUES, MEMBERSHIP_COLUMNS, REFERRAL_VALUES, LoyaltyStore, entry_columns
 from patron.store.schema import customer_audits, customers, points_ledger, referrals
 from patron.store.sqlite_file import SqliteFile
@@ -79,10 +80,12 @@ class SqliteStorage:
     @asynccontextmanager
     async def _unit(self, readonly: bool) -> AsyncIterator[StoreUnit]:
         if readonly:
-            yield StoreUnit(SqliteCustomers(self.file.reader), SqliteLoyalty(self.file.reader))
+            yield StoreUnit(
+                SqliteCustomers(self.file.reader), SqliteLoyalty(self.file.reader), SqliteIdentityRequests(self.file.reader)
+            )
             return
         async with self.file.writer.unit() as conn:
-            yield StoreUnit(SqliteCustomers(conn), SqliteLoyalty(conn))
+            yield StoreUnit(SqliteCustomers(conn), SqliteLoyalty(conn), SqliteIdentityRequests(conn))
 
     async def insert_new(self, new_customers: list[NewCustomer], caller: Caller, at: datetime) -> list[int | None]:
         (ids,) = await self.file.writer.run(sqlite_register_new([Registration(new_customers, caller, at)]))
