@@ -26,7 +26,7 @@ run: $(STAMP) var/secret_key
 	$(BIN)/patron demo examples/demo-org.toml
 	@echo
 	@echo "The patron command is $(BIN)/patron (or run 'make shell' for a shell with it on the PATH)."
-	@echo "Serving on http://127.0.0.1:8000 (docs at /docs); Ctrl-C stops it."
+	@echo "Serving on http://127.0.0.1:8000 (docs at /docs, the member-care console at /console/); Ctrl-C stops it."
 	@# Ctrl-C (or a TERM) stops the server cleanly: its exit is not an error of make's.
 	@PATRON_SECRET_KEY="$${PATRON_SECRET_KEY:-$$(cat var/secret_key)}" $(BIN)/patron serve; \
 	  status=$$?; [ $$status -eq 0 ] || [ $$status -eq 130 ] || [ $$status -eq 143 ] || exit $$status

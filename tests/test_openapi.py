@@ -77,6 +77,8 @@ def _served_operations(app: Any) -> set[tuple[str, str]]:
     for route in app.routes:
         if isinstance(route, Mount) and route.path == DOCS_ASSETS:
             continue  # the files of the /docs page, not operations of the API
+        if isinstance(route, Mount) and route.path == "/console":
+            continue  # the member-care console's pages, for people, not operations of the API
         assert isinstance(route, Route), f"{route!r}: only plain routes are expected"
         for method in route.methods - IGNORED_METHODS:
             served.add((route.path, method.lower()))

@@ -79,6 +79,12 @@ class Settings(BaseSettings):
     header_timeout_seconds: float = Field(default=10.0, gt=0)
     body_timeout_seconds: float = Field(default=30.0, gt=0)
     max_connections: int = Field(default=1000, ge=1)
+    # The member-care console (patron.console): how long a session lasts from its sign-in, whether
+    # its cookie is marked Secure (auto: when the request came over https, as uvicorn reads it,
+    # X-Forwarded-Proto included from a trusted proxy), and how long an org's overview is reused.
+    console_session_seconds: int = Field(default=8 * 3600, ge=60)
+    console_secure_cookie: Literal["auto", "always", "never"] = "auto"
+    console_overview_cache_seconds: float = Field(default=60.0, ge=0)
 
     @field_validator("secret_key")
     @classmethod

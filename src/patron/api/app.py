@@ -25,6 +25,7 @@ from patron.api.gateway import gateway_response, generate_token, list_audits
 from patron.api.openapi import DOCS_ASSETS, SWAGGER_UI_FILES, docs_page, openapi_document
 from patron.api.search import search_customers
 from patron.codes import Code, request_message
+from patron.console.app import console_mount
 from patron.loop import collect_rarely
 from patron.observability import ObservabilityMiddleware, Observer, configure_logging
 from patron.settings import Settings, get_settings
@@ -151,6 +152,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/openapi.json", openapi_document, methods=["GET"]),
         Route("/docs", docs_page, methods=["GET"]),
         Mount(DOCS_ASSETS, app=StaticFiles(directory=SWAGGER_UI_FILES), name="docs-assets"),
+        console_mount(),
     ]
     app = Starlette(
         routes=routes,

@@ -337,6 +337,21 @@ class Authenticator:
             raise ApiError(Code.AUTHENTICATION_FAILED)
         guard.verified(attempt)
 
+    # Console users (patron.console): a login and password from the sign-in form.
+
+    async def verify_console_user(self, login: str, password: str, request: Request | None = None) -> Any:
+        """The console user's row when `password` is theirs and they are enabled; else 401, with
+        the guarding of tills and clients: counted failures per login and address (429), an unknown
+        login checked against a decoy hash (as slow as a wrong password), bounded hash slots."""
+        if not (login and _storable(login) and _storable(password)):
+            raise ApiError(Code.AUTHENTICATION_FAILED)
+        attempt = _Attempt("console", login, self.cache.key("console", login, password), client_address(request))
+        self.guard.admit(attempt)
+        async with transaction(self.engine, readonly=True) as conn:
+            row = await OrgStore(conn).console_user(login)
+        await self._verify(attempt, row, "password_hash", password)
+        return row
+
     # API clients: a signed token from /v3/oauth/token/generate.
 
     async def issue_token(self, key: Any, secret: Any, request: Request | None = None) -> tuple[str, int]:

@@ -1,0 +1,651 @@
+"""The member-care console's pages at /console (member-care.md §4): sign-in and sign-out, the
+overview, customer search, a customer's page with its actions, and the identity review queue."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import orjson
+from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
+
+from patron import limits
+from patron.api.context import read_body, utc_now
+from patron.api.errors import ApiError
+from patron.codes import Code
+from patron.console import charts, sessions
+from patron.console.overview import DAYS, WARNING_DAYS, OverviewCache, warning_name
+from patron.console.sessions import Access, Signed
+from patron.registration import identity, identity_changes, search, searching, service
+from patron.registration.audit import audit_trail
+from patron.registration.model import IDENTIFIER_LABELS, IDENTIFIERS
+from patron.store.console import ConsoleStore
+from patron.store.db import transaction
+
+log = logging.getLogger("patron.console")
+
+# A console form is a few fields; a body past this is no form of ours.
+MAX_FORM_BYTES = 64 * 1024
+SEARCH_ROWS = "20"
+# Served with every console page: nothing but Patron's own files, never framed, never cached.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+_templates = Environment(
+    loader=PackageLoader("patron.console", "templates"),
+    autoescape=select_autoescape(default=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+class Refused(Exception):
+    """A page that cannot be shown: answered with the error page and this status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+NOT_FOUND = "There is no such page, or no such customer in your organisation."
+FORBIDDEN = "Your access group does not allow this."
+
+
+def _services(request: Request) -> Any:
+    return request.scope["patron.app"].state.services
+
+
+def _overviews(request: Request) -> OverviewCache:
+    outer = request.scope["patron.app"]
+    cache = getattr(outer.state, "console_overviews", None)
+    if cache is None:
+        cache = outer.state.console_overviews = OverviewCache(_services(request).settings.console_overview_cache_seconds)
+    return cache
+
+
+def local(moment: datetime | None, org: Any) -> str:
+    """A stored time (naive UTC) in the org's timezone, to the minute."""
+    if moment is None:
+        return ""
+    return moment.replace(tzinfo=timezone.utc).astimezone(org.tz).strftime("%Y-%m-%d %H:%M")
+
+
+_templates.filters["local"] = local
+
+# How the audit timeline names each kind of record.
+EVENTS = {
+    "CREATE": "Registered",
+    "UPDATE": "Updated",
+    "ID_REQUESTED": "Identity change requested",
+    "ID_APPROVED": "Identity change approved",
+    "ID_REJECTED": "Identity change rejected",
+}
+_templates.filters["event"] = lambda name: EVENTS.get(name, name)
+_templates.filters["warning"] = warning_name
+
+
+def shown(value: Any) -> str:
+    """An audit change's value as a person reads it: named fields as name: value, lists as JSON."""
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, dict):
+        return ", ".join(f"{name}: {shown(item)}" for name, item in value.items()) or "—"
+    if isinstance(value, list):
+        return orjson.dumps(value).decode() if value else "—"
+    return str(value)
+
+
+_templates.filters["shown"] = shown
+
+
+def render(
+    request: Request,
+    template: str,
+    signed: Signed | None = None,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    **context: Any,
+) -> HTMLResponse:
+    flash = request.cookies.get(sessions.FLASH_COOKIE)
+    html = _templates.get_template(template).render(
+        request=request, signed=signed, flash=flash, path=request.url.path, status=status, **context
+    )
+    response = HTMLResponse(html, status, {**SECURITY_HEADERS, **(headers or {})})
+    if flash:
+        sessions.clear_cookie(response, request, _services(request).settings, sessions.FLASH_COOKIE)
+    return response
+
+
+def redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, 303, headers={"Cache-Control": "no-store"})
+
+
+def flash_to(request: Request, url: str, message: str) -> RedirectResponse:
+    """A redirect that shows `message` once on the page it leads to (an HttpOnly cookie)."""
+    response = redirect(url)
+    sessions.set_cookie(response, request, _services(request).settings, sessions.FLASH_COOKIE, message[:500], 60)
+    return response
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """An application/x-www-form-urlencoded body: the last value of each name."""
+    body = await read_body(request, MAX_FORM_BYTES)
+    try:
+        return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=200))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise Refused(400, "The form could not be read.") from exc
+
+
+async def signed_in(request: Request) -> Signed | None:
+    secret = request.cookies.get(sessions.SESSION_COOKIE)
+    if not secret or len(secret) > 200:
+        return None
+    services = _services(request)
+    session_id = sessions.session_id_of(secret)
+    async with transaction(services.engine, readonly=True) as conn:
+        row = await ConsoleStore(conn).live_session(session_id, utc_now())
+    if row is None:
+        return None
+    org = await services.orgs.get(row.org_id)
+    if org is None:
+        return None
+    access = Access.of(org.access_groups.get(row.access_group))
+    return Signed(session_id, row.login, row.name, org, access, row.csrf_token)
+
+
+def to_sign_in(request: Request) -> RedirectResponse:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if request.method != "GET":
+        target = request.url.path.rsplit("/", 1)[0] if request.url.path.count("/") > 3 else sessions.HOME
+    response = redirect("/console/login?" + urlencode({"next": sessions.safe_next(target)}))
+    if request.cookies.get(sessions.SESSION_COOKIE):
+        sessions.clear_cookie(response, request, _services(request).settings, sessions.SESSION_COOKIE)
+    return response
+
+
+Handler = Callable[[Request, Signed], Awaitable[Response]]
+
+
+def page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    """A page of a signed-in user: anyone else is sent to the sign-in page (303, with a safe next)."""
+
+    async def endpoint(request: Request) -> Response:
+        signed = await signed_in(request)
+        if signed is None:
+            return to_sign_in(request)
+        try:
+            return await handler(request, signed)
+        except Refused as refused:
+            return render(request, "error.html", signed, refused.status, message=refused.message, pending=None)
+
+    return endpoint
+
+
+def action(handler: Callable[[Request, Signed, dict[str, str]], Awaitable[Response]]) -> Handler:
+    """A POST of a signed-in user: its form must carry the session's CSRF token (else 403)."""
+
+    async def checked(request: Request, signed: Signed) -> Response:
+        form = await read_form(request)
+        if not signed.csrf_ok(form.get("csrf_token")):
+            raise Refused(403, "The form was not sent from this console (its security token is missing or"
+                          " wrong). Reload the page and try again.")
+        return await handler(request, signed, form)
+
+    return checked
+
+
+async def pending_count(request: Request, signed: Signed) -> int | None:
+    if not signed.access.read:
+        return None
+    return await identity_changes.pending_count(signed.org.org_id, _services(request).storage)
+
+
+# Sign-in and sign-out.
+
+
+async def login_page(request: Request) -> Response:
+    signed = await signed_in(request)
+    next_page = sessions.safe_next(request.query_params.get("next"))
+    if signed is not None:
+        return redirect(next_page)
+    return _login_form(request, next_page)
+
+
+def _login_form(
+    request: Request, next_page: str, error: str | None = None, status: int = 200, login: str = "",
+    headers: dict[str, str] | None = None,
+) -> Response:
+    token = request.cookies.get(sessions.LOGIN_COOKIE) or secrets.token_urlsafe(32)
+    response = render(
+        request, "login.html", None, status, headers, token=token, next_page=next_page, error=error, login=login
+    )
+    sessions.set_cookie(response, request, _services(request).settings, sessions.LOGIN_COOKIE, token, 3600)
+    return response
+
+
+async def login(request: Request) -> Response:
+    services = _services(request)
+    try:
+        form = await read_form(request)
+    except Refused as refused:
+        return render(request, "error.html", None, refused.status, message=refused.message)
+    next_page = sessions.safe_next(form.get("next"))
+    if not sessions.login_token_ok(request, form.get("csrf_token")):
+        return _login_form(
+            request, next_page, "The sign-in form had expired. Please sign in again.", 403, form.get("login", "")
+        )
+    name, password = form.get("login", "").strip(), form.get("password", "")
+    try:
+        user = await services.auth.verify_console_user(name, password, request)
+        org = await services.orgs.get(user.org_id)
+        if org is None:
+            raise ApiError(Code.AUTHENTICATION_FAILED)
+    except ApiError as refused:
+        if refused.code == Code.TOO_MANY_REQUESTS:
+            wait = refused.headers.get("Retry-After", "60")
+            message = f"Too many failed sign-ins. Please wait {wait} seconds before trying again."
+            return _login_form(request, next_page, message, 429, name, {"Retry-After": wait})
+        if refused.code == Code.SERVICE_UNAVAILABLE:
+            message = "The console is busy. Please try again in a moment."
+            return _login_form(request, next_page, message, 503, name, dict(refused.headers))
+        # One message for an unknown login and a wrong password, as both cost the same slow hash.
+        return _login_form(request, next_page, "The login or password is not right.", 401, name)
+    secret = await sessions.start(
+        services.engine, user.login, user.org_id, user.session_generation, services.settings, utc_now()
+    )
+    log.info("console sign-in of %s (org %s)", user.login, user.org_id)
+    response = redirect(next_page)
+    sessions.set_cookie(
+        response, request, services.settings, sessions.SESSION_COOKIE, secret, services.settings.console_session_seconds
+    )
+    sessions.clear_cookie(response, request, services.settings, sessions.LOGIN_COOKIE)
+    return response
+
+
+@page
+@action
+async def logout(request: Request, signed: Signed, form: dict[str, str]) -> Response:
+    services = _services(request)
+    async with transaction(services.engine) as conn:
+        await ConsoleStore(conn).end_session(signed.session_id, utc_now())
+    response = redirect("/console/login")
+    sessions.clear_cookie(response, request, services.settings, sessions.SESSION_COOKIE)
+    return response
+
+
+# The overview.
+
+
+@page
+async def overview(request: Request, signed: Signed) -> Response:
+    org = signed.org
+    figures = await _overviews(request).get(_services(request).engine, org, utc_now())
+    days = [(day.strftime("%d %b"), count) for day, count in figures.days]
+    chart = {
+        "days": charts.column_chart(
+            days,
+            title=f"Registrations per day, last {DAYS} days",
+            description=f"{figures.registered} registrations from {days[0][0]} to {days[-1][0]}.",
+        ),
+        "source": charts.bar_chart(figures.by_source, title="Registrations by source", description=_listed(figures.by_source)),
+        "store": charts.bar_chart(figures.by_store, title="Registrations by store", description=_listed(figures.by_store)),
+        "till": charts.bar_chart(figures.by_till, title="Registrations by till", description=_listed(figures.by_till)),
+        "type": charts.share_bar(
+            [("Loyalty" if t == "LOYALTY" else "Non-loyalty" if t == "NON_LOYALTY" else t, n) for t, n in figures.by_type],
+            title="Loyalty and non-loyalty customers",
+            description=_listed(figures.by_type),
+        ),
+        "slab": charts.bar_chart(figures.by_slab, title="Members per slab", description=_listed(figures.by_slab)),
+        "warnings": charts.bar_chart(
+            [(f"{code} {name}", count) for code, name, count in figures.warnings],
+            title=f"Most frequent warnings, last {WARNING_DAYS} days",
+            description=_listed([(str(code), count) for code, _, count in figures.warnings]),
+        ),
+    }
+    return render(
+        request, "overview.html", signed, figures=figures, charts={k: Markup(v) for k, v in chart.items()},
+        days=days, days_count=DAYS, warning_days=WARNING_DAYS, pending=await pending_count(request, signed),
+    )
+
+
+def _listed(points: list[tuple[str, int]]) -> str:
+    return "; ".join(f"{label}: {count}" for label, count in points) or "No data."
+
+
+# Customers.
+
+
+@page
+async def customers_page(request: Request, signed: Signed) -> Response:
+    if not signed.access.read:
+        raise Refused(403, FORBIDDEN)
+    params = request.query_params
+    text, conditions = params.get("q", "").strip(), params.get("filter", "").strip()
+    result, error, error_field = None, None, None
+    if text or conditions:
+        storage = _services(request).storage
+        try:
+            page_asked = search.read_page(params.get("start"), params.get("rows") or SEARCH_ROWS)
+        except search.SearchRefused as refused:
+            page_asked, error, error_field = search.read_page(None, SEARCH_ROWS), refused.message, "q"
+        if error is None:
+            try:
+                if conditions:
+                    error_field = "filter"
+                    query = search.read_query(conditions, signed.org)
+                    result = await searching.search(signed.org, query, page_asked, storage)
+                else:
+                    error_field = "q"
+                    result = await searching.search_box(text, signed.org, page_asked, storage)
+                error_field = None
+            except search.SearchRefused as refused:
+                error = refused.message
+    rows = [_found(found) for found in (result.customers if result else [])]
+    paging = _paging(request, result) if result else None
+    return render(
+        request, "customers.html", signed, q=text, conditions=conditions, result=result, rows=rows, error=error,
+        error_field=error_field, paging=paging, attributes=[a.value for a in search.Attribute],
+        operators=list(search.Operator), pending=await pending_count(request, signed),
+    )
+
+
+def _found(found: Any) -> dict[str, Any]:
+    """A search result's row, whether the search gives customers or (customer, memberships)."""
+    customer, held = (found if isinstance(found, tuple) else (found, []))[:2]
+    points = sum(m.loyalty_points for m in held) if held else None
+    return {"customer": customer, "points": points}
+
+
+def _paging(request: Request, result: Any) -> dict[str, Any]:
+    def at(start: int) -> str:
+        query = {k: v for k, v in request.query_params.items() if k != "start"}
+        return "/console/customers?" + urlencode({**query, "start": start})
+
+    first, size = result.start, max(result.rows, 1)
+    last = min(result.count, first + len(result.customers))
+    return {
+        "first": first + 1 if result.customers else 0,
+        "last": last,
+        "count": result.count,
+        "previous": at(max(0, first - size)) if first > 0 else None,
+        "next": at(first + size) if first + size < result.count else None,
+    }
+
+
+@dataclass
+class CustomerPage:
+    customer: Any
+    memberships: list[Any]
+    ledger: list[dict[str, Any]]
+    referred_by: Any
+    referred: list[Any]
+    requests: list[Any]
+    audits: list[Any] | None
+
+
+def _customer_id(request: Request) -> int:
+    raw = request.path_params["user_id"]
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+        raise Refused(404, NOT_FOUND)
+    return int(raw)
+
+
+async def _customer_page(request: Request, signed: Signed, customer_id: int) -> CustomerPage:
+    services = _services(request)
+    org_id = signed.org.org_id
+    async with transaction(services.engine, readonly=True) as conn:
+        store = ConsoleStore(conn)
+        found = await store.customer(org_id, customer_id)
+        if found is None:
+            raise Refused(404, NOT_FOUND)
+        ledger = await store.ledger(org_id, customer_id)
+        referred_by = await store.referred_by(org_id, customer_id)
+        referred = await store.referred(org_id, customer_id)
+    requests = await identity_changes.requests_of(org_id, customer_id, services.storage)
+    audits = await audit_trail(org_id, customer_id, services.storage) if signed.access.audit_trail else None
+    return CustomerPage(found[0], found[1], ledger, referred_by, referred, requests, audits)
+
+
+async def _render_customer(
+    request: Request, signed: Signed, customer_id: int, status: int = 200, **context: Any
+) -> Response:
+    shown = await _customer_page(request, signed, customer_id)
+    org = signed.org
+    programs = {
+        membership.program_id: (
+            org.programs.get(membership.program_id),
+            next((s for s in org.programs[membership.program_id].slabs if s.serial == membership.slab_serial), None)
+            if membership.program_id in org.programs else None,
+        )
+        for membership in shown.memberships
+    }
+    context.setdefault("form", {})
+    context.setdefault("errors", {})
+    return render(
+        request, "customer.html", signed, status, page=shown, c=shown.customer, programs=programs,
+        identifiers=IDENTIFIERS, labels=IDENTIFIER_LABELS, custom_fields=org.definition.custom_fields,
+        extended_fields=org.definition.extended_fields, pending=await pending_count(request, signed),
+        reason_limit=limits.REASON, **context,
+    )
+
+
+@page
+async def customer_page(request: Request, signed: Signed) -> Response:
+    if not signed.access.read:
+        raise Refused(403, FORBIDDEN)
+    return await _render_customer(request, signed, _customer_id(request))
+
+
+def _reason(form: dict[str, str], errors: dict[str, str]) -> str:
+    reason = form.get("reason", "").strip()
+    if not reason:
+        errors["reason"] = "Give a reason: it is kept in the customer's audit trail."
+    elif len(reason) > limits.REASON:
+        errors["reason"] = f"The reason is longer than {limits.REASON} characters."
+    return reason
+
+
+def _caller(request: Request, signed: Signed, reason: str) -> service.Caller:
+    return service.Caller(
+        org=signed.org,
+        till_code=None,
+        api_client_key=None,
+        request_id=request.scope["state"]["request_id"],
+        console_user=signed.login,
+        reason=reason,
+    )
+
+
+def _naming(customer: Any, org: Any) -> dict[str, str]:
+    """How an update names the customer: the org's primary identifier when it holds one."""
+    primary = org.configs.CONF_REGISTRATION_PRIMARY_KEY
+    for name in (primary, *IDENTIFIERS):
+        value = customer.identifier(name)
+        if value:
+            return {name: value}
+    return {}
+
+
+@page
+@action
+async def edit_profile(request: Request, signed: Signed, form: dict[str, str]) -> Response:
+    if not signed.access.write:
+        raise Refused(403, FORBIDDEN)
+    customer_id = _customer_id(request)
+    services = _services(request)
+    shown = await _customer_page(request, signed, customer_id)
+    customer, org = shown.customer, signed.org
+    errors: dict[str, str] = {}
+    reason = _reason(form, errors)
+    item: dict[str, Any] = dict(_naming(customer, org))
+    for name in ("firstname", "lastname"):
+        if name in form and form[name].strip() != (getattr(customer, name) or ""):
+            item[name] = form[name].strip()
+    custom = [
+        {"name": field.name, "value": form[f"custom.{field.name}"].strip()}
+        for field in org.definition.custom_fields
+        if f"custom.{field.name}" in form
+        and form[f"custom.{field.name}"].strip() != customer.custom_fields.get(field.name, "")
+    ]
+    extended = [
+        {"name": field.name, "value": form[f"extended.{field.name}"].strip()}
+        for field in org.definition.extended_fields
+        if f"extended.{field.name}" in form
+        and form[f"extended.{field.name}"].strip() != customer.extended_fields.get(field.name, "")
+    ]
+    if custom:
+        item["custom_fields"] = {"field": custom}
+    if extended:
+        item["extended_fields"] = {"field": extended}
+    if len(item) == 1 and not errors:
+        errors["profile"] = "Nothing was changed."
+    if errors:
+        return await _render_customer(request, signed, customer_id, 400, form=form, errors=errors, open_form="profile")
+    result = await service.update(item, _caller(request, signed, reason), services.storage, utc_now())
+    if not result.success:
+        errors["profile"] = f"{result.message} (code {int(result.code)})"
+        return await _render_customer(request, signed, customer_id, 400, form=form, errors=errors, open_form="profile")
+    return flash_to(request, f"/console/customers/{customer_id}", result.message)
+
+
+@page
+@action
+async def request_identity_change(request: Request, signed: Signed, form: dict[str, str]) -> Response:
+    if not signed.access.write:
+        raise Refused(403, FORBIDDEN)
+    customer_id = _customer_id(request)
+    services = _services(request)
+    shown = await _customer_page(request, signed, customer_id)
+    errors: dict[str, str] = {}
+    reason = _reason(form, errors)
+    name = form.get("identifier", "")
+    new_value = form.get("new_value", "").strip()
+    if name not in IDENTIFIERS:
+        errors["identifier"] = "Choose which identifier changes."
+    elif not shown.customer.identifier(name):
+        errors["identifier"] = f"The customer has no {IDENTIFIER_LABELS[name].lower()} to change; add one with Edit profile."
+    if not new_value:
+        errors["new_value"] = "Give the new value."
+    if errors:
+        return await _render_customer(request, signed, customer_id, 400, form=form, errors=errors, open_form="identity")
+    change = {"identifier": name, "old_value": shown.customer.identifier(name), "new_value": new_value}
+    (result,) = await identity_changes.request_changes(
+        [change], _caller(request, signed, reason), services.storage, utc_now()
+    )
+    if not result.success:
+        errors["new_value"] = f"{result.message} (code {int(result.code)})"
+        return await _render_customer(request, signed, customer_id, 400, form=form, errors=errors, open_form="identity")
+    return flash_to(request, f"/console/customers/{customer_id}", result.message)
+
+
+# The review queue.
+
+
+@page
+async def identity_requests(request: Request, signed: Signed) -> Response:
+    if not signed.access.read:
+        raise Refused(403, FORBIDDEN)
+    services = _services(request)
+    waiting = await identity_changes.pending(signed.org.org_id, services.storage)
+    async with transaction(services.engine, readonly=True) as conn:
+        names = await ConsoleStore(conn).customer_names(signed.org.org_id, sorted({r.customer_id for r in waiting}))
+    return render(
+        request, "identity_requests.html", signed, requests=waiting, names=names, labels=IDENTIFIER_LABELS,
+        pending=len(waiting), reason_limit=limits.REASON,
+    )
+
+
+@page
+@action
+async def decide(request: Request, signed: Signed, form: dict[str, str]) -> Response:
+    if not signed.access.review:
+        raise Refused(403, FORBIDDEN)
+    raw = request.path_params["request_id"]
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+        raise Refused(404, NOT_FOUND)
+    back = sessions.safe_next(form.get("back") or "/console/identity-requests")
+    decision = form.get("decision")
+    reason = form.get("reason", "").strip()
+    if decision not in ("approve", "reject"):
+        return flash_to(request, back, "Choose Approve or Reject.")
+    if not reason:
+        return flash_to(request, back, "Give a reason for the decision: it is kept in the audit trail.")
+    try:
+        decided = await identity_changes.decide(
+            signed.org, int(raw), decision == "approve", signed.login, reason, _services(request).storage, utc_now(),
+            trace_id=request.scope["state"]["request_id"],
+        )
+    except identity.DecisionRefused as refused:
+        return flash_to(request, back, f"Request {raw}: {refused}")
+    return flash_to(request, back, _decided(int(raw), decided))
+
+
+def _decided(request_id: int, decided: identity_changes.Decision) -> str:
+    if decided.applied:
+        return f"Request {request_id} approved: the change is applied."
+    reason = decided.request.decision_reason
+    return f"Request {request_id} rejected" + (f": {reason}" if reason else ".")
+
+
+# The application.
+
+
+async def not_found(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    status = exc.status_code if exc.status_code in (404, 405) else 400
+    signed = await signed_in(request) if status == 404 else None
+    message = NOT_FOUND if status == 404 else "This page does not take that request."
+    return render(request, "error.html", signed, status, message=message, pending=None)
+
+
+class ConsoleApp:
+    """The console's own routes, mounted at /console: it keeps the outer app, whose state holds
+    the services, on the scope (a mounted app's handlers see only themselves as request.app)."""
+
+    def __init__(self) -> None:
+        self.app = Starlette(
+            routes=[
+                Route("/", overview, methods=["GET"]),
+                Route("/login", login_page, methods=["GET"]),
+                Route("/login", login, methods=["POST"]),
+                Route("/logout", logout, methods=["POST"]),
+                Route("/customers", customers_page, methods=["GET"]),
+                Route("/customers/{user_id}", customer_page, methods=["GET"]),
+                Route("/customers/{user_id}/profile", edit_profile, methods=["POST"]),
+                Route("/customers/{user_id}/identity", request_identity_change, methods=["POST"]),
+                Route("/identity-requests", identity_requests, methods=["GET"]),
+                Route("/identity-requests/{request_id}/decision", decide, methods=["POST"]),
+                Mount("/static", app=StaticFiles(packages=[("patron.console", "static")]), name="console-static"),
+            ],
+            exception_handlers={HTTPException: not_found},
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope.setdefault("patron.app", scope.get("app"))
+        await self.app(scope, receive, send)
+
+
+def console_mount() -> Mount:
+    return Mount("/console", app=ConsoleApp(), name="console")

@@ -1,0 +1,140 @@
+"""The org overview: its figures read from the store, and each org's kept in memory for a while."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date, datetime, time as clock_time, timedelta, timezone
+from typing import Any
+
+import orjson
+
+from patron.codes import Code
+from patron.orgs.model import OrgSettings
+from patron.store.console import ConsoleStore
+from patron.store.db import transaction
+
+DAYS = 30
+WARNING_DAYS = 7
+TOP_WARNINGS = 10
+TOP_TILLS = 15
+
+
+@dataclass(frozen=True)
+class Overview:
+    days: list[tuple[date, int]]  # registrations on each of the last DAYS local days, oldest first
+    by_source: list[tuple[str, int]]
+    by_store: list[tuple[str, int]]
+    by_till: list[tuple[str, int]]
+    by_type: list[tuple[str, int]]  # LOYALTY, NON_LOYALTY: all customers of the org
+    by_slab: list[tuple[str, int]]  # "programme: slab", members
+    warnings: list[tuple[int, str, int]]  # code, its name, how many records in WARNING_DAYS
+    computed_at: datetime  # UTC
+    seconds: float  # what reading it took
+
+    @property
+    def registered(self) -> int:
+        return sum(count for _, count in self.days)
+
+    @property
+    def customers(self) -> int:
+        return sum(count for _, count in self.by_type)
+
+
+def local_day_bounds(today: date, days: int, org: OrgSettings) -> list[datetime]:
+    """The UTC moments (naive, as stored) at which each of the `days` local days up to `today`
+    starts, and the next day after: days + 1 bounds, correct across a daylight-saving change."""
+    first = today - timedelta(days=days - 1)
+    bounds = []
+    for offset in range(days + 1):
+        local = datetime.combine(first + timedelta(days=offset), clock_time(), tzinfo=org.tz)
+        bounds.append(local.astimezone(timezone.utc).replace(tzinfo=None))
+    return bounds
+
+
+def warning_name(code: int) -> str:
+    try:
+        return Code(code).name.replace("_", " ").capitalize()
+    except ValueError:
+        return "Unknown warning"
+
+
+async def read_overview(engine: Any, org: OrgSettings, now: datetime) -> Overview:
+    """The org's figures as of `now` (naive UTC)."""
+    started = time.perf_counter()
+    today = now.replace(tzinfo=timezone.utc).astimezone(org.tz).date()
+    bounds = local_day_bounds(today, DAYS, org)
+    since = bounds[0]
+    async with transaction(engine, readonly=True) as conn:
+        store = ConsoleStore(conn)
+        per_day = await store.registrations_per_day(org.org_id, bounds)
+        sources = await store.registrations_by(org.org_id, "source", since)
+        tills = await store.registrations_by(org.org_id, "registered_till", since)
+        types = await store.customers_by_type(org.org_id)
+        slabs = await store.members_by_slab(org.org_id)
+        warned = await store.warnings_since(org.org_id, now - timedelta(days=WARNING_DAYS))
+    first = today - timedelta(days=DAYS - 1)
+    days = [(first + timedelta(days=i), count) for i, count in enumerate(per_day)]
+
+    stores: Counter[str] = Counter()
+    by_till: list[tuple[str, int]] = []
+    for code, count in tills:
+        till = org.till(code) if code else None
+        stores[till.store.name if till else ("(no till)" if not code else f"{code} (removed)")] += count
+        by_till.append((code or "(no till)", count))
+
+    codes: Counter[int] = Counter()
+    for listed in warned:
+        if isinstance(listed, str):  # a JSON column may come back as its text
+            listed = orjson.loads(listed)
+        for code in set(listed or ()):
+            if isinstance(code, int):
+                codes[code] += 1
+
+    slab_rows = []
+    for program_id, serial, count in slabs:
+        program = org.programs.get(program_id)
+        slab = next((s for s in program.slabs if s.serial == serial), None) if program else None
+        label = f"{program.name if program else program_id}: {slab.name if slab else serial}"
+        slab_rows.append((label, count))
+
+    return Overview(
+        days=days,
+        by_source=[(source or "(none)", count) for source, count in sources],
+        by_store=stores.most_common(),
+        by_till=by_till[:TOP_TILLS],
+        by_type=[(name, types.get(name, 0)) for name in ("LOYALTY", "NON_LOYALTY")]
+        + [(name, count) for name, count in sorted(types.items()) if name not in ("LOYALTY", "NON_LOYALTY")],
+        by_slab=slab_rows,
+        warnings=[(code, warning_name(code), count) for code, count in codes.most_common(TOP_WARNINGS)],
+        computed_at=now,
+        seconds=time.perf_counter() - started,
+    )
+
+
+class OverviewCache:
+    """Each org's overview, reused for `seconds`: on an org of millions of customers its counts
+    take a while, and a team's dashboards reload it often. One reading at a time per org: callers
+    arriving meanwhile wait for it rather than start their own."""
+
+    def __init__(self, seconds: float, clock: Any = time.monotonic) -> None:
+        self.seconds = seconds
+        self._clock = clock
+        self._kept: dict[int, tuple[float, Overview]] = {}
+        self._locks: dict[int, asyncio.Lock] = {}
+
+    async def get(self, engine: Any, org: OrgSettings, now: datetime) -> Overview:
+        kept = self._kept.get(org.org_id)
+        if kept is not None and kept[0] > self._clock():
+            return kept[1]
+        lock = self._locks.setdefault(org.org_id, asyncio.Lock())
+        async with lock:
+            kept = self._kept.get(org.org_id)
+            if kept is not None and kept[0] > self._clock():
+                return kept[1]
+            overview = await read_overview(engine, org, now)
+            if self.seconds > 0:
+                self._kept[org.org_id] = (self._clock() + self.seconds, overview)
+            return overview

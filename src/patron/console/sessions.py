@@ -1,0 +1,138 @@
+"""Console sessions: a random secret in an HttpOnly cookie, its SHA-256 in console_sessions, a
+CSRF token per session, and what the signed-in user's access group lets them see and do."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from patron.orgs.model import ACCESS_LEVELS, OrgSettings
+from patron.orgs.policy import AccessGroup
+from patron.settings import Settings
+from patron.store.console import ConsoleStore
+from patron.store.db import transaction
+
+SESSION_COOKIE = "patron_console"
+# The sign-in form's own CSRF token (no session yet): the same value in a cookie and in the form.
+LOGIN_COOKIE = "patron_console_login"
+FLASH_COOKIE = "patron_console_flash"
+COOKIE_PATH = "/console"
+HOME = "/console/"
+
+
+@dataclass(frozen=True)
+class Access:
+    """What a console user may see and do, from their access group (docs/member-care.md, console)."""
+
+    customer: str  # none | read | write
+    audit: str  # none | read | write
+    identity_review: bool
+
+    @classmethod
+    def of(cls, group: AccessGroup | None) -> Access:
+        if group is None:
+            return cls("none", "none", False)
+        return cls(group.customer, group.audit, group.identity_review)
+
+    @property
+    def read(self) -> bool:
+        """Search, customer pages and the review queue (customers' identifiers are in it)."""
+        return ACCESS_LEVELS[self.customer] >= ACCESS_LEVELS["read"]
+
+    @property
+    def write(self) -> bool:
+        """Edit profile fields, request identifier changes."""
+        return ACCESS_LEVELS[self.customer] >= ACCESS_LEVELS["write"]
+
+    @property
+    def audit_trail(self) -> bool:
+        return ACCESS_LEVELS[self.audit] >= ACCESS_LEVELS["read"]
+
+    @property
+    def review(self) -> bool:
+        """Approve or reject identity change requests (the group's identity_review)."""
+        return self.identity_review and self.read
+
+
+@dataclass(frozen=True)
+class Signed:
+    """A request's signed-in user."""
+
+    session_id: str
+    login: str
+    name: str
+    org: OrgSettings
+    access: Access
+    csrf_token: str
+
+    def csrf_ok(self, sent: str | None) -> bool:
+        return bool(sent) and hmac.compare_digest(sent.encode(), self.csrf_token.encode())  # type: ignore[union-attr]
+
+
+def session_id_of(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+async def start(engine: object, login: str, org_id: int, generation: int, settings: Settings, now: datetime) -> str:
+    """A new session for the user; returns the secret the cookie carries."""
+    secret = new_secret()
+    async with transaction(engine) as conn:  # type: ignore[arg-type]
+        await ConsoleStore(conn).start_session(
+            session_id_of(secret),
+            login,
+            org_id,
+            generation,
+            secrets.token_urlsafe(32),
+            now,
+            now + timedelta(seconds=settings.console_session_seconds),
+        )
+    return secret
+
+
+def secure(request: Request, settings: Settings) -> bool:
+    if settings.console_secure_cookie == "always":
+        return True
+    if settings.console_secure_cookie == "never":
+        return False
+    return request.url.scheme == "https"
+
+
+def set_cookie(response: Response, request: Request, settings: Settings, name: str, value: str, max_age: int) -> None:
+    # Lax, not Strict: a link to a customer's page from a ticket or an e-mail opens it signed in;
+    # every change is a POST, which Lax keeps from other sites, and each carries a CSRF token.
+    response.set_cookie(
+        name, value, max_age=max_age, path=COOKIE_PATH, httponly=True, samesite="lax", secure=secure(request, settings)
+    )
+
+
+def clear_cookie(response: Response, request: Request, settings: Settings, name: str) -> None:
+    response.delete_cookie(name, path=COOKIE_PATH, httponly=True, samesite="lax", secure=secure(request, settings))
+
+
+def safe_next(target: str | None) -> str:
+    """Where to go after signing in: a console path of this site, else the overview. Never another
+    site (//host, a scheme, a backslash that browsers read as a slash), never the sign-in itself."""
+    if not target or len(target) > 2000:
+        return HOME
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or "\\" in target or target.startswith("//") or any(ord(c) < 32 for c in target):
+        return HOME
+    if not (parts.path == "/console" or parts.path.startswith("/console/")) or parts.path.startswith("/console/login"):
+        return HOME
+    return target
+
+
+def login_token_ok(request: Request, sent: str | None) -> bool:
+    cookie = request.cookies.get(LOGIN_COOKIE)
+    return bool(cookie and sent) and hmac.compare_digest(cookie.encode(), sent.encode())  # type: ignore[union-attr]
