@@ -94,6 +94,19 @@ def test_hash_password_prints_a_hash_the_org_file_takes_instead_of_the_password(
     assert "argon2" not in patron("org", "show", str(document["org"]["id"])).output
 
 
+def test_a_password_hash_cheaper_than_the_installations_is_refused(patron, tmp_path):
+    from argon2 import PasswordHasher
+
+    document = org_document("retail")
+    user = document["console_users"][0]
+    del user["password"]
+    user["password_hash"] = PasswordHasher(time_cost=1, memory_cost=16, parallelism=1).hash("a-long-passphrase")
+    result = patron("org", "apply", write(tmp_path, document))
+    assert result.exit_code != 0
+    assert "console_users[0].password_hash: not made with this installation's argon2id parameters" in result.output
+    assert patron("org", "show", str(document["org"]["id"])).exit_code != 0
+
+
 def test_hash_password_refuses_a_password_the_org_file_would_refuse(patron):
     result = patron("org", "hash-password", "--password", "short")
     assert result.exit_code != 0 and "at least 8 characters" in result.output

@@ -349,6 +349,20 @@ async def test_a_missing_q_is_400(org):
     assert refused.json()["response"]["status"]["detail"].startswith("q is missing")
 
 
+async def test_a_condition_sent_outside_q_is_400_not_a_wider_search(org):
+    # "q=firstname:EQUALS:asha&type:EQUALS:LOYALTY" with the & not encoded: the second condition
+    # arrives as a key of its own, and searching on the first alone would answer more than asked.
+    refused = await org.http.get(PATH + "?q=firstname:EQUALS:asha&type:EQUALS:LOYALTY", headers=org.basic())
+    assert refused.status_code == 400
+    assert refused.json()["response"]["status"]["detail"].startswith('"type:EQUALS:LOYALTY": a condition outside q')
+
+
+async def test_q_given_twice_is_400(org):
+    refused = await org.http.get(PATH + "?q=type:EQUALS:LOYALTY&q=firstname:EQUALS:asha", headers=org.basic())
+    assert refused.status_code == 400
+    assert refused.json()["response"]["status"]["detail"].startswith("q is given more than once")
+
+
 @pytest.mark.parametrize(("params", "detail"), [({"rows": "101"}, "rows is 101; at most 100"), ({"start": "-1"}, "start must")])
 async def test_a_page_out_of_bounds_is_400(org, params, detail):
     refused = await search(org, "type:EQUALS:LOYALTY", **params)

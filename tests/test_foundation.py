@@ -6,6 +6,7 @@ import time
 
 import jwt
 import orjson
+from sqlalchemy import text
 
 from conftest import SECRET_KEY, item, new_mobile
 from patron.codes import MESSAGES, Code
@@ -253,6 +254,16 @@ async def test_audit_records_keep_the_warning_codes_the_item_was_answered_with(o
     newest, first = await audit_trail(org.id, item(updated)["user_id"], storage)
     assert (newest.event_type, newest.warnings) == ("UPDATE", (1017,))
     assert (first.event_type, first.warnings) == ("CREATE", ())
+
+    # Records without warnings hold SQL NULL, whichever path wrote them: the console's index of
+    # warned records leaves them out.
+    await org.add({"mobile": clean, "lastname": "Rao"})
+    async with org.engine.connect() as conn:
+        unwarned = await conn.scalar(
+            text("SELECT count(*) FROM customer_audits WHERE org_id = :org AND customer_id = :id AND warnings IS NULL"),
+            {"org": org.id, "id": item(updated)["user_id"]},
+        )
+    assert unwarned == 2
 
 
 async def test_reading_audits_needs_audit_read(org, http):

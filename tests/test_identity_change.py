@@ -113,6 +113,7 @@ async def test_a_new_value_another_customer_holds_is_91007(org):
     assert response.status_code == 500
     status = item(response)["item_status"]
     assert (status["code"], status["success"]) == ("91007", "false")
+    assert status["message"] == "Mobile is already occupied by some other user"
     assert item(response)["user_id"] == customer["user_id"]
 
 
@@ -177,6 +178,11 @@ async def test_an_approval_applies_the_change_and_everything_is_audited(app, org
     admin = org.till_named(f"till.admin.{org.id}")
     audits = await org.http.get("/api_gateway/v2/audits", params={"entityId": customer["user_id"]}, headers=org.basic(admin))
     assert_documented_answer(audits, "/api_gateway/v2/audits", "get")
+    # The audit log says who decided in the console, and why; the request came through the API.
+    assert (approved["updatedByMode"], approved["consoleUser"], approved["reason"]) == (
+        "MEMBER_CARE", org.console_user("priya"), "verified on a call",
+    )
+    assert requested["updatedByMode"] == "API" and "consoleUser" not in requested
 
 
 async def test_a_rejection_keeps_the_identifier_and_records_why(app, org):

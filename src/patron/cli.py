@@ -143,12 +143,12 @@ def _load(path: str) -> OrgFile:
 @click.argument("file", type=click.Path(dir_okay=False))
 def org_apply(file: str) -> None:
     """Apply an org file (idempotent; an edited file updates the org)."""
-    from patron.orgs.apply import OrgConflict, apply_org
+    from patron.orgs.apply import OrgRefused, apply_org
 
     org_file = _load(file)
     try:
         report = _run(lambda engine: apply_org(engine, org_file))
-    except OrgConflict as exc:
+    except OrgRefused as exc:
         raise click.ClickException(f"{file} refused, nothing applied:\n{file}: {exc}") from exc
     state = "created" if report.created else ("updated" if report.changed else "unchanged")
     click.echo(f"org {report.org_id} ({org_file.org.name}) {state}")

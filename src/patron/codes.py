@@ -105,12 +105,16 @@ ITEM_ERRORS: dict[Code, str] = {
     Code.LOYALTY_TO_NON_LOYALTY: "Conversion of loyalty customer to non-loyalty is not allowed.",
     Code.PRIMARY_IDENTIFIER_MISMATCH: "Customer's primary identifier not matching with other identifiers.",
     Code.BATCH_LIMIT_EXCEEDED: "Batch limit exceeded.",
-    # customer/update_identity only (in add and update an occupied identifier is a warning).
-    Code.IDENTIFIER_OCCUPIED: "The new identifier is already held by another customer.",
     Code.ITEM_NOT_PROCESSED: (
         "Unable to register. This customer could not be processed; nothing of it was written."
         " Retry it, or report the request id."
     ),
+}
+
+# Item-level errors of customer/update_identity alone: what add and update answer as a warning
+# (the identifier is ignored) fails a change of identifier. `{field}` as for WARNINGS.
+IDENTITY_ERRORS: dict[Code, str] = {
+    Code.IDENTIFIER_OCCUPIED: "{field} is already occupied by some other user",
 }
 
 # Item-level successes: the base message of code 1000.
@@ -153,6 +157,11 @@ def request_message(code: Code) -> str:
 
 def item_error_message(code: Code) -> str:
     return ITEM_ERRORS[code]
+
+
+def identity_error_message(code: Code, field: str) -> str:
+    """An item error of customer/update_identity: its own (IDENTITY_ERRORS), else add's."""
+    return IDENTITY_ERRORS[code].format(field=field) if code in IDENTITY_ERRORS else ITEM_ERRORS[code]
 
 
 def warning_text(code: Code, field: str = "") -> str:

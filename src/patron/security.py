@@ -23,6 +23,14 @@ def hash_secret(secret: str) -> str:
     return _hasher.hash(secret)
 
 
+def is_current_hash(stored_hash: str) -> bool:
+    """Whether a hash is argon2id with this installation's parameters (as hash_secret makes them)."""
+    try:
+        return stored_hash.startswith("$argon2id$") and not _hasher.check_needs_rehash(stored_hash)
+    except (InvalidHashError, ValueError):
+        return False
+
+
 def verify_secret(stored_hash: str, secret: str) -> bool:
     try:
         return _hasher.verify(stored_hash, secret)

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Field, with_config
 from typing_extensions import NotRequired, TypedDict
 
-from patron.codes import INVALID_CLIENT, ITEM_ERRORS, MESSAGES, WARNINGS, Code
+from patron.codes import IDENTITY_ERRORS, INVALID_CLIENT, ITEM_ERRORS, MESSAGES, WARNINGS, Code
 from patron.registration.model import IDENTIFIERS
 from patron.registration.reading import FRAUD_STATUSES, SOURCES, SUBSCRIPTION_CHANNELS, SUBSCRIPTION_PRIORITIES, TYPES
 from patron.registration.search import MAX_ROWS
@@ -334,7 +334,9 @@ class IdentityItemStatus(TypedDict):
     success: TrueFalse
     code: Annotated[
         str,
-        _one_of([code_text(code) for code in (Code.ITEM_OK, Code.IDENTITY_CHANGE_REQUESTED, *ITEM_ERRORS)]),
+        _one_of(
+            [code_text(code) for code in (Code.ITEM_OK, Code.IDENTITY_CHANGE_REQUESTED, *ITEM_ERRORS, *IDENTITY_ERRORS)]
+        ),
     ]
     message: str
     warnings: Warnings
@@ -479,9 +481,14 @@ class AuditRecord(TypedDict):
     entityType: Literal["CUSTOMER"]
     entityId: Annotated[int, Field(description="The customer's user_id.")]
     createdOn: Timestamp
-    updatedByMode: Literal["API"]
+    updatedByMode: Annotated[
+        Literal["API", "MEMBER_CARE"],
+        Field(description="MEMBER_CARE: written by a user of the member-care console (consoleUser, reason)."),
+    ]
     till: str | None
     apiClient: str | None
+    consoleUser: NotRequired[Annotated[str, Field(description="The console user's login (MEMBER_CARE only).")]]
+    reason: NotRequired[Annotated[str, Field(description="Why they acted, as they wrote it (MEMBER_CARE only).")]]
     userContextDetails: NotRequired[UserContextDetails]
     events: list[AuditEvent]
 

@@ -70,10 +70,14 @@ def _audit_record(record: AuditRecord, tz: Any, with_context: bool) -> answers.A
         "entityType": "CUSTOMER",
         "entityId": record.customer_id,
         "createdOn": local_text(record.created_at, tz),
-        "updatedByMode": "API",
+        "updatedByMode": "API" if record.console_user is None else "MEMBER_CARE",
         "till": record.till_code,
         "apiClient": record.api_client_key,
     }
+    if record.console_user is not None:
+        shown["consoleUser"] = record.console_user
+        if record.reason is not None:
+            shown["reason"] = record.reason
     if with_context:
         context = record.user_context
         shown["userContextDetails"] = {

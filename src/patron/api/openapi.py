@@ -32,6 +32,7 @@ from patron.codes import (
     INVALID_CLIENT,
     INVALID_CLIENT_MESSAGE,
     IDENTITY_CHANGE_TAKEN,
+    IDENTITY_ERRORS,
     ITEM_ERRORS,
     MESSAGES,
     REGISTERED,
@@ -40,8 +41,10 @@ from patron.codes import (
     USER_UPDATED,
     WARNINGS,
     Code,
+    identity_error_message,
 )
 from patron.orgs.policy import STANDARD_EXTENDED_FIELDS
+from patron.registration.model import IDENTIFIER_LABELS
 from patron.registration.search import ATTRIBUTES as SEARCH_ATTRIBUTES
 from patron.registration.search import (
     CUSTOM_FIELD_KINDS,
@@ -145,6 +148,7 @@ def codes_markdown() -> str:
             f"| {int(c)} | `{c.name}` | {m}{' (customer/get only)' if c in GET_ONLY_ITEM_CODES else ''} |"
             for c, m in ITEM_ERRORS.items()
         ),
+        *(f"| {int(c)} | `{c.name}` | {m} (customer/update_identity only) |" for c, m in IDENTITY_ERRORS.items()),
         "",
         "### Item level: warnings (`item_status.code` stays 1000, the code is listed in "
         "`item_status.warnings.warning`, the text is appended to `item_status.message` after `\", \"`)",
@@ -974,7 +978,8 @@ def _update_operation() -> dict[str, Any]:
 
 def _identity_item(code: Code, identifier: Any, old: Any, new: Any, *, updated: bool = False,
                    user_id: int | None = None) -> dict[str, Any]:
-    message = IDENTITY_CHANGE_TAKEN if code in (Code.ITEM_OK, Code.IDENTITY_CHANGE_REQUESTED) else ITEM_ERRORS[code]
+    taken = code in (Code.ITEM_OK, Code.IDENTITY_CHANGE_REQUESTED)
+    message = IDENTITY_CHANGE_TAKEN if taken else identity_error_message(code, IDENTIFIER_LABELS[identifier])
     shown: dict[str, Any] = {} if user_id is None else {"user_id": user_id}
     return {
         **shown,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -13,9 +14,6 @@ from patron.codes import Code
 from patron.registration.search import SearchRefused, read_page, read_query
 from patron.registration.searching import search
 
-SEARCH_PARAMETERS = ("q", "start", "rows")
-
-
 async def search_customers(request: Request) -> Response:
     app = services(request)
     principal = await app.auth.authenticate(request)
@@ -24,6 +22,7 @@ async def search_customers(request: Request) -> Response:
     format_param(request)
     org, params = principal.org, request.query_params
     try:
+        _one_query(params)
         if "q" not in params:
             raise SearchRefused("q is missing: give one or more ATTRIBUTE:OPERATOR:VALUE conditions joined by &")
         query = read_query(params["q"], org)
@@ -34,3 +33,15 @@ async def search_customers(request: Request) -> Response:
     items = [found_item(customer, memberships, org) for customer, memberships in result.customers]
     body = search_document(result.count, result.start, result.rows, items)
     return encode(body, response_format(request), int(Code.SUCCESS))
+
+
+def _one_query(params: QueryParams) -> None:
+    """Refuse what would silently search wider than asked: a second `q`, or a condition outside
+    `q` (an `&` between conditions sent unencoded makes each further condition a key of its own)."""
+    if len(params.getlist("q")) > 1:
+        raise SearchRefused("q is given more than once: join the conditions with & inside one q (URL-encoded as %26)")
+    stray = next((key for key in params if ":" in key), None)
+    if stray is not None:
+        raise SearchRefused(
+            f'"{stray[:250]}": a condition outside q; join the conditions with & inside q, URL-encoded as %26'
+        )

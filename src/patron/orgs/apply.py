@@ -12,13 +12,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from patron.orgs.file import md5_of_password, parse_org_document
 from patron.orgs.policy import OrgFile
-from patron.security import hash_secret, verify_secret
+from patron.security import hash_secret, is_current_hash, verify_secret
 from patron.store.db import transaction
 from patron.store.orgs import OrgStore
 
 
-class OrgConflict(Exception):
-    """The file claims a till code or API-client key that belongs to another org."""
+class OrgRefused(Exception):
+    """The file cannot be applied to this installation as it is; nothing of it is."""
+
+
+class OrgConflict(OrgRefused):
+    """The file claims a till code, API-client key or console login that belongs to another org."""
 
 
 @dataclass
@@ -54,9 +58,6 @@ def _now() -> datetime:
 async def apply_org(engine: AsyncEngine, org_file: OrgFile) -> ApplyReport:
     org_id = org_file.org.id
     definition = stored_definition(org_file)
-    # Secrets are part of what "changed" means, so their MD5s feed the hash (never stored).
-    secrets = [md5_of_password(t) for s in org_file.stores for t in s.tills] + [c.secret for c in org_file.api_clients]
-    secrets += [user.password or user.password_hash for user in org_file.console_users]
     now = _now()
     async with transaction(engine) as conn:
         store = OrgStore(conn)
@@ -73,6 +74,9 @@ async def apply_org(engine: AsyncEngine, org_file: OrgFile) -> ApplyReport:
         # The clients' token generations are part of the org's version too: every worker then
         # re-reads them when a client is revoked, even if the file applied is one seen before.
         generations = await store.token_generations(org_id)
+        # A new secret is a change too. The stored slow hashes say so (each is kept while its
+        # secret still verifies); a fast hash of the secrets themselves would be a shortcut past them.
+        secrets = await store.secret_hashes(org_id)
         digest = hashlib.sha256(
             orjson.dumps([definition, secrets, generations], option=orjson.OPT_SORT_KEYS)
         ).hexdigest()
@@ -135,6 +139,13 @@ async def _apply_console_users(store: OrgStore, org_file: OrgFile) -> None:
         row = existing.get(user.login)
         if row is not None and row.org_id != org_id:
             raise OrgConflict(f"console_users[{index}].login: login {user.login!r} already belongs to org {row.org_id}")
+        if user.password_hash is not None and not is_current_hash(user.password_hash):
+            # A cheaper hash would verify faster than the decoy an unknown login is checked
+            # against, and so tell which logins exist.
+            raise OrgRefused(
+                f"console_users[{index}].password_hash: not made with this installation's argon2id parameters;"
+                " print one with `patron org hash-password`"
+            )
         if user.password_hash is not None:
             password_hash = user.password_hash
         elif row is not None and verify_secret(row.password_hash, user.password):

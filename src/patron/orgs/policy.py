@@ -161,8 +161,8 @@ def _md5_hex(value: str) -> str:
 
 def _argon2_hash(value: str) -> str:
     # What `patron org hash-password` prints, or any argon2 library's encoded hash.
-    if not re.fullmatch(r"\$argon2(id|i|d)\$v=\d+\$m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+", value):
-        raise ValueError("must be an argon2 hash ($argon2id$v=19$m=...,t=...,p=...$salt$hash)")
+    if not re.fullmatch(r"\$argon2id\$v=\d+\$m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+", value):
+        raise ValueError("must be an argon2id hash ($argon2id$v=19$m=...,t=...,p=...$salt$hash)")
     return value
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from patron.codes import IDENTITY_CHANGE_TAKEN, Code, item_error_message
+from patron.codes import IDENTITY_CHANGE_TAKEN, Code, identity_error_message
 from patron.orgs.model import OrgSettings
 from patron.registration import resolution
 from patron.registration.identity import (
@@ -31,7 +31,7 @@ from patron.registration.identity import (
     sent_fields,
     taken_reason,
 )
-from patron.registration.model import Customer, ItemRejected, StorageUnavailable
+from patron.registration.model import IDENTIFIER_LABELS, Customer, ItemRejected, StorageUnavailable
 from patron.registration.service import MAX_ATTEMPTS, Caller, IdentifierTaken, Repositories
 
 log = logging.getLogger("patron.registration")
@@ -80,13 +80,14 @@ async def request_changes(
     limit = batch_limit or caller.org.configs.BATCH_LIMIT
     outcomes = []
     for position, raw in enumerate(raw_items):
+        change: IdentityChange | None = None
         try:
             if position >= limit:
                 raise ItemRejected(Code.BATCH_LIMIT_EXCEEDED)
             change = read_change(raw, caller.org)
             outcomes.append(await _request_one(change, caller, storage, now))
         except ItemRejected as rejected:
-            outcomes.append(_failure(raw, rejected.code, rejected.matched))
+            outcomes.append(_failure(raw, rejected.code, rejected.matched, change))
         except StorageUnavailable:
             raise
         except Exception:  # noqa: BLE001 - a fault of Patron's fails this item alone
@@ -160,10 +161,13 @@ def _taken(
     )
 
 
-def _failure(raw: Any, code: Code, matched: Customer | None = None) -> IdentityOutcome:
+def _failure(
+    raw: Any, code: Code, matched: Customer | None = None, change: IdentityChange | None = None
+) -> IdentityOutcome:
     sent = sent_fields(raw)
+    field = IDENTIFIER_LABELS[change.identifier] if change else "Identifier"
     return IdentityOutcome(
-        code, item_error_message(code), sent["identifier"], sent["old_value"], sent["new_value"],
+        code, identity_error_message(code, field), sent["identifier"], sent["old_value"], sent["new_value"],
         customer_id=matched.id if matched else None,
     )
 

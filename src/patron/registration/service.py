@@ -167,10 +167,7 @@ async def register(
         try:
             if position >= limit:
                 raise ItemRejected(Code.BATCH_LIMIT_EXCEEDED)
-            readings[position] = (
-                read_item(raw, caller.org, caller.till_code, now, registering=False) if updating
-                else read_item(raw, caller.org, caller.till_code, now)
-            )
+            readings[position] = read_item(raw, caller.org, caller.till_code, now, registering=not updating)
         except ItemRejected as rejected:
             results[position] = _failure(raw, rejected.code)
         except Exception:  # noqa: BLE001 - a fault of Patron's fails this item alone

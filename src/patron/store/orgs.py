@@ -88,6 +88,19 @@ class OrgStore:
             )
         return disabled
 
+    async def secret_hashes(self, org_id: int) -> list[list[str]]:
+        """The stored hash of each enabled till, API client and console user of the org, by name."""
+        rows = []
+        for table, name, hashed in (
+            (tills, tills.c.code, tills.c.password_hash),
+            (api_clients, api_clients.c.key, api_clients.c.secret_hash),
+            (console_users, console_users.c.login, console_users.c.password_hash),
+        ):
+            rows += await self.conn.execute(
+                select(name, hashed).where(table.c.org_id == org_id, table.c.enabled.is_(True)).order_by(name)
+            )
+        return [[row[0], row[1]] for row in rows]
+
     async def token_generations(self, org_id: int) -> dict[str, int]:
         """The generation of each enabled API client of the org: the one its valid tokens name."""
         rows = await self.conn.execute(

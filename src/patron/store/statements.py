@@ -57,7 +57,13 @@ class PgStatement:
     def arguments(self, parameters: Mapping[str, Any]) -> list[Any]:
         if not self._json:
             return [parameters[name] for name in self._names]
-        return [json_text(parameters[name]) if name in self._json else parameters[name] for name in self._names]
+        # A JSON column's None is SQL NULL, not the JSON text null: a partial index WHERE ... IS NOT
+        # NULL (customer_audits' warnings) must see it as absent.
+        return [
+            json_text(value) if name in self._json and value is not None else value
+            for name in self._names
+            for value in (parameters[name],)
+        ]
 
 
 class SqliteStatement:
