@@ -104,7 +104,8 @@ class ItemRejected(Exception):
     """The item fails with an item-level error code; nothing of it is written."""
 
     def __init__(self, code: Code, matched: Customer | None = None) -> None:
-        super().__init__(item_error_message(code))
+        # The answer's message is the endpoint's to choose (codes.ITEM_ERRORS, IDENTITY_ERRORS).
+        super().__init__(f"item rejected with {int(code)}")
         self.code = code
         # The existing customer the item was matched to, echoed back as user_id.
         self.matched = matched
