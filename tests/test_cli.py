@@ -140,6 +140,22 @@ def test_demo_prints_the_till_credentials_and_curls_for_add_get_xml_and_oauth(pa
         assert fragment in result.output
 
 
+def test_demo_prints_a_search_the_demo_org_can_read_and_the_consoles_sign_in(patron):
+    import re
+    from urllib.parse import parse_qs, urlsplit
+
+    from patron.orgs.file import load_org_file
+    from patron.orgs.model import OrgSettings
+    from patron.registration.search import read_query
+
+    result = patron("demo", "examples/demo-org.toml")
+    url = re.search(r"'(http://[^']*/v1\.1/customer/search\?[^']*)'", result.output).group(1)
+    (q,) = parse_qs(urlsplit(url).query)["q"]
+    org = OrgSettings.from_file(load_org_file("examples/demo-org.toml"))
+    assert len(read_query(q, org).conditions) == 2
+    assert "/console/" in result.output and "login:    lead@acme-demo" in result.output
+
+
 def test_the_demo_curls_register_no_customer_the_quickstart_registers_as_new(patron):
     import re
 

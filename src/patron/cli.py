@@ -394,6 +394,8 @@ def demo(file: str) -> None:
     click.echo(f"  curl -s -X POST '{base}/v1.1/customer/add' {basic} -H 'Content-Type: application/json' -d '{body}'")
     click.echo("\nRead it back:")
     click.echo(f"  curl -s '{base}/v1.1/customer/get?mobile={mobile}' {basic}")
+    click.echo("\nFind customers (conditions ATTRIBUTE:OPERATOR:VALUE, joined by %26):")
+    click.echo(f"  curl -s '{base}/v1.1/customer/search?q=firstname:STARTS:as%26type:EQUALS:LOYALTY' {basic}")
     click.echo("\nThe same in XML:")
     click.echo(f"  curl -s -X POST '{base}/v1.1/customer/add.xml' {basic} -H 'Content-Type: application/xml' -d '{xml_body}'")
     client = next((c for c in org_file.api_clients if c.secret), None)
