@@ -59,4 +59,24 @@ def test_the_org_policy_is_at_the_bottom(module):
 
 @pytest.mark.parametrize("module", [m for m in MODULES if within(m, "patron.store")])
 def test_the_store_does_not_import_the_api(module):
-    assert not {name for name in imports_of(module) if within(name, "patron.api", "patron.bootstrap")}
+    assert not {name for name in imports_of(module) if within(name, "patron.api", "patron.bootstrap", "patron.console")}
+
+
+# The console is an outer room beside api/: it reads the domain, the orgs and the store, and takes
+# from api/ only what both serve HTTP with (auth's credential guard, the request's context, errors).
+CONSOLE = ("patron.console",)
+CONSOLE_MAY_IMPORT = (
+    *CONSOLE, *DOMAIN_MAY_IMPORT, "patron.orgs", "patron.store", "patron.settings",
+    "patron.api.auth", "patron.api.context", "patron.api.errors",
+)
+
+
+@pytest.mark.parametrize("module", [m for m in MODULES if within(m, *CONSOLE)])
+def test_the_console_imports_the_domain_and_the_store_but_not_the_apis_routes(module):
+    outside = {name for name in imports_of(module) if not within(name, *CONSOLE_MAY_IMPORT)}
+    assert outside == set(), f"{module} imports {sorted(outside)}"
+
+
+@pytest.mark.parametrize("module", [m for m in MODULES if not within(m, *CONSOLE, "patron.api.app")])
+def test_only_the_app_that_mounts_the_console_imports_it(module):
+    assert not {name for name in imports_of(module) if within(name, *CONSOLE)}, module

@@ -11,13 +11,15 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import orjson
 import pytest
-from sqlalchemy import update
+from sqlalchemy import insert, select, update
 
 from conftest import Org, item, new_mobile, org_document
 from patron.orgs.apply import apply_org
 from patron.orgs.file import parse_org_document
-from patron.store.schema import console_sessions
+from patron.registration import identity_changes
+from patron.store.schema import console_sessions, customers, identity_change_requests
 
 PAGES = ("/console/", "/console/customers", "/console/customers/100001", "/console/identity-requests")
 _addresses = itertools.count(1)
@@ -172,6 +174,64 @@ async def test_a_session_expires(browser, org):
             .values(expires_at=datetime.utcnow() - timedelta(seconds=1))
         )
     assert (await browser.http.get("/console/")).status_code == 303
+
+
+async def test_a_post_after_the_session_expired_signs_in_again_to_the_page_the_form_was_on(browser, org):
+    customer = await a_customer(org)
+    await browser.as_user(org, "priya")
+    token = await browser.csrf()
+    async with org.engine.begin() as conn:
+        await conn.execute(
+            update(console_sessions)
+            .where(console_sessions.c.org_id == org.id)
+            .values(expires_at=datetime.utcnow() - timedelta(seconds=1))
+        )
+    came_from = {
+        "/console/identity-requests/5/decision": "/console/identity-requests",
+        f"/console/customers/{customer}/profile": f"/console/customers/{customer}",
+        f"/console/customers/{customer}/identity": f"/console/customers/{customer}",
+        "/console/logout": "/console/",
+    }
+    for posted, page in came_from.items():
+        response = await browser.http.post(posted, data={"csrf_token": token, "reason": "r"})
+        assert response.status_code == 303, posted
+        location = urlsplit(response.headers["location"])
+        assert location.path == "/console/login" and parse_qs(location.query)["next"] == [page], posted
+    login = org.console_user("priya")
+    signed = await browser.sign_in(login, org.passwords[login], "/console/identity-requests")
+    assert (await browser.http.get(signed.headers["location"])).status_code == 200
+
+
+async def test_signing_in_deletes_the_users_ended_and_expired_sessions(browser, other_browser, org, settings):
+    login = org.console_user("priya")
+    others = org.console_user("ravi")
+    await other_browser.as_user(org, "ravi")
+    await other_browser.post("/console/logout", {})  # another user's ended session: not priya's to purge
+    await other_browser.as_user(org, "priya")  # priya's live session in another browser stays
+    live = other_browser.http.cookies["patron_console"]
+    await browser.as_user(org, "priya")
+    await browser.post("/console/logout", {})
+    now, lifetime = datetime.utcnow(), timedelta(seconds=settings.console_session_seconds)
+    stale = {
+        "expired": (now - timedelta(hours=1), now - timedelta(seconds=1)),
+        # Started longer ago than a session now lasts (sessions lasted longer then): over as well.
+        "outlived": (now - lifetime - timedelta(minutes=1), now + timedelta(hours=1)),
+    }
+    async with org.engine.begin() as conn:
+        for name, (started, expires) in stale.items():
+            await conn.execute(
+                insert(console_sessions).values(
+                    id=name.ljust(64, "0"), login=login, org_id=org.id, session_generation=0, csrf_token="x",
+                    created_at=started, expires_at=expires,
+                )
+            )
+    await browser.as_user(org, "priya")
+    async with org.engine.connect() as conn:
+        rows = (await conn.execute(select(console_sessions).where(console_sessions.c.org_id == org.id))).all()
+    kept = sorted((row.login, row.ended_at is None) for row in rows)
+    assert kept == [(login, True), (login, True), (others, False)]
+    assert (await other_browser.http.get("/console/")).status_code == 200
+    assert other_browser.http.cookies["patron_console"] == live
 
 
 async def test_a_user_removed_from_the_org_file_or_given_a_new_password_loses_their_sessions(
@@ -383,6 +443,49 @@ async def test_an_identity_change_waits_for_review_and_is_applied_when_approved(
     assert item(found)["user_id"] == customer
 
 
+async def test_a_result_message_in_any_script_is_shown_once_on_the_page_the_action_returns_to(
+    browser, other_browser, org
+):
+    customer = await a_customer(org)
+    await other_browser.as_user(org, "ravi")
+    await other_browser.post(
+        f"/console/customers/{customer}/identity", {"identifier": "mobile", "new_value": new_mobile(), "reason": "r"}
+    )
+    await browser.as_user(org, "priya")
+    queue = await browser.http.get("/console/identity-requests")
+    request_id = re.search(r"/console/identity-requests/(\d+)/decision", queue.text).group(1)
+    reason = "The customer’s ID didn’t match — नमस्ते"
+    decided = await browser.post(
+        f"/console/identity-requests/{request_id}/decision", {"decision": "reject", "reason": reason}
+    )
+    assert decided.status_code == 303
+    shown = await browser.http.get(decided.headers["location"])
+    assert shown.status_code == 200
+    assert f'<div class="flash" role="status">Request {request_id} rejected: {reason}</div>' in shown.text
+    assert 'class="flash"' not in (await browser.http.get(decided.headers["location"])).text
+
+
+async def test_a_result_message_the_console_did_not_write_is_not_shown(browser, org):
+    await browser.as_user(org, "priya")
+    for forged in ("Call 0800 123 456 to confirm your password", "Q2FsbCB1cw.c2lnbmF0dXJl", "x" * 5000):
+        browser.http.cookies.set("patron_console_flash", forged, domain="patron.test", path="/console")
+        page = await browser.http.get("/console/")
+        assert page.status_code == 200 and 'class="flash"' not in page.text and "Call" not in page.text
+
+
+async def test_a_change_of_an_identifier_the_customer_lacks_says_how_one_is_added(browser, org):
+    customer = await a_customer(org)  # a mobile, no email
+    await browser.as_user(org, "ravi")
+    response = await browser.post(
+        f"/console/customers/{customer}/identity",
+        {"identifier": "email", "new_value": f"asha.{org.id}@example.com", "reason": "Customer asked"},
+        f"/console/customers/{customer}",
+    )
+    assert response.status_code == 400
+    error = re.search(r'<p class="error" id="identifier-error">([^<]+)</p>', response.text).group(1)
+    assert "Edit profile" not in error and "customer/update" in error
+
+
 async def test_search_finds_only_the_orgs_own_customers(browser, org, make_org):
     other = await make_org()
     mobile = new_mobile()
@@ -397,3 +500,55 @@ async def test_search_finds_only_the_orgs_own_customers(browser, org, make_org):
     assert f'/console/customers/{mine}"' in filtered.text
     bad = await browser.http.get("/console/customers", params={"filter": "shoe_size:EQUALS:9"})
     assert bad.status_code == 200 and "unknown attribute shoe_size" in bad.text and 'aria-invalid="true"' in bad.text
+
+
+async def test_console_actions_name_the_customer_by_id_whatever_its_identifiers_hold(browser, org):
+    customer = await a_customer(org)
+    # A mobile stored before today's rules (a repair, an older org file): no longer one add would read.
+    legacy = "12345"
+    async with org.engine.begin() as conn:
+        await conn.execute(
+            update(customers).where(customers.c.org_id == org.id, customers.c.id == customer).values(mobile=legacy)
+        )
+    await browser.as_user(org, "ravi")
+    page = f"/console/customers/{customer}"
+    edited = await browser.post(f"{page}/profile", {"firstname": "Ashwini", "reason": "Customer called in"}, page)
+    assert edited.status_code == 303, edited.text
+    new = new_mobile()
+    asked = await browser.post(
+        f"{page}/identity", {"identifier": "mobile", "new_value": new, "reason": "Number corrected"}, page
+    )
+    assert asked.status_code == 303, asked.text
+    shown = (await browser.http.get(page)).text
+    assert "Ashwini" in shown and "PENDING" in shown and new in shown
+    async with org.engine.connect() as conn:
+        (request,) = (await conn.execute(
+            select(identity_change_requests).where(
+                identity_change_requests.c.org_id == org.id, identity_change_requests.c.customer_id == customer
+            )
+        )).all()
+    assert (request.old_value, request.new_value) == (legacy, new)
+
+
+async def test_the_review_queue_pages_and_counts_every_pending_request(browser, org, monkeypatch):
+    monkeypatch.setattr(identity_changes, "PAGE", 2)
+    mobiles = [new_mobile() for _ in range(3)]
+    added = await org.add(*({"mobile": mobile} for mobile in mobiles))
+    assert added.status_code == 200, added.text
+    body = {"root": {"customer": [
+        {"identifier": "mobile", "old_value": mobile, "new_value": new_mobile()} for mobile in mobiles
+    ]}}
+    asked = await org.http.post(
+        "/v1.1/customer/update_identity", content=orjson.dumps(body),
+        headers={"Content-Type": "application/json", **org.basic()},
+    )
+    assert asked.status_code == 200, asked.text
+    await browser.as_user(org, "priya")
+    first = (await browser.http.get("/console/identity-requests")).text
+    assert "3 requests waiting, oldest first: showing 1–2." in first
+    assert first.count('class="card"') == 2 and 'rel="prev"' not in first
+    following = re.search(r'href="([^"]+)" rel="next"', first).group(1)
+    assert following == "/console/identity-requests?start=2"
+    second = (await browser.http.get(following)).text
+    assert "showing 3–3." in second and second.count('class="card"') == 1
+    assert 'href="/console/identity-requests" rel="prev"' in second and 'rel="next"' not in second

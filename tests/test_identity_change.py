@@ -10,6 +10,7 @@ from xml.etree import ElementTree
 
 import orjson
 import pytest
+from sqlalchemy import update
 
 from conftest import item, new_mobile
 from test_openapi import assert_documented_answer
@@ -17,9 +18,19 @@ from test_registration import assert_failed, audit_log, changed_fields, email_of
 
 from patron.codes import IDENTITY_CHANGE_TAKEN, Code
 from patron.orgs.model import OrgSettings
-from patron.registration.identity import APPROVED, PENDING, REJECTED, SUPERSEDED, DecisionRefused
-from patron.registration.identity_changes import decide, pending, request_changes, requests_of
+from patron.registration.identity import (
+    APPROVED,
+    PENDING,
+    REJECTED,
+    SUPERSEDED,
+    UPDATED_REASON,
+    DecisionRefused,
+    IdentityRequest,
+    PendingRequestRaced,
+)
+from patron.registration.identity_changes import decide, request_changes, requests_of
 from patron.registration.service import Caller
+from patron.store.schema import customers
 
 PATH = "/v1.1/customer/update_identity"
 
@@ -61,7 +72,15 @@ async def review(app, org, request_id: int, approve: bool, reason: str = "checke
 
 
 async def pending_of(app, org, user_id: int):
-    return await pending(org.id, storage_of(app), customer_id=user_id)
+    return [r for r in await requests_of(org.id, user_id, storage_of(app)) if r.status == PENDING]
+
+
+async def stored_mobile(org, user_id: int, mobile: str) -> None:
+    """Change a customer's mobile around Patron's rules, as a repair in the database would."""
+    async with org.engine.begin() as conn:
+        await conn.execute(
+            update(customers).where(customers.c.org_id == org.id, customers.c.id == user_id).values(mobile=mobile)
+        )
 
 
 async def test_a_change_waits_for_review(app, org):
@@ -277,3 +296,73 @@ async def test_an_xml_body_gets_an_xml_answer(app, org):
     assert_failed({"item_status": {"success": missing.findtext("item_status/success"),
                                    "code": missing.findtext("item_status/code"),
                                    "message": missing.findtext("item_status/message")}}, Code.CUSTOMER_NOT_FOUND)
+
+
+async def test_an_approval_never_overwrites_a_value_changed_since_the_request(app, org):
+    customer = await registered(org)
+    await change(org, mobile_change(customer, new_mobile()))
+    (request,) = await pending_of(app, org, customer["user_id"])
+    moved = new_mobile()
+    await stored_mobile(org, customer["user_id"], moved)
+    decision = await review(app, org, request.id, True)
+    assert (decision.applied, decision.request.status) == (False, REJECTED)
+    assert decision.request.decision_reason == f"Mobile changed since the request (now {moved})"
+    assert (await fetch(org, id=customer["user_id"]))["mobile"] == moved
+
+
+async def test_an_update_that_changes_the_identifier_supersedes_its_pending_request_audited(app, make_org):
+    org = await make_org(CONF_ALLOW_EMAIL_UPDATE=True)
+    customer = await registered(org)
+    asked = f"asked.{customer['email']}"
+    await change(org, {"identifier": "email", "old_value": customer["email"], "new_value": asked})
+    body = {"root": {"customer": {"mobile": customer["mobile"], "email": f"new.{customer['email']}"}}}
+    updated = await org.http.post(
+        "/v1.1/customer/update", content=orjson.dumps(body), headers={"Content-Type": "application/json", **org.basic()}
+    )
+    assert item(updated)["item_status"]["code"] == "1000", updated.text
+    (request,) = await requests_of(org.id, customer["user_id"], storage_of(app))
+    assert (request.status, request.decision_reason) == (SUPERSEDED, UPDATED_REASON)
+    records = await audit_log(org, customer["user_id"])
+    (superseded,) = [r for r in records if r["events"][0]["eventType"] == "ID_SUPERSEDED"]
+    assert changed_fields(superseded) == {"email": (customer["email"], asked)}
+    assert (superseded["reason"], superseded["requestId"]) == (UPDATED_REASON, updated.headers["x-cap-requestid"])
+    admin = org.till_named(f"till.admin.{org.id}")
+    audits = await org.http.get("/api_gateway/v2/audits", params={"entityId": customer["user_id"]}, headers=org.basic(admin))
+    assert_documented_answer(audits, "/api_gateway/v2/audits", "get")
+
+
+async def test_a_newer_request_audits_the_one_it_supersedes(app, org):
+    customer = await registered(org)
+    first = new_mobile()
+    await change(org, mobile_change(customer, first))
+    await change(org, mobile_change(customer, new_mobile()))
+    records = await audit_log(org, customer["user_id"])
+    (superseded,) = [r for r in records if r["events"][0]["eventType"] == "ID_SUPERSEDED"]
+    assert changed_fields(superseded) == {"mobile": (customer["mobile"], first)}
+    assert "newer request" in superseded["reason"]
+
+
+async def test_a_reviewer_may_not_approve_their_own_request(app, org):
+    customer = await registered(org)
+    priya = org.console_user("priya")
+    console = Caller(org=settings_of(org), till_code=None, api_client_key=None, request_id="console-test",
+                     console_user=priya, reason="customer asked at the desk")
+    (outcome,) = await request_changes([mobile_change(customer, new_mobile())], console, storage_of(app), now())
+    with pytest.raises(DecisionRefused, match="another reviewer must approve it"):
+        await review(app, org, outcome.request.id, True)
+    (request,) = await pending_of(app, org, customer["user_id"])
+    assert request.id == outcome.request.id
+    # Withdrawing it is no second opinion's business: a rejection of one's own request is taken.
+    assert (await review(app, org, request.id, False, "asked by mistake")).request.status == REJECTED
+
+
+async def test_only_a_unique_violation_is_a_raced_pending_request(app, org):
+    customer = await registered(org)
+    broken = IdentityRequest(
+        org_id=org.id, id=None, customer_id=customer["user_id"], identifier="mobile", old_value=customer["mobile"],
+        new_value=new_mobile(), status=PENDING, requested_at=now(), request_id=None,  # type: ignore[arg-type]
+    )
+    with pytest.raises(Exception) as raised:
+        async with storage_of(app).unit_of_work() as unit:
+            await unit.identity_requests.insert(broken)
+    assert not isinstance(raised.value, PendingRequestRaced), raised.value

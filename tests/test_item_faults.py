@@ -213,10 +213,10 @@ async def test_a_fault_while_reading_an_item_fails_that_item_alone_with_1099(cli
 
     read_item = service.read_item
 
-    def faulty_read(raw: Any, *args: Any) -> Any:
+    def faulty_read(raw: Any, *args: Any, **kwargs: Any) -> Any:
         if raw.get("firstname") == FAULTY:
             raise ValueError("a fault of Patron's")
-        return read_item(raw, *args)
+        return read_item(raw, *args, **kwargs)
 
     monkeypatch.setattr(service, "read_item", faulty_read)
     mobiles = [new_mobile() for _ in range(3)]

@@ -122,10 +122,16 @@ class FakeIdentityRequests:
     def _replace(self, old: IdentityRequest, new: IdentityRequest) -> None:
         self.tables.identity_requests[self.tables.identity_requests.index(old)] = new
 
-    async def supersede(self, org_id: int, customer_id: int, identifier: str, at: datetime, reason: str) -> None:
+    async def supersede(
+        self, org_id: int, customer_id: int, identifier: str, at: datetime, reason: str
+    ) -> list[IdentityRequest]:
+        superseded = []
         for request in self._of(org_id):
             if (request.customer_id, request.identifier, request.status) == (customer_id, identifier, PENDING):
-                self._replace(request, dataclasses.replace(request, status=SUPERSEDED, decided_at=at, decision_reason=reason))
+                decided = dataclasses.replace(request, status=SUPERSEDED, decided_at=at, decision_reason=reason)
+                self._replace(request, decided)
+                superseded.append(decided)
+        return superseded
 
     async def insert(self, request: IdentityRequest) -> IdentityRequest:
         if any(
@@ -150,9 +156,8 @@ class FakeIdentityRequests:
         self._replace(request, decided)
         return decided
 
-    async def pending(self, org_id: int, customer_id: int | None, limit: int, offset: int) -> list[IdentityRequest]:
-        found = [r for r in self._of(org_id) if r.status == PENDING and customer_id in (None, r.customer_id)]
-        return found[offset:offset + limit]
+    async def pending(self, org_id: int, limit: int, offset: int) -> list[IdentityRequest]:
+        return [r for r in self._of(org_id) if r.status == PENDING][offset:offset + limit]
 
     async def count_pending(self, org_id: int) -> int:
         return sum(r.status == PENDING for r in self._of(org_id))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -11,7 +13,9 @@ from test_registration_rules import NOW, add, caller_of
 
 from patron.codes import Code
 from patron.registration.identity import (
+    APPLIED_REASON,
     APPROVED,
+    ID_SUPERSEDED,
     PENDING,
     REJECTED,
     SUPERSEDED,
@@ -19,9 +23,9 @@ from patron.registration.identity import (
     infer_identifier,
     read_change,
 )
-from patron.registration.identity_changes import decide, pending, request_changes, requests_of
+from patron.registration.identity_changes import decide, pending, request_change_of, request_changes, requests_of
 from patron.registration.model import ItemRejected
-from patron.registration.service import update
+from patron.registration.service import update, update_customer_by_id
 
 REVIEWER = "priya"  # tests/orgs/retail.toml: access group admin, identity_review = true
 AGENT = "ravi"  # group care: may write, may not review
@@ -128,3 +132,102 @@ async def test_without_approval_the_change_applies_at_once_the_primary_identifie
     (done,) = await ask(storage, caller, {"identifier": "mobile", "old_value": "919800000001", "new_value": "919800000002"})
     assert (done.code, done.updated) == (Code.ITEM_OK, True)
     assert storage.customer("919800000002") is not None and not storage.tables.identity_requests
+
+
+async def test_a_change_applied_at_once_supersedes_the_pending_request_of_that_identifier():
+    storage, caller = FakeStorage(), caller_of("retail")
+    await add(storage, caller, {"mobile": "919800000001"})
+    await ask(storage, caller, {"identifier": "mobile", "old_value": "919800000001", "new_value": "919800000002"})
+    at_once = caller_of("retail", CONF_IDENTITY_CHANGE_APPROVAL=False)
+    await ask(storage, at_once, {"identifier": "mobile", "old_value": "919800000001", "new_value": "919800000003"})
+    (request,) = storage.tables.identity_requests
+    assert (request.status, request.decision_reason) == (SUPERSEDED, APPLIED_REASON)
+    superseded = [a for a in storage.tables.audits if a["event_type"] == ID_SUPERSEDED]
+    assert [(a["changes"], a["reason"]) for a in superseded] == [
+        ([{"field": "mobile", "previous": "919800000001", "current": "919800000002"}], APPLIED_REASON)
+    ]
+
+
+async def test_an_update_by_id_changes_exactly_that_customer_and_refuses_1012_when_it_is_gone():
+    storage, caller = FakeStorage(), caller_of("retail")
+    (first,) = await add(storage, caller, {"mobile": "919800000001"})
+    # Its mobile stored as today's rules would not read it (an older org file, a repair): named by
+    # id, it is still the customer edited, and nothing needs reading its identifiers.
+    storage.tables.customers[first.customer.id].mobile = "12345"
+    result = await update_customer_by_id(first.customer.id, {"lastname": "Rao"}, caller, storage, NOW)
+    assert result.success and result.customer.id == first.customer.id
+    assert storage.tables.customers[first.customer.id].lastname == "Rao"
+    gone = await update_customer_by_id(999999, {"lastname": "Rao"}, caller, storage, NOW)
+    assert gone.code == Code.CUSTOMER_NOT_FOUND
+
+
+async def test_an_approval_never_overwrites_a_value_changed_since_the_request():
+    storage, caller = FakeStorage(), caller_of("retail")
+    await add(storage, caller, {"mobile": "919800000001"})
+    (asked,) = await ask(storage, caller, {"identifier": "mobile", "old_value": "919800000001", "new_value": "919800000002"})
+    storage.tables.customers[asked.customer_id].mobile = "919800000009"  # changed around the rules
+    decision = await decide(caller.org, asked.request.id, True, REVIEWER, "looks right", storage, NOW)
+    assert not decision.applied and decision.request.status == REJECTED
+    assert decision.request.decision_reason == "Mobile changed since the request (now 919800000009)"
+    assert storage.tables.customers[asked.customer_id].mobile == "919800000009"
+
+
+class _Recorded:
+    """A repository that notes, in its unit's order, each customer it locks and each request row it writes."""
+
+    def __init__(self, inner: Any, order: list[str], noted: dict[str, str]) -> None:
+        self._inner, self._order, self._noted = inner, order, noted
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self._inner, name)
+        if name not in self._noted:
+            return found
+
+        async def noting(*args: Any, **kwargs: Any) -> Any:
+            self._order.append(self._noted[name])
+            return await found(*args, **kwargs)
+
+        return noting
+
+
+class LockOrder(FakeStorage):
+    def __init__(self) -> None:
+        super().__init__()
+        self.orders: list[list[str]] = []
+
+    @asynccontextmanager
+    async def unit_of_work(self, *, readonly: bool = False) -> AsyncIterator[Any]:
+        async with super().unit_of_work(readonly=readonly) as unit:
+            order: list[str] = []
+            self.orders.append(order)
+            yield dataclasses.replace(
+                unit,
+                customers=_Recorded(unit.customers, order, {"holders": "customer", "locked": "customer"}),
+                identity_requests=_Recorded(
+                    unit.identity_requests, order, {"supersede": "request", "insert": "request", "decide": "request"}
+                ),
+            )
+
+
+async def test_every_path_locks_the_customer_before_its_requests():
+    storage, caller = LockOrder(), caller_of("retail", CONF_ALLOW_EMAIL_UPDATE=True)
+    (added,) = await add(storage, caller, {"mobile": "919800000001", "email": "a@b.example"})
+    customer_id = added.customer.id
+
+    async def asked(old: str, new: str) -> int:
+        (outcome,) = await ask(storage, caller, {"identifier": "mobile", "old_value": old, "new_value": new})
+        return outcome.request.id
+
+    await decide(caller.org, await asked("919800000001", "919800000002"), False, REVIEWER, "no", storage, NOW)
+    await decide(caller.org, await asked("919800000001", "919800000003"), True, REVIEWER, "yes", storage, NOW)
+    await request_change_of(customer_id, "mobile", "919800000004", caller, storage, NOW)
+    await asked("919800000003", "919800000005")  # the API's path, superseding the console's request
+    await request_changes([{"identifier": "email", "old_value": "a@b.example", "new_value": "c@d.example"}],
+                          caller, storage, NOW)
+    await update({"mobile": "919800000003", "email": "e@f.example"}, caller, storage, NOW)  # supersedes
+    at_once = caller_of("retail", CONF_IDENTITY_CHANGE_APPROVAL=False)
+    await ask(storage, at_once, {"identifier": "mobile", "old_value": "919800000003", "new_value": "919800000006"})
+    writing = [order for order in storage.orders if "request" in order]
+    assert len(writing) >= 8
+    assert all(order.index("customer") < order.index("request") for order in writing if "customer" in order), writing
+    assert all("customer" in order for order in writing), writing

@@ -468,8 +468,11 @@ class ChangedValues(TypedDict):
 @with_config(CLOSED)
 class AuditEvent(TypedDict):
     eventType: Annotated[
-        Literal["CREATE", "UPDATE", "ID_REQUESTED", "ID_APPROVED", "ID_REJECTED"],
-        Field(description="ID_*: an identity change asked for, approved or rejected; its change is an UPDATE."),
+        Literal["CREATE", "UPDATE", "ID_REQUESTED", "ID_APPROVED", "ID_REJECTED", "ID_SUPERSEDED"],
+        Field(
+            description="ID_*: an identity change asked for, approved, rejected, or superseded (by a newer request or"
+            " a change made otherwise; reason says which); its change is an UPDATE."
+        ),
     ]
     updatedField: str
     additionalFields: ChangedValues
@@ -488,7 +491,15 @@ class AuditRecord(TypedDict):
     till: str | None
     apiClient: str | None
     consoleUser: NotRequired[Annotated[str, Field(description="The console user's login (MEMBER_CARE only).")]]
-    reason: NotRequired[Annotated[str, Field(description="Why they acted, as they wrote it (MEMBER_CARE only).")]]
+    reason: NotRequired[
+        Annotated[
+            str,
+            Field(
+                description="Why they acted, as they wrote it (MEMBER_CARE); on ID_SUPERSEDED, why the request was"
+                " superseded, whoever caused it."
+            ),
+        ]
+    ]
     userContextDetails: NotRequired[UserContextDetails]
     events: list[AuditEvent]
 

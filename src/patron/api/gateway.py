@@ -76,8 +76,9 @@ def _audit_record(record: AuditRecord, tz: Any, with_context: bool) -> answers.A
     }
     if record.console_user is not None:
         shown["consoleUser"] = record.console_user
-        if record.reason is not None:
-            shown["reason"] = record.reason
+    if record.reason is not None:
+        # A console user's, or Patron's own for a request it superseded (an API request's too).
+        shown["reason"] = record.reason
     if with_context:
         context = record.user_context
         shown["userContextDetails"] = {

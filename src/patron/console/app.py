@@ -29,7 +29,7 @@ from patron.codes import Code
 from patron.console import charts, sessions
 from patron.console.overview import DAYS, WARNING_DAYS, OverviewCache, warning_name
 from patron.console.sessions import Access, Signed
-from patron.registration import identity, identity_changes, search, searching, service
+from patron.registration import identity, identity_changes, lookup, search, searching, service
 from patron.registration.audit import audit_trail
 from patron.registration.model import IDENTIFIER_LABELS, IDENTIFIERS
 from patron.store.console import ConsoleStore
@@ -101,6 +101,7 @@ EVENTS = {
     "ID_REQUESTED": "Identity change requested",
     "ID_APPROVED": "Identity change approved",
     "ID_REJECTED": "Identity change rejected",
+    "ID_SUPERSEDED": "Identity change superseded",
 }
 _templates.filters["event"] = lambda name: EVENTS.get(name, name)
 _templates.filters["warning"] = warning_name
@@ -128,13 +129,14 @@ def render(
     headers: dict[str, str] | None = None,
     **context: Any,
 ) -> HTMLResponse:
-    flash = request.cookies.get(sessions.FLASH_COOKIE)
+    settings = _services(request).settings
+    flash = sessions.flash_of(request, settings) if sessions.FLASH_COOKIE in request.cookies else None
     html = _templates.get_template(template).render(
         request=request, signed=signed, flash=flash, path=request.url.path, status=status, **context
     )
     response = HTMLResponse(html, status, {**SECURITY_HEADERS, **(headers or {})})
-    if flash:
-        sessions.clear_cookie(response, request, _services(request).settings, sessions.FLASH_COOKIE)
+    if sessions.FLASH_COOKIE in request.cookies:
+        sessions.clear_cookie(response, request, settings, sessions.FLASH_COOKIE)
     return response
 
 
@@ -143,9 +145,12 @@ def redirect(url: str) -> RedirectResponse:
 
 
 def flash_to(request: Request, url: str, message: str) -> RedirectResponse:
-    """A redirect that shows `message` once on the page it leads to (an HttpOnly cookie)."""
+    """A redirect that shows `message` once on the page it leads to (an HttpOnly cookie, signed)."""
     response = redirect(url)
-    sessions.set_cookie(response, request, _services(request).settings, sessions.FLASH_COOKIE, message[:500], 60)
+    settings = _services(request).settings
+    sessions.set_cookie(
+        response, request, settings, sessions.FLASH_COOKIE, sessions.flash_cookie(message, request, settings), 60
+    )
     return response
 
 
@@ -178,7 +183,7 @@ async def signed_in(request: Request) -> Signed | None:
 def to_sign_in(request: Request) -> RedirectResponse:
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     if request.method != "GET":
-        target = request.url.path.rsplit("/", 1)[0] if request.url.path.count("/") > 3 else sessions.HOME
+        target = sessions.page_of_form(request.url.path)
     response = redirect("/console/login?" + urlencode({"next": sessions.safe_next(target)}))
     if request.cookies.get(sessions.SESSION_COOKIE):
         sessions.clear_cookie(response, request, _services(request).settings, sessions.SESSION_COOKIE)
@@ -362,20 +367,13 @@ async def customers_page(request: Request, signed: Signed) -> Response:
                 error_field = None
             except search.SearchRefused as refused:
                 error = refused.message
-    rows = [_found(found) for found in (result.customers if result else [])]
+    rows = [customer for customer, _ in result.customers] if result else []
     paging = _paging(request, result) if result else None
     return render(
         request, "customers.html", signed, q=text, conditions=conditions, result=result, rows=rows, error=error,
         error_field=error_field, paging=paging, attributes=[a.value for a in search.Attribute],
         operators=list(search.Operator), pending=await pending_count(request, signed),
     )
-
-
-def _found(found: Any) -> dict[str, Any]:
-    """A search result's row, whether the search gives customers or (customer, memberships)."""
-    customer, held = (found if isinstance(found, tuple) else (found, []))[:2]
-    points = sum(m.loyalty_points for m in held) if held else None
-    return {"customer": customer, "points": points}
 
 
 def _paging(request: Request, result: Any) -> dict[str, Any]:
@@ -415,17 +413,18 @@ def _customer_id(request: Request) -> int:
 async def _customer_page(request: Request, signed: Signed, customer_id: int) -> CustomerPage:
     services = _services(request)
     org_id = signed.org.org_id
+    # customer/get's look-up by user id: the customer and their memberships.
+    (found,) = await lookup.look_up(signed.org, "id", [str(customer_id)], services.storage)
+    if found.customer is None:
+        raise Refused(404, NOT_FOUND)
     async with transaction(services.engine, readonly=True) as conn:
         store = ConsoleStore(conn)
-        found = await store.customer(org_id, customer_id)
-        if found is None:
-            raise Refused(404, NOT_FOUND)
         ledger = await store.ledger(org_id, customer_id)
         referred_by = await store.referred_by(org_id, customer_id)
         referred = await store.referred(org_id, customer_id)
     requests = await identity_changes.requests_of(org_id, customer_id, services.storage)
     audits = await audit_trail(org_id, customer_id, services.storage) if signed.access.audit_trail else None
-    return CustomerPage(found[0], found[1], ledger, referred_by, referred, requests, audits)
+    return CustomerPage(found.customer, found.memberships, ledger, referred_by, referred, requests, audits)
 
 
 async def _render_customer(
@@ -478,16 +477,6 @@ def _caller(request: Request, signed: Signed, reason: str) -> service.Caller:
     )
 
 
-def _naming(customer: Any, org: Any) -> dict[str, str]:
-    """How an update names the customer: the org's primary identifier when it holds one."""
-    primary = org.configs.CONF_REGISTRATION_PRIMARY_KEY
-    for name in (primary, *IDENTIFIERS):
-        value = customer.identifier(name)
-        if value:
-            return {name: value}
-    return {}
-
-
 @page
 @action
 async def edit_profile(request: Request, signed: Signed, form: dict[str, str]) -> Response:
@@ -499,7 +488,9 @@ async def edit_profile(request: Request, signed: Signed, form: dict[str, str]) -
     customer, org = shown.customer, signed.org
     errors: dict[str, str] = {}
     reason = _reason(form, errors)
-    item: dict[str, Any] = dict(_naming(customer, org))
+    # The customer is named by its id, not by an identifier: the one on the page, whoever holds
+    # its values now and whatever the org's rules for them say today.
+    item: dict[str, Any] = {}
     for name in ("firstname", "lastname"):
         if name in form and form[name].strip() != (getattr(customer, name) or ""):
             item[name] = form[name].strip()
@@ -519,11 +510,13 @@ async def edit_profile(request: Request, signed: Signed, form: dict[str, str]) -
         item["custom_fields"] = {"field": custom}
     if extended:
         item["extended_fields"] = {"field": extended}
-    if len(item) == 1 and not errors:
+    if not item and not errors:
         errors["profile"] = "Nothing was changed."
     if errors:
         return await _render_customer(request, signed, customer_id, 400, form=form, errors=errors, open_form="profile")
-    result = await service.update(item, _caller(request, signed, reason), services.storage, utc_now())
+    result = await service.update_customer_by_id(
+        customer_id, item, _caller(request, signed, reason), services.storage, utc_now()
+    )
     if not result.success:
         errors["profile"] = f"{result.message} (code {int(result.code)})"
         return await _render_customer(request, signed, customer_id, 400, form=form, errors=errors, open_form="profile")
@@ -545,14 +538,17 @@ async def request_identity_change(request: Request, signed: Signed, form: dict[s
     if name not in IDENTIFIERS:
         errors["identifier"] = "Choose which identifier changes."
     elif not shown.customer.identifier(name):
-        errors["identifier"] = f"The customer has no {IDENTIFIER_LABELS[name].lower()} to change; add one with Edit profile."
+        errors["identifier"] = (
+            f"The customer has no {IDENTIFIER_LABELS[name].lower()} to change; one is added through the API's"
+            " customer/update."
+        )
     if not new_value:
         errors["new_value"] = "Give the new value."
     if errors:
         return await _render_customer(request, signed, customer_id, 400, form=form, errors=errors, open_form="identity")
-    change = {"identifier": name, "old_value": shown.customer.identifier(name), "new_value": new_value}
-    (result,) = await identity_changes.request_changes(
-        [change], _caller(request, signed, reason), services.storage, utc_now()
+    # By id: the old value is the customer's own as it is when the request is written.
+    result = await identity_changes.request_change_of(
+        customer_id, name, new_value, _caller(request, signed, reason), services.storage, utc_now()
     )
     if not result.success:
         errors["new_value"] = f"{result.message} (code {int(result.code)})"
@@ -568,13 +564,32 @@ async def identity_requests(request: Request, signed: Signed) -> Response:
     if not signed.access.read:
         raise Refused(403, FORBIDDEN)
     services = _services(request)
-    waiting = await identity_changes.pending(signed.org.org_id, services.storage)
+    raw = request.query_params.get("start", "")
+    start = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 9 else 0
+    waiting = await identity_changes.pending(signed.org.org_id, services.storage, identity_changes.PAGE, start)
+    count = await identity_changes.pending_count(signed.org.org_id, services.storage)
     async with transaction(services.engine, readonly=True) as conn:
         names = await ConsoleStore(conn).customer_names(signed.org.org_id, sorted({r.customer_id for r in waiting}))
     return render(
         request, "identity_requests.html", signed, requests=waiting, names=names, labels=IDENTIFIER_LABELS,
-        pending=len(waiting), reason_limit=limits.REASON,
+        pending=count, paging=_queue_paging(start, len(waiting), count), reason_limit=limits.REASON,
     )
+
+
+def _queue_paging(start: int, shown: int, count: int) -> dict[str, Any]:
+    """The review queue's pages, as the search's: where this one starts and ends, and its neighbours."""
+    size = identity_changes.PAGE
+
+    def at(first: int) -> str:
+        return "/console/identity-requests" + (f"?{urlencode({'start': first})}" if first else "")
+
+    return {
+        "first": start + 1 if shown else 0,
+        "last": start + shown,
+        "count": count,
+        "previous": at(max(0, start - size)) if start > 0 else None,
+        "next": at(start + size) if start + size < count else None,
+    }
 
 
 @page

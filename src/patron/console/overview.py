@@ -6,13 +6,14 @@ import asyncio
 import time
 from collections import Counter
 from dataclasses import dataclass
-from datetime import date, datetime, time as clock_time, timedelta, timezone
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import orjson
 
 from patron.codes import Code
 from patron.orgs.model import OrgSettings
+from patron.registration.fields import local_date, local_midnight_utc
 from patron.store.console import ConsoleStore
 from patron.store.db import transaction
 
@@ -43,17 +44,6 @@ class Overview:
         return sum(count for _, count in self.by_type)
 
 
-def local_day_bounds(today: date, days: int, org: OrgSettings) -> list[datetime]:
-    """The UTC moments (naive, as stored) at which each of the `days` local days up to `today`
-    starts, and the next day after: days + 1 bounds, correct across a daylight-saving change."""
-    first = today - timedelta(days=days - 1)
-    bounds = []
-    for offset in range(days + 1):
-        local = datetime.combine(first + timedelta(days=offset), clock_time(), tzinfo=org.tz)
-        bounds.append(local.astimezone(timezone.utc).replace(tzinfo=None))
-    return bounds
-
-
 def warning_name(code: int) -> str:
     try:
         return Code(code).name.replace("_", " ").capitalize()
@@ -64,8 +54,11 @@ def warning_name(code: int) -> str:
 async def read_overview(engine: Any, org: OrgSettings, now: datetime) -> Overview:
     """The org's figures as of `now` (naive UTC)."""
     started = time.perf_counter()
-    today = now.replace(tzinfo=timezone.utc).astimezone(org.tz).date()
-    bounds = local_day_bounds(today, DAYS, org)
+    today = local_date(now, org.tz)
+    first = today - timedelta(days=DAYS - 1)
+    # When each of the last DAYS local days starts, and the day after (UTC, as stored): days + 1
+    # bounds, right across a daylight-saving change.
+    bounds = [local_midnight_utc(first + timedelta(days=offset), org.tz) for offset in range(DAYS + 1)]
     since = bounds[0]
     async with transaction(engine, readonly=True) as conn:
         store = ConsoleStore(conn)
@@ -75,7 +68,6 @@ async def read_overview(engine: Any, org: OrgSettings, now: datetime) -> Overvie
         types = await store.customers_by_type(org.org_id)
         slabs = await store.members_by_slab(org.org_id)
         warned = await store.warnings_since(org.org_id, now - timedelta(days=WARNING_DAYS))
-    first = today - timedelta(days=DAYS - 1)
     days = [(first + timedelta(days=i), count) for i, count in enumerate(per_day)]
 
     stores: Counter[str] = Counter()

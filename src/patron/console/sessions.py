@@ -3,8 +3,11 @@ CSRF token per session, and what the signed-in user's access group lets them see
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,6 +28,8 @@ LOGIN_COOKIE = "patron_console_login"
 FLASH_COOKIE = "patron_console_flash"
 COOKIE_PATH = "/console"
 HOME = "/console/"
+# A result message's UTF-8 bytes: well within a cookie's 4096 once in base64 with its signature.
+FLASH_BYTES = 1500
 
 
 @dataclass(frozen=True)
@@ -87,15 +92,19 @@ def new_secret() -> str:
 async def start(engine: object, login: str, org_id: int, generation: int, settings: Settings, now: datetime) -> str:
     """A new session for the user; returns the secret the cookie carries."""
     secret = new_secret()
+    lifetime = timedelta(seconds=settings.console_session_seconds)
     async with transaction(engine) as conn:  # type: ignore[arg-type]
-        await ConsoleStore(conn).start_session(
+        store = ConsoleStore(conn)
+        # The user's sessions that are over go now: a few rows of one login, by its index.
+        await store.purge_sessions(login, now, now - lifetime)
+        await store.start_session(
             session_id_of(secret),
             login,
             org_id,
             generation,
             secrets.token_urlsafe(32),
             now,
-            now + timedelta(seconds=settings.console_session_seconds),
+            now + lifetime,
         )
     return secret
 
@@ -131,6 +140,49 @@ def safe_next(target: str | None) -> str:
     if not (parts.path == "/console" or parts.path.startswith("/console/")) or parts.path.startswith("/console/login"):
         return HOME
     return target
+
+
+def page_of_form(path: str) -> str:
+    """The page whose form posts to `path`, where a sign-in asked by a POST goes back to (the POST's
+    own address is no page): the review queue for a decision, the customer's page for a customer's
+    action, else the overview."""
+    if re.fullmatch(r"/console/identity-requests/[^/]+/decision", path):
+        return "/console/identity-requests"
+    if re.fullmatch(r"/console/customers/[^/]+/[^/]+", path):
+        return path.rsplit("/", 1)[0]
+    return HOME
+
+
+def _flash_signature(payload: str, request: Request, settings: Settings) -> str:
+    # Keyed by the installation's secret and the session's: a message no one else can write, and
+    # that only the session it was written for shows.
+    key = f"{settings.secret_key}\0{request.cookies.get(SESSION_COOKIE, '')}".encode()
+    digest = hmac.new(key, b"patron console flash\0" + payload.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def flash_cookie(message: str, request: Request, settings: Settings) -> str:
+    """A result message as a cookie's value: its UTF-8 in base64url (a cookie is Latin-1 at most,
+    and the message quotes what people typed, in any script), cut to FLASH_BYTES, and signed."""
+    data = message.encode()
+    if len(data) > FLASH_BYTES:
+        data = data[: FLASH_BYTES - 3].decode(errors="ignore").encode() + "…".encode()
+    payload = base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+    return f"{payload}.{_flash_signature(payload, request, settings)}"
+
+
+def flash_of(request: Request, settings: Settings) -> str | None:
+    """The result message the request's cookie carries, when the console wrote it for this session."""
+    value = request.cookies.get(FLASH_COOKIE, "")
+    payload, _, signature = value.partition(".")
+    if not payload or len(value) > 2 * FLASH_BYTES:
+        return None
+    if not hmac.compare_digest(signature.encode(), _flash_signature(payload, request, settings).encode()):
+        return None
+    try:
+        return base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
 
 
 def login_token_ok(request: Request, sent: str | None) -> bool:

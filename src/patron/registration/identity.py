@@ -24,8 +24,13 @@ STATUSES = (PENDING, APPROVED, REJECTED, SUPERSEDED)
 ID_REQUESTED = "ID_REQUESTED"
 ID_APPROVED = "ID_APPROVED"
 ID_REJECTED = "ID_REJECTED"
+ID_SUPERSEDED = "ID_SUPERSEDED"
 
 SUPERSEDED_REASON = "Superseded by a newer request for the same identifier"
+# A change made otherwise leaves a request for the value it replaced nothing to do.
+APPLIED_REASON = "Superseded by a change of the identifier applied without review"
+UPDATED_REASON = "Superseded by an update that changed the identifier"
+GONE_REASON = "The customer no longer exists"
 
 
 class PendingRequestRaced(Exception):
@@ -35,12 +40,23 @@ class PendingRequestRaced(Exception):
 
 class DecisionRefused(Exception):
     """A decision that cannot be made as asked: no such request, no longer pending, no reason,
-    or a reviewer without identity_review."""
+    a reviewer without identity_review, or the requester approving their own request."""
 
 
 def taken_reason(identifier: str) -> str:
     """Why an approval was turned into a rejection: the value was taken since it was asked for."""
     return f"{IDENTIFIER_LABELS[identifier]} is now held by another customer"
+
+
+def changed_reason(identifier: str, now: str | None) -> str:
+    """Why an approval was turned into a rejection: the customer's value is no longer the one the
+    request would replace."""
+    return f"{IDENTIFIER_LABELS[identifier]} changed since the request (now {now or 'none'})"
+
+
+def own_request(request_id: int, login: str) -> str:
+    """Why an approval is refused: the four-eyes rule."""
+    return f"request {request_id} was made by {login}: another reviewer must approve it"
 
 
 @dataclass(frozen=True)
@@ -80,8 +96,11 @@ class IdentityRequest:
 class IdentityRequestRepository(Protocol):
     """The identity change requests of the orgs, inside a unit of work; every call names its org."""
 
-    async def supersede(self, org_id: int, customer_id: int, identifier: str, at: datetime, reason: str) -> None:
-        """Mark the customer's PENDING request for this identifier SUPERSEDED, if it has one."""
+    async def supersede(
+        self, org_id: int, customer_id: int, identifier: str, at: datetime, reason: str
+    ) -> list[IdentityRequest]:
+        """Mark the customer's PENDING request for this identifier SUPERSEDED, if it has one; the
+        requests so marked."""
 
     async def insert(self, request: IdentityRequest) -> IdentityRequest:
         """Write a new request; raises PendingRequestRaced when a PENDING one for the same customer
@@ -94,9 +113,7 @@ class IdentityRequestRepository(Protocol):
     ) -> IdentityRequest | None:
         """Settle a PENDING request; None when it is not (or no longer) PENDING."""
 
-    async def pending(
-        self, org_id: int, customer_id: int | None, limit: int, offset: int
-    ) -> list[IdentityRequest]: ...
+    async def pending(self, org_id: int, limit: int, offset: int) -> list[IdentityRequest]: ...
 
     async def count_pending(self, org_id: int) -> int: ...
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,7 +15,9 @@ from patron.codes import IDENTITY_CHANGE_TAKEN, Code, identity_error_message
 from patron.orgs.model import OrgSettings
 from patron.registration import resolution
 from patron.registration.identity import (
+    APPLIED_REASON,
     APPROVED,
+    GONE_REASON,
     ID_APPROVED,
     ID_REJECTED,
     ID_REQUESTED,
@@ -25,14 +28,17 @@ from patron.registration.identity import (
     IdentityChange,
     IdentityRequest,
     PendingRequestRaced,
+    changed_reason,
     decision_reason,
     may_review,
+    own_request,
     read_change,
     sent_fields,
     taken_reason,
 )
-from patron.registration.model import IDENTIFIER_LABELS, Customer, ItemRejected, StorageUnavailable
-from patron.registration.service import MAX_ATTEMPTS, Caller, IdentifierTaken, Repositories
+from patron.registration.model import IDENTIFIER_LABELS, IDENTIFIERS, Customer, ItemRejected, StorageUnavailable
+from patron.registration.reading import INVALID_IDENTIFIER, stored_identifier
+from patron.registration.service import MAX_ATTEMPTS, Caller, IdentifierTaken, Repositories, supersede_pending
 
 log = logging.getLogger("patron.registration")
 
@@ -85,9 +91,10 @@ async def request_changes(
             if position >= limit:
                 raise ItemRejected(Code.BATCH_LIMIT_EXCEEDED)
             change = read_change(raw, caller.org)
-            outcomes.append(await _request_one(change, caller, storage, now))
+            named = _holder_of(change)
+            outcomes.append(await _request_one(change.identifier, change.new_value, named, caller, storage, now))
         except ItemRejected as rejected:
-            outcomes.append(_failure(raw, rejected.code, rejected.matched, change))
+            outcomes.append(_failure(raw, rejected.code, rejected.matched, change.identifier if change else None))
         except StorageUnavailable:
             raise
         except Exception:  # noqa: BLE001 - a fault of Patron's fails this item alone
@@ -96,15 +103,72 @@ async def request_changes(
     return outcomes
 
 
-async def _request_one(change: IdentityChange, caller: Caller, storage: IdentityStorage, now: datetime) -> IdentityOutcome:
+async def request_change_of(
+    customer_id: int, identifier: str, new_value: Any, caller: Caller, storage: IdentityStorage, now: datetime
+) -> IdentityOutcome:
+    """The console's request (member-care.md §4): the customer named by id, and the old value read
+    from it as it is now, locked; else one item of customer/update_identity. A customer without a
+    value of that identifier has nothing to change (1007); no customer of that id, 1012."""
+    raw = {"identifier": identifier, "new_value": new_value}
+    known = identifier if identifier in IDENTIFIERS else None
+    try:
+        if known is None:
+            raise ItemRejected(Code.NO_VALID_IDENTIFIER)
+        stored = stored_identifier(known, new_value, caller.org)
+        if stored is None:
+            raise ItemRejected(INVALID_IDENTIFIER[known])
+        return await _request_one(known, stored, _by_id(customer_id, known), caller, storage, now)
+    except ItemRejected as rejected:
+        return _failure(raw, rejected.code, rejected.matched, known)
+    except StorageUnavailable:
+        raise
+    except Exception:  # noqa: BLE001 - a fault of Patron's is answered as an item's
+        log.error("request %s: identity change of customer %d failed", caller.request_id, customer_id, exc_info=True)
+        return _failure(raw, Code.ITEM_NOT_PROCESSED)
+
+
+# How a request names its customer: found and locked in the request's unit, with the value to change.
+Naming = Callable[[Repositories, int], Awaitable[tuple[Customer, str]]]
+
+
+def _holder_of(change: IdentityChange) -> Naming:
+    """The API's way: the customer holding the old value."""
+
+    async def named(unit: Repositories, org_id: int) -> tuple[Customer, str]:
+        held = await unit.customers.holders(org_id, {change.identifier: change.old_value})
+        customer = held.get(change.identifier)
+        if customer is None:
+            raise ItemRejected(Code.CUSTOMER_NOT_FOUND)
+        return customer, change.old_value
+
+    return named
+
+
+def _by_id(customer_id: int, identifier: str) -> Naming:
+    """The console's way: the customer of this id, and its value now."""
+
+    async def named(unit: Repositories, org_id: int) -> tuple[Customer, str]:
+        customer = await unit.customers.locked(org_id, customer_id)
+        if customer is None:
+            raise ItemRejected(Code.CUSTOMER_NOT_FOUND)
+        old_value = customer.identifier(identifier)
+        if old_value is None:
+            raise ItemRejected(Code.NO_VALID_IDENTIFIER, customer)
+        return customer, old_value
+
+    return named
+
+
+async def _request_one(
+    identifier: str, new_value: str, naming: Naming, caller: Caller, storage: IdentityStorage, now: datetime
+) -> IdentityOutcome:
     org = caller.org
     for _ in range(MAX_ATTEMPTS):
         try:
             async with storage.unit_of_work() as unit:
-                held = await unit.customers.holders(org.org_id, {change.identifier: change.old_value})
-                customer = held.get(change.identifier)
-                if customer is None:
-                    raise ItemRejected(Code.CUSTOMER_NOT_FOUND)
+                # The customer is locked first, then its requests: the order of every path here.
+                customer, old_value = await naming(unit, org.org_id)
+                change = IdentityChange(identifier, old_value, new_value)
                 if change.new_value == change.old_value:
                     # Asked to become what it is: nothing to change, nothing to review.
                     return _taken(change, customer, Code.ITEM_OK, updated=True)
@@ -113,9 +177,10 @@ async def _request_one(change: IdentityChange, caller: Caller, storage: Identity
                     raise ItemRejected(Code.IDENTIFIER_OCCUPIED, customer)
                 await unit.customers.record_audit(caller, customer, ID_REQUESTED, change.audited(), now)
                 if not org.configs.CONF_IDENTITY_CHANGE_APPROVAL:
+                    await supersede_pending(unit, caller, customer, change.identifier, APPLIED_REASON, now)
                     await _apply(unit, caller, customer, change.identifier, change.new_value, now)
                     return _taken(change, customer, Code.ITEM_OK, updated=True)
-                await unit.identity_requests.supersede(org.org_id, customer.id, change.identifier, now, SUPERSEDED_REASON)
+                await supersede_pending(unit, caller, customer, change.identifier, SUPERSEDED_REASON, now)
                 request = await unit.identity_requests.insert(
                     IdentityRequest(
                         org_id=org.org_id,
@@ -162,10 +227,10 @@ def _taken(
 
 
 def _failure(
-    raw: Any, code: Code, matched: Customer | None = None, change: IdentityChange | None = None
+    raw: Any, code: Code, matched: Customer | None = None, identifier: str | None = None
 ) -> IdentityOutcome:
     sent = sent_fields(raw)
-    field = IDENTIFIER_LABELS[change.identifier] if change else "Identifier"
+    field = IDENTIFIER_LABELS[identifier] if identifier else "Identifier"
     return IdentityOutcome(
         code, identity_error_message(code, field), sent["identifier"], sent["old_value"], sent["new_value"],
         customer_id=matched.id if matched else None,
@@ -183,10 +248,13 @@ async def decide(
     *,
     trace_id: str | None = None,
 ) -> Decision:
-    """A reviewer approves or rejects a PENDING request, with a reason. An approval is checked
-    again and applied at once; when the new value is held by another customer by then (found, or
-    refused by the unique index to the later of two racing approvals), the request is REJECTED
-    with that reason instead. `trace_id`: the request id the audit records carry (the console's)."""
+    """A reviewer approves or rejects a PENDING request, with a reason; a request is never approved
+    by the user who made it (four eyes). An approval is checked again and applied at once; when the
+    customer's value is no longer the one the request replaces, or the new value is held by
+    another customer by then (found, or refused by the unique index to the later of two racing
+    approvals), the request is REJECTED with that reason instead. Each unit locks the customer
+    before it settles the request, as every other path does. `trace_id`: the request id the
+    audit records carry (the console's)."""
     try:
         why = decision_reason(reason)
     except ValueError as refused:
@@ -200,26 +268,58 @@ async def decide(
     if approve:
         try:
             async with storage.unit_of_work() as unit:
-                request = await _pending_request(unit, org, request_id)
-                customer = await unit.customers.locked(org.org_id, request.customer_id)
-                holder = await unit.customers.find(org.org_id, request.identifier, request.new_value)
-                if customer is not None and (holder is None or holder.id == customer.id):
-                    decided = await _settle(unit, org, request, APPROVED, reviewer, why, now)
-                    await unit.customers.record_audit(reviewer, customer, ID_APPROVED, _audited(decided), now)
-                    await _apply(unit, reviewer, customer, request.identifier, request.new_value, now)
-                    return Decision(decided, applied=True)
+                request, customer = await _request_and_customer(unit, org, request_id)
+                if request.console_user == reviewer_login:
+                    raise DecisionRefused(own_request(request_id, reviewer_login))
+                if customer is None:
+                    return await _reject(unit, org, request, customer, reviewer, GONE_REASON, now)
+                refusal = await _refusal(unit, org, request, customer)
+                if refusal is not None:
+                    return await _reject(unit, org, request, customer, reviewer, refusal, now)
+                decided = await _settle(unit, org, request, APPROVED, reviewer, why, now)
+                await unit.customers.record_audit(reviewer, customer, ID_APPROVED, _audited(decided), now)
+                await _apply(unit, reviewer, customer, request.identifier, request.new_value, now)
+                return Decision(decided, applied=True)
         except IdentifierTaken:
-            pass  # the unit rolled back; the request is still PENDING, and is rejected below
-        approve = False
-        why = taken_reason(request.identifier)
-        reviewer = dataclasses.replace(reviewer, reason=why)
+            # A concurrent write took the new value first (the unique index's word): the unit
+            # rolled back, and the request, still PENDING, is rejected with that reason.
+            why = taken_reason(request.identifier)
     async with storage.unit_of_work() as unit:
-        request = await _pending_request(unit, org, request_id)
-        decided = await _settle(unit, org, request, REJECTED, reviewer, why, now)
-        customer = await unit.customers.locked(org.org_id, request.customer_id)
-        if customer is not None:
-            await unit.customers.record_audit(reviewer, customer, ID_REJECTED, _audited(decided), now)
-        return Decision(decided, applied=False)
+        request, customer = await _request_and_customer(unit, org, request_id)
+        return await _reject(unit, org, request, customer, reviewer, why, now)
+
+
+async def _request_and_customer(
+    unit: Repositories, org: OrgSettings, request_id: int
+) -> tuple[IdentityRequest, Customer | None]:
+    """The PENDING request (read, not locked) and its customer, locked: the customer before the
+    request row, which only _settle's write locks."""
+    request = await _pending_request(unit, org, request_id)
+    return request, await unit.customers.locked(org.org_id, request.customer_id)
+
+
+async def _refusal(unit: Repositories, org: OrgSettings, request: IdentityRequest, customer: Customer) -> str | None:
+    """Why an approval cannot apply now, or None: the customer's value is no longer the one the
+    request replaces (an approval never overwrites a value it did not see), or the new value is
+    another customer's."""
+    current = customer.identifier(request.identifier)
+    if current != request.old_value:
+        return changed_reason(request.identifier, current)
+    holder = await unit.customers.find(org.org_id, request.identifier, request.new_value)
+    if holder is not None and holder.id != customer.id:
+        return taken_reason(request.identifier)
+    return None
+
+
+async def _reject(
+    unit: Repositories, org: OrgSettings, request: IdentityRequest, customer: Customer | None, reviewer: Caller,
+    why: str, now: datetime,
+) -> Decision:
+    reviewer = dataclasses.replace(reviewer, reason=why)
+    decided = await _settle(unit, org, request, REJECTED, reviewer, why, now)
+    if customer is not None:
+        await unit.customers.record_audit(reviewer, customer, ID_REJECTED, _audited(decided), now)
+    return Decision(decided, applied=False)
 
 
 async def _pending_request(unit: Repositories, org: OrgSettings, request_id: int) -> IdentityRequest:
@@ -247,12 +347,10 @@ def _audited(request: IdentityRequest) -> list[Any]:
     return [{"field": request.identifier, "previous": request.old_value, "current": request.new_value}]
 
 
-async def pending(
-    org_id: int, storage: IdentityStorage, customer_id: int | None = None, limit: int = PAGE, offset: int = 0
-) -> list[IdentityRequest]:
-    """The org's PENDING requests, oldest first (one customer's, when given): the review queue."""
+async def pending(org_id: int, storage: IdentityStorage, limit: int = PAGE, offset: int = 0) -> list[IdentityRequest]:
+    """The org's PENDING requests, oldest first, a page at a time: the review queue."""
     async with storage.unit_of_work(readonly=True) as unit:
-        return await unit.identity_requests.pending(org_id, customer_id, limit, offset)
+        return await unit.identity_requests.pending(org_id, limit, offset)
 
 
 async def pending_count(org_id: int, storage: IdentityStorage) -> int:

@@ -82,24 +82,27 @@ def sent(raw: dict[str, Any], key: str) -> bool:
 
 
 def read_item(
-    raw: Any, org: OrgSettings, calling_till: str | None, now: datetime, *, registering: bool = True
+    raw: Any, org: OrgSettings, calling_till: str | None, now: datetime, *, registering: bool = True,
+    naming: bool = True,
 ) -> tuple[CustomerInput, Warnings]:
     """Read one item; raises ItemRejected with the item's error code when it cannot stand.
     `calling_till`: where an invalid till falls back to (None in the console); `registering`:
     whether the identifiers a registration requires are required (customer/update names an
-    existing customer by any one of them)."""
+    existing customer by any one of them); `naming`: whether the item names its customer by an
+    identifier at all (the console's edit names it by id)."""
     if not isinstance(raw, dict):
         raise ItemRejected(Code.NO_VALID_IDENTIFIER)
     warnings = Warnings()
     item = CustomerInput()
-    _read_identifiers(raw, org, item, warnings, registering)
+    _read_identifiers(raw, org, item, warnings, registering, naming)
     _read_profile(raw, org, calling_till, now, item, warnings)
     _read_extra_fields(raw, org, item, warnings)
     return item, warnings
 
 
 def _read_identifiers(
-    raw: dict[str, Any], org: OrgSettings, item: CustomerInput, warnings: Warnings, registering: bool = True
+    raw: dict[str, Any], org: OrgSettings, item: CustomerInput, warnings: Warnings, registering: bool = True,
+    naming: bool = True,
 ) -> None:
     configs = org.configs
     primary = configs.CONF_REGISTRATION_PRIMARY_KEY
@@ -117,7 +120,7 @@ def _read_identifiers(
 
     if registering:
         require_identifiers(item, configs)
-    if all(item.identifier(name) is None for name in IDENTIFIERS):
+    if naming and all(item.identifier(name) is None for name in IDENTIFIERS):
         raise ItemRejected(Code.NO_VALID_IDENTIFIER)
 
 

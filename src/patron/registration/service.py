@@ -16,7 +16,7 @@ from patron.loyalty import rules
 from patron.loyalty.model import POINTS, LedgerEntry, Membership, SideEffect
 from patron.orgs.model import OrgSettings
 from patron.registration import fields, resolution
-from patron.registration.identity import IdentityRequestRepository
+from patron.registration.identity import ID_SUPERSEDED, UPDATED_REASON, IdentityRequestRepository
 from patron.registration.model import (
     IDENTIFIERS,
     LOYALTY,
@@ -189,9 +189,23 @@ async def register(
 
 async def update(raw_item: Any, caller: Caller, storage: Storage, now: datetime) -> ItemResult:
     """customer/update of one customer (member-care.md §1): the add path's update, which never
-    creates; the API's handler and the console's edit form both come here."""
+    creates; the API's handler comes here."""
     (result,) = await register([raw_item], caller, storage, now, batch_limit=1, updating=True)
     return result
+
+
+async def update_customer_by_id(
+    customer_id: int, raw_fields: Any, caller: Caller, storage: Storage, now: datetime
+) -> ItemResult:
+    """The console's edit (member-care.md §4): customer/update's rules applied to exactly the
+    customer of this id, locked as it is now, whatever its identifiers hold or the org's rules
+    for them say today; 1012 when there is no such customer (any more). The item needs no
+    identifier; one it sends is applied as an update applies it."""
+    try:
+        item, warnings = read_item(raw_fields, caller.org, caller.till_code, now, registering=False, naming=False)
+    except ItemRejected as rejected:
+        return _failure(raw_fields, rejected.code)
+    return await _resolve_and_write(0, raw_fields, item, warnings, caller, storage, now, True, customer_id)
 
 
 def _independent_new(readings: dict[int, tuple[CustomerInput, Warnings]]) -> list[int]:
@@ -313,12 +327,13 @@ async def _resolve_and_write(
     storage: Storage,
     now: datetime,
     updating: bool = False,
+    customer_id: int | None = None,
 ) -> ItemResult:
     try:
         for _ in range(MAX_ATTEMPTS):
             try:
                 copied = dataclasses.replace(warnings, items=list(warnings.items))
-                return await _write(item, copied, caller, storage, now, updating)
+                return await _write(item, copied, caller, storage, now, updating, customer_id)
             except IdentifierTaken:
                 continue
             except ItemRejected as rejected:
@@ -331,15 +346,19 @@ async def _resolve_and_write(
 
 
 async def _write(
-    item: CustomerInput, warnings: Warnings, caller: Caller, storage: Storage, now: datetime, updating: bool = False
+    item: CustomerInput, warnings: Warnings, caller: Caller, storage: Storage, now: datetime, updating: bool = False,
+    customer_id: int | None = None,
 ) -> ItemResult:
     org = caller.org
     item = dataclasses.replace(item)
     sent = {name: item.identifier(name) for name in IDENTIFIERS if item.identifier(name) is not None}
     async with storage.unit_of_work() as repositories:
         customers, loyalty = repositories.customers, repositories.loyalty
-        holders = await customers.holders(org.org_id, sent)
-        target = resolution.resolve(item, holders, org.configs, warnings)
+        if customer_id is None:
+            holders = await customers.holders(org.org_id, sent)
+            target = resolution.resolve(item, holders, org.configs, warnings)
+        else:
+            target, holders = await _named_by_id(repositories, org.org_id, customer_id, sent)
         joining: rules.Joining | None = None
         if target is None and updating:
             raise ItemRejected(Code.CUSTOMER_NOT_FOUND)
@@ -360,6 +379,7 @@ async def _write(
                 referrer_memberships = await _memberships_of(repositories, caller, referrer)
                 joining = _joining(customer, caller, fields.local_date(now, org.tz), {}, referrer_memberships)
             await customers.update(customer, now)
+            await _supersede_changed(repositories, caller, target, customer, now)
             event_type, message = "UPDATE", USER_UPDATED if updating else UPDATED
         if joining is not None and joining.unpaid:
             warnings.add(Code.POINTS_NOT_AWARDED)
@@ -384,6 +404,47 @@ async def _write(
         memberships=memberships,
         side_effects=effects,
     )
+
+
+async def _named_by_id(
+    repositories: Repositories, org_id: int, customer_id: int, sent: dict[str, str]
+) -> tuple[Customer, dict[str, Customer]]:
+    """The customer of this id, locked (1012 when there is none), and the holders of the
+    identifiers the item sends. Those are read, not locked: locking them after the customer could
+    deadlock with a unit locking both in id order, and they only tell whether a value is taken,
+    which the unique indexes settle again when the update is written."""
+    target = await repositories.customers.locked(org_id, customer_id)
+    if target is None:
+        raise ItemRejected(Code.CUSTOMER_NOT_FOUND)
+    holders = {}
+    for name, value in sent.items():
+        holder = target if target.identifier(name) == value else await repositories.customers.find(org_id, name, value)
+        if holder is not None:
+            holders[name] = holder
+    return target, holders
+
+
+async def _supersede_changed(
+    repositories: Repositories, caller: Caller, before: Customer, after: Customer, now: datetime
+) -> None:
+    """An identifier an update changed leaves a pending request to change it from its former
+    value nothing to do: it is superseded in the same unit."""
+    for name in IDENTIFIERS:
+        if before.identifier(name) != after.identifier(name):
+            await supersede_pending(repositories, caller, after, name, UPDATED_REASON, now)
+
+
+async def supersede_pending(
+    repositories: Repositories, caller: Caller, customer: Customer, identifier: str, reason: str, now: datetime
+) -> None:
+    """Mark the customer's PENDING request for this identifier, if it has one, SUPERSEDED with
+    this reason, audited as ID_SUPERSEDED with the request's values. The customer is locked by
+    the unit already: every path locks the customer before its requests."""
+    superseded = await repositories.identity_requests.supersede(caller.org.org_id, customer.id, identifier, now, reason)
+    because = dataclasses.replace(caller, reason=reason)
+    for request in superseded:
+        asked: list[Change] = [{"field": identifier, "previous": request.old_value, "current": request.new_value}]
+        await repositories.customers.record_audit(because, customer, ID_SUPERSEDED, asked, now)
 
 
 async def _memberships_of(repositories: Repositories, caller: Caller, customer: Customer | None) -> list[Membership] | None:

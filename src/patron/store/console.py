@@ -8,13 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, insert, select, update
+from sqlalchemy import and_, case, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from patron.loyalty.model import Membership
-from patron.registration.model import Customer
-from patron.store.customers import SELECT_CUSTOMER, customer_of
-from patron.store.loyalty import MEMBERSHIPS_OF
 from patron.store.schema import (
     console_sessions,
     console_users,
@@ -107,18 +103,21 @@ class ConsoleStore:
             .values(ended_at=now)
         )
 
-    # A customer's page.
-
-    async def customer(self, org_id: int, customer_id: int) -> tuple[Customer, list[Membership]] | None:
-        row = (
-            await self.conn.execute(
-                SELECT_CUSTOMER.where(customers.c.org_id == org_id, customers.c.id == customer_id)
+    async def purge_sessions(self, login: str, now: datetime, started_before: datetime) -> None:
+        """Delete the user's sessions that are over: ended, expired, or started before
+        `started_before` (older than a session now lasts), in one statement on the login's index."""
+        await self.conn.execute(
+            delete(console_sessions).where(
+                console_sessions.c.login == login,
+                or_(
+                    console_sessions.c.ended_at.is_not(None),
+                    console_sessions.c.expires_at <= now,
+                    console_sessions.c.created_at < started_before,
+                ),
             )
-        ).mappings().first()
-        if row is None:
-            return None
-        held = await self.conn.execute(MEMBERSHIPS_OF, {"org_id": org_id, "customer_id": customer_id})
-        return customer_of(row), [Membership(**dict(m)) for m in held.mappings()]
+        )
+
+    # A customer's page (the customer and their memberships are customer/get's look-up).
 
     async def customer_names(self, org_id: int, customer_ids: Sequence[int]) -> dict[int, tuple[str, str]]:
         if not customer_ids:

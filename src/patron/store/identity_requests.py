@@ -34,6 +34,7 @@ SUPERSEDE = (
         _PENDING,
     )
     .values(status=literal_column(f"'{SUPERSEDED}'"), decided_at=bindparam("at"), decision_reason=bindparam("reason"))
+    .returning(*requests.columns)
 )
 # Only a PENDING request is settled: of two reviewers deciding one request, the second settles nothing.
 DECIDE = (
@@ -51,12 +52,6 @@ DECIDE = (
 PENDING_OF_ORG = (
     _SELECT.where(_OF_ORG, _PENDING).order_by(requests.c.id).limit(bindparam("limit")).offset(bindparam("offset"))
 )
-PENDING_OF_CUSTOMER = (
-    _SELECT.where(_OF_ORG, _PENDING, requests.c.customer_id == bindparam("customer_id"))
-    .order_by(requests.c.id)
-    .limit(bindparam("limit"))
-    .offset(bindparam("offset"))
-)
 COUNT_PENDING = select(func.count().label("n")).select_from(requests).where(_OF_ORG, _PENDING)
 OF_CUSTOMER = (
     _SELECT.where(_OF_ORG, requests.c.customer_id == bindparam("customer_id"))
@@ -72,7 +67,8 @@ def request_of(row: Mapping[str, Any]) -> IdentityRequest:
 
 class IdentityRequestStore:
     """The requests of the orgs, read and written inside one unit of work (`conn`). A subclass
-    names its engine's statement kind, its insert (ids) and its driver's unique violations."""
+    names its engine's statement kind, its insert (ids) and its driver's unique violations
+    (`unique_violation`: whether an error of that class is one)."""
 
     unique_violations: ClassVar[tuple[type[Exception], ...]]
     _get: ClassVar[Statement]
@@ -80,7 +76,6 @@ class IdentityRequestStore:
     _insert: ClassVar[Statement]
     _decide: ClassVar[Statement]
     _pending_of_org: ClassVar[Statement]
-    _pending_of_customer: ClassVar[Statement]
     _count_pending: ClassVar[Statement]
     _of_customer: ClassVar[Statement]
 
@@ -91,22 +86,25 @@ class IdentityRequestStore:
         cls._insert = statement(insert_request)
         cls._decide = statement(DECIDE)
         cls._pending_of_org = statement(PENDING_OF_ORG)
-        cls._pending_of_customer = statement(PENDING_OF_CUSTOMER)
         cls._count_pending = statement(COUNT_PENDING)
         cls._of_customer = statement(OF_CUSTOMER)
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
 
-    async def supersede(self, org_id: int, customer_id: int, identifier: str, at: datetime, reason: str) -> None:
+    async def supersede(
+        self, org_id: int, customer_id: int, identifier: str, at: datetime, reason: str
+    ) -> list[IdentityRequest]:
         values = {"org_id": org_id, "customer_id": customer_id, "identifier": identifier, "at": at, "reason": reason}
-        await self._supersede.execute(self.conn, values)
+        return [request_of(row) for row in await self._supersede.fetch(self.conn, values)]
 
     async def insert(self, request: IdentityRequest) -> IdentityRequest:
         values = {name: getattr(request, name) for name in INSERTED}
         try:
             (row,) = await self._insert.fetch(self.conn, values)
         except self.unique_violations as exc:
+            if not self.unique_violation(exc):
+                raise
             raise PendingRequestRaced(str(exc)) from exc
         return request_of(row)
 
@@ -121,12 +119,13 @@ class IdentityRequestStore:
         rows = await self._decide.fetch(self.conn, values)
         return request_of(rows[0]) if rows else None
 
-    async def pending(self, org_id: int, customer_id: int | None, limit: int, offset: int) -> list[IdentityRequest]:
-        values: dict[str, Any] = {"org_id": org_id, "limit": limit, "offset": offset}
-        if customer_id is None:
-            rows = await self._pending_of_org.fetch(self.conn, values)
-        else:
-            rows = await self._pending_of_customer.fetch(self.conn, {**values, "customer_id": customer_id})
+    @staticmethod
+    def unique_violation(exc: Exception) -> bool:
+        # asyncpg's UniqueViolationError is a unique index's refusal and nothing else.
+        return True
+
+    async def pending(self, org_id: int, limit: int, offset: int) -> list[IdentityRequest]:
+        rows = await self._pending_of_org.fetch(self.conn, {"org_id": org_id, "limit": limit, "offset": offset})
         return [request_of(row) for row in rows]
 
     async def count_pending(self, org_id: int) -> int:
@@ -154,4 +153,13 @@ class SqliteIdentityRequests(
     .values({**INSERTED, "id": select(func.coalesce(func.max(requests.c.id), 0) + 1).scalar_subquery()})
     .returning(*requests.columns),
 ):
+    # Every constraint's violation is an IntegrityError (NOT NULL, CHECK, the primary key too):
+    # only a unique index's is a race for the pending request.
     unique_violations = (sqlite3.IntegrityError,)
+
+    @staticmethod
+    def unique_violation(exc: Exception) -> bool:
+        name = getattr(exc, "sqlite_errorname", None)
+        if name is not None:
+            return bool(name == "SQLITE_CONSTRAINT_UNIQUE")
+        return str(exc).startswith("UNIQUE constraint failed")

@@ -181,7 +181,7 @@ customer_audits = Table(
     Column("customer_id", BigInteger, nullable=False),
     Column("request_id", String(64), nullable=False),
     Column("created_at", Timestamp, nullable=False),
-    # CREATE | UPDATE | ID_REQUESTED | ID_APPROVED | ID_REJECTED
+    # CREATE | UPDATE | ID_REQUESTED | ID_APPROVED | ID_REJECTED | ID_SUPERSEDED
     Column("event_type", String(16), nullable=False),
     Column("till_code", String(limits.TILL_CODE)),
     Column("api_client_key", String(100)),
