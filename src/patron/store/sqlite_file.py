@@ -35,14 +35,22 @@ CHECKPOINT_SECONDS = 0.5
 DIALECT = SQLiteDialect_pysqlite(json_serializer=json_text, json_deserializer=orjson.loads)
 
 
-def connect(path: str, *, timeout: float, synchronous: str) -> sqlite3.Connection:
+# Pages read by memory map, not by a read() call each: a look-up is a few page visits. The writer
+# maps the first 256 MiB; the reader maps as much as SQLite allows (its MAX_MMAP_SIZE, 2 GiB in
+# common builds; a larger value is capped), because each table and index of a large file is spread
+# all over it, and a look-up's pages beyond the map cost a system call each (measured: a get at
+# 2,000,000 customers, 0.73 of an empty file's rate with 256 MiB mapped).
+WRITER_MMAP_BYTES = 256 * 2**20
+READER_MMAP_BYTES = 2**31 - 2**16
+
+
+def connect(path: str, *, timeout: float, synchronous: str, mmap_bytes: int = WRITER_MMAP_BYTES) -> sqlite3.Connection:
     """A connection in autocommit mode (transactions are begun explicitly), WAL, with a busy timeout
     for writers that are not Patron's (`sqlite3` at a shell)."""
     conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False, cached_statements=512)
     for pragma in sqlite_pragmas(timeout, synchronous):
         conn.execute(pragma)
-    # Pages read by memory map, not by a read() call each: a look-up is a few page visits.
-    conn.execute("PRAGMA mmap_size=268435456")
+    conn.execute(f"PRAGMA mmap_size={int(mmap_bytes)}")
     conn.execute("PRAGMA cache_size=-65536")
     return conn
 
@@ -506,7 +514,9 @@ class SqliteFile:
     @property
     def reader(self) -> SqliteConnection:
         if self._reader is None:
-            self._reader = SqliteConnection(connect(self.path, timeout=self._timeout, synchronous=self._synchronous))
+            self._reader = SqliteConnection(
+                connect(self.path, timeout=self._timeout, synchronous=self._synchronous, mmap_bytes=READER_MMAP_BYTES)
+            )
         return self._reader
 
     async def close(self) -> None:
