@@ -268,3 +268,28 @@ async def test_new_customers_written_together_are_each_written_whole_unless_an_e
             found = item(await org.get(mobile=mobile))
             assert (found["user_id"], found["loyalty_points"]) == (ids[n], 100), found
     assert await check_org(org.engine, org.id) == []
+
+
+async def test_only_a_unique_violation_is_a_race_for_an_identifier(app, org):
+    """A unique index's refusal is a race, resolved again (IdentifierTaken); any other refusal of
+    the database (here NOT NULL) is a fault of the write, never retried as a race."""
+    import dataclasses
+    from datetime import datetime
+
+    from patron.registration.service import IdentifierTaken
+
+    mobile = new_mobile()
+    item(await org.add({"mobile": mobile}))
+    storage = app.state.services.storage
+    async with storage.unit_of_work(readonly=True) as unit:
+        existing = await unit.customers.find(org.id, "mobile", mobile)
+    assert existing is not None
+    taken = dataclasses.replace(existing, id=None, referral_code=None)
+    with pytest.raises(IdentifierTaken):
+        async with storage.unit_of_work() as unit:
+            await unit.customers.insert(taken, datetime(2026, 12, 5))
+    broken = dataclasses.replace(existing, id=None, mobile=new_mobile(), referral_code=None, type=None)
+    with pytest.raises(Exception) as raised:
+        async with storage.unit_of_work() as unit:
+            await unit.customers.insert(broken, datetime(2026, 12, 5))
+    assert not isinstance(raised.value, IdentifierTaken), raised.value

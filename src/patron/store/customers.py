@@ -258,6 +258,8 @@ class CustomerStore:
         try:
             (row,) = await self._insert.fetch(self.conn, values)
         except self.unique_violations as exc:
+            if not self.unique_violation(exc):
+                raise
             raise IdentifierTaken(str(exc)) from exc
         customer.id = row["id"]
         return customer
@@ -267,7 +269,15 @@ class CustomerStore:
         try:
             await self._update.execute(self.conn, values)
         except self.unique_violations as exc:
+            if not self.unique_violation(exc):
+                raise
             raise IdentifierTaken(str(exc)) from exc
+
+    @staticmethod
+    def unique_violation(exc: Exception) -> bool:
+        """Whether an error of `unique_violations` is a unique index's refusal (a race for an
+        identifier, resolved again) rather than a fault of the write."""
+        return True
 
     async def record_audit(
         self, caller: Caller, customer: Customer, event_type: str, changes: list[Change], at: datetime,

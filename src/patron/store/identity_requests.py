@@ -16,7 +16,7 @@ from sqlalchemy.sql.expression import Executable
 from patron.registration.identity import PENDING, SUPERSEDED, IdentityRequest, PendingRequestRaced
 from patron.store.db import inserted_columns, named_binds
 from patron.store.schema import identity_change_requests as requests
-from patron.store.statements import PgStatement, SqliteStatement, Statement
+from patron.store.statements import PgStatement, SqliteStatement, Statement, is_sqlite_unique_violation
 
 COLUMNS = [column.name for column in requests.columns]
 _SELECT = select(requests)
@@ -153,13 +153,6 @@ class SqliteIdentityRequests(
     .values({**INSERTED, "id": select(func.coalesce(func.max(requests.c.id), 0) + 1).scalar_subquery()})
     .returning(*requests.columns),
 ):
-    # Every constraint's violation is an IntegrityError (NOT NULL, CHECK, the primary key too):
-    # only a unique index's is a race for the pending request.
+    # Every constraint's violation is an IntegrityError: only a unique index's is a race.
     unique_violations = (sqlite3.IntegrityError,)
-
-    @staticmethod
-    def unique_violation(exc: Exception) -> bool:
-        name = getattr(exc, "sqlite_errorname", None)
-        if name is not None:
-            return bool(name == "SQLITE_CONSTRAINT_UNIQUE")
-        return str(exc).startswith("UNIQUE constraint failed")
+    unique_violation = staticmethod(is_sqlite_unique_violation)

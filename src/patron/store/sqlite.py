@@ -30,7 +30,7 @@ from patron.store.identity_requests import SqliteIdentityRequests
 from patron.store.loyalty import INSERT_MEMBERSHIPS, LEDGER_VALUES, MEMBERSHIP_COLUMNS, REFERRAL_VALUES, LoyaltyStore, entry_columns
 from patron.store.schema import customer_audits, customers, points_ledger, referrals
 from patron.store.sqlite_file import SqliteFile
-from patron.store.statements import SqliteStatement
+from patron.store.statements import SqliteStatement, is_sqlite_unique_violation
 from patron.store.unit import Found, StoreUnit
 
 
@@ -52,7 +52,9 @@ class SqliteCustomers(
     # The unit already holds the file's one write lock.
     lock_holders=False,
 ):
+    # Every constraint's violation is an IntegrityError: only a unique index's is a race.
     unique_violations = (sqlite3.IntegrityError,)
+    unique_violation = staticmethod(is_sqlite_unique_violation)
 
 
 class SqliteLoyalty(

@@ -66,6 +66,16 @@ class PgStatement:
         ]
 
 
+def is_sqlite_unique_violation(exc: Exception) -> bool:
+    """Whether SQLite refused a write for a unique index (a race for an identifier, a pending
+    request): every other constraint (NOT NULL, CHECK, a primary key) is an IntegrityError too, and
+    is a fault, not a race."""
+    name = getattr(exc, "sqlite_errorname", None)
+    if name is not None:
+        return bool(name == "SQLITE_CONSTRAINT_UNIQUE")
+    return str(exc).startswith("UNIQUE constraint failed")
+
+
 class SqliteStatement:
     """A statement as SQLite's driver takes it: its SQL, its values in order, each in the form
     SQLAlchemy's SQLite dialect stores it (times as text, documents as JSON text), and its rows
