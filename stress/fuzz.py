@@ -49,12 +49,19 @@ FUZZ_PLAN = (
     ("/v1.1/customer/get", "GET", 2000, 2000),
     ("/api_gateway/v2/audits", "GET", 1800, 1800),
     ("/v3/oauth/token/generate", "POST", 150, 1000),
+    # Member care (issue #22): each item of update and update_identity reads or writes a customer.
+    ("/v1.1/customer/update", "POST", 400, 400),
+    ("/v1.1/customer/update_identity", "POST", 400, 400),
+    ("/v1.1/customer/search", "GET", 1000, 1000),
 )
 SHORT = {
     "POST /v1.1/customer/add": "add",
     "GET /v1.1/customer/get": "get",
     "GET /api_gateway/v2/audits": "audits",
     "POST /v3/oauth/token/generate": "token",
+    "POST /v1.1/customer/update": "update",
+    "POST /v1.1/customer/update_identity": "update_identity",
+    "GET /v1.1/customer/search": "search",
 }
 CHECK_ORDER = (
     "server_error",

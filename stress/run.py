@@ -5,8 +5,8 @@
 3. SQLite: the kill -9 test, and 2 workers x 40 concurrent writers without "database is locked".
 4. Soak at ~80 % of the measured max throughput of single adds: errors, p99 and RSS per 10 s.
 5. Overlapping identifiers across 64 clients: the identity invariants hold.
-6. Schema-based fuzzing (schemathesis, from Patron's own /openapi.json) of add, get, audits and
-   token generation: at least 10,000 requests, every reply a proper, documented answer.
+6. Schema-based fuzzing (schemathesis, from Patron's own /openapi.json) of add, get, audits,
+   token generation, update, update_identity and search: at least 10,000 requests, every reply a proper, documented answer.
 7-10. Abuse (issue #20, stress/abuse.py): a well-behaved caller (one connection, single adds and
    gets) is timed for 10 s of quiet, then while abusers in a separate process attack the server;
    each passes when its p99 under abuse stays within max(2 x quiet p99, quiet p99 + 10 ms), it
