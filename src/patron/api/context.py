@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 
-from patron.api.auth import Authenticator
+from patron.api.auth import Authenticator, Principal
 from patron.api.errors import ApiError
 from patron.codes import Code
 from patron.orgs.cache import OrgCache
@@ -28,6 +28,15 @@ class Services:
 
 def services(request: Request) -> Services:
     return request.app.state.services
+
+
+async def authorized(request: Request, resource: str, level: str) -> Principal:
+    """The caller, authenticated (401), named on the request line, and allowed `level` on
+    `resource` by its access group (403)."""
+    principal = await services(request).auth.authenticate(request)
+    request.scope["state"]["principal"] = principal
+    principal.require(resource, level)
+    return principal
 
 
 def request_id(request: Request) -> str:

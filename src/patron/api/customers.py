@@ -17,7 +17,7 @@ from patron.api.codec import (
     response_format,
     too_many_items,
 )
-from patron.api.context import read_body, request_id, services, utc_now
+from patron.api.context import authorized, read_body, request_id, services, utc_now
 from patron.api.errors import ApiError
 from patron.api.present import added_item, identity_item, missing_item, retrieved_item, updated_item
 from patron.codes import Code
@@ -40,37 +40,14 @@ MOST_ITEMS_PER_BATCH_LIMIT = 10
 
 
 async def add_customer(request: Request) -> Response:
-    app = services(request)
-    principal = await app.auth.authenticate(request)
-    request.scope["state"]["principal"] = principal
-    principal.require("customer", "write")
-    body_format = request_format(request)
-    all_programmes = _query_flag(request, "mlp_single_enroll")
-    _query_flag(request, "user_id")
-    most_items = MOST_ITEMS_PER_BATCH_LIMIT * principal.org.configs.BATCH_LIMIT
-    document = decode(await read_body(request, app.settings.max_body_bytes), body_format, most_items)
-    items = _customer_items(document, most_items)
-    caller = Caller(
-        org=principal.org,
-        till_code=principal.till_code,
-        api_client_key=principal.api_client_key,
-        request_id=request_id(request),
-        user_context=_user_context(request),
-        all_programmes=all_programmes,
-    )
-    results = await register(items, caller, app.storage, utc_now())
-    code = batch_status(results)
-    request.scope["state"]["items"] = [_added_outcome(result) for result in results]
-    items = [added_item(result, principal.org) for result in results]
-    body = customers_document(code, items, sum(result.success for result in results))
-    return encode(body, response_format(request, body_format), int(code))
+    caller, items, body_format = await _write_request(request)
+    results = await register(items, caller, services(request).storage, utc_now())
+    return _registered(request, results, [added_item(result, caller.org) for result in results], body_format)
 
 
 async def get_customer(request: Request) -> Response:
     app = services(request)
-    principal = await app.auth.authenticate(request)
-    request.scope["state"]["principal"] = principal
-    principal.require("customer", "read")
+    principal = await authorized(request, "customer", "read")
     format_param(request)
     _query_flag(request, "user_id")
     asked = [key for key in LOOKUP_KEYS if request.query_params.get(key, "").strip()]
@@ -95,22 +72,16 @@ async def get_customer(request: Request) -> Response:
 
 async def update_customer(request: Request) -> Response:
     """customer/update (member-care.md §1): one customer, the add path's update, never a new one."""
-    app = services(request)
-    principal, caller, items, body_format = await _write_request(request)
+    caller, items, body_format = await _write_request(request)
     # One customer: each item past the first fails with 1060, as a batch past its limit does.
-    results = await register(items, caller, app.storage, utc_now(), batch_limit=1, updating=True)
-    code = batch_status(results)
-    request.scope["state"]["items"] = [_added_outcome(result) for result in results]
-    answered = [updated_item(result, principal.org) for result in results]
-    body = customers_document(code, answered, sum(result.success for result in results))
-    return encode(body, response_format(request, body_format), int(code))
+    results = await register(items, caller, services(request).storage, utc_now(), batch_limit=1, updating=True)
+    return _registered(request, results, [updated_item(result, caller.org) for result in results], body_format)
 
 
 async def update_identity(request: Request) -> Response:
     """customer/update_identity (member-care.md §2): identifier changes, applied or queued for review."""
-    app = services(request)
-    _, caller, items, body_format = await _write_request(request)
-    outcomes = await request_changes(items, caller, app.storage, utc_now())
+    caller, items, body_format = await _write_request(request)
+    outcomes = await request_changes(items, caller, services(request).storage, utc_now())
     code = batch_code(sum(outcome.success for outcome in outcomes), len(outcomes))
     request.scope["state"]["items"] = [_identity_outcome(outcome) for outcome in outcomes]
     answered = [identity_item(outcome) for outcome in outcomes]
@@ -118,14 +89,24 @@ async def update_identity(request: Request) -> Response:
     return encode(body, response_format(request, body_format), int(code))
 
 
-async def _write_request(request: Request) -> tuple[Any, Caller, list[Any], str]:
-    """What update and update_identity read as add does: the caller (customer write), the body's
-    format, its items and the user-context headers."""
+def _registered(request: Request, results: list[ItemResult], answered: list[Any], body_format: str) -> Response:
+    """The answer of add or update: the batch's status around each item's answer, as the
+    request line and the metrics count them."""
+    code = batch_status(results)
+    request.scope["state"]["items"] = [_added_outcome(result) for result in results]
+    body = customers_document(code, answered, sum(result.success for result in results))
+    return encode(body, response_format(request, body_format), int(code))
+
+
+async def _write_request(request: Request) -> tuple[Caller, list[Any], str]:
+    """What add, update and update_identity read alike: the caller (customer write) with its
+    user-context headers, the body's format and its items."""
     app = services(request)
-    principal = await app.auth.authenticate(request)
-    request.scope["state"]["principal"] = principal
-    principal.require("customer", "write")
+    principal = await authorized(request, "customer", "write")
     body_format = request_format(request)
+    # mlp_single_enroll=true: a customer who joins (registered, or converted by an update) joins
+    # every programme; update_identity enrols no one and reads it only as a flag.
+    all_programmes = _query_flag(request, "mlp_single_enroll")
     _query_flag(request, "user_id")
     most_items = MOST_ITEMS_PER_BATCH_LIMIT * principal.org.configs.BATCH_LIMIT
     document = decode(await read_body(request, app.settings.max_body_bytes), body_format, most_items)
@@ -136,8 +117,9 @@ async def _write_request(request: Request) -> tuple[Any, Caller, list[Any], str]
         api_client_key=principal.api_client_key,
         request_id=request_id(request),
         user_context=_user_context(request),
+        all_programmes=all_programmes,
     )
-    return principal, caller, items, body_format
+    return caller, items, body_format
 
 
 def _identity_outcome(outcome: IdentityOutcome) -> ItemOutcome:

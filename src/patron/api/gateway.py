@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from patron.api import answers
-from patron.api.context import read_body, services
+from patron.api.context import authorized, read_body, services
 from patron.api.errors import ApiError
 from patron.codes import INVALID_CLIENT, INVALID_CLIENT_MESSAGE, Code
 from patron.registration.audit import AuditRecord, audit_trail
@@ -49,9 +49,7 @@ async def generate_token(request: Request) -> Response:
 
 async def list_audits(request: Request) -> Response:
     app = services(request)
-    principal = await app.auth.authenticate(request)
-    request.scope["state"]["principal"] = principal
-    principal.require("audit", "read")
+    principal = await authorized(request, "audit", "read")
     query = request.query_params
     if query.get("entityType", "CUSTOMER").upper() != "CUSTOMER":
         raise ApiError(Code.INVALID_INPUT, detail="entityType must be CUSTOMER")

@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from patron.api.codec import encode, format_param, response_format, search_document
-from patron.api.context import services
+from patron.api.context import authorized, services
 from patron.api.errors import ApiError
 from patron.api.present import found_item
 from patron.codes import Code
@@ -16,9 +16,7 @@ from patron.registration.searching import search
 
 async def search_customers(request: Request) -> Response:
     app = services(request)
-    principal = await app.auth.authenticate(request)
-    request.scope["state"]["principal"] = principal
-    principal.require("customer", "read")
+    principal = await authorized(request, "customer", "read")
     format_param(request)
     org, params = principal.org, request.query_params
     try:
