@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -10,11 +11,17 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 VENV_BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parent.parent
+# Debian's chromium, which Playwright drives (no browser is downloaded); .ci/run installs it.
+CHROMIUM = "/usr/bin/chromium"
+# Where the browser tests leave their screenshots, for a person to look at.
+SCREENSHOTS = ROOT / "var" / "screenshots"
+REQUIRE_BROWSER = os.environ.get("PATRON_TEST_REQUIRE_BROWSER") == "1"
 # How long any one read waits: far beyond every deadline of a server under test.
 WAIT = 10.0
 
@@ -96,3 +103,23 @@ def served(tmp: Path, name: str, env: dict[str, str]) -> Iterator[Server]:
         yield server
     finally:
         stop(server)
+
+
+@contextmanager
+def chromium(what: str) -> Iterator[Any]:
+    """Debian's chromium under Playwright, headless; the test is skipped (failed, when
+    PATRON_TEST_REQUIRE_BROWSER=1) where there is none, saying what is then not rendered."""
+    import pytest
+
+    if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
+        if REQUIRE_BROWSER:
+            pytest.fail(f"a browser is required (PATRON_TEST_REQUIRE_BROWSER=1) but {CHROMIUM} is missing")
+        pytest.skip(f"no browser at {CHROMIUM} (Debian's chromium): {what} is not rendered here")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            yield launched
+        finally:
+            launched.close()

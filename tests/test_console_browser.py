@@ -7,22 +7,18 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from served import ROOT, VENV_BIN, Server, served, sqlite_env
+from served import ROOT, VENV_BIN, Server, chromium, served, sqlite_env
+from served import SCREENSHOTS as SCREENSHOT_ROOT
 
-CHROMIUM = "/usr/bin/chromium"
-SCREENSHOTS = ROOT / "var" / "screenshots" / "console"
-REQUIRE_BROWSER = os.environ.get("PATRON_TEST_REQUIRE_BROWSER") == "1"
+SCREENSHOTS = SCREENSHOT_ROOT / "console"
 ORG_FILE = ROOT / "tests" / "orgs" / "retail.toml"
 PASSWORDS = {"priya": "priya-passphrase", "ravi": "ravi-passphrase", "meera": "meera-passphrase"}
 DESKTOP = {"width": 1280, "height": 900}
@@ -75,18 +71,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
-        if REQUIRE_BROWSER:
-            pytest.fail(f"a browser is required (PATRON_TEST_REQUIRE_BROWSER=1) but {CHROMIUM} is missing")
-        pytest.skip(f"no browser at {CHROMIUM} (Debian's chromium): the console is not rendered here")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with chromium("the console") as launched:
+        yield launched
 
 
 class Visit:

@@ -3,19 +3,12 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from served import ROOT, Server, served, sqlite_env
+from served import SCREENSHOTS, Server, chromium, served, sqlite_env
 
-CHROMIUM = "/usr/bin/chromium"
-# Where the browser tests leave their screenshots, for a person to look at.
-SCREENSHOTS = ROOT / "var" / "screenshots"
-REQUIRE_BROWSER = os.environ.get("PATRON_TEST_REQUIRE_BROWSER") == "1"
 
 
 @pytest.fixture(scope="module")
@@ -27,18 +20,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
-        if REQUIRE_BROWSER:
-            pytest.fail(f"a browser is required (PATRON_TEST_REQUIRE_BROWSER=1) but {CHROMIUM} is missing")
-        pytest.skip(f"no browser at {CHROMIUM} (Debian's chromium): the page is not rendered here")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with chromium("the page") as launched:
+        yield launched
 
 
 def test_the_docs_page_renders_add_and_get_with_no_network_but_patron(server, browser):
