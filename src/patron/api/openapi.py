@@ -512,6 +512,11 @@ def _seed_customer_mobile_and_email() -> dict[str, Any]:
     }
 
 
+def _batch_example(summary: str, code: Code, items: list[Any], successes: int) -> dict[str, Any]:
+    """A named example of a customers answer: its summary, and the envelope Patron builds."""
+    return {"summary": summary, "value": customers_document(code, items, successes)}
+
+
 def _seed_responses() -> dict[str, dict[str, Any]]:
     """The seed's three sample responses; the second is completed with what Patron always sends."""
     with_mobile = {
@@ -595,28 +600,28 @@ def _seed_responses() -> dict[str, dict[str, Any]]:
         "item_status": _item_status(Code.INVALID_MOBILE, ITEM_ERRORS[Code.INVALID_MOBILE]),
     }
     return {
-        "withMobileAndEmail": {
-            "summary": "Original API page sample: with mobile and email (a referral awarded the referrer too)",
-            "value": customers_document(Code.SUCCESS, [with_mobile], 1),
-        },
+        "withMobileAndEmail": _batch_example(
+            "Original API page sample: with mobile and email (a referral awarded the referrer too)",
+            Code.SUCCESS, [with_mobile], 1,
+        ),
         "withExternalId": {
             "summary": "Original API page sample: with external id",
             "description": "The original API page's sample omits fraud_status, reason and the effect's customer_id; "
             "Patron always sends them.",
             "value": customers_document(Code.SUCCESS, [with_external_id], 1),
         },
-        "withAlternateCurrency": {
-            "summary": "Original API page sample: an alternate currency as side effect",
-            "value": customers_document(Code.SUCCESS, [with_currency], 1),
-        },
-        "someFailed": {
-            "summary": "A batch of two: one registered, one with an invalid mobile",
-            "value": customers_document(Code.PARTIAL_SUCCESS, [copy.deepcopy(with_external_id), invalid_mobile], 1),
-        },
-        "allFailed": {
-            "summary": "Every item failed (the original API page's 500 sample, as Patron fills it in)",
-            "value": customers_document(Code.ALL_FAILED, [failed], 0),
-        },
+        "withAlternateCurrency": _batch_example(
+            "Original API page sample: an alternate currency as side effect",
+            Code.SUCCESS, [with_currency], 1,
+        ),
+        "someFailed": _batch_example(
+            "A batch of two: one registered, one with an invalid mobile",
+            Code.PARTIAL_SUCCESS, [copy.deepcopy(with_external_id), invalid_mobile], 1,
+        ),
+        "allFailed": _batch_example(
+            "Every item failed (the original API page's 500 sample, as Patron fills it in)",
+            Code.ALL_FAILED, [failed], 0,
+        ),
     }
 
 
@@ -644,10 +649,10 @@ def _get_examples() -> dict[str, dict[str, Any]]:
     }
     return {
         "found": {"summary": "Found", "value": customers_document(Code.SUCCESS, [found], 1)},
-        "oneOfTwoFound": {
-            "summary": "mobile=919876532218,919800000000: one found, one not",
-            "value": customers_document(Code.PARTIAL_SUCCESS, [copy.deepcopy(found), missing], 1),
-        },
+        "oneOfTwoFound": _batch_example(
+            "mobile=919876532218,919800000000: one found, one not",
+            Code.PARTIAL_SUCCESS, [copy.deepcopy(found), missing], 1,
+        ),
         "noneFound": {"summary": "mobile=919800000000: not found", "value": customers_document(Code.ALL_FAILED, [missing], 0)},
     }
 
@@ -783,6 +788,35 @@ _SUFFIX_NOTE = (
 )
 
 
+def _write_parameters() -> list[dict[str, str]]:
+    """The query and header parameters of a POST with customers in its body (add, update,
+    update_identity read them alike: api.customers._write_request)."""
+    return [
+        _param("format"),
+        _param("userId"),
+        _param("mlpSingleEnroll"),
+        *(_param(f"userContext_{key}") for key in USER_CONTEXT_HEADERS),
+        _param("attributionType"),
+        _param("attributionCode"),
+        _param("attributionTillLegacy"),
+    ]
+
+
+def _write_failures(invalid: str) -> dict[str, Any]:
+    """The request-level failures of a POST with customers in its body (add, update,
+    update_identity); `invalid`: the detail its 400 example shows."""
+    return {
+        "400": _envelope_error(Code.INVALID_INPUT, invalid),
+        "401": _envelope_error(Code.AUTHENTICATION_FAILED),
+        "403": _envelope_error(Code.ACCESS_DENIED),
+        "429": _retry_later(_envelope_error(Code.TOO_MANY_REQUESTS)),
+        "413": _envelope_error(Code.BODY_TOO_LARGE, "the limit is 1048576 bytes"),
+        "415": _envelope_error(Code.UNSUPPORTED_MEDIA_TYPE, "Content-Type text/plain is neither JSON nor XML"),
+        "498": _envelope_error(Code.TOKEN_EXPIRED),
+        "503": _envelope_error(Code.SERVICE_UNAVAILABLE),
+    }
+
+
 def _add_operation() -> dict[str, Any]:
     examples = _seed_responses()
     return {
@@ -798,15 +832,7 @@ def _add_operation() -> dict[str, Any]:
             "otherwise.\n\n" + _SUFFIX_NOTE.format(path="/v1.1/customer/add")
         ),
         "security": _CALLER_SECURITY,
-        "parameters": [
-            _param("format"),
-            _param("userId"),
-            _param("mlpSingleEnroll"),
-            *(_param(f"userContext_{key}") for key in USER_CONTEXT_HEADERS),
-            _param("attributionType"),
-            _param("attributionCode"),
-            _param("attributionTillLegacy"),
-        ],
+        "parameters": _write_parameters(),
         "requestBody": {
             "required": True,
             "content": {
@@ -837,16 +863,7 @@ def _add_operation() -> dict[str, Any]:
             ),
             "201": _batch_response(Code.PARTIAL_SUCCESS, "AddResponse", examples, ("someFailed",)),
             "500": _batch_response(Code.ALL_FAILED, "AddResponse", examples, ("allFailed",), or_error=True),
-            "400": _envelope_error(
-                Code.INVALID_INPUT, "malformed JSON at line 6, column 17: unexpected character, expected ',' or '}'"
-            ),
-            "401": _envelope_error(Code.AUTHENTICATION_FAILED),
-            "403": _envelope_error(Code.ACCESS_DENIED),
-            "429": _retry_later(_envelope_error(Code.TOO_MANY_REQUESTS)),
-            "413": _envelope_error(Code.BODY_TOO_LARGE, "the limit is 1048576 bytes"),
-            "415": _envelope_error(Code.UNSUPPORTED_MEDIA_TYPE, "Content-Type text/plain is neither JSON nor XML"),
-            "498": _envelope_error(Code.TOKEN_EXPIRED),
-            "503": _envelope_error(Code.SERVICE_UNAVAILABLE),
+            **_write_failures("malformed JSON at line 6, column 17: unexpected character, expected ',' or '}'"),
         },
     }
 
@@ -900,18 +917,18 @@ def _update_examples() -> dict[str, dict[str, Any]]:
     beyond = {**missing, "mobile": "919800000001",
               "item_status": _item_status(Code.BATCH_LIMIT_EXCEEDED, ITEM_ERRORS[Code.BATCH_LIMIT_EXCEEDED])}
     return {
-        "updated": {
-            "summary": "Updated; a new email was refused (CONF_ALLOW_EMAIL_UPDATE is off)",
-            "value": customers_document(Code.SUCCESS, [updated], 1),
-        },
-        "secondRefused": {
-            "summary": "A list of two: one customer is updated, the second item fails with 1060",
-            "value": customers_document(Code.PARTIAL_SUCCESS, [copy.deepcopy(updated), beyond], 1),
-        },
-        "notFound": {
-            "summary": "No customer holds the mobile: update never creates one",
-            "value": customers_document(Code.ALL_FAILED, [missing], 0),
-        },
+        "updated": _batch_example(
+            "Updated; a new email was refused (CONF_ALLOW_EMAIL_UPDATE is off)",
+            Code.SUCCESS, [updated], 1,
+        ),
+        "secondRefused": _batch_example(
+            "A list of two: one customer is updated, the second item fails with 1060",
+            Code.PARTIAL_SUCCESS, [copy.deepcopy(updated), beyond], 1,
+        ),
+        "notFound": _batch_example(
+            "No customer holds the mobile: update never creates one",
+            Code.ALL_FAILED, [missing], 0,
+        ),
     }
 
 
@@ -931,14 +948,7 @@ def _update_operation() -> dict[str, Any]:
             "write.\n\n" + _SUFFIX_NOTE.format(path="/v1.1/customer/update")
         ),
         "security": _CALLER_SECURITY,
-        "parameters": [
-            _param("format"),
-            _param("userId"),
-            *(_param(f"userContext_{key}") for key in USER_CONTEXT_HEADERS),
-            _param("attributionType"),
-            _param("attributionCode"),
-            _param("attributionTillLegacy"),
-        ],
+        "parameters": _write_parameters(),
         "requestBody": {
             "required": True,
             "content": {
@@ -964,14 +974,7 @@ def _update_operation() -> dict[str, Any]:
             "200": _batch_response(Code.SUCCESS, "UpdateResponse", examples, ("updated",)),
             "201": _batch_response(Code.PARTIAL_SUCCESS, "UpdateResponse", examples, ("secondRefused",)),
             "500": _batch_response(Code.ALL_FAILED, "UpdateResponse", examples, ("notFound",), or_error=True),
-            "400": _envelope_error(Code.INVALID_INPUT, "the body must hold root.customer: one customer or a list of them"),
-            "401": _envelope_error(Code.AUTHENTICATION_FAILED),
-            "403": _envelope_error(Code.ACCESS_DENIED),
-            "429": _retry_later(_envelope_error(Code.TOO_MANY_REQUESTS)),
-            "413": _envelope_error(Code.BODY_TOO_LARGE, "the limit is 1048576 bytes"),
-            "415": _envelope_error(Code.UNSUPPORTED_MEDIA_TYPE, "Content-Type text/plain is neither JSON nor XML"),
-            "498": _envelope_error(Code.TOKEN_EXPIRED),
-            "503": _envelope_error(Code.SERVICE_UNAVAILABLE),
+            **_write_failures("the body must hold root.customer: one customer or a list of them"),
         },
     }
 
@@ -1001,22 +1004,19 @@ def _update_identity_examples() -> dict[str, dict[str, Any]]:
     occupied = _identity_item(Code.IDENTIFIER_OCCUPIED, "mobile", "919876532218", "919811111111", user_id=557408687)
     missing = _identity_item(Code.CUSTOMER_NOT_FOUND, "mobile", "919800000000", "919800000001")
     return {
-        "pending": {
-            "summary": "Taken for review (CONF_IDENTITY_CHANGE_APPROVAL on, the default)",
-            "value": customers_document(Code.SUCCESS, [pending], 1),
-        },
-        "applied": {
-            "summary": "Applied at once (CONF_IDENTITY_CHANGE_APPROVAL off)",
-            "value": customers_document(Code.SUCCESS, [applied], 1),
-        },
-        "oneOccupied": {
-            "summary": "A batch of two: one taken, one whose new value another customer holds",
-            "value": customers_document(Code.PARTIAL_SUCCESS, [copy.deepcopy(pending), occupied], 1),
-        },
-        "notFound": {
-            "summary": "No customer holds the old value",
-            "value": customers_document(Code.ALL_FAILED, [missing], 0),
-        },
+        "pending": _batch_example(
+            "Taken for review (CONF_IDENTITY_CHANGE_APPROVAL on, the default)",
+            Code.SUCCESS, [pending], 1,
+        ),
+        "applied": _batch_example(
+            "Applied at once (CONF_IDENTITY_CHANGE_APPROVAL off)",
+            Code.SUCCESS, [applied], 1,
+        ),
+        "oneOccupied": _batch_example(
+            "A batch of two: one taken, one whose new value another customer holds",
+            Code.PARTIAL_SUCCESS, [copy.deepcopy(pending), occupied], 1,
+        ),
+        "notFound": _batch_example("No customer holds the old value", Code.ALL_FAILED, [missing], 0),
     }
 
 
@@ -1037,14 +1037,7 @@ def _update_identity_operation() -> dict[str, Any]:
             + _SUFFIX_NOTE.format(path="/v1.1/customer/update_identity")
         ),
         "security": _CALLER_SECURITY,
-        "parameters": [
-            _param("format"),
-            _param("userId"),
-            *(_param(f"userContext_{key}") for key in USER_CONTEXT_HEADERS),
-            _param("attributionType"),
-            _param("attributionCode"),
-            _param("attributionTillLegacy"),
-        ],
+        "parameters": _write_parameters(),
         "requestBody": {
             "required": True,
             "content": {
@@ -1078,14 +1071,7 @@ def _update_identity_operation() -> dict[str, Any]:
             "200": _batch_response(Code.SUCCESS, "IdentityResponse", examples, ("pending", "applied")),
             "201": _batch_response(Code.PARTIAL_SUCCESS, "IdentityResponse", examples, ("oneOccupied",)),
             "500": _batch_response(Code.ALL_FAILED, "IdentityResponse", examples, ("notFound",), or_error=True),
-            "400": _envelope_error(Code.INVALID_INPUT, "the body must hold root.customer: one customer or a list of them"),
-            "401": _envelope_error(Code.AUTHENTICATION_FAILED),
-            "403": _envelope_error(Code.ACCESS_DENIED),
-            "429": _retry_later(_envelope_error(Code.TOO_MANY_REQUESTS)),
-            "413": _envelope_error(Code.BODY_TOO_LARGE, "the limit is 1048576 bytes"),
-            "415": _envelope_error(Code.UNSUPPORTED_MEDIA_TYPE, "Content-Type text/plain is neither JSON nor XML"),
-            "498": _envelope_error(Code.TOKEN_EXPIRED),
-            "503": _envelope_error(Code.SERVICE_UNAVAILABLE),
+            **_write_failures("the body must hold root.customer: one customer or a list of them"),
         },
     }
 
