@@ -86,8 +86,13 @@ def _value(element: Element, depth: int) -> Any:
 
 
 def render(document: dict[str, Any]) -> bytes:
-    """A JSON-shaped response as XML: a list repeats its key's element (an empty list is one empty
-    element), None is an empty element."""
+    """A JSON-shaped response as XML: a list is its key's element repeated, None an empty element.
+
+    An empty list is written as XML clients count it. Inside a wrapper, where the list is the
+    wrapper's only child (`{"warnings": {"warning": []}}`), it is no element at all: an empty
+    wrapper, `<warnings/>`, so that counting `warning` elements counts the warnings. A list that is
+    a field among others (`"commChannels": []`) is still there, as in JSON: one empty element.
+    """
     ((tag, value),) = document.items()
     root = Element(tag)
     _fill(root, value)
@@ -96,9 +101,9 @@ def render(document: dict[str, Any]) -> bytes:
 
 def _fill(element: Element, value: Any) -> None:
     if isinstance(value, dict):
+        wrapper = len(value) == 1
         for key, child in value.items():
-            if isinstance(child, list) and not child:
-                # An empty list is still there, as in JSON: one empty element (`<commChannels/>`).
+            if isinstance(child, list) and not child and not wrapper:
                 SubElement(element, key)
             for item in child if isinstance(child, list) else [child]:
                 _fill(SubElement(element, key), item)
