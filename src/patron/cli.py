@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import click
 import orjson
+from pydantic import ValidationError
 
 from patron import loop
 from patron.orgs.file import OrgFileError, load_org_file, md5_of_password
@@ -93,6 +94,12 @@ class _OneLineErrors(click.Group):
         except Exception as exc:
             if ctx.params.get("debug"):
                 raise
+            if isinstance(exc, ValidationError) and exc.title == Settings.__name__:
+                # Which PATRON_* setting, and why: the first line alone says only how many.
+                problems = "; ".join(
+                    f"PATRON_{'_'.join(map(str, error['loc'])).upper()}: {error['msg']}" for error in exc.errors()
+                )
+                raise click.ClickException(f"settings refused: {problems}") from exc
             first = (str(exc).strip().splitlines() or [""])[0]
             raise click.ClickException(f"{type(exc).__name__}: {first} (run with --debug for the traceback)") from exc
 
@@ -351,6 +358,11 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
             # One log line per request is written by Patron itself; uvicorn's would double it.
             access_log=False,
             server_header=False,
+            # X-Forwarded-For and -Proto only from the proxies the operator names (none by
+            # default): uvicorn's own default believes them from this host, where any local
+            # process, or a proxy passing on what its client sent, could speak for anyone.
+            proxy_headers=bool(settings.trusted_proxies),
+            forwarded_allow_ips=[str(network) for network in settings.trusted_proxies],
             # On SIGTERM, requests in flight get this long to finish before they are cancelled.
             timeout_graceful_shutdown=settings.shutdown_grace_seconds,
             # httptools with Patron's limits on request heads, deadlines for slow clients and

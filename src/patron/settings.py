@@ -1,10 +1,11 @@
 """Process settings, read once from PATRON_* environment variables."""
 
 from functools import lru_cache
-from typing import Literal
+from ipaddress import IPv4Network, IPv6Network, ip_network
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -21,10 +22,10 @@ class Settings(BaseSettings):
     # How long a verified till password or API-client secret is trusted without re-hashing.
     credential_cache_seconds: float = Field(default=60.0, ge=0)
     # Credential guessing (issue #20). Failed checks of a till password or client secret are
-    # counted per till code or client key and per client address (request.client: a proxy's
-    # X-Forwarded-For is not trusted), in each worker's memory; past the limit, attempts on that
-    # credential or from that address get 429 with Retry-After, without a slow hash, until the
-    # window passes. Only failures that cost a slow hash count: a repeat of a wrong secret that
+    # counted per till code or client key and per client address (request.client: the peer, or
+    # the address one of trusted_proxies forwards), in each worker's memory; past the limit,
+    # attempts on that credential or from that address get 429 with Retry-After, without a slow
+    # hash, until the window passes. Only failures that cost a slow hash count: a repeat of a wrong secret that
     # was just refused is answered from memory and not counted again, so a till retrying a stale
     # password never locks itself out. 10 per credential per 5 minutes is about 2,900 guesses a
     # day, where a till with a wrong password fails once with each new guess: no one types 10
@@ -79,9 +80,15 @@ class Settings(BaseSettings):
     header_timeout_seconds: float = Field(default=10.0, gt=0)
     body_timeout_seconds: float = Field(default=30.0, gt=0)
     max_connections: int = Field(default=1000, ge=1)
+    # The reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed (addresses or
+    # CIDR networks, comma-separated in PATRON_TRUSTED_PROXIES). From any other peer both headers
+    # are ignored: anyone can send them, and the address they name decides failure limits and
+    # /metrics' local-only answer, the scheme a console cookie's Secure flag. None by default,
+    # not even this host's: a proxy is trusted only when its operator names it.
+    trusted_proxies: Annotated[tuple[IPv4Network | IPv6Network, ...], NoDecode] = ()
     # The member-care console (patron.console): how long a session lasts from its sign-in, whether
     # its cookie is marked Secure (auto: when the request came over https, as uvicorn reads it,
-    # X-Forwarded-Proto included from a trusted proxy), and how long an org's overview is reused.
+    # X-Forwarded-Proto included from one of trusted_proxies), and how long an org's overview is reused.
     console_session_seconds: int = Field(default=8 * 3600, ge=60)
     console_secure_cookie: Literal["auto", "always", "never"] = "auto"
     console_overview_cache_seconds: float = Field(default=60.0, ge=0)
@@ -97,6 +104,18 @@ class Settings(BaseSettings):
     @classmethod
     def _lower_case(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        """Comma-separated, as in `10.0.0.0/8, 192.0.2.7`: each an address or a network without
+        host bits, else the setting is refused at start (uvicorn alone would take a typo for a
+        name that never matches, and trust no one without saying so)."""
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, (list, tuple)):
+            return tuple(ip_network(part) if isinstance(part, str) else part for part in value)
+        return value
 
     @field_validator("metrics_token", "metrics_dir", mode="before")
     @classmethod
