@@ -413,8 +413,9 @@ class Authenticator:
 
 
 def client_address(request: Request | None) -> str:
-    """The address the request came from, as the server saw it. A proxy's X-Forwarded-For is not
-    trusted: behind one, every caller shares the proxy's address and its failure limit."""
+    """The address the request came from, as the server saw it: the peer's, or the one a proxy
+    named in PATRON_TRUSTED_PROXIES forwards. Behind a proxy not named, every caller shares the
+    proxy's address and its failure limit."""
     client = request.client if request is not None else None
     return client.host if client is not None else ""
 
