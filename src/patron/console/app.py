@@ -70,6 +70,7 @@ class Refused(Exception):
 
 
 NOT_FOUND = "There is no such page, or no such customer in your organisation."
+FORM_TOO_LARGE = f"The form is larger than {MAX_FORM_BYTES // 1024} KiB, more than any form of this console sends."
 FORBIDDEN = "Your access group does not allow this."
 
 
@@ -155,8 +156,14 @@ def flash_to(request: Request, url: str, message: str) -> RedirectResponse:
 
 
 async def read_form(request: Request) -> dict[str, str]:
-    """An application/x-www-form-urlencoded body: the last value of each name."""
-    body = await read_body(request, MAX_FORM_BYTES)
+    """An application/x-www-form-urlencoded body: the last value of each name. A body past
+    MAX_FORM_BYTES is refused (413, on the console's own page) as soon as it passes it."""
+    try:
+        body = await read_body(request, MAX_FORM_BYTES)
+    except ApiError as refused:
+        if refused.code != Code.BODY_TOO_LARGE:
+            raise
+        raise Refused(413, FORM_TOO_LARGE) from None
     try:
         return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=200))
     except (UnicodeDecodeError, ValueError) as exc:
