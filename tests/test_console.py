@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import insert, select, update
 
 from conftest import Org, item, new_mobile, org_document
+from test_identity_change import tied_org
 from patron.orgs.apply import apply_org
 from patron.orgs.file import parse_org_document
 from patron.registration import identity_changes
@@ -552,3 +553,32 @@ async def test_the_review_queue_pages_and_counts_every_pending_request(browser, 
     second = (await browser.http.get(following)).text
     assert "showing 3–3." in second and second.count('class="card"') == 1
     assert 'href="/console/identity-requests" rel="prev"' in second and 'rel="next"' not in second
+
+
+async def test_a_reviewer_sees_only_reject_for_a_request_they_asked_through_a_tied_till_and_may_not_approve_it(
+    app, http, browser
+):
+    org = await tied_org(app, http)
+    customer = await a_customer(org)
+    new = new_mobile()
+    body = {"root": {"customer": {"identifier": "mobile", "old_value": item(await org.get(id=customer))["mobile"],
+                                  "new_value": new}}}
+    asked = await org.http.post(
+        "/v1.1/customer/update_identity", content=orjson.dumps(body),
+        headers={"Content-Type": "application/json", **org.basic(org.till_named(f"till.admin.{org.id}"))},
+    )
+    assert item(asked)["item_status"]["code"] == "1040", asked.text
+    await browser.as_user(org, "priya")
+    queue = (await browser.http.get("/console/identity-requests")).text
+    request_id = re.search(r"/console/identity-requests/(\d+)/decision", queue).group(1)
+    assert f"till till.admin.{org.id} ({org.console_user('priya')})" in queue
+    assert "You stand behind this request" in queue and 'value="approve"' not in queue
+    # Sent all the same, the approval is refused and the request waits for another reviewer.
+    approved = await browser.post(
+        f"/console/identity-requests/{request_id}/decision", {"decision": "approve", "reason": "Checked"},
+        "/console/identity-requests",
+    )
+    shown = (await browser.http.get(approved.headers["location"])).text
+    assert f"through till till.admin.{org.id}: another reviewer must approve it" in shown
+    assert "1 request waiting" in shown
+    assert item(await org.get(id=customer))["mobile"] != new

@@ -12,11 +12,13 @@ import orjson
 import pytest
 from sqlalchemy import update
 
-from conftest import item, new_mobile
+from conftest import Org, item, new_mobile, org_document
 from test_openapi import assert_documented_answer
 from test_registration import assert_failed, audit_log, changed_fields, email_of, fetch
 
 from patron.codes import IDENTITY_CHANGE_TAKEN, Code
+from patron.orgs.apply import apply_org
+from patron.orgs.file import parse_org_document
 from patron.orgs.model import OrgSettings
 from patron.registration.identity import (
     APPROVED,
@@ -366,3 +368,143 @@ async def test_only_a_unique_violation_is_a_raced_pending_request(app, org):
         async with storage_of(app).unit_of_work() as unit:
             await unit.identity_requests.insert(broken)
     assert not isinstance(raised.value, PendingRequestRaced), raised.value
+
+
+# Who asked (issue 29, items 7 and 8): four eyes by every road, superseding, the cap per caller.
+
+
+async def tied_org(app, http, tie: bool = True, **configs: Any) -> Org:
+    """retail.toml's org, in which (with `tie`) the reviewer priya also uses the head-office till
+    and the backend API client."""
+    return await apply_document(app, http, tied_document(org_document("retail", **configs), tie))
+
+
+def tied_document(document: dict[str, Any], tie: bool = True) -> dict[str, Any]:
+    org_id = document["org"]["id"]
+    for user in document["console_users"]:
+        if user["login"].startswith("priya."):
+            user.update(tills=[f"till.admin.{org_id}"] if tie else [], api_clients=[f"backend.{org_id}"] if tie else [])
+    return document
+
+
+async def apply_document(app, http, document: dict[str, Any]) -> Org:
+    org_file = parse_org_document(document)
+    engine = app.state.services.engine
+    await apply_org(engine, org_file)
+    passwords = {t.code: t.password for s in org_file.stores for t in s.tills if t.password}
+    passwords.update({user.login: user.password for user in org_file.console_users if user.password})
+    return Org(http, org_file, passwords, engine)
+
+
+async def token_of(org) -> str:
+    client = org.file.api_clients[0]
+    response = await org.http.post("/v3/oauth/token/generate", json={"key": client.key, "secret": client.secret})
+    assert response.status_code == 200, response.text
+    return response.json()["data"]["accessToken"]
+
+
+async def test_a_request_remembers_its_till_its_user_context_and_the_console_users_tied_to_it(app, http):
+    org = await tied_org(app, http)
+    customer = await registered(org)
+    admin = org.till_named(f"till.admin.{org.id}")
+    context = {"USER-CONTEXT-ENTITY-TYPE": "USER", "USER-CONTEXT-ENTITY-ID": "cashier-7",
+               "USER-CONTEXT-ENTITY-SOURCE": "POS", "USER-CONTEXT-ENTITY-SOURCE-ID": "lane-2"}
+    body = {"root": {"customer": mobile_change(customer, new_mobile())}}
+    response = await org.http.post(PATH, content=orjson.dumps(body),
+                                   headers={"Content-Type": "application/json", **org.basic(admin), **context})
+    assert item(response)["item_status"]["code"] == "1040", response.text
+    (request,) = await pending_of(app, org, customer["user_id"])
+    assert (request.requester, request.users, request.till_code) == (f"till:{admin}", (org.console_user("priya"),), admin)
+    assert (request.context_entity_type, request.context_entity_id, request.context_entity_source,
+            request.context_entity_source_id) == ("USER", "cashier-7", "POS", "lane-2")
+
+
+async def test_a_reviewer_may_not_approve_what_they_asked_through_a_till_or_api_client_tied_to_them(app, http):
+    org = await tied_org(app, http)
+    first, second = await registered(org), await registered(org)
+    await change(org, mobile_change(first, new_mobile()), till=org.till_named(f"till.admin.{org.id}"))
+    body = {"root": {"customer": mobile_change(second, new_mobile())}}
+    by_client = await org.http.post(PATH, content=orjson.dumps(body),
+                                    headers={"Content-Type": "application/json", "X-CAP-API-OAUTH-TOKEN": await token_of(org)})
+    assert item(by_client)["item_status"]["code"] == "1040", by_client.text
+    for customer, road in ((first, f"through till till.admin.{org.id}"), (second, f"through API client backend.{org.id}")):
+        (request,) = await pending_of(app, org, customer["user_id"])
+        with pytest.raises(DecisionRefused, match=f"{road}: another reviewer must approve it"):
+            await review(app, org, request.id, True)
+        assert (await pending_of(app, org, customer["user_id"])) == [request]
+    # Withdrawing it needs no second opinion.
+    (request,) = await pending_of(app, org, first["user_id"])
+    assert (await review(app, org, request.id, False, "asked by mistake")).request.status == REJECTED
+
+
+async def test_a_reviewer_may_not_approve_a_request_whose_user_context_names_them(app, org):
+    customer = await registered(org)
+    body = {"root": {"customer": mobile_change(customer, new_mobile())}}
+    await org.http.post(PATH, content=orjson.dumps(body), headers={
+        "Content-Type": "application/json", **org.basic(), "USER-CONTEXT-ENTITY-ID": org.console_user("priya").upper(),
+    })
+    (request,) = await pending_of(app, org, customer["user_id"])
+    with pytest.raises(DecisionRefused, match="as user-context entity id"):
+        await review(app, org, request.id, True)
+
+
+async def test_a_tie_binds_whether_the_org_file_made_it_before_the_request_or_after(app, http):
+    untied = await tied_org(app, http, tie=False)
+    customer = await registered(untied)
+    await change(untied, mobile_change(customer, new_mobile()), till=untied.till_named(f"till.admin.{untied.id}"))
+    tied = await apply_document(app, http, tied_document(org_document_of(untied)))
+    (request,) = await pending_of(app, tied, customer["user_id"])
+    with pytest.raises(DecisionRefused, match="through till"):
+        await review(app, tied, request.id, True)
+    # Tied when it asked, untied since: it is still theirs.
+    other = await registered(tied)
+    await change(tied, mobile_change(other, new_mobile()), till=tied.till_named(f"till.admin.{tied.id}"))
+    untied_again = await apply_document(app, http, tied_document(org_document_of(tied), tie=False))
+    (request,) = await pending_of(app, untied_again, other["user_id"])
+    with pytest.raises(DecisionRefused, match="which the org file tied to them when it asked"):
+        await review(app, untied_again, request.id, True)
+
+
+def org_document_of(org) -> dict[str, Any]:
+    """The org's file as a document again, with its secrets, to be applied changed."""
+    return org.file.model_dump(mode="json", exclude_none=True)
+
+
+async def test_another_callers_pending_request_is_refused_1041_unless_the_caller_reviews(app, org):
+    customer = await registered(org)
+    console = Caller(org=settings_of(org), till_code=None, api_client_key=None, request_id="console-test",
+                     console_user=org.console_user("ravi"), reason="customer asked at the desk")
+    (asked,) = await request_changes([mobile_change(customer, new_mobile())], console, storage_of(app), now())
+    records = len(await audit_log(org, customer["user_id"]))
+    response = await change(org, mobile_change(customer, new_mobile()))
+    assert response.status_code == 500
+    assert_documented_answer(response, PATH, "post")
+    status = item(response)["item_status"]
+    assert (status["code"], status["success"]) == ("1041", "false")
+    assert status["message"] == (
+        "Mobile already has a change request of another caller waiting for review; a reviewer must decide it first"
+    )
+    assert item(response)["user_id"] == customer["user_id"]
+    assert await pending_of(app, org, customer["user_id"]) == [asked.request]
+    assert len(await audit_log(org, customer["user_id"])) == records
+    # The head office's till: its access group has identity_review.
+    superseding = await change(org, mobile_change(customer, new_mobile()), till=org.till_named(f"till.admin.{org.id}"))
+    assert item(superseding)["item_status"]["code"] == "1040", superseding.text
+    assert [r.status for r in await requests_of(org.id, customer["user_id"], storage_of(app))] == [PENDING, SUPERSEDED]
+
+
+async def test_a_callers_pending_requests_are_capped_1042(app, make_org):
+    org = await make_org(CONF_IDENTITY_CHANGE_PENDING_PER_CALLER=2)
+    customers = [await registered(org) for _ in range(3)]
+    response = await change(org, *(mobile_change(customer, new_mobile()) for customer in customers))
+    assert response.status_code == 201
+    assert_documented_answer(response, PATH, "post")
+    assert [item(response, i)["item_status"]["code"] for i in range(3)] == ["1040", "1040", "1042"]
+    assert item(response, 2)["item_status"]["message"] == (
+        "Too many identity change requests of this caller are waiting for review; ask again once some are decided"
+    )
+    assert await pending_of(app, org, customers[2]["user_id"]) == []
+    # Its own request asked again replaces it, and another till has places of its own.
+    again = await change(org, mobile_change(customers[0], new_mobile()))
+    other = await change(org, mobile_change(customers[2], new_mobile()), till=org.till(1))
+    assert item(again)["item_status"]["code"] == item(other)["item_status"]["code"] == "1040"

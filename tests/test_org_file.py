@@ -444,6 +444,19 @@ def test_api_client_default_till_must_be_declared_in_the_file(tmp_path):
     }
 
 
+def test_a_console_users_tills_and_api_clients_must_be_declared_in_the_file(tmp_path):
+    user = (
+        '\n[[console_users]]\nlogin = "priya"\npassword = "priya-passphrase"\naccess_group = "pos"\n'
+        'tills = ["t1", "t9"]\napi_clients = ["k", "nobody"]\n'
+    )
+    assert problems(tmp_path, ORG + POS + api_client() + user) == {
+        "console_users[0].tills[1]": "no till in this file has code 't9'",
+        "console_users[0].api_clients[1]": "no API client in this file has key 'nobody'",
+    }
+    tied = load(tmp_path, ORG + POS + api_client() + user.replace(', "t9"', "").replace(', "nobody"', ""))
+    assert (tied.console_users[0].tills, tied.console_users[0].api_clients) == (["t1"], ["k"])
+
+
 def test_api_client_secret_is_at_least_8_characters(tmp_path):
     assert problems(tmp_path, ORG + POS + api_client(secret="1234567")) == {
         "api_clients[0].secret": "must be at least 8 characters long"

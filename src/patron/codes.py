@@ -44,6 +44,12 @@ class Code(IntEnum):
     REGISTRATION_DATE_OUT_OF_RANGE = 1034
     # customer/update_identity: the request is taken (success); `updated` says whether it applied.
     IDENTITY_CHANGE_REQUESTED = 1040
+    # (Patron) customer/update_identity: the customer's identifier has another caller's pending
+    # request, which only a caller with identity_review may supersede.
+    PENDING_REQUEST_OF_ANOTHER_CALLER = 1041
+    # (Patron) customer/update_identity: the caller has CONF_IDENTITY_CHANGE_PENDING_PER_CALLER
+    # requests waiting for review already.
+    TOO_MANY_PENDING_REQUESTS = 1042
     EMAIL_REQUIRED = 1039
     EXTERNAL_ID_REQUIRED = 1043
     NON_LOYALTY_WITHOUT_IDENTIFIER = 1045
@@ -115,6 +121,12 @@ ITEM_ERRORS: dict[Code, str] = {
 # (the identifier is ignored) fails a change of identifier. `{field}` as for WARNINGS.
 IDENTITY_ERRORS: dict[Code, str] = {
     Code.IDENTIFIER_OCCUPIED: "{field} is already occupied by some other user",
+    Code.PENDING_REQUEST_OF_ANOTHER_CALLER: (
+        "{field} already has a change request of another caller waiting for review; a reviewer must decide it first"
+    ),
+    Code.TOO_MANY_PENDING_REQUESTS: (
+        "Too many identity change requests of this caller are waiting for review; ask again once some are decided"
+    ),
 }
 
 # Item-level successes: the base message of code 1000.

@@ -165,6 +165,15 @@ class FakeIdentityRequests:
     async def of_customer(self, org_id: int, customer_id: int, limit: int) -> list[IdentityRequest]:
         return [r for r in reversed(self._of(org_id)) if r.customer_id == customer_id][:limit]
 
+    async def pending_of(self, org_id: int, customer_id: int, identifier: str) -> IdentityRequest | None:
+        return next(
+            (r for r in self._of(org_id) if (r.customer_id, r.identifier, r.status) == (customer_id, identifier, PENDING)),
+            None,
+        )
+
+    async def count_pending_of(self, org_id: int, requester: str) -> int:
+        return sum(r.status == PENDING and r.requester == requester for r in self._of(org_id))
+
 
 @dataclass
 class FakeUnit:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import tomllib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 from fakes import FakeStorage
-from test_registration_rules import NOW, add, caller_of
+from test_registration_rules import NOW, ORGS, add, caller_of
 
 from patron.codes import Code
+from patron.orgs.file import parse_org_document
+from patron.orgs.model import OrgSettings
 from patron.registration.identity import (
     APPLIED_REASON,
     APPROVED,
@@ -20,12 +23,23 @@ from patron.registration.identity import (
     REJECTED,
     SUPERSEDED,
     DecisionRefused,
+    IdentityRequest,
+    Requester,
     infer_identifier,
+    may_supersede,
+    own_road,
     read_change,
 )
-from patron.registration.identity_changes import decide, pending, request_change_of, request_changes, requests_of
+from patron.registration.identity_changes import (
+    decide,
+    pending,
+    request_change_of,
+    request_changes,
+    requester_of_caller,
+    requests_of,
+)
 from patron.registration.model import ItemRejected
-from patron.registration.service import update, update_customer_by_id
+from patron.registration.service import Caller, update, update_customer_by_id
 
 REVIEWER = "priya"  # tests/orgs/retail.toml: access group admin, identity_review = true
 AGENT = "ravi"  # group care: may write, may not review
@@ -231,3 +245,114 @@ async def test_every_path_locks_the_customer_before_its_requests():
     assert len(writing) >= 8
     assert all(order.index("customer") < order.index("request") for order in writing if "customer" in order), writing
     assert all("customer" in order for order in writing), writing
+
+
+# Who asked (issue 29, items 7 and 8): four eyes by every road, superseding, the cap per caller.
+
+
+def tied(**configs: Any) -> Caller:
+    """A till of retail.toml's org in which the reviewer priya also uses the head-office till and
+    the backend API client."""
+    data = tomllib.loads((ORGS / "retail.toml").read_text())
+    data.setdefault("configs", {}).update(configs)
+    for user in data["console_users"]:
+        if user["login"] == REVIEWER:
+            user.update(tills=["till.admin"], api_clients=["backend"])
+    org = OrgSettings.from_file(parse_org_document(data))
+    return Caller(org=org, till_code="till.one", api_client_key=None, request_id="unit")
+
+
+def asked(**who: Any) -> IdentityRequest:
+    return IdentityRequest(
+        org_id=1, id=7, customer_id=100001, identifier="mobile", old_value="919800000001", new_value="919800000002",
+        status=PENDING, requested_at=NOW, request_id="unit", **who,
+    )
+
+
+def test_a_reviewer_stands_behind_what_they_ask_by_any_road_the_org_file_ties_to_them():
+    org = tied().org
+    roads = {
+        "console": own_road(org, asked(console_user=REVIEWER), REVIEWER),
+        "till": own_road(org, asked(till_code="till.admin"), REVIEWER),
+        "client": own_road(org, asked(till_code="till.one", api_client_key="backend"), REVIEWER),
+        "user context": own_road(org, asked(till_code="till.one", context_entity_id=" PRIYA "), REVIEWER),
+        "tied when asked": own_road(org, asked(till_code="till.two", requester_users=f"{AGENT} {REVIEWER}"), REVIEWER),
+    }
+    assert roads == {
+        "console": "in the console",
+        "till": "through till till.admin",
+        "client": "through API client backend",
+        "user context": "as user-context entity id PRIYA",
+        "tied when asked": "as till:till.two, which the org file tied to them when it asked",
+    }
+    assert own_road(org, asked(till_code="till.one"), REVIEWER) is None
+    assert own_road(org, asked(till_code="till.admin"), AGENT) is None
+
+
+def test_a_request_remembers_its_caller_the_users_tied_to_it_and_its_user_context():
+    caller = tied()
+    admin = dataclasses.replace(caller, till_code="till.admin", user_context={"entity_type": "USER", "entity_id": AGENT})
+    requester = requester_of_caller(admin)
+    assert (requester.key, requester.users, requester.reviews) == ("till:till.admin", (REVIEWER, AGENT), True)
+    console = requester_of_caller(dataclasses.replace(caller, till_code=None, console_user=AGENT))
+    assert (console.key, console.users, console.reviews) == (f"console:{AGENT}", (AGENT,), False)
+    client = requester_of_caller(dataclasses.replace(caller, api_client_key="backend"))
+    assert (client.key, client.users, client.reviews) == ("client:backend", (REVIEWER,), True)
+
+
+async def test_a_reviewer_may_not_approve_a_request_made_through_their_tied_till_but_may_withdraw_it():
+    storage, caller = FakeStorage(), tied()
+    await add(storage, caller, {"mobile": "919800000001"})
+    admin = dataclasses.replace(caller, till_code="till.admin")
+    (outcome,) = await ask(storage, admin, {"identifier": "mobile", "old_value": "919800000001", "new_value": "919800000002"})
+    assert (outcome.request.requester, outcome.request.users) == ("till:till.admin", (REVIEWER,))
+    with pytest.raises(DecisionRefused, match="through till till.admin: another reviewer must approve it"):
+        await decide(caller.org, outcome.request.id, True, REVIEWER, "looks right", storage, NOW)
+    assert storage.tables.identity_requests[0].status == PENDING
+    decision = await decide(caller.org, outcome.request.id, False, REVIEWER, "asked by mistake", storage, NOW)
+    assert decision.request.status == REJECTED
+
+
+def test_only_the_same_caller_or_person_or_a_reviewer_supersedes_a_pending_request():
+    pending = asked(till_code="till.one", requester="till:till.one", requester_users=AGENT)
+    assert may_supersede(pending, Requester("till:till.one", (), False))
+    assert may_supersede(pending, Requester(f"console:{AGENT}", (AGENT,), False))  # the same person
+    assert may_supersede(pending, Requester("till:till.two", (), True))  # identity_review
+    assert not may_supersede(pending, Requester("till:till.two", (), False))
+    assert not may_supersede(pending, Requester("client:backend", (REVIEWER,), False))
+    # Written before requests had a requester: the till it names is its caller.
+    assert may_supersede(asked(till_code="till.one"), Requester("till:till.one", (), False))
+
+
+async def test_another_callers_pending_request_is_refused_1041_and_nothing_is_written():
+    storage, caller = FakeStorage(), tied()
+    await add(storage, caller, {"mobile": "919800000001"})
+    console = dataclasses.replace(caller, till_code=None, console_user=AGENT, reason="customer called")
+    await ask(storage, console, {"identifier": "mobile", "old_value": "919800000001", "new_value": "919800000002"})
+    audits = len(storage.tables.audits)
+    (refused,) = await ask(storage, caller, {"identifier": "mobile", "old_value": "919800000001", "new_value": "919800000003"})
+    assert (refused.code, refused.customer_id) == (Code.PENDING_REQUEST_OF_ANOTHER_CALLER, storage.customer("919800000001").id)
+    assert refused.message.startswith("Mobile already has a change request of another caller")
+    assert [(r.status, r.console_user) for r in storage.tables.identity_requests] == [(PENDING, AGENT)]
+    assert len(storage.tables.audits) == audits
+    reviewer = dataclasses.replace(caller, till_code="till.admin")  # group admin: identity_review
+    (superseding,) = await ask(storage, reviewer, {"identifier": "mobile", "old_value": "919800000001", "new_value": "919800000003"})
+    assert superseding.code == Code.IDENTITY_CHANGE_REQUESTED
+    assert [r.status for r in storage.tables.identity_requests] == [SUPERSEDED, PENDING]
+
+
+async def test_a_callers_pending_requests_are_capped_1042_superseding_its_own_included():
+    storage, caller = FakeStorage(), tied(CONF_IDENTITY_CHANGE_PENDING_PER_CALLER=2)
+    mobiles = ["919800000001", "919800000002", "919800000003"]
+    await add(storage, caller, *({"mobile": mobile} for mobile in mobiles))
+    changes = [{"identifier": "mobile", "old_value": mobile, "new_value": f"91980000009{i}"} for i, mobile in enumerate(mobiles)]
+    outcomes = await ask(storage, caller, *changes)
+    assert [o.code for o in outcomes] == [Code.IDENTITY_CHANGE_REQUESTED] * 2 + [Code.TOO_MANY_PENDING_REQUESTS]
+    assert outcomes[2].message == "Too many identity change requests of this caller are waiting for review; ask again once some are decided"
+    # Its own pending request, asked again, is replaced: still two waiting.
+    (again,) = await ask(storage, caller, {**changes[0], "new_value": "919800000099"})
+    assert again.code == Code.IDENTITY_CHANGE_REQUESTED
+    other = dataclasses.replace(caller, till_code="till.two")
+    (others,) = await ask(storage, other, changes[2])
+    assert others.code == Code.IDENTITY_CHANGE_REQUESTED
+    assert sum(r.status == PENDING for r in storage.tables.identity_requests) == 3

@@ -1005,6 +1005,10 @@ def _update_identity_examples() -> dict[str, dict[str, Any]]:
     )
     occupied = _identity_item(Code.IDENTIFIER_OCCUPIED, "mobile", "919876532218", "919811111111", user_id=557408687)
     missing = _identity_item(Code.CUSTOMER_NOT_FOUND, "mobile", "919800000000", "919800000001")
+    elsewhere = _identity_item(
+        Code.PENDING_REQUEST_OF_ANOTHER_CALLER, "mobile", "919876532218", "919876500002", user_id=557408687
+    )
+    capped = _identity_item(Code.TOO_MANY_PENDING_REQUESTS, "mobile", "919876532219", "919876500003", user_id=557408688)
     return {
         "pending": _batch_example(
             "Taken for review (CONF_IDENTITY_CHANGE_APPROVAL on, the default)",
@@ -1019,6 +1023,11 @@ def _update_identity_examples() -> dict[str, dict[str, Any]]:
             Code.PARTIAL_SUCCESS, [copy.deepcopy(pending), occupied],
         ),
         "notFound": _batch_example("No customer holds the old value", Code.ALL_FAILED, [missing]),
+        "refused": _batch_example(
+            "Another caller's request waits for the first mobile (1041), and this caller has"
+            " CONF_IDENTITY_CHANGE_PENDING_PER_CALLER requests waiting already (1042)",
+            Code.ALL_FAILED, [elsewhere, capped],
+        ),
     }
 
 
@@ -1033,7 +1042,12 @@ def _update_identity_operation() -> dict[str, Any]:
             "each is independent and atomic. With CONF_IDENTITY_CHANGE_APPROVAL on (the default) the "
             "change waits as a PENDING request (1040, `updated` \"false\") until a member-care user "
             "whose access group has identity_review approves it in the console (checked again then) or "
-            "rejects it; a newer request for the same customer and identifier supersedes a pending one. "
+            "rejects it, and never approves a request they stand behind, by whatever till, API client or "
+            "user-context entity id they asked (four eyes). A newer request for the same customer and "
+            "identifier supersedes the pending one when it is the same caller's (or the same person's), or "
+            "when the caller's access group has identity_review; otherwise the item fails with 1041. At most "
+            "CONF_IDENTITY_CHANGE_PENDING_PER_CALLER (default 100) of one caller's requests wait at once; "
+            "past it, 1042. "
             "With it off the change applies at once (1000, `updated` \"true\"). Does not depend on "
             "CONF_ALLOW_*_UPDATE. Needs `customer` write.\n\n"
             + _SUFFIX_NOTE.format(path="/v1.1/customer/update_identity")

@@ -122,6 +122,29 @@ def shown(value: Any) -> str:
 _templates.filters["shown"] = shown
 
 
+def asker(request: identity.IdentityRequest) -> str:
+    """Who asked for an identity change, as the queue shows it: the console user, or the till or
+    API client with the user-context entity id it sent, and the console users tied to it."""
+    if request.console_user:
+        return request.console_user
+    who = f"API client {request.api_client_key} at till {request.till_code}" if request.api_client_key else (
+        f"till {request.till_code or '—'}"
+    )
+    if request.context_entity_id:
+        who += f", user-context entity id {request.context_entity_id}"
+    return who + (f" ({', '.join(request.users)})" if request.users else "")
+
+
+_templates.filters["asker"] = asker
+
+
+def own_requests(signed: Signed, requests: list[identity.IdentityRequest]) -> set[int | None]:
+    """The pending requests the signed-in user stands behind, which they may reject but not approve."""
+    return {
+        r.id for r in requests if r.status == identity.PENDING and identity.own_road(signed.org, r, signed.login)
+    }
+
+
 def render(
     request: Request,
     template: str,
@@ -453,7 +476,7 @@ async def _render_customer(
         request, "customer.html", signed, status, page=shown, c=shown.customer, programs=programs,
         identifiers=IDENTIFIERS, labels=IDENTIFIER_LABELS, custom_fields=org.definition.custom_fields,
         extended_fields=org.definition.extended_fields, pending=await pending_count(request, signed),
-        reason_limit=limits.REASON, **context,
+        reason_limit=limits.REASON, own=own_requests(signed, shown.requests), **context,
     )
 
 
@@ -580,6 +603,7 @@ async def identity_requests(request: Request, signed: Signed) -> Response:
     return render(
         request, "identity_requests.html", signed, requests=waiting, names=names, labels=IDENTIFIER_LABELS,
         pending=count, paging=_queue_paging(start, len(waiting), count), reason_limit=limits.REASON,
+        own=own_requests(signed, waiting),
     )
 
 

@@ -230,6 +230,8 @@ class Configs(_OrgFileModel):
     CONF_LOYALTY_ALLOW_EXTERNAL_ID_UPDATE: bool = False
     # (Patron) customer/update_identity's changes wait for a reviewer (member-care.md §2).
     CONF_IDENTITY_CHANGE_APPROVAL: bool = True
+    # (Patron) how many of one caller's requests may wait for review at once (member-care.md §2).
+    CONF_IDENTITY_CHANGE_PENDING_PER_CALLER: int = Field(default=100, ge=1, le=100_000)
     CONF_CLIENT_DEFAULT_COUNTRYCODE_PASSED: bool = False
     CONF_CLIENT_EXTERNAL_ID_MIN_LENGTH: int = Field(default=0, ge=0, le=250)
     CONF_CLIENT_EXTERNAL_ID_MAX_LENGTH: int = Field(default=0, ge=0, le=250)
@@ -352,6 +354,10 @@ class ConsoleUser(_OrgFileModel):
     password: Annotated[str, StringConstraints(min_length=CONSOLE_PASSWORD_MIN)] | None = Field(default=None, repr=False)
     password_hash: Annotated[str, AfterValidator(_argon2_hash)] | None = Field(default=None, repr=False)
     access_group: _Text
+    # The tills and API clients this person also calls the API with: a change asked through any
+    # of them is theirs, which they may not approve (four eyes, member-care.md §2).
+    tills: list[_Text] = []
+    api_clients: list[_Text] = []
 
     @model_validator(mode="after")
     def _one_password(self, info: ValidationInfo) -> "ConsoleUser":
@@ -510,6 +516,18 @@ class OrgFile(_OrgFileModel):
             for i, user in enumerate(self.console_users)
             if user.access_group not in groups
         ]
+        clients = {client.key for client in self.api_clients}
+        for i, user in enumerate(self.console_users):
+            problems += [
+                _Problem(("console_users", i, "tills", j), f"no till in this file has code {code!r}")
+                for j, code in enumerate(user.tills)
+                if code not in tills
+            ]
+            problems += [
+                _Problem(("console_users", i, "api_clients", j), f"no API client in this file has key {key!r}")
+                for j, key in enumerate(user.api_clients)
+                if key not in clients
+            ]
         return problems
 
     def _default_problems(self) -> list[_Problem]:

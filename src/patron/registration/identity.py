@@ -54,9 +54,9 @@ def changed_reason(identifier: str, now: str | None) -> str:
     return f"{IDENTIFIER_LABELS[identifier]} changed since the request (now {now or 'none'})"
 
 
-def own_request(request_id: int, login: str) -> str:
-    """Why an approval is refused: the four-eyes rule."""
-    return f"request {request_id} was made by {login}: another reviewer must approve it"
+def own_request(request_id: int, login: str, road: str = "in the console") -> str:
+    """Why an approval is refused: the four-eyes rule, and the road by which the reviewer asked."""
+    return f"request {request_id} was made by {login} {road}: another reviewer must approve it"
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,25 @@ class IdentityRequest:
     decided_at: datetime | None = None
     decided_by: str | None = None
     decision_reason: str | None = None
+    # Who stands behind it (Requester): the caller's key, and the console users the org file tied
+    # to that caller when it asked, separated by spaces (logins hold none).
+    requester: str | None = None
+    requester_users: str | None = None
+    # The user-context headers of an API request, as sent.
+    context_entity_type: str | None = None
+    context_entity_id: str | None = None
+    context_entity_source: str | None = None
+    context_entity_source_id: str | None = None
+
+    @property
+    def asked_by(self) -> str:
+        """The caller's key: of the request's own record, or, for a request written before it had
+        one, of the till, API client or console user it names."""
+        return self.requester or requester_key(self.console_user, self.api_client_key, self.till_code)
+
+    @property
+    def users(self) -> tuple[str, ...]:
+        return tuple((self.requester_users or "").split())
 
 
 class IdentityRequestRepository(Protocol):
@@ -118,6 +137,12 @@ class IdentityRequestRepository(Protocol):
     async def count_pending(self, org_id: int) -> int: ...
 
     async def of_customer(self, org_id: int, customer_id: int, limit: int) -> list[IdentityRequest]: ...
+
+    async def pending_of(self, org_id: int, customer_id: int, identifier: str) -> IdentityRequest | None:
+        """The customer's PENDING request for this identifier, if it has one."""
+
+    async def count_pending_of(self, org_id: int, requester: str) -> int:
+        """How many of this caller's requests (Requester.key) are PENDING."""
 
 
 def echo(value: Any) -> str | None:
@@ -200,3 +225,85 @@ def may_review(org: OrgSettings, login: str) -> bool:
     user = next((user for user in org.definition.console_users if user.login == login), None)
     group = org.access_groups.get(user.access_group) if user else None
     return bool(group and group.identity_review)
+
+
+# Who asked (member-care.md §2): four eyes, superseding and the cap on pending requests.
+
+
+def requester_key(console_user: str | None, api_client_key: str | None, till_code: str | None) -> str:
+    """A caller as one key: the console user, else the API client (whatever till it names), else the till."""
+    if console_user:
+        return f"console:{console_user}"
+    if api_client_key:
+        return f"client:{api_client_key}"
+    return f"till:{till_code or ''}"
+
+
+@dataclass(frozen=True)
+class Requester:
+    """Who stands behind a request: the caller's key, the console users the org file ties to it,
+    and whether the caller's access group has identity_review."""
+
+    key: str
+    users: tuple[str, ...]
+    reviews: bool
+
+
+def tied_users(
+    org: OrgSettings, console_user: str | None, api_client_key: str | None, till_code: str | None,
+    entity_id: str | None = None,
+) -> tuple[str, ...]:
+    """The console users behind a caller: the console user itself, those whose org-file entry
+    names its till or API client (`tills`, `api_clients`), and the one whose login the
+    user-context entity id names."""
+    named = (entity_id or "").strip().casefold()
+    return tuple(
+        user.login
+        for user in org.definition.console_users
+        if user.login == console_user
+        or (till_code is not None and till_code in user.tills)
+        or (api_client_key is not None and api_client_key in user.api_clients)
+        or (named and user.login.casefold() == named)
+    )
+
+
+def requester_of(
+    org: OrgSettings, console_user: str | None, api_client_key: str | None, till_code: str | None,
+    entity_id: str | None = None,
+) -> Requester:
+    if console_user:
+        reviews = may_review(org, console_user)
+    elif api_client_key:
+        client = next((c for c in org.definition.api_clients if c.key == api_client_key), None)
+        group = org.access_groups.get(client.access_group) if client else None
+        reviews = bool(group and group.identity_review)
+    else:
+        group = org.access_group_of_till(till_code) if till_code else None
+        reviews = bool(group and group.identity_review)
+    users = tied_users(org, console_user, api_client_key, till_code, entity_id)
+    return Requester(requester_key(console_user, api_client_key, till_code), users, reviews)
+
+
+def may_supersede(pending: IdentityRequest, requester: Requester) -> bool:
+    """Whether a newer request may supersede this pending one: it is the same caller's, or the
+    same person's (a console user tied to both callers), or the caller may review requests."""
+    return requester.reviews or pending.asked_by == requester.key or bool(set(pending.users) & set(requester.users))
+
+
+def own_road(org: OrgSettings, request: IdentityRequest, login: str) -> str | None:
+    """How the reviewer `login` stands behind `request`, or None when they do not: in the
+    console, through a till or API client the org file ties to them (then or now), or named by
+    the request's user-context entity id. An approval is refused for each (four eyes)."""
+    if request.console_user == login:
+        return "in the console"
+    user = next((u for u in org.definition.console_users if u.login == login), None)
+    if request.api_client_key and (user and request.api_client_key in user.api_clients):
+        return f"through API client {request.api_client_key}"
+    if request.till_code and (user and request.till_code in user.tills):
+        return f"through till {request.till_code}"
+    named = (request.context_entity_id or "").strip()
+    if named.casefold() == login.casefold():
+        return f"as user-context entity id {named}"
+    if login in request.users:
+        return f"as {request.asked_by}, which the org file tied to them when it asked"
+    return None

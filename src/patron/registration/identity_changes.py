@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from patron.codes import IDENTITY_CHANGE_TAKEN, Code, identity_error_message
 from patron.orgs.model import OrgSettings
 from patron.registration import resolution
+from patron.registration.audit import USER_CONTEXT
 from patron.registration.identity import (
     APPLIED_REASON,
     APPROVED,
@@ -28,11 +29,15 @@ from patron.registration.identity import (
     IdentityChange,
     IdentityRequest,
     PendingRequestRaced,
+    Requester,
     changed_reason,
     decision_reason,
     may_review,
+    may_supersede,
     own_request,
+    own_road,
     read_change,
+    requester_of,
     sent_fields,
     taken_reason,
 )
@@ -159,10 +164,19 @@ def _by_id(customer_id: int, identifier: str) -> Naming:
     return named
 
 
+def requester_of_caller(caller: Caller) -> Requester:
+    """Who stands behind a caller's requests: its till, API client or console user, and the
+    console users the org file ties to it (the user-context entity id included)."""
+    return requester_of(
+        caller.org, caller.console_user, caller.api_client_key, caller.till_code, caller.user_context.get("entity_id")
+    )
+
+
 async def _request_one(
     identifier: str, new_value: str, naming: Naming, caller: Caller, storage: IdentityStorage, now: datetime
 ) -> IdentityOutcome:
     org = caller.org
+    requester = requester_of_caller(caller)
     for _ in range(MAX_ATTEMPTS):
         try:
             async with storage.unit_of_work() as unit:
@@ -175,6 +189,8 @@ async def _request_one(
                 holder = await unit.customers.find(org.org_id, change.identifier, change.new_value)
                 if holder is not None and holder.id != customer.id:
                     raise ItemRejected(Code.IDENTIFIER_OCCUPIED, customer)
+                if org.configs.CONF_IDENTITY_CHANGE_APPROVAL:
+                    await _admit(unit, org, customer, change.identifier, requester)
                 await unit.customers.record_audit(caller, customer, ID_REQUESTED, change.audited(), now)
                 if not org.configs.CONF_IDENTITY_CHANGE_APPROVAL:
                     await supersede_pending(unit, caller, customer, change.identifier, APPLIED_REASON, now)
@@ -196,6 +212,9 @@ async def _request_one(
                         api_client_key=caller.api_client_key,
                         console_user=caller.console_user,
                         reason=caller.reason,
+                        requester=requester.key,
+                        requester_users=" ".join(requester.users) or None,
+                        **{f"context_{key}": caller.user_context.get(key) for key in USER_CONTEXT},
                     )
                 )
                 return _taken(change, customer, Code.IDENTITY_CHANGE_REQUESTED, request=request)
@@ -204,6 +223,26 @@ async def _request_one(
             # asked again, this item is refused (91007) or supersedes that request.
             continue
     raise RuntimeError(f"an identity change lost {MAX_ATTEMPTS} races in a row")
+
+
+async def _admit(
+    unit: Repositories, org: OrgSettings, customer: Customer, identifier: str, requester: Requester
+) -> None:
+    """Refuse a request that would wait for review when the customer's pending request for the
+    identifier is another caller's (1041: only a caller with identity_review supersedes it), or
+    when the caller has CONF_IDENTITY_CHANGE_PENDING_PER_CALLER requests waiting already (1042;
+    the request it supersedes does not count). Read under the customer's lock, before anything
+    of the item is written. Two requests of one caller for different customers at the same moment
+    may each take the last place: on PostgreSQL the cap holds to within the caller's requests in
+    flight, on SQLite (one writer) exactly."""
+    earlier = await unit.identity_requests.pending_of(org.org_id, customer.id, identifier)
+    if earlier is not None and not may_supersede(earlier, requester):
+        raise ItemRejected(Code.PENDING_REQUEST_OF_ANOTHER_CALLER, customer)
+    waiting = await unit.identity_requests.count_pending_of(org.org_id, requester.key)
+    if earlier is not None and earlier.asked_by == requester.key:
+        waiting -= 1
+    if waiting >= org.configs.CONF_IDENTITY_CHANGE_PENDING_PER_CALLER:
+        raise ItemRejected(Code.TOO_MANY_PENDING_REQUESTS, customer)
 
 
 async def _apply(
@@ -249,12 +288,12 @@ async def decide(
     trace_id: str | None = None,
 ) -> Decision:
     """A reviewer approves or rejects a PENDING request, with a reason; a request is never approved
-    by the user who made it (four eyes). An approval is checked again and applied at once; when the
-    customer's value is no longer the one the request replaces, or the new value is held by
-    another customer by then (found, or refused by the unique index to the later of two racing
-    approvals), the request is REJECTED with that reason instead. Each unit locks the customer
-    before it settles the request, as every other path does. `trace_id`: the request id the
-    audit records carry (the console's)."""
+    by the person behind it, whatever road they asked by (four eyes: identity.own_road). An
+    approval is checked again and applied at once; when the customer's value is no longer the one
+    the request replaces, or the new value is held by another customer by then (found, or refused
+    by the unique index to the later of two racing approvals), the request is REJECTED with that
+    reason instead. Each unit locks the customer before it settles the request, as every other
+    path does. `trace_id`: the request id the audit records carry (the console's)."""
     try:
         why = decision_reason(reason)
     except ValueError as refused:
@@ -269,8 +308,9 @@ async def decide(
         try:
             async with storage.unit_of_work() as unit:
                 request, customer = await _request_and_customer(unit, org, request_id)
-                if request.console_user == reviewer_login:
-                    raise DecisionRefused(own_request(request_id, reviewer_login))
+                road = own_road(org, request, reviewer_login)
+                if road is not None:
+                    raise DecisionRefused(own_request(request_id, reviewer_login, road))
                 if customer is None:
                     return await _reject(unit, org, request, customer, reviewer, GONE_REASON, now)
                 refusal = await _refusal(unit, org, request, customer)

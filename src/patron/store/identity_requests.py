@@ -58,6 +58,20 @@ OF_CUSTOMER = (
     .order_by(requests.c.id.desc())
     .limit(bindparam("limit"))
 )
+# The customer's pending request for one identifier (the partial unique index's), read in the
+# unit that holds the customer's lock: no other unit writes it meanwhile.
+PENDING_OF_CUSTOMER = _SELECT.where(
+    _OF_ORG,
+    requests.c.customer_id == bindparam("customer_id"),
+    requests.c.identifier == bindparam("identifier"),
+    _PENDING,
+)
+# A caller's pending requests (the partial index on org_id, requester).
+COUNT_PENDING_OF_REQUESTER = (
+    select(func.count().label("n"))
+    .select_from(requests)
+    .where(_OF_ORG, requests.c.requester == bindparam("requester"), _PENDING)
+)
 INSERTED = named_binds(inserted_columns(requests))
 
 
@@ -78,6 +92,8 @@ class IdentityRequestStore:
     _pending_of_org: ClassVar[Statement]
     _count_pending: ClassVar[Statement]
     _of_customer: ClassVar[Statement]
+    _pending_of_customer: ClassVar[Statement]
+    _count_pending_of_requester: ClassVar[Statement]
 
     def __init_subclass__(cls, *, statement: type[Statement], insert_request: Executable, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -88,6 +104,8 @@ class IdentityRequestStore:
         cls._pending_of_org = statement(PENDING_OF_ORG)
         cls._count_pending = statement(COUNT_PENDING)
         cls._of_customer = statement(OF_CUSTOMER)
+        cls._pending_of_customer = statement(PENDING_OF_CUSTOMER)
+        cls._count_pending_of_requester = statement(COUNT_PENDING_OF_REQUESTER)
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
@@ -135,6 +153,15 @@ class IdentityRequestStore:
     async def of_customer(self, org_id: int, customer_id: int, limit: int) -> list[IdentityRequest]:
         rows = await self._of_customer.fetch(self.conn, {"org_id": org_id, "customer_id": customer_id, "limit": limit})
         return [request_of(row) for row in rows]
+
+    async def pending_of(self, org_id: int, customer_id: int, identifier: str) -> IdentityRequest | None:
+        values = {"org_id": org_id, "customer_id": customer_id, "identifier": identifier}
+        rows = await self._pending_of_customer.fetch(self.conn, values)
+        return request_of(rows[0]) if rows else None
+
+    async def count_pending_of(self, org_id: int, requester: str) -> int:
+        (row,) = await self._count_pending_of_requester.fetch(self.conn, {"org_id": org_id, "requester": requester})
+        return int(row["n"])
 
 
 class PgIdentityRequests(

@@ -251,6 +251,11 @@ referrals = Table(
     PrimaryKeyConstraint("org_id", "referee_id"),
 )
 
+# "console:" and a login, or "client:" and an API client's key, or "till:" and a till's code.
+REQUESTER = 110
+# Logins of at most 100 characters, separated by spaces: a few dozen tied to one till is plenty.
+REQUESTER_USERS = 4000
+
 identity_change_requests = Table(
     "identity_change_requests",
     metadata,
@@ -271,7 +276,21 @@ identity_change_requests = Table(
     Column("decided_at", Timestamp),
     Column("decided_by", String(100)),
     Column("decision_reason", String(limits.REASON)),
+    # Who stands behind it (migration 0008): the caller as one key (console:LOGIN, client:KEY or
+    # till:CODE), the console users the org file tied to that caller when it asked (separated by
+    # spaces), and an API request's user-context headers.
+    Column("requester", String(REQUESTER)),
+    Column("requester_users", String(REQUESTER_USERS)),
+    Column("context_entity_type", String(limits.USER_CONTEXT)),
+    Column("context_entity_id", String(limits.USER_CONTEXT)),
+    Column("context_entity_source", String(limits.USER_CONTEXT)),
+    Column("context_entity_source_id", String(limits.USER_CONTEXT)),
     PrimaryKeyConstraint("org_id", "id"),
+    # A caller's pending requests, counted against CONF_IDENTITY_CHANGE_PENDING_PER_CALLER.
+    Index(
+        "ix_identity_change_requests_pending_requester", "org_id", "requester",
+        postgresql_where=text("status = 'PENDING'"), sqlite_where=text("status = 'PENDING'"),
+    ),
     # One pending request per customer and identifier: the database's rule, whatever races.
     Index(
         None, "org_id", "customer_id", "identifier", unique=True,
