@@ -150,6 +150,37 @@ async def test_failed_sign_ins_are_throttled_per_login_then_refused_even_with_th
     assert "Too many failed sign-ins" in refused.text
 
 
+async def test_a_login_locked_by_failures_still_signs_in_with_its_password_from_a_network_that_has_not_been_failing(
+    browser, other_browser, org, settings
+):
+    """Nobody locks a named user out from afar (issue #29, item 3): the lock holds for the
+    networks that failed on the login, not for the user at their own desk."""
+    login = org.console_user("meera")
+    for attempt in range(settings.auth_failures_per_credential):
+        assert (await browser.sign_in(login, f"guess-{attempt}")).status_code == 401
+    assert (await browser.sign_in(login, org.passwords[login])).status_code == 429
+    assert (await other_browser.sign_in(login, org.passwords[login])).status_code == 303
+
+
+async def test_a_login_locked_by_failures_is_logged_as_a_warning_and_counted_in_the_metrics(browser, app, org, settings, caplog):
+    login = org.console_user("ravi")
+    series = 'patron_auth_lockouts_total{kind="console",scope="credential"}'
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://patron.test") as operator:
+
+        async def locked_so_far() -> float:
+            scrape = (await operator.get("/metrics")).text
+            found = re.search(re.escape(series) + r" (\S+)", scrape)
+            return float(found.group(1)) if found else 0.0
+
+        before = await locked_so_far()
+        for attempt in range(settings.auth_failures_per_credential):
+            assert (await browser.sign_in(login, f"guess-{attempt}")).status_code == 401
+        assert await locked_so_far() == before + 1
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "auth lockout" in r.getMessage()]
+    assert any("scope=credential kind=console" in w and repr(login) in w for w in warnings), warnings
+
+
 async def test_failed_sign_ins_are_throttled_per_address(browser, org, settings):
     for attempt in range(settings.auth_failures_per_address):
         assert (await browser.sign_in(f"guess{attempt}.{org.id}", "guess-guess")).status_code == 401

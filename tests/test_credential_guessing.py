@@ -105,6 +105,9 @@ def test_the_defaults_are_ten_per_credential_and_fifty_per_address_in_five_minut
         "auth_hash_concurrency": 2,
         "auth_hash_queue": 64,
         "auth_unverified_hashes_per_second": 2,
+        "auth_failures_per_network": 200,
+        "auth_unverified_hashes_waiting_per_address": 2,
+        "auth_unverified_hash_wait_seconds": 10,
     }
 
 
@@ -116,9 +119,9 @@ async def test_repeated_wrong_passwords_for_one_till_are_429_with_retry_after(se
         for _ in range(3):
             assert (await get(guesser, wrong(org))).status_code == 401
         assert 290 <= assert_too_many(await get(guesser, wrong(org))) <= 300
-        # Whoever asks, and in the XML envelope too.
-        async with caller(app, ELSEWHERE) as other:
-            assert_too_many(await get(other, wrong(org)))
+        # From the guesser's network (another address of its /24) too, and in the XML envelope.
+        async with caller(app, "203.0.113.67") as neighbour:
+            assert_too_many(await get(neighbour, wrong(org)))
         xml = await guesser.get(GET, params={"mobile": new_mobile(), "format": "xml"}, headers=wrong(org))
         assert xml.status_code == 429 and b"<code>429</code>" in xml.content and xml.headers["Retry-After"]
         # Another till is another credential.
@@ -136,18 +139,33 @@ async def test_a_repeated_wrong_password_is_refused_from_memory_and_counted_once
         assert (await get(till, org.basic())).status_code == ADMITTED
 
 
-async def test_a_throttled_till_is_refused_even_with_its_password_until_the_window_passes(settings, org):
+async def test_a_throttled_till_is_refused_even_with_its_password_from_the_guessing_network_until_the_window_passes(
+    settings, org
+):
     clock = Clock()
     async with guarded_app(settings, clock, auth_failures_per_credential=3) as app, caller(app, GUESSER) as guesser:
         for _ in range(3):
             assert (await get(guesser, wrong(org))).status_code == 401
-        async with caller(app, STORE_NAT) as till:
-            # Never verified in this worker: it could be the guesser's lucky guess.
+        async with caller(app, "203.0.113.99") as till:
+            # Never verified in this worker, from the guesser's /24: it could be the guesser's lucky guess.
             assert assert_too_many(await get(till, org.basic())) == 300
             clock.advance(299)
             assert assert_too_many(await get(till, org.basic())) == 1
             clock.advance(1)
             assert (await get(till, org.basic())).status_code == ADMITTED
+
+
+async def test_a_throttled_till_still_gets_in_with_its_password_from_a_network_that_has_not_been_failing(settings, org):
+    async with guarded_app(settings, auth_failures_per_credential=3) as app, caller(app, GUESSER) as guesser:
+        for _ in range(3):
+            assert (await get(guesser, wrong(org))).status_code == 401
+        assert_too_many(await get(guesser, org.basic()))
+        async with caller(app, STORE_NAT) as till:
+            assert (await get(till, org.basic())).status_code == ADMITTED
+        # A fresh network gets its check, and once it fails it is refused like the first.
+        async with caller(app, ELSEWHERE) as other:
+            assert (await get(other, wrong(org))).status_code == 401
+            assert_too_many(await get(other, wrong(org)))
 
 
 async def test_repeated_failures_from_one_address_are_429(settings, make_org):
@@ -210,8 +228,9 @@ async def test_a_verified_till_keeps_working_while_its_password_is_being_guessed
 
 
 async def test_a_till_verified_before_the_guessing_keeps_working_after_its_cache_entry_expires(settings, org, hashes):
-    # No credential cache at all: every request of the till is checked with a slow hash.
-    async with guarded_app(settings, credential_cache_seconds=0, auth_failures_per_credential=3) as app:
+    # No credential cache at all, and no trust kept (no secret key): every request of the till is
+    # checked with a slow hash.
+    async with guarded_app(settings, credential_cache_seconds=0, auth_failures_per_credential=3, secret_key="") as app:
         async with caller(app, STORE_NAT) as till, caller(app, GUESSER) as guesser:
             assert (await get(till, org.basic())).status_code == ADMITTED
             for _ in range(3):
@@ -423,9 +442,140 @@ async def test_hashes_of_credentials_never_verified_run_at_the_lowest_priority_a
 
     monkeypatch.setattr(auth_module, "verify_secret", observed)
     clock = Clock()
-    async with guarded_app(settings, clock, credential_cache_seconds=0) as app, caller(app, STORE_NAT) as till:
+    async with guarded_app(settings, clock, credential_cache_seconds=0, secret_key="") as app, caller(app, STORE_NAT) as till:
         assert (await get(till, org.basic())).status_code == ADMITTED  # first time: not yet verified here
         assert (await get(till, org.basic())).status_code == ADMITTED  # verified before: trusted
         async with caller(app, GUESSER) as guesser:
             assert (await get(guesser, wrong(org))).status_code == 401
     assert priorities == [19, 0, 19]
+
+
+# 6. A flood from some addresses cannot shut out callers from others (issue #29, item 2).
+
+
+async def until(condition: Any) -> None:
+    """Lets the app's tasks run until `condition()` holds (bounded: a test never hangs on it)."""
+    for _ in range(10_000):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("the condition never held")
+
+
+async def test_refusals_count_against_the_address_like_failures(settings, org, hashes):
+    """A flood whose attempts are mostly refused for want of a slow hash still spends its own
+    budget: it is shut out by its address's limit, not kept up forever."""
+    clock = Clock()
+    async with guarded_app(
+        settings, clock, auth_unverified_hashes_per_second=1, auth_unverified_hashes_waiting_per_address=1,
+        auth_unverified_hash_wait_seconds=0.01, auth_failures_per_address=5,
+    ) as app, caller(app, GUESSER) as guesser:
+        # The burst of two: two slow hashes, two failures. Then no token comes (the clock stands
+        # still): each waits its longest and is refused, and counted.
+        answers = [(await get(guesser, wrong(org, "made.up." + secrets.token_hex(4)))).status_code for _ in range(5)]
+        assert answers == [401, 401, 503, 503, 503]
+        assert len(hashes) == 2
+        assert_too_many(await get(guesser, wrong(org, "made.up." + secrets.token_hex(4))))
+        # Another address of another network is not held by it.
+        clock.advance(1)
+        async with caller(app, STORE_NAT) as till:
+            assert (await get(till, org.basic())).status_code == ADMITTED
+
+
+async def test_a_flood_from_one_network_cannot_take_the_slow_hashes_of_a_till_from_another(settings, make_org, hashes):
+    """The budget of slow hashes goes in turn to each network waiting: a till never verified
+    here waits behind one guess of the flood, not behind all of them."""
+    org = await make_org()
+    clock = Clock()
+    async with guarded_app(settings, clock, auth_unverified_hashes_per_second=1, auth_unverified_hash_wait_seconds=60) as app:
+        budget = guard_of(app).budget
+        flood = [caller(app, f"203.0.113.{n}") for n in (1, 2)]
+        # The burst of two is spent first.
+        for guesser in flood:
+            assert (await get(guesser, wrong(org, "made.up." + secrets.token_hex(4)))).status_code == 401
+        # Then four guesses of the flood wait, and after them the till.
+        guesses = [
+            asyncio.ensure_future(get(guesser, wrong(org, "made.up." + secrets.token_hex(4))))
+            for guesser in flood for _ in range(2)
+        ]
+        await until(lambda: len(budget.queue) == 4)
+        till_client = caller(app, STORE_NAT)
+        till = asyncio.ensure_future(get(till_client, org.basic()))
+        await until(lambda: len(budget.queue) == 5)
+        clock.advance(1)
+        budget.wake()
+        await until(lambda: sum(g.done() for g in guesses) == 1)
+        clock.advance(1)
+        budget.wake()
+        assert (await till).status_code == ADMITTED
+        assert sum(g.done() for g in guesses) == 1
+        for _ in range(3):
+            clock.advance(1)
+            budget.wake()
+        assert [r.status_code for r in await asyncio.gather(*guesses)] == [401] * 4
+        for client in (*flood, till_client):
+            await client.aclose()
+
+
+# 7. Trust in a verified till or API client survives a restart (issue #29, item 2).
+
+
+async def test_a_till_verified_before_a_restart_gets_in_after_it_without_a_slow_hash(settings, org, hashes):
+    async with guarded_app(settings) as before, caller(before, STORE_NAT) as till:
+        assert (await get(till, org.basic())).status_code == ADMITTED
+    assert len(hashes) == 1
+    hashes.clear()
+    async with guarded_app(settings) as after, caller(after, STORE_NAT) as till:
+        assert (await get(till, org.basic())).status_code == ADMITTED
+        # A wrong password is checked as ever: the digest vouches for the right one only.
+        assert (await get(till, wrong(org))).status_code == 401
+    assert len(hashes) == 1
+
+
+async def test_an_api_client_verified_before_a_restart_gets_a_token_after_it_without_a_slow_hash(settings, org, hashes):
+    client = org.file.api_clients[0]
+    body = {"key": client.key, "secret": client.secret}
+    async with guarded_app(settings) as before, caller(before, STORE_NAT) as backend:
+        assert (await backend.post(TOKEN, json=body)).status_code == 200
+    hashes.clear()
+    async with guarded_app(settings) as after, caller(after, STORE_NAT) as backend:
+        assert (await backend.post(TOKEN, json=body)).status_code == 200
+    assert hashes == []
+
+
+async def test_a_new_till_password_in_the_org_file_voids_the_trust_kept_for_the_old_one(settings, make_org, app, hashes):
+    org = await make_org()
+    async with guarded_app(settings) as before, caller(before, STORE_NAT) as till:
+        assert (await get(till, org.basic())).status_code == ADMITTED
+    document = org.file.model_dump(mode="json")
+    document["stores"][0]["tills"][0]["password"] = "Rotated42"
+    await apply_org(app.state.services.engine, parse_org_document(document))
+    hashes.clear()
+    async with guarded_app(settings) as after, caller(after, STORE_NAT) as till:
+        assert (await get(till, org.basic())).status_code == 401
+        assert (await get(till, org.basic(password="Rotated42"))).status_code == ADMITTED
+    assert len(hashes) == 2
+    hashes.clear()
+    async with guarded_app(settings) as again, caller(again, STORE_NAT) as till:
+        assert (await get(till, org.basic(password="Rotated42"))).status_code == ADMITTED
+    assert hashes == []
+
+
+async def test_a_disabled_till_is_refused_whatever_trust_was_kept_for_it(settings, make_org, app):
+    org = await make_org()
+    removed = org.till(1)
+    async with guarded_app(settings) as before, caller(before, STORE_NAT) as till:
+        assert (await get(till, org.basic(removed))).status_code == ADMITTED
+    document = org.file.model_dump(mode="json")
+    for store in document["stores"]:
+        store["tills"] = [t for t in store["tills"] if t["code"] != removed]
+    await apply_org(app.state.services.engine, parse_org_document(document))
+    async with guarded_app(settings) as after, caller(after, STORE_NAT) as till:
+        assert (await get(till, org.basic(removed))).status_code == 401
+
+
+async def test_no_trust_is_kept_without_a_secret_key(settings, org, hashes):
+    for _ in range(2):
+        async with guarded_app(settings, secret_key="") as app, caller(app, STORE_NAT) as till:
+            assert (await get(till, org.basic())).status_code == ADMITTED
+    assert len(hashes) == 2

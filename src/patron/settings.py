@@ -45,6 +45,15 @@ class Settings(BaseSettings):
     # A fleet of tills starting at once is verified at this pace (each then cached): raise it on
     # machines with more cores. 0 means no budget.
     auth_unverified_hashes_per_second: int = Field(default=2, ge=0)
+    # Issue #29: a flood of wrong sign-ins from some addresses must not shut out callers from
+    # others. Failures and refusals are also counted per network (an IPv4 /24, an IPv6 /64):
+    # 200 is four addresses' worth, so a flood spread over one subscriber's or provider's block
+    # is refused as one. The budget above is handed out in turn between the networks and
+    # addresses waiting for it, each address with at most this many attempts waiting, each for
+    # at most this long (a round of a dozen networks at 2 a second is ~6 s); beyond, 503.
+    auth_failures_per_network: int = Field(default=200, ge=0)
+    auth_unverified_hashes_waiting_per_address: int = Field(default=2, ge=1)
+    auth_unverified_hash_wait_seconds: float = Field(default=10.0, gt=0)
     # How long an org's settings are trusted in a worker before it re-reads them, so that an
     # org file applied by the CLI reaches every worker without a restart.
     org_cache_seconds: float = Field(default=5.0, ge=0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import hmac
 import logging
 import re
 import secrets
@@ -13,14 +14,25 @@ from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 import jwt
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 
 from patron.api.errors import ApiError
-from patron.api.ratelimit import FailureCounter, RateLimiter, RecentKeys, retry_after
+from patron.api.ratelimit import (
+    BudgetRefused,
+    FailureCounter,
+    FairBudget,
+    RateLimiter,
+    RecentKeys,
+    network_of,
+    retry_after,
+)
 from patron.codes import Code
+from patron.observability.metrics import metrics
 from patron.orgs.cache import OrgCache
 from patron.orgs.policy import AccessGroup
 from patron.orgs.model import OrgSettings
@@ -28,6 +40,7 @@ from patron.security import DECOY_HASH, HashQueueFull, HashSlots, lowest_priorit
 from patron.settings import Settings
 from patron.store.db import transaction
 from patron.store.orgs import OrgStore
+from patron.store.trust import TrustStore
 
 TOKEN_HEADER = "x-cap-api-oauth-token"
 ATTRIBUTION_TYPE = "x-cap-api-attribution-entity-type"
@@ -39,6 +52,10 @@ TOKEN_ISSUER = "patron"
 _LARGEST_ORG_ID = 2**63
 # How long a credential that verified stays exempt from the failure limits (not from checking).
 _TRUSTED_SECONDS = 24 * 3600.0
+# Whose trust is kept across restarts: tills and API clients, which sign in unattended and all at
+# once after a restart. Not console users: their passwords are chosen by people, and are kept
+# only as slow hashes, so that a stolen database and key cannot be searched quickly for them.
+_KEPT_KINDS = ("till", "client")
 
 log = logging.getLogger("patron.auth")
 
@@ -114,28 +131,34 @@ class _Attempt:
 
 
 class CredentialGuard:
-    """What makes guessing a till password or client secret slow and cheap to refuse.
+    """What makes guessing a till password, client secret or console password slow and cheap to
+    refuse, without letting a flood from some addresses shut out callers from others.
 
-    - Failures are counted per credential named and per client address (FailureCounter); past a
-      limit, attempts are refused with 429 before any database read or slow hash, until the
-      window passes. An unknown till or client key is counted like a known one, so a refusal
-      tells nothing about which exist.
+    - Failures are counted per credential named, per client address and per network (its /24,
+      or /64 for IPv6: `network_of`), in a window (FailureCounter). An address or network past
+      its limit is refused with 429 before any database read or slow hash, until the window
+      passes. Refused attempts count against their address and network too, so a flood that is
+      mostly refused still uses up its own budget: a dozen addresses cannot keep it up forever.
+    - A credential past its limit is refused (429) only to the networks that failed on it in the
+      window: the right secret from a network that has not been failing still gets its check.
+      So nobody locks a named till or console user out from afar; a guesser gets one more guess
+      per fresh network, each then locked too, on top of the network's and address's limits.
+      An unknown till or client key is counted like a known one, so a refusal tells nothing
+      about which exist.
     - Only failures that cost a slow hash count. A wrong secret is remembered with the stored hash
       it failed against; the same secret against the same hash is refused from memory (the answer
       cannot differ), uncounted. The memory is per name, so an unknown till costs a hash as a known
       one does, and a new password (a new hash) is checked afresh.
-    - Lockout: a credential past its limit is refused even with the right secret until its window
-      passes, unless that very credential verified within the last day in this worker (`trusted`).
-      Such a till is still checked with a slow hash, but it is neither refused by the limits nor
-      turned away by a full hash queue: guessing a till's password, or guessing from a till's NAT
-      address, cannot lock out a till that was already working. (A till whose verified header is
-      in the credential cache is not even seen here.) A guesser cannot be trusted without
-      knowing the secret, and a trusted credential that fails is trusted no more.
+    - A credential that verified within the last day in this worker (`trusted`) is neither
+      refused by the limits nor held by the budget below; it is still checked with a slow hash
+      (unless its persisted digest vouches for it: Authenticator). A guesser cannot be trusted
+      without knowing the secret, and a trusted credential that fails is trusted no more.
     - At most `hash_concurrency` slow hashes at a time, on threads, and at most `hash_queue`
       callers waiting; then 503 with Retry-After (HashSlots).
-    - At most `unverified_hashes_per_second` slow hashes a second (a burst of twice that) for
-      credentials not verified in this worker before; beyond, 503 with Retry-After: guesses from
-      many addresses and names cannot take the cores from the callers already verified.
+    - At most `unverified_hashes_per_second` slow hashes a second (bursts of twice that) for
+      credentials not verified in this worker before, handed out in turn between the networks
+      and addresses asking (FairBudget): at most `unverified_per_address` attempts of an address
+      wait for one, each at most `unverified_wait` seconds; beyond, 503 with Retry-After.
     """
 
     def __init__(
@@ -148,17 +171,26 @@ class CredentialGuard:
         clock: Callable[[], float] = time.monotonic,
         max_entries: int = 50_000,
         unverified_hashes_per_second: int = 0,
+        failures_per_network: int = 200,
+        unverified_per_address: int = 2,
+        unverified_wait: float = 10.0,
     ) -> None:
         self._key = secrets.token_bytes(32)
         self.credentials = FailureCounter(failures_per_credential, window, clock, max_entries)
         self.addresses = FailureCounter(failures_per_address, window, clock, max_entries)
+        self.networks = FailureCounter(failures_per_network, window, clock, max_entries)
+        # Which networks failed on which credential in the window: those a locked credential refuses.
+        self.failed_from = RecentKeys(window, clock, max_entries)
         self.refused = RecentKeys(window, clock, max_entries)
         self.trusted = RecentKeys(_TRUSTED_SECONDS, clock, max_entries)
         self.hashes = HashSlots(hash_concurrency, hash_queue)
         # Slow hashes for credentials not verified before, per second (0: no budget): what a
         # flood of guesses may take of the CPU, whatever its addresses and names.
         self.unverified_rate = unverified_hashes_per_second
-        self._hash_budget = RateLimiter(clock)
+        self.budget = FairBudget(
+            unverified_hashes_per_second, 2 * unverified_hashes_per_second, unverified_per_address, hash_queue,
+            unverified_wait, clock,
+        )
         # Hashes for credentials never verified here run on threads of the lowest priority: the
         # event loop, and the hashes of credentials known to be good, always get a core first,
         # so guesses only ever take what the machine leaves idle.
@@ -176,6 +208,9 @@ class CredentialGuard:
             settings.auth_hash_queue,
             clock,
             unverified_hashes_per_second=settings.auth_unverified_hashes_per_second,
+            failures_per_network=settings.auth_failures_per_network,
+            unverified_per_address=settings.auth_unverified_hashes_waiting_per_address,
+            unverified_wait=settings.auth_unverified_hash_wait_seconds,
         )
 
     def _digest(self, *parts: str) -> bytes:
@@ -183,13 +218,18 @@ class CredentialGuard:
         return hashlib.blake2b(joined, key=self._key, digest_size=16).digest()
 
     def admit(self, attempt: _Attempt) -> None:
-        """Refuse with 429 an attempt on a credential, or from an address, past its limit."""
+        """Refuse with 429 an attempt from an address or network past its limit, or on a
+        credential past its limit from a network that failed on it; the refusal is counted."""
         if attempt.key in self.trusted:
             return
-        wait = max(
-            self.credentials.wait(self._digest(attempt.kind, attempt.name)), self.addresses.wait(attempt.address)
-        )
+        network = network_of(attempt.address)
+        wait = max(self.addresses.wait(attempt.address), self.networks.wait(network))
+        if not wait:
+            locked = self.credentials.wait(self._digest(attempt.kind, attempt.name))
+            if locked and self._digest(attempt.kind, attempt.name, network) in self.failed_from:
+                wait = locked
         if wait:
+            self._count_against(attempt, network, "limit")
             raise ApiError(Code.TOO_MANY_REQUESTS, headers={"Retry-After": retry_after(wait)})
 
     async def check(self, attempt: _Attempt, stored: str, secret: str) -> bool:
@@ -200,9 +240,11 @@ class CredentialGuard:
             return False
         trusted = attempt.key in self.trusted
         if not trusted:
-            wait = self._hash_budget.wait("unverified", self.unverified_rate, 2 * self.unverified_rate)
-            if wait:
-                raise ApiError(Code.SERVICE_UNAVAILABLE, headers={"Retry-After": retry_after(wait)})
+            try:
+                await self.budget.take(attempt.address)
+            except BudgetRefused as exc:
+                self._count_against(attempt, network_of(attempt.address), "busy")
+                raise ApiError(Code.SERVICE_UNAVAILABLE, headers={"Retry-After": retry_after(exc.wait)}) from exc
         try:
             async with self.hashes.slot(must_wait=trusted):
                 # Again: failures counted while this attempt waited for its slot may have
@@ -214,6 +256,7 @@ class CredentialGuard:
                     loop = asyncio.get_running_loop()
                     matches = await loop.run_in_executor(self._unverified_hashing, verify_secret, stored, secret)
         except HashQueueFull as exc:
+            self._count_against(attempt, network_of(attempt.address), "busy")
             raise ApiError(Code.SERVICE_UNAVAILABLE, headers={"Retry-After": "1"}) from exc
         if not matches:
             self.refused.add(refusal)
@@ -227,18 +270,36 @@ class CredentialGuard:
 
     def failed(self, attempt: _Attempt) -> None:
         self.trusted.discard(attempt.key)
+        network = network_of(attempt.address)
+        self.failed_from.add(self._digest(attempt.kind, attempt.name, network))
         credential = self.credentials.add(self._digest(attempt.kind, attempt.name))
-        address = self.addresses.add(attempt.address)
         if credential and credential == self.credentials.limit:
-            log.warning(
-                "%s %.64r refused for %.0f s after %d failed checks (last from %s)",
-                attempt.kind, attempt.name, self.credentials.window, credential, attempt.address,
+            _lockout(
+                attempt.kind, "credential", attempt.name, credential, self.credentials.window,
+                f"refused to the networks that failed on it; last from {attempt.address}",
             )
+        self._count_against(attempt, network, None)
+
+    def _count_against(self, attempt: _Attempt, network: str, refused: str | None) -> None:
+        """A failure, or a refusal ("limit": 429, "busy": 503), counts against the address and
+        its network; a limit reached is logged and counted once."""
+        if refused is not None:
+            metrics().auth_refusal(attempt.kind, refused)
+        address = self.addresses.add(attempt.address)
         if address and address == self.addresses.limit:
-            log.warning(
-                "client address %s refused for %.0f s after %d failed credential checks",
-                attempt.address, self.addresses.window, address,
-            )
+            _lockout(attempt.kind, "address", attempt.address, address, self.addresses.window, "every credential")
+        failures = self.networks.add(network)
+        if failures and failures == self.networks.limit:
+            _lockout(attempt.kind, "network", network, failures, self.networks.window, "every credential")
+
+
+def _lockout(kind: str, scope: str, name: str, count: int, window: float, refused: str) -> None:
+    """One structured warning line and one count of patron_auth_lockouts_total per lockout."""
+    metrics().auth_lockout(kind, scope)
+    log.warning(
+        "auth lockout: scope=%s kind=%s name=%.64r failures=%d window_s=%.0f refused=%s",
+        scope, kind, name, count, window, refused,
+    )
 
 
 class Authenticator:
@@ -259,6 +320,11 @@ class Authenticator:
         self.till_limits = RateLimiter()
         self.client_limits = RateLimiter()
         self.guard = guard or CredentialGuard()
+        # Trust kept across restarts needs a key only this installation knows (none: not kept).
+        # Derived, so that the key that signs tokens is never used as is for anything else.
+        self._trust_key = (
+            hmac.new(secret_key.encode(), b"patron credential trust v1", hashlib.sha256).digest() if secret_key else None
+        )
 
     async def authenticate(self, request: Request) -> Principal:
         token = request.headers.get(TOKEN_HEADER)
@@ -324,18 +390,54 @@ class Authenticator:
     async def _verify_till(self, attempt: _Attempt, md5: str) -> OrgSettings:
         async with transaction(self.engine, readonly=True) as conn:
             row = await OrgStore(conn).till(attempt.name)
-        await self._verify(attempt, row, "password_hash", md5)
+            kept = await self._kept_digest(conn, attempt, row)
+        await self._verify(attempt, row, "password_hash", md5, kept)
         return await self._org(row.org_id)
 
-    async def _verify(self, attempt: _Attempt, row: Any, hash_column: str, secret: str) -> None:
+    async def _kept_digest(self, conn: Any, attempt: _Attempt, row: Any) -> str | None:
+        """The digest kept for an enabled till or client when this installation keeps trust."""
+        if self._trust_key is None or row is None or not row.enabled:
+            return None
+        return await TrustStore(conn).digest(attempt.kind, attempt.name)
+
+    def _trust_digest(self, attempt: _Attempt, stored: str, secret: str) -> str:
+        """What vouches for `secret` after a restart: bound to the stored hash, so that a new
+        secret or a re-hashed one in the org file (a new stored hash) is vouched for no more."""
+        assert self._trust_key is not None
+        message = "\0".join((attempt.kind, attempt.name, stored, secret)).encode("utf-8", "surrogatepass")
+        return hmac.new(self._trust_key, message, hashlib.sha256).hexdigest()
+
+    async def _verify(
+        self, attempt: _Attempt, row: Any, hash_column: str, secret: str, kept: str | None = None
+    ) -> None:
         """Refuse unless `row` is an enabled credential whose stored hash matches `secret`. An
-        unknown one is checked against a decoy, so that it costs as long as a wrong secret."""
+        unknown one is checked against a decoy, so that it costs as long as a wrong secret.
+
+        A till or client whose digest, kept when it last verified, matches `secret` and the
+        stored hash is let in without the slow hash: after a restart a fleet of tills gets in at
+        once instead of at the pace of the budget for unverified credentials."""
         guard = self.guard
         usable = row is not None and row.enabled
         stored = getattr(row, hash_column) if usable else DECOY_HASH
+        digest = self._trust_digest(attempt, stored, secret) if usable and self._trust_key is not None else None
+        if kept is not None and digest is not None and hmac.compare_digest(kept, digest):
+            guard.verified(attempt)
+            return
         if not (await guard.check(attempt, stored, secret) and usable):
             raise ApiError(Code.AUTHENTICATION_FAILED)
         guard.verified(attempt)
+        if digest is not None and attempt.kind in _KEPT_KINDS:
+            await self._keep(attempt, digest)
+
+    async def _keep(self, attempt: _Attempt, digest: str) -> None:
+        try:
+            async with transaction(self.engine) as conn:
+                await TrustStore(conn).remember(
+                    attempt.kind, attempt.name, digest, datetime.now(timezone.utc).replace(tzinfo=None)
+                )
+        except (SQLAlchemyError, OSError, TimeoutError) as exc:
+            # Verified all the same: the trust is only kept for the next restart.
+            log.warning("trust in %s %.64r not kept (%s): it is checked afresh after a restart", attempt.kind, attempt.name, exc)
 
     # Console users (patron.console): a login and password from the sign-in form.
 
@@ -361,7 +463,8 @@ class Authenticator:
         self.guard.admit(attempt)
         async with transaction(self.engine, readonly=True) as conn:
             row = await OrgStore(conn).api_client(key)
-        await self._verify(attempt, row, "secret_hash", secret)
+            kept = await self._kept_digest(conn, attempt, row)
+        await self._verify(attempt, row, "secret_hash", secret, kept)
         now = int(time.time())
         claims = {
             "iss": TOKEN_ISSUER,

@@ -1,12 +1,16 @@
-"""Per-caller rate limits: a token bucket for each till and API client, and a count of failed
-credential checks for each credential and client address, in this worker's memory."""
+"""Per-caller rate limits: a token bucket for each till and API client, a count of failed
+credential checks for each credential, client address and network, and the worker's budget of
+slow hashes shared in turn between the networks and addresses asking, in this worker's memory."""
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import math
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable
+from typing import Any
 
 # A bucket is [tokens left, when they were counted]: a two-slot list is the cheapest mutable
 # record in CPython, and this runs on every authenticated request.
@@ -164,3 +168,197 @@ class RecentKeys:
 def retry_after(seconds: float) -> str:
     """The Retry-After header value: whole seconds, at least 1."""
     return str(max(1, math.ceil(seconds)))
+
+
+def network_of(address: str) -> str:
+    """The network an address belongs to for the limits: its /24 for IPv4 (an IPv4-mapped IPv6
+    address counts as IPv4), its /64 for IPv6, which is what one subscriber or office is usually
+    given; anything else (a test client's name, no address) is a network of its own."""
+    try:
+        ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    prefix = 24 if ip.version == 4 else 64
+    return str(ipaddress.ip_network((ip, prefix), strict=False))
+
+
+class FairQueue:
+    """Waiters by network, then by address, served in turn: `pop` takes the oldest waiter of the
+    next address of the next network, so a network with a thousand waiters is served once a
+    round, like one with a single waiter. A new network joins at the end of the round: it waits
+    for at most one waiter of each network already waiting.
+
+    At most `per_address` waiters from one address and `total` in all. When full, a newcomer
+    from a network with fewer waiters than the largest one takes the place of that network's
+    newest waiter (returned, so that the caller can refuse it): a flood holding every place
+    cannot keep out another network.
+    """
+
+    def __init__(self, per_address: int, total: int) -> None:
+        self.per_address = per_address
+        self.total = total
+        self._networks: OrderedDict[str, OrderedDict[str, deque[Any]]] = OrderedDict()
+        self._sizes: dict[str, int] = {}
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def push(self, address: str, item: Any) -> tuple[bool, Any]:
+        """(whether `item` now waits, the waiter it displaced or None)."""
+        network = network_of(address)
+        addresses = self._networks.get(network)
+        waiting = addresses.get(address) if addresses is not None else None
+        if waiting is not None and len(waiting) >= self.per_address:
+            return False, None
+        evicted = None
+        if self._count >= self.total:
+            largest = max(self._sizes, key=self._sizes.__getitem__, default=None)
+            if largest is None or self._sizes[largest] <= self._sizes.get(network, 0) + 1:
+                return False, None
+            evicted = self._evict_newest(largest)
+            addresses = self._networks.get(network)
+            waiting = addresses.get(address) if addresses is not None else None
+        if addresses is None:
+            addresses = self._networks[network] = OrderedDict()
+        if waiting is None:
+            waiting = addresses[address] = deque()
+        waiting.append(item)
+        self._sizes[network] = self._sizes.get(network, 0) + 1
+        self._count += 1
+        return True, evicted
+
+    def pop(self) -> Any:
+        """The next waiter in turn, or None when none waits."""
+        if not self._networks:
+            return None
+        network, addresses = next(iter(self._networks.items()))
+        address, waiting = next(iter(addresses.items()))
+        item = waiting.popleft()
+        # The address and the network go to the back of their rounds.
+        if waiting:
+            addresses.move_to_end(address)
+        else:
+            del addresses[address]
+        self._forget_one(network, addresses)
+        if network in self._networks:
+            self._networks.move_to_end(network)
+        return item
+
+    def remove(self, address: str, item: Any) -> bool:
+        """Take `item` out (a waiter that gave up); whether it was waiting."""
+        network = network_of(address)
+        addresses = self._networks.get(network)
+        waiting = addresses.get(address) if addresses is not None else None
+        if waiting is None or item not in waiting:
+            return False
+        waiting.remove(item)
+        if not waiting:
+            del addresses[address]  # type: ignore[union-attr]
+        self._forget_one(network, addresses)  # type: ignore[arg-type]
+        return True
+
+    def _evict_newest(self, network: str) -> Any:
+        addresses = self._networks[network]
+        address = max(addresses, key=lambda a: len(addresses[a]))
+        waiting = addresses[address]
+        item = waiting.pop()
+        if not waiting:
+            del addresses[address]
+        self._forget_one(network, addresses)
+        return item
+
+    def _forget_one(self, network: str, addresses: OrderedDict[str, deque[Any]]) -> None:
+        self._count -= 1
+        self._sizes[network] -= 1
+        if not addresses:
+            del self._networks[network]
+            del self._sizes[network]
+
+
+class BudgetRefused(Exception):
+    """No slow hash for this attempt: its address has enough waiting, the queue is full, or its
+    turn did not come within the longest wait; `wait` is a fair time to come back."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(wait)
+        self.wait = wait
+
+
+class FairBudget:
+    """`rate` slow hashes a second (bursts of `burst`) for the whole worker, handed out in turn.
+
+    While tokens are left an attempt goes at once; otherwise it waits in a FairQueue, and each
+    token, as it comes, goes to the next network's next address in turn. So a flood from some
+    addresses takes at most its share of the budget, and a caller from another network waits
+    for about one round (the networks waiting, divided by the rate) instead of competing with
+    the flood's every attempt. An attempt waits at most `max_wait` seconds (then BudgetRefused).
+    A rate of 0 is no budget.
+    """
+
+    def __init__(
+        self, rate: float, burst: float, per_address: int, queue: int, max_wait: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.max_wait = max_wait
+        self._clock = clock
+        self._tokens = float(burst)
+        self._counted_at = clock()
+        self.queue = FairQueue(per_address, queue)
+        self._timer: asyncio.TimerHandle | None = None
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self._tokens = min(float(self.burst), self._tokens + max(0.0, now - self._counted_at) * self.rate)
+        self._counted_at = now
+
+    def _come_back(self) -> float:
+        return (len(self.queue) + 1) / self.rate
+
+    async def take(self, address: str) -> None:
+        """Returns when this attempt may spend a slow hash; raises BudgetRefused otherwise."""
+        if self.rate <= 0:
+            return
+        self._refill()
+        if not len(self.queue) and self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        accepted, evicted = self.queue.push(address, future)
+        if evicted is not None and not evicted.done():
+            evicted.set_exception(BudgetRefused(self._come_back()))
+        if not accepted:
+            raise BudgetRefused(self._come_back())
+        self._schedule()
+        try:
+            await asyncio.wait_for(future, self.max_wait)
+        except (TimeoutError, asyncio.CancelledError) as exc:
+            self.queue.remove(address, future)
+            if isinstance(exc, TimeoutError):
+                raise BudgetRefused(self._come_back()) from exc
+            raise
+
+    def wake(self) -> None:
+        """Hand the tokens the clock allows now to the waiters in turn."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._refill()
+        while self._tokens >= 1.0:
+            future = self.queue.pop()
+            if future is None:
+                break
+            if not future.done():
+                future.set_result(None)
+                self._tokens -= 1.0
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if self._timer is not None or not len(self.queue):
+            return
+        delay = max(0.0, (1.0 - self._tokens) / self.rate)
+        self._timer = asyncio.get_running_loop().call_later(delay, self.wake)

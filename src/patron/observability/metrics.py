@@ -50,6 +50,15 @@ class Metrics:
             Histogram, "patron_units_per_transaction",
             "Units of work (a request's new customers, an item resolved and written) one transaction of"
             " the SQLite writer committed.", buckets=SHARED_STATEMENT_BUCKETS)
+        self.auth_lockouts = _metric(
+            Counter, "patron_auth_lockouts_total",
+            "Credential-check limits reached (each then refuses for its window, per worker), by kind of"
+            " credential (till, client, console) and scope (credential: refused to the networks that failed"
+            " on it; address; network: its /24 or /64).", ["kind", "scope"])
+        self.auth_refusals = _metric(
+            Counter, "patron_auth_refusals_total",
+            "Credential checks refused before their slow hash, by kind and reason (limit: 429, a limit"
+            " reached; busy: 503, no slow hash free for it in time).", ["kind", "reason"])
         self._requests: dict[tuple[str, int], Any] = {}
         self._latency: dict[str, Any] = {}
         self._items: dict[tuple[str, str], Any] = {}
@@ -70,6 +79,12 @@ class Metrics:
         if counter is None:
             counter = self._items[(route, code)] = self.items.labels(route, code)
         counter.inc(count)
+
+    def auth_lockout(self, kind: str, scope: str) -> None:
+        self.auth_lockouts.labels(kind, scope).inc()
+
+    def auth_refusal(self, kind: str, reason: str) -> None:
+        self.auth_refusals.labels(kind, reason).inc()
 
     def warning(self, code: str, count: int = 1) -> None:
         counter = self._warnings.get(code)

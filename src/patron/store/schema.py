@@ -117,6 +117,20 @@ console_sessions = Table(
     Column("ended_at", Timestamp),
 )
 
+# Trust in a till or API client that verified, kept across restarts (README, PATRON_SECRET_KEY): a keyed
+# digest (HMAC under the installation's secret key) of its secret bound to the stored slow hash,
+# so that a new secret or a new hash in the org file matches no more. Keyed by the credential's
+# name, which names no org: small, a reference table on Citus.
+credential_trust = Table(
+    "credential_trust",
+    metadata,
+    Column("kind", String(8), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("verified_at", Timestamp, nullable=False),
+    PrimaryKeyConstraint("kind", "name"),
+)
+
 customers = Table(
     "customers",
     metadata,

@@ -1,11 +1,13 @@
-"""Trust in a verified till or API client that survives a restart (issue 29, item 2).
-
-PLACEHOLDER: filled in by the work on that item.
+"""Trust in a verified till or API client that survives a restart (issue 29, item 2): a keyed
+digest of its verified secret, bound to the stored hash, per credential (a reference table on Citus).
 
 Revision ID: 0007
 Revises: 0006
 Create Date: 2026-12-07
 """
+
+import sqlalchemy as sa
+from alembic import op
 
 revision = "0007"
 down_revision = "0006"
@@ -14,8 +16,15 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    op.create_table(
+        "credential_trust",
+        sa.Column("kind", sa.String(8), nullable=False),
+        sa.Column("name", sa.String(100), nullable=False),
+        sa.Column("digest", sa.String(64), nullable=False),
+        sa.Column("verified_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("kind", "name", name="pk_credential_trust"),
+    )
 
 
 def downgrade() -> None:
-    pass
+    op.drop_table("credential_trust")
