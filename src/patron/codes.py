@@ -57,6 +57,9 @@ class Code(IntEnum):
     PRIMARY_IDENTIFIER_MISMATCH = 1047
     BATCH_LIMIT_EXCEEDED = 1060
     INVALID_FRAUD_STATUS = 1061
+    # (Patron) A field of the item holds a NUL character (U+0000): PostgreSQL cannot store one in
+    # text, so no backend takes it.
+    TEXT_WITH_NUL = 1098
     # Patron failed on this item itself (a fault, never the caller's input): the item alone fails,
     # nothing of it is written, and the log holds the request id with the cause.
     ITEM_NOT_PROCESSED = 1099
@@ -111,6 +114,7 @@ ITEM_ERRORS: dict[Code, str] = {
     Code.LOYALTY_TO_NON_LOYALTY: "Conversion of loyalty customer to non-loyalty is not allowed.",
     Code.PRIMARY_IDENTIFIER_MISMATCH: "Customer's primary identifier not matching with other identifiers.",
     Code.BATCH_LIMIT_EXCEEDED: "Batch limit exceeded.",
+    Code.TEXT_WITH_NUL: "Unable to register. {field} holds a NUL character (U+0000), which is not allowed.",
     Code.ITEM_NOT_PROCESSED: (
         "Unable to register. This customer could not be processed; nothing of it was written."
         " Retry it, or report the request id."
@@ -167,13 +171,14 @@ def request_message(code: Code) -> str:
     return MESSAGES[code]
 
 
-def item_error_message(code: Code) -> str:
-    return ITEM_ERRORS[code]
+def item_error_message(code: Code, field: str = "") -> str:
+    """An item error's message, `{field}` filled in where it names one (as for WARNINGS)."""
+    return ITEM_ERRORS[code].format(field=field)
 
 
 def identity_error_message(code: Code, field: str) -> str:
     """An item error of customer/update_identity: its own (IDENTITY_ERRORS), else add's."""
-    return IDENTITY_ERRORS[code].format(field=field) if code in IDENTITY_ERRORS else ITEM_ERRORS[code]
+    return IDENTITY_ERRORS[code].format(field=field) if code in IDENTITY_ERRORS else item_error_message(code, field)
 
 
 def warning_text(code: Code, field: str = "") -> str:

@@ -487,13 +487,29 @@ async def customer_page(request: Request, signed: Signed) -> Response:
     return await _render_customer(request, signed, _customer_id(request))
 
 
+# A NUL is no text of any form: PostgreSQL cannot store one, so it is refused on every backend.
+HOLDS_NUL = "holds a NUL character (U+0000), which is not allowed."
+
+
 def _reason(form: dict[str, str], errors: dict[str, str]) -> str:
     reason = form.get("reason", "").strip()
-    if not reason:
+    if "\x00" in reason:
+        errors["reason"] = f"The reason {HOLDS_NUL}"
+    elif not reason:
         errors["reason"] = "Give a reason: it is kept in the customer's audit trail."
     elif len(reason) > limits.REASON:
         errors["reason"] = f"The reason is longer than {limits.REASON} characters."
     return reason
+
+
+def _profile_label(key: str) -> str | None:
+    """A field of the profile form as its label names it; None for any other key."""
+    if key in ("firstname", "lastname"):
+        return "First name" if key == "firstname" else "Last name"
+    kind, _, name = key.partition(".")
+    if kind == "custom" and name:
+        return name
+    return f"{name} (extended)" if kind == "extended" and name else None
 
 
 def _caller(request: Request, signed: Signed, reason: str) -> service.Caller:
@@ -518,6 +534,9 @@ async def edit_profile(request: Request, signed: Signed, form: dict[str, str]) -
     customer, org = shown.customer, signed.org
     errors: dict[str, str] = {}
     reason = _reason(form, errors)
+    holding = [key for key, value in form.items() if "\x00" in value and _profile_label(key)]
+    if holding:
+        errors["profile"] = f"{_profile_label(holding[0])} {HOLDS_NUL}"
     # The customer is named by its id, not by an identifier: the one on the page, whoever holds
     # its values now and whatever the org's rules for them say today.
     item: dict[str, Any] = {}
@@ -572,7 +591,9 @@ async def request_identity_change(request: Request, signed: Signed, form: dict[s
             f"The customer has no {IDENTIFIER_LABELS[name].lower()} to change; one is added through the API's"
             " customer/update."
         )
-    if not new_value:
+    if "\x00" in new_value:
+        errors["new_value"] = f"The new value {HOLDS_NUL}"
+    elif not new_value:
         errors["new_value"] = "Give the new value."
     if errors:
         return await _render_customer(request, signed, customer_id, 400, form=form, errors=errors, open_form="identity")

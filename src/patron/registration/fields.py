@@ -61,6 +61,25 @@ def text(value: Any) -> str | None:
     return None
 
 
+def holds_nul(value: Any) -> bool:
+    """Whether any text in `value` holds NUL: a string, or any key or string inside its objects
+    and lists, however deep (looked through without recursion: a JSON body may nest far deeper
+    than Python's stack allows). NUL is the one character PostgreSQL cannot keep in text or jsonb;
+    the other control characters are kept as sent on every backend (XML answers replace them)."""
+    waiting = [value]
+    while waiting:
+        item = waiting.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            waiting.extend(item.keys())
+            waiting.extend(item.values())
+        elif isinstance(item, list):
+            waiting.extend(item)
+    return False
+
+
 def boolean(value: Any) -> bool | None:
     if isinstance(value, bool):
         return value

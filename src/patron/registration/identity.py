@@ -150,14 +150,22 @@ def echo(value: Any) -> str | None:
     return fields.text(value)
 
 
+# What read_change reads of an item, older spellings included.
+CHANGE_FIELDS = ("identifier", "old_value", "old_identifier", "new_value", "new_identifier")
+
+
 def read_change(raw: Any, org: OrgSettings) -> IdentityChange:
     """Read one item, in the current spelling (`identifier` naming the field, `old_value`,
     `new_value`) or the older ones (`old_identifier`/`new_identifier` for the values, or
     `identifier` holding the old value itself, its field read from the value); raises
     ItemRejected: 1007 when the field or the old value cannot be told, 1012 when no customer can
-    hold the old value, 1001/1002/1003 when the new value breaks its field's rules."""
+    hold the old value, 1001/1002/1003 when the new value breaks its field's rules; 1098, naming
+    the field, when one holds NUL."""
     if not isinstance(raw, dict):
         raise ItemRejected(Code.NO_VALID_IDENTIFIER)
+    for key in CHANGE_FIELDS:
+        if fields.holds_nul(raw.get(key)):
+            raise ItemRejected(Code.TEXT_WITH_NUL, field=key)
     named = _present(raw, "identifier")
     old = _present(raw, "old_value", "old_identifier")
     new = _present(raw, "new_value", "new_identifier")
@@ -209,8 +217,14 @@ def _present(raw: dict[str, Any], *keys: str) -> Any:
     return None
 
 
+# Why a reason is refused that holds NUL, which PostgreSQL cannot store: the same on every backend.
+NUL_REASON = "the reason holds a NUL character (U+0000), which is not allowed"
+
+
 def decision_reason(reason: Any) -> str:
     """A reviewer's reason, as recorded: required, at most limits.REASON characters."""
+    if fields.holds_nul(reason):
+        raise ValueError(NUL_REASON)
     text = fields.text(reason)
     text = text.strip() if text else ""
     if not text:

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from patron.codes import IDENTITY_CHANGE_TAKEN, Code, identity_error_message
 from patron.orgs.model import OrgSettings
-from patron.registration import resolution
+from patron.registration import fields, resolution
 from patron.registration.audit import USER_CONTEXT
 from patron.registration.identity import (
     APPLIED_REASON,
@@ -99,7 +99,9 @@ async def request_changes(
             named = _holder_of(change)
             outcomes.append(await _request_one(change.identifier, change.new_value, named, caller, storage, now))
         except ItemRejected as rejected:
-            outcomes.append(_failure(raw, rejected.code, rejected.matched, change.identifier if change else None))
+            outcomes.append(
+                _failure(raw, rejected.code, rejected.matched, change.identifier if change else None, rejected.field)
+            )
         except StorageUnavailable:
             raise
         except Exception:  # noqa: BLE001 - a fault of Patron's fails this item alone
@@ -119,12 +121,14 @@ async def request_change_of(
     try:
         if known is None:
             raise ItemRejected(Code.NO_VALID_IDENTIFIER)
+        if fields.holds_nul(new_value):
+            raise ItemRejected(Code.TEXT_WITH_NUL, field="new_value")
         stored = stored_identifier(known, new_value, caller.org)
         if stored is None:
             raise ItemRejected(INVALID_IDENTIFIER[known])
         return await _request_one(known, stored, _by_id(customer_id, known), caller, storage, now)
     except ItemRejected as rejected:
-        return _failure(raw, rejected.code, rejected.matched, known)
+        return _failure(raw, rejected.code, rejected.matched, known, rejected.field)
     except StorageUnavailable:
         raise
     except Exception:  # noqa: BLE001 - a fault of Patron's is answered as an item's
@@ -266,10 +270,11 @@ def _taken(
 
 
 def _failure(
-    raw: Any, code: Code, matched: Customer | None = None, identifier: str | None = None
+    raw: Any, code: Code, matched: Customer | None = None, identifier: str | None = None, named: str | None = None
 ) -> IdentityOutcome:
+    """`named`: the item's field the error is about, when it names one; else the identifier's label."""
     sent = sent_fields(raw)
-    field = IDENTIFIER_LABELS[identifier] if identifier else "Identifier"
+    field = named or (IDENTIFIER_LABELS[identifier] if identifier else "Identifier")
     return IdentityOutcome(
         code, identity_error_message(code, field), sent["identifier"], sent["old_value"], sent["new_value"],
         customer_id=matched.id if matched else None,

@@ -103,16 +103,18 @@ class StorageUnavailable(Exception):
 class ItemRejected(Exception):
     """The item fails with an item-level error code; nothing of it is written."""
 
-    def __init__(self, code: Code, matched: Customer | None = None) -> None:
+    def __init__(self, code: Code, matched: Customer | None = None, field: str | None = None) -> None:
         # The answer's message is the endpoint's to choose (codes.ITEM_ERRORS, IDENTITY_ERRORS).
         super().__init__(f"item rejected with {int(code)}")
         self.code = code
         # The existing customer the item was matched to, echoed back as user_id.
         self.matched = matched
+        # The field the error is about, for a message that names it (`{field}`).
+        self.field = field
 
     @property
     def message(self) -> str:
-        return item_error_message(self.code)
+        return item_error_message(self.code, self.field or "")
 
 
 class Change(TypedDict):

@@ -169,7 +169,7 @@ async def register(
                 raise ItemRejected(Code.BATCH_LIMIT_EXCEEDED)
             readings[position] = read_item(raw, caller.org, caller.till_code, now, registering=not updating)
         except ItemRejected as rejected:
-            results[position] = _failure(raw, rejected.code)
+            results[position] = _failure(raw, rejected.code, field=rejected.field)
         except Exception:  # noqa: BLE001 - a fault of Patron's fails this item alone
             results[position] = _not_processed(raw, caller, position, "reading")
 
@@ -204,7 +204,7 @@ async def update_customer_by_id(
     try:
         item, warnings = read_item(raw_fields, caller.org, caller.till_code, now, registering=False, naming=False)
     except ItemRejected as rejected:
-        return _failure(raw_fields, rejected.code)
+        return _failure(raw_fields, rejected.code, field=rejected.field)
     return await _resolve_and_write(0, raw_fields, item, warnings, caller, storage, now, True, customer_id)
 
 
@@ -337,7 +337,7 @@ async def _resolve_and_write(
             except IdentifierTaken:
                 continue
             except ItemRejected as rejected:
-                return _failure(raw, rejected.code, rejected.matched)
+                return _failure(raw, rejected.code, rejected.matched, rejected.field)
         raise RuntimeError(f"identity resolution lost {MAX_ATTEMPTS} races in a row")
     except StorageUnavailable:
         raise
@@ -470,11 +470,12 @@ async def _referrer(
     return referrer
 
 
-def _failure(raw: Any, code: Code, matched: Customer | None = None) -> ItemResult:
+def _failure(raw: Any, code: Code, matched: Customer | None = None, field: str | None = None) -> ItemResult:
     # Identifiers are echoed as sent when they are plain values; anything else is echoed as null,
     # so that the answer can always be written, in JSON and in XML alike.
     sent = {name: _echoable(raw.get(name)) for name in IDENTIFIERS} if isinstance(raw, dict) else {}
-    return ItemResult(code=code, message=item_error_message(code), warnings=Warnings(), customer=matched, sent=sent)
+    message = item_error_message(code, field or "")
+    return ItemResult(code=code, message=message, warnings=Warnings(), customer=matched, sent=sent)
 
 
 def _not_processed(raw: Any, caller: Caller, position: int, stage: str) -> ItemResult:
