@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from patron.orgs.apply import ignores_case
+from patron.registration import external_ids
 from patron.registration.fields import identifier_text
 from patron.registration.model import IDENTIFIERS
 from patron.store.checks import CheckStore
 from patron.store.db import transaction
+from patron.store.external_ids import ExternalIdStore
+from patron.store.orgs import OrgStore
 
 
 class UnknownOrg(Exception):
@@ -31,6 +36,8 @@ class Violation:
 # The rules, by the names the report gives them.
 UNIQUE_IDENTIFIER = "unique-identifier"
 IDENTIFIER_IN_NORMAL_FORM = "identifier-in-normal-form"
+EXTERNAL_ID_KEY = "external-id-key"
+EXTERNAL_ID_LOOK_ALIKE = "external-id-look-alike"
 POINTS_MATCH_LEDGER = "points-match-ledger"
 LEDGER_HAS_OWNER = "ledger-has-owner"
 MEMBERSHIP_HAS_CUSTOMER = "membership-has-customer"
@@ -42,6 +49,8 @@ NON_LOYALTY_HAS_NO_MEMBERSHIP = "non-loyalty-has-no-membership"
 RULES = (
     UNIQUE_IDENTIFIER,
     IDENTIFIER_IN_NORMAL_FORM,
+    EXTERNAL_ID_KEY,
+    EXTERNAL_ID_LOOK_ALIKE,
     POINTS_MATCH_LEDGER,
     LEDGER_HAS_OWNER,
     MEMBERSHIP_HAS_CUSTOMER,
@@ -67,6 +76,8 @@ async def check_org(engine: AsyncEngine, org_id: int) -> list[Violation]:
             for name, value, ids in await store.shared_identifiers(org_id)
         ]
         violations += await _identifiers_out_of_normal_form(store, org_id)
+        violations += await _external_id_keys(conn, org_id)
+        violations += await _look_alike_external_ids(conn, org_id)
         violations += [
             Violation(
                 POINTS_MATCH_LEDGER,
@@ -138,6 +149,55 @@ async def _identifiers_out_of_normal_form(store: CheckStore, org_id: int) -> lis
                 if others:
                     detail += f", which customers {_ids(others)} hold: one person may be two customers"
             violations.append(Violation(IDENTIFIER_IN_NORMAL_FORM, detail))
+    return violations
+
+
+async def _external_id_keys(conn: AsyncConnection, org_id: int) -> list[Violation]:
+    """External ids kept under another key than the org's rule gives them (a worker wrote them
+    before it saw the applied file), and the customers whose external ids are one under the rule."""
+    ignore_case = ignores_case(await OrgStore(conn).definition(org_id))
+    store = ExternalIdStore(conn)
+    held = [row async for row in store.held(org_id)]
+    changed, collisions = external_ids.rekeyed(held, ignore_case)
+    setting = f"CONF_EXTERNAL_ID_CASE_INSENSITIVE = {str(ignore_case).lower()}"
+    values = {customer_id: (external_id, stored) for customer_id, external_id, stored in held}
+    violations = [
+        Violation(
+            EXTERNAL_ID_KEY,
+            f"external_id {values[customer_id][0]!r} of customer {customer_id} is kept under the key"
+            f" {values[customer_id][1]!r}, not {key!r} ({setting}): `patron org apply` mends it",
+        )
+        for customer_id, key, _ in changed
+    ]
+    violations += [
+        Violation(
+            EXTERNAL_ID_KEY,
+            " and ".join(f"external_id {external_id!r} of customer {customer_id}" for customer_id, external_id in holders)
+            + f" are one external id ({setting}): one person may be two customers",
+        )
+        for holders in collisions
+    ]
+    return violations
+
+
+async def _look_alike_external_ids(conn: AsyncConnection, org_id: int) -> list[Violation]:
+    """Pairs of customers whose external ids look alike but differ by a letter of another script
+    (docs/identity.md): found by the skeletons' index, one group of a skeleton at a time."""
+    rows = await ExternalIdStore(conn).shared_skeletons(org_id)
+    violations = []
+    for _, group in itertools.groupby(rows, key=lambda row: row.external_id_skeleton):
+        alike = list(group)
+        for index, first in enumerate(alike):
+            for second in alike[index + 1 :]:
+                if external_ids.across_scripts(first.external_id_key, second.external_id_key):
+                    violations.append(
+                        Violation(
+                            EXTERNAL_ID_LOOK_ALIKE,
+                            f"external_id {first.external_id!r} of customer {first.id} and {second.external_id!r} of"
+                            f" customer {second.id} look alike but differ by a letter of another script:"
+                            " one person may be two customers",
+                        )
+                    )
     return violations
 
 

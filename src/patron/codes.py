@@ -70,6 +70,9 @@ class Code(IntEnum):
     INVALID_EXTENDED_FIELD = 91015
     INVALID_REGISTERED_TILL = 91020
     INVALID_ATTRIBUTION_TILL = 91021
+    # (Patron) a new external id looks like another customer's but differs by a letter of another
+    # script (docs/identity.md): written as sent, never merged, and `patron check` lists the pair.
+    EXTERNAL_ID_LOOKS_ALIKE = 91030
 
 
 MESSAGES: dict[Code, str] = {
@@ -159,6 +162,7 @@ WARNINGS: dict[Code, str] = {
     Code.INVALID_EXTENDED_FIELD: "Failed to update extended fields; or field {field} length too long",
     Code.INVALID_REGISTERED_TILL: "Invalid TILL passed for registration",
     Code.INVALID_ATTRIBUTION_TILL: "Invalid attribution TILL passed",
+    Code.EXTERNAL_ID_LOOKS_ALIKE: "{field} looks like another customer's but has a letter of another script, check it",
 }
 
 

@@ -20,7 +20,7 @@ from patron.codes import Code
 from patron.loyalty.model import LedgerEntry, Membership
 from patron.registration.identity import PENDING, SUPERSEDED, IdentityRequest, PendingRequestRaced
 from patron.registration.model import IDENTIFIERS, Change, Customer
-from patron.registration.service import Caller, IdentifierTaken, NewCustomer
+from patron.registration.service import Caller, IdentifierTaken, LookAlike, NewCustomer
 
 UNIQUE = (*IDENTIFIERS, "referral_code")
 
@@ -41,13 +41,14 @@ class FakeCustomers:
         self.tables = tables
 
     def _holding(self, org_id: int, name: str, value: Any) -> Customer | None:
+        """The customer holding a value, as the unique indexes compare it (an external id by its key)."""
         return next(
-            (c for c in self.tables.customers.values() if c.org_id == org_id and getattr(c, name) == value), None
+            (c for c in self.tables.customers.values() if c.org_id == org_id and c.key(name) == value), None
         )
 
     def _check_unique(self, customer: Customer) -> None:
         for name in UNIQUE:
-            value = getattr(customer, name)
+            value = customer.key(name)
             holder = self._holding(customer.org_id, name, value) if value is not None else None
             if holder is not None and holder.id != customer.id:
                 raise IdentifierTaken(f"{name} {value} is held by customer {holder.id}")
@@ -62,6 +63,13 @@ class FakeCustomers:
 
     async def locked(self, org_id: int, customer_id: int) -> Customer | None:
         return await self.find(org_id, "id", customer_id)
+
+    async def look_alikes(self, org_id: int, skeletons: list[str]) -> list[LookAlike]:
+        return [
+            LookAlike(c.id, c.external_id_key, c.external_id_skeleton)
+            for c in self.tables.customers.values()
+            if c.org_id == org_id and c.external_id_skeleton is not None and c.external_id_skeleton in skeletons
+        ]
 
     async def insert(self, customer: Customer, at: datetime) -> Customer:
         customer.id = self.tables.next_id
@@ -206,6 +214,9 @@ class FakeStorage:
             except BaseException:
                 self.tables = before
                 raise
+
+    async def look_alikes(self, org_id: int, skeletons: list[str]) -> list[LookAlike]:
+        return await FakeCustomers(self.tables).look_alikes(org_id, skeletons)
 
     async def insert_new(self, new_customers: list[NewCustomer], caller: Caller, at: datetime) -> list[int | None]:
         """Each new customer whole, unless one of its identifiers is taken (then nothing of it)."""

@@ -8,12 +8,14 @@ from datetime import datetime, timezone
 from typing import Any
 
 import orjson
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from patron.orgs.file import md5_of_password, parse_org_document
 from patron.orgs.policy import OrgFile
+from patron.registration import external_ids
 from patron.security import hash_secret, is_current_hash, verify_secret
 from patron.store.db import transaction
+from patron.store.external_ids import ExternalIdStore
 from patron.store.orgs import OrgStore
 
 
@@ -62,6 +64,7 @@ async def apply_org(engine: AsyncEngine, org_file: OrgFile) -> ApplyReport:
     async with transaction(engine) as conn:
         store = OrgStore(conn)
         previous = await store.definition_hash(org_id)
+        await _match_external_ids(conn, org_id, await store.definition(org_id), org_file)
         if previous is None:
             # Tills and API clients refer to their org: it is there first, its version set below.
             await store.save_org(org_id, org_file.org.name, definition, "", now)
@@ -86,6 +89,45 @@ async def apply_org(engine: AsyncEngine, org_file: OrgFile) -> ApplyReport:
         if report.changed:
             await store.save_org(org_id, org_file.org.name, definition, digest, now)
     return report
+
+
+def ignores_case(definition: dict[str, Any] | None) -> bool:
+    """Whether an org, as stored, matches external ids ignoring case (an org applied before the
+    setting existed does not)."""
+    return bool(((definition or {}).get("configs") or {}).get("CONF_EXTERNAL_ID_CASE_INSENSITIVE", False))
+
+
+# Colliding external ids a refusal names; the rest are counted.
+_COLLISIONS_NAMED = 20
+
+
+async def _match_external_ids(
+    conn: AsyncConnection, org_id: int, stored: dict[str, Any] | None, org_file: OrgFile
+) -> None:
+    """Key the org's external ids as the file matches them (CONF_EXTERNAL_ID_CASE_INSENSITIVE), in
+    the apply's transaction: when the file turns the setting on, or keeps it on, every external id
+    is read (a key written meanwhile by a worker that had not yet seen the file is mended too);
+    with it off, only those whose key is not the external id itself. Refuse the file, naming the
+    customers, when two of them hold external ids that would become one: never a silent merge."""
+    if stored is None:
+        return  # a new org has no customers yet
+    ignore_case = org_file.configs.CONF_EXTERNAL_ID_CASE_INSENSITIVE
+    external_id_store = ExternalIdStore(conn)
+    held = [row async for row in external_id_store.held(org_id, all_of_them=ignore_case)]
+    # With the setting off every key is an external id, which the keys' index kept unique already.
+    changed, collisions = external_ids.rekeyed(held, ignore_case)
+    if collisions:
+        named = "; ".join(
+            " and ".join(f"customer {customer_id} ({external_id!r})" for customer_id, external_id in holders)
+            for holders in collisions[:_COLLISIONS_NAMED]
+        )
+        more = f"; and {len(collisions) - _COLLISIONS_NAMED} more" if len(collisions) > _COLLISIONS_NAMED else ""
+        raise OrgRefused(
+            f"configs.CONF_EXTERNAL_ID_CASE_INSENSITIVE: {len(collisions)} external ids are held by more than one"
+            f" customer once case is ignored: {named}{more}. Patron never merges customers: change or remove"
+            " those external ids (customer/update_identity), then apply the file again"
+        )
+    await external_id_store.rekey(org_id, changed)
 
 
 async def _apply_tills(store: OrgStore, org_file: OrgFile) -> None:

@@ -228,6 +228,10 @@ class Configs(_OrgFileModel):
     CONF_ALLOW_MOBILE_UPDATE: bool = False
     CONF_ALLOW_EMAIL_UPDATE: bool = False
     CONF_LOYALTY_ALLOW_EXTERNAL_ID_UPDATE: bool = False
+    # (Patron) external ids that differ only by case are one identifier (docs/identity.md); off,
+    # as in the API family, they are two. `patron org apply` refuses to turn it on while two
+    # customers hold case variants of one external id.
+    CONF_EXTERNAL_ID_CASE_INSENSITIVE: bool = False
     # (Patron) customer/update_identity's changes wait for a reviewer (member-care.md §2).
     CONF_IDENTITY_CHANGE_APPROVAL: bool = True
     # (Patron) how many of one caller's requests may wait for review at once (member-care.md §2).

@@ -112,15 +112,16 @@ def identifier_text(value: Any) -> str | None:
 
 def identity_key(name: str, value: Any) -> str | None:
     """A key that every spelling of one identifier shares, at the cost of reading a row: the
-    identifier's text as the readers see it (NFKC, trimmed, in lower case); for a mobile, the last
-    eight of its digits in any script, since a country code and a national prefix may be written
-    or not. Two identifiers may share a key; one identifier never has two. None when the value
-    cannot be an identifier at all. Parsing the mobile fully would cost tens of µs a row."""
+    identifier's text as the readers see it (NFKC, trimmed, case-folded as an org that matches
+    external ids ignoring case folds them); for a mobile, the last eight of its digits in any
+    script, since a country code and a national prefix may be written or not. Two identifiers may
+    share a key; one identifier never has two. None when the value cannot be an identifier at all.
+    Parsing the mobile fully would cost tens of µs a row."""
     raw = identifier_text(value)
     if not raw:
         return None
     if name != "mobile":
-        return raw.lower()
+        return raw.lower() if raw.isascii() else unicodedata.normalize("NFKC", raw.casefold())
     digits = "".join(str(unicodedata.decimal(char)) for char in raw if char.isdecimal())
     return digits[-8:] or None
 

@@ -96,7 +96,7 @@ async def request_changes(
             if position >= limit:
                 raise ItemRejected(Code.BATCH_LIMIT_EXCEEDED)
             change = read_change(raw, caller.org)
-            named = _holder_of(change)
+            named = _holder_of(change, caller.org)
             outcomes.append(await _request_one(change.identifier, change.new_value, named, caller, storage, now))
         except ItemRejected as rejected:
             outcomes.append(
@@ -140,15 +140,17 @@ async def request_change_of(
 Naming = Callable[[Repositories, int], Awaitable[tuple[Customer, str]]]
 
 
-def _holder_of(change: IdentityChange) -> Naming:
-    """The API's way: the customer holding the old value."""
+def _holder_of(change: IdentityChange, org: OrgSettings) -> Naming:
+    """The API's way: the customer holding the old value (by its key: an external id in any case
+    where the org matches them ignoring case), and its value as stored."""
+    keys = resolution.identifier_keys({change.identifier: change.old_value}, org.configs)
 
     async def named(unit: Repositories, org_id: int) -> tuple[Customer, str]:
-        held = await unit.customers.holders(org_id, {change.identifier: change.old_value})
+        held = await unit.customers.holders(org_id, keys)
         customer = held.get(change.identifier)
         if customer is None:
             raise ItemRejected(Code.CUSTOMER_NOT_FOUND)
-        return customer, change.old_value
+        return customer, customer.identifier(change.identifier) or change.old_value
 
     return named
 
@@ -190,7 +192,8 @@ async def _request_one(
                 if change.new_value == change.old_value:
                     # Asked to become what it is: nothing to change, nothing to review.
                     return _taken(change, customer, Code.ITEM_OK, updated=True)
-                holder = await unit.customers.find(org.org_id, change.identifier, change.new_value)
+                new_key = resolution.identifier_key(change.identifier, change.new_value, org.configs)
+                holder = await unit.customers.find(org.org_id, change.identifier, new_key)
                 if holder is not None and holder.id != customer.id:
                     raise ItemRejected(Code.IDENTIFIER_OCCUPIED, customer)
                 if org.configs.CONF_IDENTITY_CHANGE_APPROVAL:
@@ -256,6 +259,7 @@ async def _apply(
     when another customer holds the value by then (the unique index's word, whatever the race)."""
     changed = dataclasses.replace(customer, updated_on=now)
     setattr(changed, identifier, new_value)
+    resolution.keyed(changed, caller.org.configs)
     await unit.customers.update(changed, now)
     await unit.customers.record_audit(caller, changed, "UPDATE", resolution.changes(customer, changed, caller.org.tz), now)
     return changed
@@ -350,7 +354,8 @@ async def _refusal(unit: Repositories, org: OrgSettings, request: IdentityReques
     current = customer.identifier(request.identifier)
     if current != request.old_value:
         return changed_reason(request.identifier, current)
-    holder = await unit.customers.find(org.org_id, request.identifier, request.new_value)
+    new_key = resolution.identifier_key(request.identifier, request.new_value, org.configs)
+    holder = await unit.customers.find(org.org_id, request.identifier, new_key)
     if holder is not None and holder.id != customer.id:
         return taken_reason(request.identifier)
     return None

@@ -7,7 +7,7 @@ from typing import Protocol
 
 from patron.loyalty.model import Membership
 from patron.orgs.model import OrgSettings
-from patron.registration import fields
+from patron.registration import external_ids, fields
 from patron.registration.model import Customer
 
 # The identifiers a customer is looked up by, in the order a request's parameters are read.
@@ -40,12 +40,23 @@ async def look_up(org: OrgSettings, key: str, values: list[str], storage: Lookup
     limit = org.configs.BATCH_LIMIT
     if len(values) > limit:
         raise LookupRefused(f"at most {limit} values of {key} in one request (BATCH_LIMIT)")
-    stored = [lookup_value(key, value, org) for value in values]
-    held = await storage.find_with_memberships(org.org_id, key, [value for value in stored if value is not None])
+    # Found by the key the org's unique index holds: an external id in any case where the org
+    # matches external ids ignoring case.
+    keys = [lookup_key(key, value, org) for value in values]
+    held = await storage.find_with_memberships(org.org_id, key, [value for value in keys if value is not None])
     return [
         Looked(asked, *held[value]) if value in held else Looked(asked, None)
-        for asked, value in zip(values, stored, strict=True)
+        for asked, value in zip(values, keys, strict=True)
     ]
+
+
+def lookup_key(key: str, value: str, org: OrgSettings) -> str | int | None:
+    """The value as the org's unique index compares it (resolution.identifier_key), or None when no
+    customer can hold it."""
+    stored = lookup_value(key, value, org)
+    if key == "external_id" and isinstance(stored, str):
+        return external_ids.key(stored, org.configs.CONF_EXTERNAL_ID_CASE_INSENSITIVE)
+    return stored
 
 
 def lookup_value(key: str, value: str, org: OrgSettings) -> str | int | None:

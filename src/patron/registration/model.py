@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, TypedDict
 
 from patron.codes import Code, item_error_message, warning_text
+from patron.registration import external_ids
 
 IDENTIFIERS = ("mobile", "email", "external_id")
 
@@ -41,11 +42,26 @@ class Customer:
     extended_fields: dict[str, str] = field(default_factory=dict)
     subscriptions: list[dict[str, Any]] = field(default_factory=list)
     comm_channels: list[dict[str, Any]] = field(default_factory=list)
+    # The external id as the org's unique index compares it (external_ids.key): set with the
+    # external id by every rule that sets one (resolution.keyed); by default the external id
+    # itself, as an org that matches external ids as stored keeps it.
+    external_id_key: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.external_id_key is None:
+            self.external_id_key = self.external_id
 
     def identifier(self, name: str) -> str | None:
         return getattr(self, name)
 
+    def key(self, name: str) -> str | None:
+        """An identifier as the org's unique index compares it."""
+        return self.external_id_key if name == "external_id" else getattr(self, name)
 
+    @property
+    def external_id_skeleton(self) -> str | None:
+        """What the external id looks like (external_ids.skeleton): stored, indexed, never read back."""
+        return external_ids.skeleton(self.external_id_key)
 
 
 @dataclass

@@ -20,6 +20,7 @@ from patron.registration.model import (
     ItemRejected,
     Warnings,
 )
+from patron.registration import external_ids
 from patron.registration.fields import local_text
 from patron.registration.reading import require_identifiers
 
@@ -32,6 +33,26 @@ UPDATE_CONFIG = {
 # Fields that an update replaces when the item sends them; registration facts
 # (registered_on, registered_till) are set once, at creation.
 REPLACEABLE = ("firstname", "lastname", "source", "account_id", "fraud_status", "associated_with")
+
+
+def identifier_key(name: str, value: str, configs: Configs) -> str:
+    """An identifier's value as the org's unique index compares it: an external id by its key
+    (external_ids.key), the others as stored."""
+    if name == "external_id":
+        return external_ids.key(value, configs.CONF_EXTERNAL_ID_CASE_INSENSITIVE)  # type: ignore[return-value]
+    return value
+
+
+def identifier_keys(values: dict[str, str], configs: Configs) -> dict[str, str]:
+    """Identifier values by name, as the unique indexes compare them: what holders are found by."""
+    return {name: identifier_key(name, value, configs) for name, value in values.items()}
+
+
+def keyed(customer: Customer, configs: Configs) -> Customer:
+    """The customer with its external id's key as the org's rule makes it: every rule that sets
+    an external id ends here, so that the unique index holds what the rule compares."""
+    customer.external_id_key = external_ids.key(customer.external_id, configs.CONF_EXTERNAL_ID_CASE_INSENSITIVE)
+    return customer
 
 
 def resolve(
@@ -82,10 +103,10 @@ def new_type(item: CustomerInput) -> str:
     return item.type or LOYALTY
 
 
-def create(org_id: int, item: CustomerInput, calling_till: str | None, now: datetime) -> Customer:
+def create(org_id: int, item: CustomerInput, calling_till: str | None, now: datetime, configs: Configs) -> Customer:
     if item.registered_on_out_of_range:
         raise ItemRejected(Code.REGISTRATION_DATE_OUT_OF_RANGE)
-    return Customer(
+    return keyed(Customer(
         org_id=org_id,
         id=None,
         mobile=item.mobile,
@@ -106,7 +127,7 @@ def create(org_id: int, item: CustomerInput, calling_till: str | None, now: date
         extended_fields=dict(item.extended_fields),
         subscriptions=list(item.subscriptions or []),
         comm_channels=list(item.comm_channels or []),
-    )
+    ), configs)
 
 
 def update(
@@ -125,6 +146,10 @@ def update(
     for name in IDENTIFIERS:
         wanted, current = item.identifier(name), existing.identifier(name)
         if wanted is None or wanted == current:
+            continue
+        if current is not None and identifier_key(name, wanted, configs) == identifier_key(name, current, configs):
+            # One identifier spelt another way (CONF_EXTERNAL_ID_CASE_INSENSITIVE): the customer
+            # keeps its spelling, as when the item sends it as stored.
             continue
         holder = holders.get(name)
         if holder is not None and holder.id != existing.id:
@@ -151,7 +176,7 @@ def update(
         updated.subscriptions = _merge(existing.subscriptions, item.subscriptions, ("channel", "priority"))
     if item.comm_channels is not None:
         updated.comm_channels = _merge(existing.comm_channels, item.comm_channels, ("type", "value"))
-    return updated
+    return keyed(updated, configs)
 
 
 def _merge(existing: list[dict[str, Any]], sent: list[dict[str, Any]], key: tuple[str, ...]) -> list[dict[str, Any]]:

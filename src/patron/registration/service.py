@@ -15,9 +15,11 @@ from patron.codes import REGISTERED, UPDATED, USER_UPDATED, Code, item_error_mes
 from patron.loyalty import rules
 from patron.loyalty.model import POINTS, LedgerEntry, Membership, SideEffect
 from patron.orgs.model import OrgSettings
-from patron.registration import fields, resolution
+from patron.orgs.policy import Configs
+from patron.registration import external_ids, fields, resolution
 from patron.registration.identity import ID_SUPERSEDED, UPDATED_REASON, IdentityRequestRepository
 from patron.registration.model import (
+    IDENTIFIER_LABELS,
     IDENTIFIERS,
     LOYALTY,
     NON_LOYALTY,
@@ -39,6 +41,25 @@ MAX_ATTEMPTS = 5
 
 class IdentifierTaken(Exception):
     """A unique identifier was written by a concurrent request first."""
+
+
+@dataclass(frozen=True)
+class LookAlike:
+    """A customer's external id as the look-alike check reads it: its key and skeleton."""
+
+    customer_id: int
+    external_id_key: str
+    skeleton: str
+
+
+def looks_alike(customer: Customer, others: Sequence[LookAlike]) -> bool:
+    """Whether the customer's external id looks like another customer's but differs from it by a
+    letter of another script (external_ids.across_scripts): warned of, never merged."""
+    key, skeleton = customer.external_id_key, customer.external_id_skeleton
+    return key is not None and any(
+        other.skeleton == skeleton and other.customer_id != customer.id and external_ids.across_scripts(key, other.external_id_key)
+        for other in others
+    )
 
 
 @dataclass(frozen=True)
@@ -72,6 +93,9 @@ class CustomerRepository(Protocol):
 
     async def update(self, customer: Customer, at: datetime) -> None: ...
 
+    async def look_alikes(self, org_id: int, skeletons: list[str]) -> list[LookAlike]:
+        """The customers whose external id has one of these skeletons (external_ids.skeleton)."""
+
     async def record_audit(
         self, caller: Caller, customer: Customer, event_type: str, changes: list[Change], at: datetime,
         warnings: Sequence[Code] = (),
@@ -101,6 +125,9 @@ class Storage(Protocol):
 
     def unit_of_work(self) -> AbstractAsyncContextManager[Repositories]:
         """One transaction: committed when the block ends, rolled back on any exception."""
+
+    async def look_alikes(self, org_id: int, skeletons: list[str]) -> list[LookAlike]:
+        """The customers whose external id has one of these skeletons, read outside any unit of work."""
 
     async def insert_new(self, new_customers: list[NewCustomer], caller: Caller, at: datetime) -> list[int | None]:
         """Write each new customer with its audit record, memberships and ledger entries, unless
@@ -173,7 +200,7 @@ async def register(
         except Exception:  # noqa: BLE001 - a fault of Patron's fails this item alone
             results[position] = _not_processed(raw, caller, position, "reading")
 
-    independent = [] if updating else _independent_new(readings)
+    independent = [] if updating else _independent_new(readings, caller.org.configs)
     if independent:
         created = await _create_if_new({p: readings[p] for p in independent}, raw_items, caller, storage, now)
         for position, result in created.items():
@@ -208,11 +235,16 @@ async def update_customer_by_id(
     return await _resolve_and_write(0, raw_fields, item, warnings, caller, storage, now, True, customer_id)
 
 
-def _independent_new(readings: dict[int, tuple[CustomerInput, Warnings]]) -> list[int]:
+def _independent_new(readings: dict[int, tuple[CustomerInput, Warnings]], configs: Configs) -> list[int]:
     """Positions of items that create a customer if their identifiers are free: no referral, a
-    valid registration date, and no identifier value that another item also names."""
+    valid registration date, and no identifier value that another item also names (as the
+    unique indexes compare them: two case variants of an external id, where they are one)."""
     keys = {
-        position: [(name, value) for name in IDENTIFIERS if (value := item.identifier(name)) is not None]
+        position: [
+            (name, resolution.identifier_key(name, value, configs))
+            for name in IDENTIFIERS
+            if (value := item.identifier(name)) is not None
+        ]
         for position, (item, _) in readings.items()
     }
     named = Counter(key for item_keys in keys.values() for key in item_keys)
@@ -239,14 +271,22 @@ async def _create_if_new(
     welcomes: dict[date, rules.Joining] = {}
     results: dict[int, ItemResult] = {}
     planned: dict[int, NewCustomer] = {}
+    answered: dict[int, Warnings] = {}
     for position, (item, warnings) in readings.items():
         try:
             planned[position] = _plan_new(item, caller, now, welcomes)
-            planned[position].warnings = warnings.codes
+            # The item's own warnings: should it not be written here, it is resolved again without them.
+            answered[position] = dataclasses.replace(warnings, items=list(warnings.items))
         except Exception:  # noqa: BLE001 - a fault of Patron's fails this item alone
             results[position] = _not_processed(raw_items[position], caller, position, "planning")
     if not planned:
         return results
+    skeletons = [skeleton for new in planned.values() if (skeleton := new.customer.external_id_skeleton) is not None]
+    others = await storage.look_alikes(caller.org.org_id, skeletons) if skeletons else []
+    for position, new in planned.items():
+        if looks_alike(new.customer, others):
+            answered[position].add(Code.EXTERNAL_ID_LOOKS_ALIKE, IDENTIFIER_LABELS["external_id"])
+        new.warnings = answered[position].codes
     try:
         new_ids = await storage.insert_new(list(planned.values()), caller, now)
     except StorageUnavailable:
@@ -263,7 +303,7 @@ async def _create_if_new(
         new.customer.id = new_id
         for membership in new.memberships:
             membership.customer_id = new_id
-        warnings = readings[position][1]
+        warnings = answered[position]
         results[position] = ItemResult(
             code=Code.ITEM_OK,
             message=warnings.message(REGISTERED),
@@ -286,7 +326,7 @@ def _plan_new(
     """The customer the item creates, enrolled and rewarded (and its referrer, when referred and
     given); its id comes from the database. `welcomes`: what an unreferred new member gets, by the
     day it joins, worked out once for a request."""
-    customer = resolution.create(caller.org.org_id, item, caller.till_code, now)
+    customer = resolution.create(caller.org.org_id, item, caller.till_code, now, caller.org.configs)
     if customer.type != LOYALTY:
         return NewCustomer(customer, resolution.changes(None, customer, caller.org.tz), [], [], [])
     joining = _joining(customer, caller, fields.local_date(customer.registered_on, caller.org.tz), welcomes,
@@ -352,13 +392,14 @@ async def _write(
     org = caller.org
     item = dataclasses.replace(item)
     sent = {name: item.identifier(name) for name in IDENTIFIERS if item.identifier(name) is not None}
+    keys = resolution.identifier_keys(sent, org.configs)
     async with storage.unit_of_work() as repositories:
         customers, loyalty = repositories.customers, repositories.loyalty
         if customer_id is None:
-            holders = await customers.holders(org.org_id, sent)
+            holders = await customers.holders(org.org_id, keys)
             target = resolution.resolve(item, holders, org.configs, warnings)
         else:
-            target, holders = await _named_by_id(repositories, org.org_id, customer_id, sent)
+            target, holders = await _named_by_id(repositories, org.org_id, customer_id, keys)
         joining: rules.Joining | None = None
         if target is None and updating:
             raise ItemRejected(Code.CUSTOMER_NOT_FOUND)
@@ -366,6 +407,7 @@ async def _write(
             joins = resolution.new_type(item) == LOYALTY
             referrer = await _referrer(repositories, caller, item, None, now, warnings) if joins else None
             new = _plan_new(item, caller, now, {}, await _memberships_of(repositories, caller, referrer))
+            await _warn_of_look_alikes(customers, org.org_id, None, new.customer, warnings)
             customer = await customers.insert(new.customer, now)
             if referrer is not None:
                 await loyalty.record_referral(org.org_id, customer.id, referrer.id, now)
@@ -374,6 +416,7 @@ async def _write(
             event_type, message = "CREATE", REGISTERED
         else:
             customer = resolution.update(target, item, holders, org.configs, now, warnings)
+            await _warn_of_look_alikes(customers, org.org_id, target, customer, warnings)
             if target.type == NON_LOYALTY and customer.type == LOYALTY:
                 referrer = await _referrer(repositories, caller, item, target, now, warnings)
                 referrer_memberships = await _memberships_of(repositories, caller, referrer)
@@ -406,19 +449,31 @@ async def _write(
     )
 
 
+async def _warn_of_look_alikes(
+    customers: CustomerRepository, org_id: int, before: Customer | None, after: Customer, warnings: Warnings
+) -> None:
+    """Warn (EXTERNAL_ID_LOOKS_ALIKE) when the external id the item gives the customer looks like
+    another customer's in another script; found by the skeleton's index, not by a scan."""
+    skeleton = after.external_id_skeleton
+    if skeleton is None or (before is not None and before.external_id_key == after.external_id_key):
+        return
+    if looks_alike(after, await customers.look_alikes(org_id, [skeleton])):
+        warnings.add(Code.EXTERNAL_ID_LOOKS_ALIKE, IDENTIFIER_LABELS["external_id"])
+
+
 async def _named_by_id(
-    repositories: Repositories, org_id: int, customer_id: int, sent: dict[str, str]
+    repositories: Repositories, org_id: int, customer_id: int, keys: dict[str, str]
 ) -> tuple[Customer, dict[str, Customer]]:
     """The customer of this id, locked (1012 when there is none), and the holders of the
-    identifiers the item sends. Those are read, not locked: locking them after the customer could
-    deadlock with a unit locking both in id order, and they only tell whether a value is taken,
-    which the unique indexes settle again when the update is written."""
+    identifiers the item sends (by their keys). Those are read, not locked: locking them after the
+    customer could deadlock with a unit locking both in id order, and they only tell whether a
+    value is taken, which the unique indexes settle again when the update is written."""
     target = await repositories.customers.locked(org_id, customer_id)
     if target is None:
         raise ItemRejected(Code.CUSTOMER_NOT_FOUND)
     holders = {}
-    for name, value in sent.items():
-        holder = target if target.identifier(name) == value else await repositories.customers.find(org_id, name, value)
+    for name, value in keys.items():
+        holder = target if target.key(name) == value else await repositories.customers.find(org_id, name, value)
         if holder is not None:
             holders[name] = holder
     return target, holders

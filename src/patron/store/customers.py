@@ -21,18 +21,22 @@ from patron.registration.audit import USER_CONTEXT
 from patron.registration.model import IDENTIFIERS, Change, Customer
 from patron.registration.search import Page
 from patron.registration.searching import Criteria
-from patron.registration.service import Caller, IdentifierTaken, NewCustomer
+from patron.registration.service import Caller, IdentifierTaken, LookAlike, NewCustomer
 from patron.store.db import named_binds
 from patron.store.loyalty import MEMBERSHIP_COLUMNS
 from patron.store.schema import customer_audits, customers, memberships
 from patron.store.search import SearchStatements
 from patron.store.statements import Statement
 
-CUSTOMER_COLUMNS = [column.name for column in customers.columns if column.name not in ("created_at", "modified_at")]
+# Written with every customer and never read back: derived from the customer's external id key.
+DERIVED_COLUMNS = ("external_id_skeleton",)
+CUSTOMER_COLUMNS = [
+    column.name for column in customers.columns if column.name not in ("created_at", "modified_at", *DERIVED_COLUMNS)
+]
 SELECT_CUSTOMER = select(*(customers.c[name] for name in CUSTOMER_COLUMNS))
 
 
-STORED_COLUMNS = [name for name in CUSTOMER_COLUMNS if name not in ("org_id", "id")]
+STORED_COLUMNS = [*(name for name in CUSTOMER_COLUMNS if name not in ("org_id", "id")), *DERIVED_COLUMNS]
 JSON_COLUMNS = ("custom_fields", "extended_fields", "subscriptions", "comm_channels")
 # Named fields are kept as [name, value] pairs: a JSONB object would not keep their order.
 _NAMED_FIELDS = ("custom_fields", "extended_fields")
@@ -93,8 +97,19 @@ def audit_context(caller: Caller) -> dict[str, Any]:
     }
 
 
+# The column an identifier is found by: an external id by its key (registration.resolution.identifier_key),
+# which the org's unique index holds; every look-up by an identifier is given keys.
+KEY_COLUMNS = {"external_id": "external_id_key"}
+
+
+def key_column(field: str) -> str:
+    return KEY_COLUMNS.get(field, field)
+
+
 FIND_BY = {
-    field: SELECT_CUSTOMER.where(customers.c.org_id == bindparam("org_id"), customers.c[field] == bindparam("value"))
+    field: SELECT_CUSTOMER.where(
+        customers.c.org_id == bindparam("org_id"), customers.c[key_column(field)] == bindparam("value")
+    )
     for field in ("id", "mobile", "email", "external_id", "referral_code")
 }
 
@@ -111,10 +126,20 @@ WITH_MEMBERSHIPS = select(
 )
 LOOKUP_FIELDS = ("id", "mobile", "email", "external_id")
 FIND_WITH_MEMBERSHIPS = {
-    field: WITH_MEMBERSHIPS.where(customers.c.org_id == bindparam("org_id"), customers.c[field] == bindparam("value"))
-    .order_by(memberships.c.program_id)
+    field: WITH_MEMBERSHIPS.where(
+        customers.c.org_id == bindparam("org_id"), customers.c[key_column(field)] == bindparam("value")
+    ).order_by(memberships.c.program_id)
     for field in LOOKUP_FIELDS
 }
+
+
+def look_alikes_statement(among: Any) -> Select[Any]:
+    """The org's external ids of some skeletons (`among`: the engine's test of a skeleton against
+    the list given as :skeletons), by the skeleton's partial index, whose condition it repeats."""
+    skeleton = customers.c.external_id_skeleton
+    return select(customers.c.id, customers.c.external_id_key, skeleton).where(
+        customers.c.org_id == bindparam("org_id"), skeleton.is_not(None), among(skeleton)
+    )
 
 
 AUDITS_OF = (
@@ -135,7 +160,7 @@ INSERTED_CUSTOMER = named_binds(("org_id", *STORED_COLUMNS, "created_at", "modif
 
 def _holders_statement(names: tuple[str, ...], lock: bool) -> Select[Any]:
     statement = SELECT_CUSTOMER.where(
-        customers.c.org_id == bindparam("org_id"), or_(*(customers.c[name] == bindparam(name) for name in names))
+        customers.c.org_id == bindparam("org_id"), or_(*(customers.c[key_column(name)] == bindparam(name) for name in names))
     )
     if lock:
         # Locked until the unit ends: an update is made to the customer as it is now, not to a
@@ -172,11 +197,13 @@ def memberships_of(rows: list[Mapping[str, Any]]) -> list[Membership]:
 
 
 def held_by_value(rows: list[Mapping[str, Any]], field: str) -> dict[str | int, tuple[Customer, list[Membership]]]:
-    """Rows of customers with their memberships, ordered by customer: each customer by its value of `field`."""
+    """Rows of customers with their memberships, ordered by customer: each customer by its value
+    of `field` (an external id by its key)."""
+    column = key_column(field)
     held: dict[str | int, tuple[Customer, list[Membership]]] = {}
     for _, customer_rows in itertools.groupby(rows, key=lambda row: row["id"]):
         first, *rest = customer_rows
-        held[first[field]] = (customer_of(first), memberships_of([first, *rest]))
+        held[first[column]] = (customer_of(first), memberships_of([first, *rest]))
     return held
 
 
@@ -214,6 +241,7 @@ class CustomerStore:
     _locked: ClassVar[Statement]
     _find_with_memberships: ClassVar[dict[str, Statement]]
     _audits_of: ClassVar[Statement]
+    _look_alikes: ClassVar[Statement]
     # The engine's statement kind: a search's statements are compiled for each query's shape.
     _statement: ClassVar[type[Statement]]
 
@@ -223,6 +251,7 @@ class CustomerStore:
         statement: type[Statement],
         insert_customer: Executable,
         insert_audit: Executable,
+        look_alikes: Executable,
         lock_holders: bool,
         **kwargs: Any,
     ) -> None:
@@ -235,12 +264,14 @@ class CustomerStore:
         cls._locked = statement(locked_statement(lock_holders))
         cls._find_with_memberships = {field: statement(found) for field, found in FIND_WITH_MEMBERSHIPS.items()}
         cls._audits_of = statement(AUDITS_OF)
+        cls._look_alikes = statement(look_alikes)
         cls._statement = statement
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
 
     async def holders(self, org_id: int, identifiers: dict[str, str]) -> dict[str, Customer]:
+        """The customers holding these identifiers, given as keys (resolution.identifier_keys)."""
         if not identifiers:
             return {}
         names = tuple(name for name in IDENTIFIERS if name in identifiers)
@@ -250,8 +281,13 @@ class CustomerStore:
             name: customer
             for name, value in identifiers.items()
             for customer in found
-            if customer.identifier(name) == value
+            if customer.key(name) == value
         }
+
+    async def look_alikes(self, org_id: int, skeletons: list[str]) -> list[LookAlike]:
+        values = self.skeleton_list(list(dict.fromkeys(skeletons)))
+        rows = await self._look_alikes.fetch(self.conn, {"org_id": org_id, "skeletons": values})
+        return [LookAlike(row["id"], row["external_id_key"], row["external_id_skeleton"]) for row in rows]
 
     async def insert(self, customer: Customer, at: datetime) -> Customer:
         values = {"org_id": customer.org_id, **stored_values(customer), "created_at": at, "modified_at": at}
@@ -272,6 +308,11 @@ class CustomerStore:
             if not self.unique_violation(exc):
                 raise
             raise IdentifierTaken(str(exc)) from exc
+
+    @staticmethod
+    def skeleton_list(skeletons: list[str]) -> Any:
+        """The skeletons as look_alikes_statement's :skeletons takes them on this engine."""
+        return skeletons
 
     @staticmethod
     def unique_violation(exc: Exception) -> bool:

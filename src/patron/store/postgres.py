@@ -15,7 +15,7 @@ import asyncpg
 from sqlalchemy import ARRAY, BigInteger, Text, bindparam, func, insert, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from patron.registration.service import Caller, NewCustomer
+from patron.registration.service import Caller, LookAlike, NewCustomer
 from patron.store import customers as customers_module
 from patron.store.customers import (
     CUSTOMER_COLUMNS,
@@ -30,6 +30,8 @@ from patron.store.customers import (
     Registration,
     audit_context,
     held_by_value,
+    key_column,
+    look_alikes_statement,
     stored_form,
 )
 from patron.store.db import DriverPool, inserted_columns, is_citus, json_text, named_binds
@@ -287,7 +289,7 @@ _FIND_ANY_WITH_MEMBERSHIPS = {
             {", ".join(f"m.{name} AS m_{name}" for name in MEMBERSHIP_COLUMNS)}
         FROM unnest(CAST(:values AS {"bigint" if field == "id" else "text"}[])) AS v(value)
         CROSS JOIN LATERAL (
-            SELECT * FROM customers WHERE customers.org_id = :org_id AND customers.{field} = v.value LIMIT 1
+            SELECT * FROM customers WHERE customers.org_id = :org_id AND customers.{key_column(field)} = v.value LIMIT 1
         ) AS c
         LEFT JOIN memberships AS m ON m.org_id = c.org_id AND m.customer_id = c.id
         ORDER BY c.id, m.program_id
@@ -302,7 +304,7 @@ _CITUS_FIND_ANY_WITH_MEMBERSHIPS = {
     field: PgStatement(
         WITH_MEMBERSHIPS.where(
             customers.c.org_id == bindparam("org_id"),
-            customers.c[field] == func.any(func.cast(bindparam("values"), ARRAY(BigInteger if field == "id" else Text))),
+            customers.c[key_column(field)] == func.any(func.cast(bindparam("values"), ARRAY(BigInteger if field == "id" else Text))),
         ).order_by(customers.c.id, memberships.c.program_id)
     )
     for field in LOOKUP_FIELDS
@@ -316,6 +318,7 @@ class PgCustomers(
     statement=PgStatement,
     insert_customer=insert(customers).values(INSERTED_CUSTOMER).returning(customers.c.id),
     insert_audit=insert(customer_audits).values(named_binds(inserted_columns(customer_audits))),
+    look_alikes=look_alikes_statement(lambda skeleton: skeleton == func.any(func.cast(bindparam("skeletons"), ARRAY(Text)))),
     lock_holders=True,
 ):
     unique_violations = (asyncpg.UniqueViolationError,)
@@ -380,6 +383,10 @@ class PostgresStorage:
 
     async def insert_new(self, new_customers: list[NewCustomer], caller: Caller, at: datetime) -> list[int | None]:
         return await self.registrations.run(caller.org.org_id, Registration(new_customers, caller, at))
+
+    async def look_alikes(self, org_id: int, skeletons: list[str]) -> list[LookAlike]:
+        async with self._unit(single_statement=True) as unit:
+            return await unit.customers.look_alikes(org_id, skeletons)
 
     async def find_with_memberships(self, org_id: int, field: str, values: list[str | int]) -> Found:
         """The org's customers holding these values of one identifier, with their memberships, by value."""

@@ -157,12 +157,26 @@ customers = Table(
     Column("comm_channels", Document, nullable=False),
     Column("created_at", Timestamp, nullable=False),
     Column("modified_at", Timestamp, nullable=False),
+    # The external id as the org compares it (registration.external_ids.key): the external id
+    # itself, or its case-folded form where the org matches external ids ignoring case; the
+    # org's unique index is on it. Unbounded: case folding may lengthen a value (ß is ss).
+    Column("external_id_key", String()),
+    # What the external id looks like (external_ids.skeleton): its look-alikes across scripts
+    # are found by this index, not by a scan (migration 0009).
+    Column("external_id_skeleton", String()),
     PrimaryKeyConstraint("org_id", "id"),
     # Identity is the database's job: one customer per identifier per org, whatever races.
     UniqueConstraint("org_id", "mobile"),
     UniqueConstraint("org_id", "email"),
-    UniqueConstraint("org_id", "external_id"),
+    Index("uq_customers_org_id_external_id_key", "org_id", "external_id_key", unique=True),
     UniqueConstraint("org_id", "referral_code"),
+    # SQLite keeps the unique index on the external id as stored, which it cannot drop without
+    # copying the table (migration 0009): it is implied by the key's, and refuses nothing more.
+    UniqueConstraint("org_id", "external_id").ddl_if(dialect="sqlite"),
+    Index(
+        None, "org_id", "external_id_skeleton",
+        postgresql_where=text("external_id_skeleton IS NOT NULL"), sqlite_where=text("external_id_skeleton IS NOT NULL"),
+    ),
     sqlite_id_index(),
 )
 

@@ -10,10 +10,11 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+import orjson
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from patron.registration.service import Caller, NewCustomer
+from patron.registration.service import Caller, LookAlike, NewCustomer
 from patron.store import customers as customers_module
 from patron.store.customers import (
     FIRST_CUSTOMER_ID,
@@ -23,6 +24,7 @@ from patron.store.customers import (
     Registration,
     audit_context,
     audit_warnings,
+    look_alikes_statement,
     stored_values,
 )
 from patron.store.db import inserted_columns, named_binds
@@ -49,12 +51,20 @@ class SqliteCustomers(
     insert_audit=insert(customer_audits).values(
         {**named_binds(inserted_columns(customer_audits)), "id": _next_id(customer_audits, 1)}
     ),
+    # SQLite has no arrays: the skeletons go as one JSON list.
+    look_alikes=look_alikes_statement(
+        lambda skeleton: skeleton.in_(select(func.json_each(bindparam("skeletons")).table_valued("value").c.value))
+    ),
     # The unit already holds the file's one write lock.
     lock_holders=False,
 ):
     # Every constraint's violation is an IntegrityError: only a unique index's is a race.
     unique_violations = (sqlite3.IntegrityError,)
     unique_violation = staticmethod(is_sqlite_unique_violation)
+
+    @staticmethod
+    def skeleton_list(skeletons: list[str]) -> Any:
+        return orjson.dumps(skeletons).decode()
 
 
 class SqliteLoyalty(
@@ -92,6 +102,9 @@ class SqliteStorage:
     async def insert_new(self, new_customers: list[NewCustomer], caller: Caller, at: datetime) -> list[int | None]:
         (ids,) = await self.file.writer.run(sqlite_register_new([Registration(new_customers, caller, at)]))
         return ids
+
+    async def look_alikes(self, org_id: int, skeletons: list[str]) -> list[LookAlike]:
+        return await SqliteCustomers(self.file.reader).look_alikes(org_id, skeletons)
 
     async def find_with_memberships(self, org_id: int, field: str, values: list[str | int]) -> Found:
         """The org's customers holding these values of one identifier, with their memberships, by value."""
