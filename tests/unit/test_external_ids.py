@@ -3,10 +3,15 @@ skeleton, look-alikes across scripts, and an org's keys under a new rule."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from patron.registration import external_ids
 from patron.registration.fields import identity_key
+from patron.registration.search import Attribute, Condition, Operator
+from patron.registration.searching import box_alternatives
+from test_search_query import org_of
 
 
 def test_an_org_matching_as_stored_keys_an_external_id_as_it_is():
@@ -79,3 +84,11 @@ def test_rekeying_an_org_back_to_matching_as_stored_restores_the_external_ids():
 def test_an_imports_identity_key_is_as_coarse_as_the_case_insensitive_key():
     # Rows that name one identifier must fall in one batch of an import, in their order.
     assert identity_key("external_id", "STRASSE") == identity_key("external_id", "stra\u00dfe")
+
+
+def test_the_search_box_names_an_external_id_as_stored_or_in_any_case_where_the_org_ignores_case():
+    def external_id_condition(org: Any) -> Condition:
+        return next(c for (c, *_) in box_alternatives("Card-7", org) if c.attribute is Attribute.EXTERNAL_ID)
+
+    assert external_id_condition(org_of()).operator is Operator.EXACT
+    assert external_id_condition(org_of(CONF_EXTERNAL_ID_CASE_INSENSITIVE=True)).operator is Operator.EQUALS

@@ -190,7 +190,8 @@ _MOST_ID_DIGITS = 18
 
 def box_alternatives(text: str, org: OrgSettings) -> tuple[tuple[Condition, ...], ...]:
     """What the search box's text may name, each as conditions that all hold: a user id, a mobile
-    in any usual form, an email, an external id exactly as stored, or names: a first name or a last
+    in any usual form, an email, an external id exactly as stored (in any case where the org
+    matches external ids ignoring case), or names: a first name or a last
     name that starts with it, or, for "first last", a first name starting with the first word and a
     last name starting with the rest. A person types a name with other spaces than it was stored
     with: runs of spaces count as one between first and last."""
@@ -213,7 +214,9 @@ def box_alternatives(text: str, org: OrgSettings) -> tuple[tuple[Condition, ...]
         alternatives.append(one(Attribute.EMAIL, Operator.EQUALS, email))
     external_id = fields.external_id(sent, 0, 0)
     if external_id is not None:
-        alternatives.append(one(Attribute.EXTERNAL_ID, Operator.EXACT, external_id))
+        # In any case where the org's external ids are (CONF_EXTERNAL_ID_CASE_INSENSITIVE).
+        matching = Operator.EQUALS if configs.CONF_EXTERNAL_ID_CASE_INSENSITIVE else Operator.EXACT
+        alternatives.append(one(Attribute.EXTERNAL_ID, matching, external_id))
     name = fields.person_name(sent)
     # A name has a letter: digits alone are an id or a mobile, not the start of everyone's name.
     if name and any(char.isalpha() for char in name):
