@@ -20,9 +20,10 @@ from patron import checks
 from patron.codes import Code
 from patron.orgs.apply import apply_org
 from patron.orgs.file import parse_org_document
-from patron.store.db import transaction
+from patron.store.db import create_engine, transaction
 from patron.store.schema import customer_audits, customers
 from test_check import patron, violations, write_creation_audit, write_customer  # noqa: F401 (patron: a fixture)
+from test_citus_routing import _hot, _routes, _two_phase_commits, citus, sent  # noqa: F401 (citus, sent: fixtures)
 
 IGNORE_CASE = "CONF_EXTERNAL_ID_CASE_INSENSITIVE"
 LOOKS_ALIKE = str(int(Code.EXTERNAL_ID_LOOKS_ALIKE))
@@ -268,3 +269,42 @@ async def test_patron_check_reports_an_external_id_kept_under_another_key_than_t
         f"external_id 'STALE-{n}' of customer {stale} is kept under the key 'STALE-{n}', not 'stale-{n}'"
         " (CONF_EXTERNAL_ID_CASE_INSENSITIVE = true): `patron org apply` mends it"
     ]
+
+
+async def test_an_import_row_in_another_case_updates_the_customer_of_an_earlier_row_in_file_order(
+    tmp_path, patron, database_url  # noqa: F811
+):
+    document = org_document("retail", CONF_REGISTRATION_PRIMARY_KEY="external_id", **{IGNORE_CASE: True})
+    org_path = tmp_path / "org.toml"
+    org_path.write_text(tomli_w.dumps(document))
+    assert (await patron("org", "apply", str(org_path))).exit_code == 0
+    n = new_mobile()
+    # One row a batch, two workers: the rows of one external id in two cases still go in order.
+    rows = [f"IMP-{n},Asha", *(f"other-{n}-{i},Ravi" for i in range(4)), f"imp-{n},Meera"]
+    path = tmp_path / "customers.csv"
+    path.write_text("external_id,firstname\n" + "\n".join(rows) + "\n")
+    org_id = str(document["org"]["id"])
+    result = await patron("customer", "import", str(path), "--org", org_id, "--batch-size", "1", "--workers", "2")
+    assert result.exit_code == 0, result.output
+    assert "5 created, 1 updated, 0 rejected" in result.output
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            names = list(await conn.scalars(select(customers.c.firstname).where(
+                customers.c.org_id == document["org"]["id"], customers.c.external_id_key == f"imp-{n}"
+            )))
+    finally:
+        await engine.dispose()
+    assert names == ["Meera"]
+
+
+async def test_the_look_alike_check_runs_on_the_orgs_worker_alone(citus, as_stored, sent):  # noqa: F811
+    n = new_mobile()
+    await as_stored.add({"external_id": f"CARD-{n}"})
+    committed, seen = await _two_phase_commits(citus), len(sent)
+    response = await as_stored.add({"external_id": f"{CYRILLIC_CA}RD-{n}"})
+    assert warnings_of(response) == [LOOKS_ALIKE]
+    statements = sent[seen:]
+    assert any("external_id_skeleton" in query and "SELECT" in query for query, _ in _hot(statements))
+    assert await _routes(citus, as_stored.id, statements) == []
+    assert await _two_phase_commits(citus) == committed
