@@ -135,10 +135,10 @@ FIND_WITH_MEMBERSHIPS = {
 
 def look_alikes_statement(among: Any) -> Select[Any]:
     """The org's external ids of some skeletons (`among`: the engine's test of a skeleton against
-    the list given as :skeletons), by the skeleton's partial index, whose condition it repeats."""
+    the list given as :skeletons, in a form its planner looks each up in the skeleton's partial index by)."""
     skeleton = customers.c.external_id_skeleton
     return select(customers.c.id, customers.c.external_id_key, skeleton).where(
-        customers.c.org_id == bindparam("org_id"), skeleton.is_not(None), among(skeleton)
+        customers.c.org_id == bindparam("org_id"), among(skeleton)
     )
 
 

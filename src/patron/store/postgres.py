@@ -318,7 +318,10 @@ class PgCustomers(
     statement=PgStatement,
     insert_customer=insert(customers).values(INSERTED_CUSTOMER).returning(customers.c.id),
     insert_audit=insert(customer_audits).values(named_binds(inserted_columns(customer_audits))),
-    look_alikes=look_alikes_statement(lambda skeleton: skeleton == func.any(func.cast(bindparam("skeletons"), ARRAY(Text)))),
+    # The partial index's condition, repeated: a generic plan of `= ANY (...)` cannot prove it.
+    look_alikes=look_alikes_statement(
+        lambda skeleton: skeleton.is_not(None) & (skeleton == func.any(func.cast(bindparam("skeletons"), ARRAY(Text))))
+    ),
     lock_holders=True,
 ):
     unique_violations = (asyncpg.UniqueViolationError,)

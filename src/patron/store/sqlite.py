@@ -51,7 +51,8 @@ class SqliteCustomers(
     insert_audit=insert(customer_audits).values(
         {**named_binds(inserted_columns(customer_audits)), "id": _next_id(customer_audits, 1)}
     ),
-    # SQLite has no arrays: the skeletons go as one JSON list.
+    # SQLite has no arrays: the skeletons go as one JSON list, each looked up in the index (SQLite
+    # sees the partial index's condition in the IN; spelt out, it would range over it instead).
     look_alikes=look_alikes_statement(
         lambda skeleton: skeleton.in_(select(func.json_each(bindparam("skeletons")).table_valued("value").c.value))
     ),
