@@ -328,3 +328,22 @@ async def test_the_look_alike_check_looks_each_skeleton_up_in_its_index(as_store
             row[0] for row in await conn.exec_driver_sql("EXPLAIN " + sql, (as_stored.id, ["CARD-1"]))
         )
         assert "Index Scan using ix_customers_org_id_external_id_skeleton" in plan
+
+
+async def test_update_identity_names_the_old_external_id_in_any_case_and_refuses_one_held_in_another(make_org):
+    org = await make_org(CONF_IDENTITY_CHANGE_APPROVAL=False, **{IGNORE_CASE: True})
+    n = new_mobile()
+    mine = item(await org.add({"mobile": n, "external_id": f"Mine-{n}"}))["user_id"]
+    await org.add({"mobile": new_mobile(), "external_id": f"Theirs-{n}"})
+
+    async def change(old: str, new: str) -> Any:
+        body = {"root": {"customer": {"identifier": "external_id", "old_value": old, "new_value": new}}}
+        return item(await org.http.post("/v1.1/customer/update_identity", json=body, headers=org.basic()))
+
+    taken = await change(f"MINE-{n}", f"THEIRS-{n}")
+    assert (taken["item_status"]["code"], taken["updated"]) == (str(int(Code.IDENTIFIER_OCCUPIED)), "false")
+    changed = await change(f"mine-{n}", f"New-{n}")
+    assert (changed["item_status"]["code"], changed["updated"]) == ("1000", "true")
+    # The request names the stored value it replaced, whatever spelling it was given.
+    assert changed["old_value"] == f"Mine-{n}"
+    assert item(await org.get(external_id=f"NEW-{n}"))["user_id"] == mine
