@@ -63,11 +63,12 @@ def test_the_store_does_not_import_the_api(module):
 
 
 # The console is an outer room beside api/: it reads the domain, the orgs and the store, and takes
-# from api/ only what both serve HTTP with (auth's credential guard, the request's context, errors).
+# from api/ only what both serve HTTP with (auth's credential guard, the request's context, errors,
+# the admission of searches).
 CONSOLE = ("patron.console",)
 CONSOLE_MAY_IMPORT = (
     *CONSOLE, *DOMAIN_MAY_IMPORT, "patron.orgs", "patron.store", "patron.settings",
-    "patron.api.auth", "patron.api.context", "patron.api.errors",
+    "patron.api.auth", "patron.api.context", "patron.api.errors", "patron.api.admission",
 )
 
 

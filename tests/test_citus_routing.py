@@ -20,7 +20,7 @@ from patron.store.db import PatronConnection, create_engine
 Statement = tuple[str, tuple[Any, ...]]
 # Statements that only read the reference tables (orgs, tills, API clients): every node has them.
 _REFERENCE_ONLY = re.compile(r"\bFROM (orgs|tills|api_clients)\b(?!.*\b(customers|customer_audits|memberships|points_ledger|referrals)\b)", re.S)
-_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SET ", "SELECT EXISTS (SELECT 1 FROM PG_EXTENSION")
+_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SET ", "SELECT SET_CONFIG(", "SELECT EXISTS (SELECT 1 FROM PG_EXTENSION")
 
 
 @pytest.fixture

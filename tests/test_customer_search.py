@@ -19,7 +19,7 @@ from conftest import Org, item, new_mobile, org_document
 from patron.orgs.apply import apply_org
 from patron.orgs.file import parse_org_document
 from patron.orgs.model import OrgSettings
-from patron.registration.search import Page, read_page, read_query
+from patron.registration.search import MAX_COUNTED, Page, read_page, read_query
 from patron.registration.searching import criteria_of, search_box
 from patron.store.customers import CUSTOMER_COLUMNS
 from patron.store.schema import customers
@@ -72,6 +72,7 @@ async def test_the_answer_lists_each_customer_found_with_points_slab_and_custom_
     assert answer["status"] == {"success": "true", "code": 200, "message": answer["status"]["message"]}
     assert answer["customer"] == {
         "count": 1,
+        "count_capped": False,
         "start": 0,
         "rows": 10,
         "results": {"item": [{
@@ -94,7 +95,7 @@ async def test_the_answer_lists_each_customer_found_with_points_slab_and_custom_
 
 async def test_no_match_is_an_empty_page_not_an_error(org):
     answer = page(await search(org, f"mobile:EQUALS:{new_mobile()}"))
-    assert answer == {"count": 0, "start": 0, "rows": 10, "results": {"item": []}}
+    assert answer == {"count": 0, "count_capped": False, "start": 0, "rows": 10, "results": {"item": []}}
 
 
 # Each operator
@@ -447,7 +448,7 @@ async def test_answers_fit_the_openapi_document(org):
 
 
 async def box(org: Org, app: Any, text: str) -> set[int]:
-    result = await search_box(text, OrgSettings.from_file(org.file), Page(0, 100), app.state.services.storage)
+    result = await search_box(text, OrgSettings.from_file(org.file), Page(0, 100), app.state.services.storage, 5.0)
     return {found.id for found, _ in result.customers}
 
 
@@ -482,7 +483,7 @@ def statements_for(org: Org, q: str, postgres: bool) -> SearchStatements:
     criteria = criteria_of(settings, read_query(q, settings).conditions)
     assert criteria is not None
     kind = PgStatement if postgres else SqliteStatement
-    return SearchStatements(kind, criteria, read_page(None, None), CUSTOMER_COLUMNS)
+    return SearchStatements(kind, criteria, read_page(None, None), CUSTOMER_COLUMNS, MAX_COUNTED)
 
 
 def _pg_indexes(plan: Any) -> set[str]:

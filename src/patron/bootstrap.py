@@ -34,12 +34,15 @@ async def storage(engine: AsyncEngine, settings: Settings, *, connections: int |
     url = engine.url.render_as_string(hide_password=False)
     timeout = settings.db_timeout_seconds
     driver = await create_driver_pool(url, size=connections or settings.db_pool_size, timeout=timeout)
-    return open_storage(engine, driver, timeout=timeout, sqlite_synchronous=settings.sqlite_synchronous)
+    return open_storage(
+        engine, driver, timeout=timeout, sqlite_synchronous=settings.sqlite_synchronous, searches=settings.search_slots
+    )
 
 
 @asynccontextmanager
 async def services(settings: Settings, observer: Observer) -> AsyncIterator[Services]:
     """What the server's requests share, open for the app's life, and closed after."""
+    from patron.api.admission import SearchGate
     from patron.api.auth import Authenticator, CredentialGuard
     from patron.api.context import Services
     from patron.orgs.cache import OrgCache
@@ -53,7 +56,8 @@ async def services(settings: Settings, observer: Observer) -> AsyncIterator[Serv
         sql, orgs, settings.secret_key, settings.credential_cache_seconds, CredentialGuard.from_settings(settings)
     )
     try:
-        yield Services(settings=settings, engine=sql, orgs=orgs, auth=auth, storage=store)
+        searches = SearchGate(settings.search_slots, settings.searches_per_caller)
+        yield Services(settings=settings, engine=sql, orgs=orgs, auth=auth, storage=store, searches=searches)
     finally:
         await store.close()  # and the driver's pool with it
         await sql.dispose()

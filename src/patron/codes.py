@@ -26,6 +26,8 @@ class Code(IntEnum):
     # Never answered (the caller has gone): the status the request log shows for a body cut short.
     CLIENT_CLOSED_REQUEST = 499
     SERVICE_UNAVAILABLE = 503
+    # A search that did not finish within PATRON_SEARCH_TIMEOUT_SECONDS: stopped, and said so.
+    SEARCH_TIMED_OUT = 504
     # This server cannot do what was asked until its operator configures it (OAuth without
     # PATRON_SECRET_KEY): retrying does not help.
     NOT_CONFIGURED = 501
@@ -92,6 +94,7 @@ MESSAGES: dict[Code, str] = {
     Code.TOKEN_EXPIRED: "Token expired",
     Code.CLIENT_CLOSED_REQUEST: "The client closed the connection before its request was read",
     Code.SERVICE_UNAVAILABLE: "Service temporarily unavailable",
+    Code.SEARCH_TIMED_OUT: "The search took too long and was stopped",
     Code.NOT_CONFIGURED: "Not configured on this server",
 }
 

@@ -59,6 +59,14 @@ class Settings(BaseSettings):
     org_cache_seconds: float = Field(default=5.0, ge=0)
     db_pool_size: int = Field(default=20, ge=1)
     db_timeout_seconds: float = Field(default=5.0, gt=0)
+    # customer/search and the console's search (issue #29): each is answered within
+    # search_timeout_seconds, with its result or a 504 that says so, and the database stops working
+    # on it then. A worker runs at most searches_per_worker at once (fewer than its pool's
+    # connections, so that look-ups and registrations always find one), one caller at most
+    # searches_per_caller; a search beyond either waits up to a second for its turn, then is 429.
+    search_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
+    searches_per_worker: int = Field(default=4, ge=1)
+    searches_per_caller: int = Field(default=2, ge=1)
     # SQLite: NORMAL keeps every acknowledged registration through a crash or kill of Patron, and
     # may lose the last ones to a power loss; FULL keeps them through a power loss too, at the cost
     # of an fsync per transaction (docs/durability.md).
@@ -101,6 +109,12 @@ class Settings(BaseSettings):
     console_session_seconds: int = Field(default=8 * 3600, ge=60)
     console_secure_cookie: Literal["auto", "always", "never"] = "auto"
     console_overview_cache_seconds: float = Field(default=60.0, ge=0)
+
+    @property
+    def search_slots(self) -> int:
+        """How many searches a worker runs at once: searches_per_worker, but always fewer than the
+        pool's connections where the pool has more than one."""
+        return max(1, min(self.searches_per_worker, self.db_pool_size - 1))
 
     @field_validator("secret_key")
     @classmethod

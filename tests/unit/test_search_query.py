@@ -13,6 +13,9 @@ from patron.orgs.file import parse_org_document
 from patron.orgs.model import OrgSettings
 from patron.registration.search import (
     MAX_CONDITIONS,
+    MAX_COUNTED,
+    MAX_SCANNING,
+    MAX_SUFFIX,
     Attribute,
     Condition,
     Operator,
@@ -20,6 +23,7 @@ from patron.registration.search import (
     SearchRefused,
     read_page,
     read_query,
+    scans_every_customer,
 )
 
 ORG_FILE = """
@@ -351,7 +355,8 @@ def test_a_value_longer_than_200_characters_is_refused():
 
 
 def test_at_most_ten_conditions():
-    assert len(read_query("&".join(["visits:GREATER:1"] * MAX_CONDITIONS), ORG).conditions) == 10
+    ten = "&".join(f"firstname:STARTS:{letter}" for letter in "abcdefghij")
+    assert len(read_query(ten, ORG).conditions) == MAX_CONDITIONS
     assert refusal("&".join(["visits:GREATER:1"] * 11)) == "q holds 11 conditions; at most 10 are allowed"
 
 
@@ -376,3 +381,57 @@ def test_more_than_100_rows_are_refused():
 def test_start_and_rows_are_whole_numbers_zero_or_more(start, rows):
     with pytest.raises(SearchRefused, match="must be a whole number, 0 or more"):
         read_page(start, rows)
+
+
+# A search's cost, bounded before it runs (issue 29)
+
+
+def test_the_same_condition_asked_twice_is_asked_once():
+    query = read_query("City_name:STARTS:note&city_name:starts:NOTE&City_name:STARTS:note&firstname:EQUALS:Asha", ORG)
+    assert query.conditions == (
+        Condition("City_name", Operator.STARTS, ("note",)),
+        Condition(Attribute.FIRSTNAME, Operator.EQUALS, ("Asha",)),
+    )
+
+
+def test_exact_conditions_differing_in_case_are_both_asked():
+    query = read_query("firstname:EXACT:Asha&firstname:EXACT:asha", ORG)
+    assert len(query.conditions) == 2
+
+
+def test_in_conditions_of_the_same_values_in_another_order_are_one():
+    assert len(read_query("City_name:IN:Pune;Goa&City_name:IN:goa;pune", ORG).conditions) == 1
+
+
+def test_at_most_three_conditions_may_read_every_customer():
+    scanning = "City_name:EQUALS:Pune&type:EQUALS:LOYALTY&loyalty_points:GREATER:5"
+    assert len(read_query(scanning, ORG).conditions) == 3
+    message = refusal(scanning + "&visits:GREATER:2")
+    assert "4 conditions that read every customer" in message and f"at most {MAX_SCANNING}" in message
+
+
+def test_conditions_an_index_serves_are_not_counted_among_those_that_read_every_customer():
+    served = "firstname:STARTS:a&lastname:EQUALS:b&mobile:STARTS:9198&email:EQUALS:a@b.co&registered_date:GREATER:2020-01-01"
+    assert not [c for c in read_query(served, ORG).conditions if scans_every_customer(c)]
+    assert scans_every_customer(only("firstname:ENDS:sha"))
+
+
+def test_an_ends_value_is_at_most_32_characters():
+    assert only("City_name:ENDS:" + "e" * MAX_SUFFIX).values == ("e" * MAX_SUFFIX,)
+    assert f"an ENDS value is at most {MAX_SUFFIX} characters" in refusal("City_name:ENDS:" + "e" * (MAX_SUFFIX + 1))
+
+
+def test_the_attack_of_repeated_prefixes_and_a_long_suffix_is_refused_before_it_runs():
+    attack = "&".join(["City_name:STARTS:note"] * 9 + ["City_name:ENDS:" + "e" * 199])
+    assert "an ENDS value is at most" in refusal(attack)
+
+
+def test_paging_reaches_only_the_counted_matches():
+    assert read_page(str(MAX_COUNTED - 1), "100") == Page(MAX_COUNTED - 1, 100)
+    with pytest.raises(SearchRefused) as refused:
+        read_page(str(MAX_COUNTED), "10")
+    assert f"first {MAX_COUNTED} matches" in refused.value.message
+
+
+def test_a_nul_character_is_refused():
+    assert refusal("firstname:EQUALS:a\x00b") == "q holds a NUL character (U+0000), which is not allowed"

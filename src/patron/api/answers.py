@@ -17,7 +17,7 @@ from typing_extensions import NotRequired, TypedDict
 from patron.codes import IDENTITY_ERRORS, INVALID_CLIENT, ITEM_ERRORS, MESSAGES, WARNINGS, Code
 from patron.registration.model import IDENTIFIERS
 from patron.registration.reading import FRAUD_STATUSES, SOURCES, SUBSCRIPTION_CHANNELS, SUBSCRIPTION_PRIORITIES, TYPES
-from patron.registration.search import MAX_ROWS
+from patron.registration.search import MAX_COUNTED, MAX_ROWS
 
 # Every answer object is closed: a key the document does not name is a bug the tests catch.
 CLOSED = ConfigDict(extra="forbid")
@@ -405,7 +405,8 @@ class FoundCustomers(TypedDict):
 
 @with_config(CLOSED)
 class SearchPage(TypedDict):
-    count: Annotated[int, Field(ge=0, description="Every customer that matches, on every page.")]
+    count: Annotated[int, Field(ge=0, le=MAX_COUNTED, description=f"Every customer that matches, on every page, counted up to {MAX_COUNTED:,}.")]
+    count_capped: Annotated[bool, Field(description=f"More than {MAX_COUNTED:,} customers match: `count` says {MAX_COUNTED:,}, to be read as \"{MAX_COUNTED:,}+\"; pages reach only that far.")]
     start: Annotated[int, Field(ge=0, description="How many matches come before this page.")]
     rows: Annotated[int, Field(ge=0, le=MAX_ROWS, description="The page size asked for; `results` holds at most that many.")]
     results: FoundCustomers

@@ -142,12 +142,16 @@ def customers_document(
     return {"response": {"status": status_block(code, len(items), successes), "customers": {"customer": items}}}
 
 
-def search_document(count: int, start: int, rows: int, items: list[answers.FoundCustomer]) -> answers.SearchResponse:
+def search_document(
+    count: int, capped: bool, start: int, rows: int, items: list[answers.FoundCustomer]
+) -> answers.SearchResponse:
     """The answer of customer/search: the request's status, then the page of customers found."""
     return {
         "response": {
             "status": status_block(Code.SUCCESS),
-            "customer": {"count": count, "start": start, "rows": rows, "results": {"item": items}},
+            "customer": {
+                "count": count, "count_capped": capped, "start": start, "rows": rows, "results": {"item": items}
+            },
         }
     }
 

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 
+from patron.api.admission import SearchGate
 from patron.api.auth import Authenticator, Principal
 from patron.api.errors import ApiError
 from patron.codes import Code
@@ -24,6 +25,8 @@ class Services:
     auth: Authenticator
     # Customers and loyalty: the store of the database's engine (store.postgres, store.sqlite).
     storage: Storage
+    # Searches running in this worker, of the API and the console alike (api.admission).
+    searches: SearchGate
 
 
 def services(request: Request) -> Services:

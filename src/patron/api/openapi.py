@@ -51,7 +51,10 @@ from patron.registration.search import (
     DEFAULT_ROWS,
     DEFAULT_START,
     MAX_CONDITIONS,
+    MAX_COUNTED,
     MAX_ROWS,
+    MAX_SCANNING,
+    MAX_SUFFIX,
     MAX_VALUE,
     OPERATORS,
     Kind,
@@ -92,7 +95,9 @@ REQUEST_CODE_WHEN: dict[Code, str] = {
     Code.UNSUPPORTED_MEDIA_TYPE: "a body that is neither JSON nor XML",
     Code.TOO_MANY_REQUESTS: (
         "the till's or API client's RATE_LIMIT_PER_SECOND is spent, or too many failed credential checks for this "
-        "till, API client or address (PATRON_AUTH_FAILURES_*); `Retry-After` says when to retry"
+        "till, API client or address (PATRON_AUTH_FAILURES_*), or a search beyond PATRON_SEARCHES_PER_CALLER of "
+        "this caller's or PATRON_SEARCHES_PER_WORKER of the worker's running at once (`detail` says which); "
+        "`Retry-After` says when to retry"
     ),
     Code.REQUEST_HEADER_FIELDS_TOO_LARGE: (
         "a header line over PATRON_MAX_HEADER_LINE_BYTES, a head over PATRON_MAX_HEADER_BYTES, or more than "
@@ -103,6 +108,10 @@ REQUEST_CODE_WHEN: dict[Code, str] = {
     Code.SERVICE_UNAVAILABLE: (
         "Patron cannot reach its database, the worker already holds PATRON_MAX_CONNECTIONS connections, or its "
         "queue of password checks is full (PATRON_AUTH_HASH_QUEUE); nothing was written, safe to retry"
+    ),
+    Code.SEARCH_TIMED_OUT: (
+        "customer/search did not finish within PATRON_SEARCH_TIMEOUT_SECONDS; the database stopped working on it "
+        "then. `detail` says how to narrow it (a condition an index serves)"
     ),
 }
 
@@ -1126,9 +1135,9 @@ def _search_examples() -> dict[str, dict[str, Any]]:
     return {
         "found": {
             "summary": "q=firstname:STARTS:as&registered_date:RANGE:2024-08-01;2024-08-31, rows=10: one match",
-            "value": search_document(1, 0, 10, [found]),
+            "value": search_document(1, False, 0, 10, [found]),
         },
-        "none": {"summary": "q=mobile:EQUALS:919800000000: no match", "value": search_document(0, 0, 10, [])},
+        "none": {"summary": "q=mobile:EQUALS:919800000000: no match", "value": search_document(0, False, 0, 10, [])},
     }
 
 
@@ -1146,11 +1155,17 @@ def _search_operation() -> dict[str, Any]:
             "form, an email in any case). `registered_date` is a day (`YYYY-MM-DD`) of the org's "
             "timezone; points and slab are of the default programme's membership; `registered_store` "
             f"is the store of the registering till. At most {MAX_CONDITIONS} conditions, values of at "
-            f"most {MAX_VALUE} characters. A condition that cannot be read is answered 400 naming it.\n\n"
+            f"most {MAX_VALUE} characters, an ENDS value at most {MAX_SUFFIX}; the same condition twice is "
+            f"asked once. A condition that cannot be read is answered 400 naming it.\n\n"
             "Operators by attribute:\n\n" + _search_operators() + "\n\n"
             "Only customers of the caller's org are searched. Identifier and name equality and "
             "prefixes are served by indexes; ENDS, custom fields, points, slab, type and "
-            "registered_till read every customer of the org. Newest registration first. Needs "
+            f"registered_till read every customer of the org: at most {MAX_SCANNING} such conditions. "
+            f"Newest registration first. Matches are counted up to {MAX_COUNTED:,} (`count_capped` says "
+            f"there are more) and paged through that far. A search is answered within "
+            "PATRON_SEARCH_TIMEOUT_SECONDS (3 s by default) or stopped with 504; a caller runs at most "
+            "PATRON_SEARCHES_PER_CALLER searches at once (2), a worker PATRON_SEARCHES_PER_WORKER (4): "
+            "beyond, 429 with Retry-After. Needs "
             "`customer` read (or write).\n\n" + _SUFFIX_NOTE.format(path="/v1.1/customer/search")
         ),
         "security": _CALLER_SECURITY,
@@ -1199,6 +1214,7 @@ def _search_operation() -> dict[str, Any]:
             "429": _retry_later(_envelope_error(Code.TOO_MANY_REQUESTS)),
             "498": _envelope_error(Code.TOKEN_EXPIRED),
             "503": _envelope_error(Code.SERVICE_UNAVAILABLE),
+            "504": _envelope_error(Code.SEARCH_TIMED_OUT, "the search did not finish within 3 s and was stopped: narrow it"),
         },
     }
 

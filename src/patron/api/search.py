@@ -6,12 +6,13 @@ from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 
+from patron.api.admission import SearchesBusy
 from patron.api.codec import encode, format_param, response_format, search_document
 from patron.api.context import authorized, services
 from patron.api.errors import ApiError
 from patron.api.present import found_item
 from patron.codes import Code
-from patron.registration.search import SearchRefused, read_page, read_query
+from patron.registration.search import SearchRefused, SearchTimedOut, read_page, read_query
 from patron.registration.searching import search
 
 async def search_customers(request: Request) -> Response:
@@ -27,9 +28,15 @@ async def search_customers(request: Request) -> Response:
         page = read_page(params.get("start"), params.get("rows"))
     except SearchRefused as refused:
         raise ApiError(Code.INVALID_INPUT, detail=refused.message) from refused
-    result = await search(org, query, page, app.storage)
+    try:
+        async with app.searches.admit((org.org_id, principal.api_client_key or principal.till_code)):
+            result = await search(org, query, page, app.storage, app.settings.search_timeout_seconds)
+    except SearchesBusy as busy:
+        raise ApiError(Code.TOO_MANY_REQUESTS, detail=busy.message, headers={"Retry-After": "1"}) from busy
+    except SearchTimedOut as timed_out:
+        raise ApiError(Code.SEARCH_TIMED_OUT, detail=timed_out.message) from timed_out
     items = [found_item(customer, memberships, org) for customer, memberships in result.customers]
-    body = search_document(result.count, result.start, result.rows, items)
+    body = search_document(result.count, result.capped, result.start, result.rows, items)
     return encode(body, response_format(request), int(Code.SUCCESS))
 
 

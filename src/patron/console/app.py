@@ -23,6 +23,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from patron import limits
+from patron.api.admission import SearchesBusy
 from patron.api.context import read_body, utc_now
 from patron.api.errors import ApiError
 from patron.codes import Code
@@ -379,23 +380,30 @@ async def customers_page(request: Request, signed: Signed) -> Response:
     params = request.query_params
     text, conditions = params.get("q", "").strip(), params.get("filter", "").strip()
     result, error, error_field = None, None, None
-    if text or conditions:
-        storage = _services(request).storage
+    if (text or conditions) and _from_another_site(request):
+        # A link on another site must not search as the signed-in user: the form is shown filled
+        # in, and the user runs it here.
+        error_field = "filter" if conditions else "q"
+        error = "This search was opened from another site, so it was not run. Press Search to run it."
+    elif text or conditions:
+        services = _services(request)
+        storage, timeout = services.storage, services.settings.search_timeout_seconds
         try:
             page_asked = search.read_page(params.get("start"), params.get("rows") or SEARCH_ROWS)
         except search.SearchRefused as refused:
             page_asked, error, error_field = search.read_page(None, SEARCH_ROWS), refused.message, "q"
         if error is None:
             try:
-                if conditions:
-                    error_field = "filter"
-                    query = search.read_query(conditions, signed.org)
-                    result = await searching.search(signed.org, query, page_asked, storage)
-                else:
-                    error_field = "q"
-                    result = await searching.search_box(text, signed.org, page_asked, storage)
+                async with services.searches.admit(("console", signed.org.org_id, signed.login)):
+                    if conditions:
+                        error_field = "filter"
+                        query = search.read_query(conditions, signed.org)
+                        result = await searching.search(signed.org, query, page_asked, storage, timeout)
+                    else:
+                        error_field = "q"
+                        result = await searching.search_box(text, signed.org, page_asked, storage, timeout)
                 error_field = None
-            except search.SearchRefused as refused:
+            except (search.SearchRefused, search.SearchTimedOut, SearchesBusy) as refused:
                 error = refused.message
     rows = [customer for customer, _ in result.customers] if result else []
     paging = _paging(request, result) if result else None
@@ -404,6 +412,12 @@ async def customers_page(request: Request, signed: Signed) -> Response:
         error_field=error_field, paging=paging, attributes=[a.value for a in search.Attribute],
         operators=list(search.Operator), pending=await pending_count(request, signed),
     )
+
+
+def _from_another_site(request: Request) -> bool:
+    """Whether the browser says the request comes from another site (Sec-Fetch-Site): a link or a
+    form there, not the user's own navigation in the console or a typed address."""
+    return request.headers.get("sec-fetch-site", "").lower() in ("cross-site", "same-site")
 
 
 def _paging(request: Request, result: Any) -> dict[str, Any]:

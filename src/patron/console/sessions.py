@@ -119,7 +119,9 @@ def secure(request: Request, settings: Settings) -> bool:
 
 def set_cookie(response: Response, request: Request, settings: Settings, name: str, value: str, max_age: int) -> None:
     # Lax, not Strict: a link to a customer's page from a ticket or an e-mail opens it signed in;
-    # every change is a POST, which Lax keeps from other sites, and each carries a CSRF token.
+    # every change is a POST, which Lax keeps from other sites, and each carries a CSRF token; a
+    # search (a GET that costs the database) opened from another site is shown, not run
+    # (app._from_another_site).
     response.set_cookie(
         name, value, max_age=max_age, path=COOKIE_PATH, httponly=True, samesite="lax", secure=secure(request, settings)
     )

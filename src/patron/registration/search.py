@@ -17,12 +17,19 @@ A condition's values are read as the add path stores them, so that any spelling 
 accepts finds the customer: a mobile in any usual form becomes its E.164 digits, an email is
 lower-cased, a `type` is LOYALTY or NON_LOYALTY. A value's Python type tells the store how to
 compare: str as text, int and float as numbers, date as a day, datetime as a local time.
+
+A search's cost is bounded before it runs, since one search shares the database with every till:
+identical conditions are merged; at most MAX_SCANNING conditions may read every customer of the
+org (those no index serves: SCANS_EVERY_CUSTOMER); an ENDS value is at most MAX_SUFFIX characters
+(LIKE '%suffix' costs up to its length times a stored value's length on each row); matches are
+counted up to MAX_COUNTED and paged through only that far. What is left is bounded by the search's
+deadline (registration.searching).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import Enum, StrEnum
@@ -35,6 +42,10 @@ from patron.registration.reading import TYPES, stored_identifier
 
 MAX_CONDITIONS = 10
 MAX_VALUE = 200
+MAX_SUFFIX = 32
+MAX_SCANNING = 3
+# Matches are counted up to here: a count past it is answered as MAX_COUNTED, "10,000+".
+MAX_COUNTED = 10_000
 DEFAULT_START = 0
 DEFAULT_ROWS = 10
 MAX_ROWS = 100
@@ -52,6 +63,18 @@ class SearchRefused(ValueError):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class SearchTimedOut(Exception):
+    """The search did not finish within its deadline, and the database has stopped working on it."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"the search did not finish within {seconds:g} s")
+        self.seconds = seconds
+        self.message = (
+            f"the search did not finish within {seconds:g} s and was stopped: narrow it with a condition an index"
+            " serves (mobile, email, external_id, firstname or lastname EQUALS, EXACT, STARTS or IN, registered_date)"
+        )
 
 
 class Operator(StrEnum):
@@ -100,6 +123,19 @@ class SearchQuery:
     """Every condition holds for a customer found: they are joined by AND."""
 
     conditions: tuple[Condition, ...]
+
+
+# The attributes an index serves (store.search, migration 0006), for the operators that use it.
+_INDEXED = frozenset({
+    Attribute.MOBILE, Attribute.EMAIL, Attribute.EXTERNAL_ID, Attribute.FIRSTNAME, Attribute.LASTNAME,
+    Attribute.REGISTERED_DATE, Attribute.USER_ID,
+})  # fmt: skip
+
+
+def scans_every_customer(condition: Condition) -> bool:
+    """Whether no index serves the condition, so that it reads every customer of the org: a custom
+    field, a suffix, and the attributes kept without an index (type, points, slab, store, till)."""
+    return condition.operator is Operator.ENDS or condition.attribute not in _INDEXED
 
 
 @dataclass(frozen=True)
@@ -295,10 +331,37 @@ def read_query(q: str, org: OrgSettings) -> SearchQuery:
     cannot be read."""
     if not q or not q.strip():
         raise SearchRefused("q is empty: give one or more ATTRIBUTE:OPERATOR:VALUE conditions joined by &")
+    if "\x00" in q:
+        raise SearchRefused("q holds a NUL character (U+0000), which is not allowed")
     sent = q.split("&")
     if len(sent) > MAX_CONDITIONS:
         raise SearchRefused(f"q holds {len(sent)} conditions; at most {MAX_CONDITIONS} are allowed")
-    return SearchQuery(tuple(_condition(condition, org) for condition in sent))
+    conditions = merged(_condition(condition, org) for condition in sent)
+    scanning = [condition for condition in conditions if scans_every_customer(condition)]
+    if len(scanning) > MAX_SCANNING:
+        raise SearchRefused(
+            f"q holds {len(scanning)} conditions that read every customer (custom fields, ENDS, type, points, slab,"
+            f" registered_store, registered_till); at most {MAX_SCANNING} are allowed: add or keep one an index serves"
+        )
+    return SearchQuery(conditions)
+
+
+def merged(conditions: Iterable[Condition]) -> tuple[Condition, ...]:
+    """The conditions without repeats: one that asks what another already asks (the same attribute,
+    operator and values, in any case where the operator ignores case) is asked once."""
+    kept: dict[tuple[object, ...], Condition] = {}
+    for condition in conditions:
+        kept.setdefault(_asks(condition), condition)
+    return tuple(kept.values())
+
+
+def _asks(condition: Condition) -> tuple[object, ...]:
+    folds = condition.operator is not Operator.EXACT
+    values = tuple(value.lower() if folds and isinstance(value, str) else value for value in condition.values)
+    if condition.operator is Operator.IN:
+        values = tuple(sorted(set(values), key=repr))
+    attribute = condition.attribute.lower() if isinstance(condition.attribute, str) else condition.attribute
+    return attribute, condition.operator, values
 
 
 def _condition(sent: str, org: OrgSettings) -> Condition:
@@ -327,6 +390,8 @@ def _condition(sent: str, org: OrgSettings) -> Condition:
         raise refuse("the value is empty")
     if len(value) > MAX_VALUE:
         raise refuse(f"the value is longer than {MAX_VALUE} characters")
+    if operator is Operator.ENDS and len(value.strip()) > MAX_SUFFIX:
+        raise refuse(f"an ENDS value is at most {MAX_SUFFIX} characters")
 
     reader = rule.piece if operator in _PIECE else rule.whole
     assert reader is not None  # every kind with STARTS or ENDS has a reader of pieces
@@ -378,6 +443,8 @@ def read_page(start: str | None, rows: str | None) -> Page:
     size = DEFAULT_ROWS if rows is None else _page_number("rows", rows)
     if size > MAX_ROWS:
         raise SearchRefused(f"rows is {size}; at most {MAX_ROWS}")
+    if first >= MAX_COUNTED:
+        raise SearchRefused(f"start is {first}; a search pages through its first {MAX_COUNTED} matches: narrow it")
     return Page(first, size)
 
 

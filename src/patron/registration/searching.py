@@ -19,7 +19,7 @@ from patron.loyalty.model import Membership
 from patron.orgs.model import OrgSettings
 from patron.registration import fields
 from patron.registration.model import Customer
-from patron.registration.search import Attribute, Condition, Operator, Page, SearchQuery, Value
+from patron.registration.search import MAX_COUNTED, Attribute, Condition, Operator, Page, SearchQuery, Value
 
 
 @dataclass(frozen=True)
@@ -71,9 +71,10 @@ Found = tuple[Customer, list[Membership]]
 
 
 class SearchRepository(Protocol):
-    async def search(self, criteria: Criteria, page: Page) -> tuple[int, list[Found]]:
-        """How many customers meet the criteria, and the page of them, newest registration first
-        (registered_on, then id, descending)."""
+    async def search(self, criteria: Criteria, page: Page, most: int) -> tuple[int, list[Found]]:
+        """How many customers meet the criteria, counted up to `most` + 1 (no further: past it the
+        number is of no use to a person, and costs what the rows cost), and the page of them,
+        newest registration first (registered_on, then id, descending)."""
 
 
 class SearchUnit(Protocol):
@@ -81,37 +82,44 @@ class SearchUnit(Protocol):
 
 
 class SearchStorage(Protocol):
-    def unit_of_work(self, *, readonly: bool = False) -> AbstractAsyncContextManager[SearchUnit]: ...
+    def search_unit(self, timeout: float) -> AbstractAsyncContextManager[SearchUnit]:
+        """A unit of work for one search, run off the event loop, on one snapshot, whose statements
+        the database stops `timeout` seconds after the unit begins: then it raises SearchTimedOut."""
+        ...
 
 
 @dataclass(frozen=True)
 class SearchResult:
-    count: int  # every customer that matches
+    count: int  # every customer that matches, up to MAX_COUNTED
     start: int
     rows: int  # the page size asked for; `customers` holds at most that many
     customers: tuple[Found, ...]
+    # More than MAX_COUNTED customers match: `count` says MAX_COUNTED, "10,000+".
+    capped: bool = False
 
 
-async def search(org: OrgSettings, query: SearchQuery, page: Page, storage: SearchStorage) -> SearchResult:
-    """The org's customers meeting every condition of the query: how many, and one page of them."""
-    return await _run(criteria_of(org, query.conditions), page, storage)
+async def search(org: OrgSettings, query: SearchQuery, page: Page, storage: SearchStorage, timeout: float) -> SearchResult:
+    """The org's customers meeting every condition of the query: how many, and one page of them,
+    within `timeout` seconds (else SearchTimedOut)."""
+    return await _run(criteria_of(org, query.conditions), page, storage, timeout)
 
 
-async def search_box(text: str, org: OrgSettings, page: Page, storage: SearchStorage) -> SearchResult:
+async def search_box(text: str, org: OrgSettings, page: Page, storage: SearchStorage, timeout: float) -> SearchResult:
     """The console's one search box: the customers whom the text names in any of the ways a person
     types one (box_alternatives)."""
     alternatives = box_alternatives(text, org)
     if not alternatives:
         return SearchResult(0, page.start, page.rows, ())
-    return await _run(Criteria(org.org_id, _default_program(org), len(org.programs) > 1, any_of=alternatives), page, storage)
+    criteria = Criteria(org.org_id, _default_program(org), len(org.programs) > 1, any_of=alternatives)
+    return await _run(criteria, page, storage, timeout)
 
 
-async def _run(criteria: Criteria | None, page: Page, storage: SearchStorage) -> SearchResult:
+async def _run(criteria: Criteria | None, page: Page, storage: SearchStorage, timeout: float) -> SearchResult:
     if criteria is None:
         return SearchResult(0, page.start, page.rows, ())
-    async with storage.unit_of_work(readonly=True) as unit:
-        count, found = await unit.customers.search(criteria, page)
-    return SearchResult(count, page.start, page.rows, tuple(found))
+    async with storage.search_unit(timeout) as unit:
+        count, found = await unit.customers.search(criteria, page, MAX_COUNTED)
+    return SearchResult(min(count, MAX_COUNTED), page.start, page.rows, tuple(found), capped=count > MAX_COUNTED)
 
 
 def _default_program(org: OrgSettings) -> int | None:
@@ -196,7 +204,7 @@ def box_alternatives(text: str, org: OrgSettings) -> tuple[tuple[Condition, ...]
     last name starting with the rest. A person types a name with other spaces than it was stored
     with: runs of spaces count as one between first and last."""
     sent = text.strip()
-    if not sent:
+    if not sent or "\x00" in sent:
         return ()
     alternatives: list[tuple[Condition, ...]] = []
 

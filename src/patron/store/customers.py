@@ -364,9 +364,9 @@ class CustomerStore:
         rows = await self._audits_of.fetch(self.conn, {"org_id": org_id, "customer_id": customer_id, "limit": limit})
         return [dict(row) for row in rows]
 
-    async def search(self, criteria: Criteria, page: Page) -> tuple[int, list[tuple[Customer, list[Membership]]]]:
-        """How many of the org's customers meet the criteria, and one page of them with their
-        memberships, newest registration first (the statements: store.search)."""
-        statements = SearchStatements(self._statement, criteria, page, CUSTOMER_COLUMNS)
+    async def search(self, criteria: Criteria, page: Page, most: int) -> tuple[int, list[tuple[Customer, list[Membership]]]]:
+        """How many of the org's customers meet the criteria (up to `most` + 1), and one page of them
+        with their memberships, newest registration first (the statements: store.search)."""
+        statements = SearchStatements(self._statement, criteria, page, CUSTOMER_COLUMNS, most)
         count, rows = await statements.run(self.conn, page)
         return count, list(held_by_value(rows, "id").values())

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import operator
+import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
@@ -15,6 +16,7 @@ import asyncpg
 from sqlalchemy import ARRAY, BigInteger, Text, bindparam, func, insert, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from patron.registration.search import SearchTimedOut
 from patron.registration.service import Caller, LookAlike, NewCustomer
 from patron.store import customers as customers_module
 from patron.store.customers import (
@@ -357,6 +359,30 @@ class PgLoyalty(
     pass
 
 
+class _Deadlined:
+    """A connection whose every statement is stopped by the server at one deadline."""
+
+    def __init__(self, conn: asyncpg.Connection, deadline: float, timeout: float) -> None:
+        self.conn, self.deadline, self.timeout = conn, deadline, timeout
+
+    async def _before(self) -> None:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise SearchTimedOut(self.timeout)
+        # SET LOCAL, as a function: it ends with the transaction, and takes a parameter.
+        await self.conn.execute("SELECT set_config('statement_timeout', $1, true)", f"{max(1, int(left * 1000))}ms")
+
+    async def fetch(self, sql: str, *args: Any) -> list[Any]:
+        await self._before()
+        return await self.conn.fetch(sql, *args)
+
+    async def execute(self, sql: str, *args: Any) -> Any:
+        raise TypeError("a search only reads")
+
+    async def executemany(self, sql: str, args: Any) -> Any:
+        raise TypeError("a search only reads")
+
+
 class PostgresStorage:
     """PostgreSQL as registrations and look-ups use it: every unit of work on a connection of the
     driver's pool; new customers and look-ups outside units, shared with other concurrent requests
@@ -383,6 +409,20 @@ class PostgresStorage:
                 return
             async with conn.transaction():
                 yield StoreUnit(PgCustomers(conn), PgLoyalty(conn), PgIdentityRequests(conn))
+
+    @asynccontextmanager
+    async def search_unit(self, timeout: float) -> AsyncIterator[StoreUnit]:
+        """A search's unit: one read-only snapshot for its count and its page, each statement
+        given what is left of the deadline as its statement_timeout, so that the server itself
+        stops working on it then (on Citus, the coordinator cancels the shard's query with it)."""
+        conn: asyncpg.Connection
+        try:
+            async with self.driver.connection() as conn:
+                async with conn.transaction(isolation="repeatable_read", readonly=True):
+                    deadlined = _Deadlined(conn, time.monotonic() + timeout, timeout)
+                    yield StoreUnit(PgCustomers(deadlined), PgLoyalty(deadlined), PgIdentityRequests(deadlined))
+        except asyncpg.QueryCanceledError as exc:
+            raise SearchTimedOut(timeout) from exc
 
     async def insert_new(self, new_customers: list[NewCustomer], caller: Caller, at: datetime) -> list[int | None]:
         return await self.registrations.run(caller.org.org_id, Registration(new_customers, caller, at))

@@ -264,15 +264,17 @@ def _stored_text(value: Any) -> str:
 
 
 class SearchStatements:
-    """One search's two statements, compiled for an engine: how many customers match, and one page
-    of them (newest registration first), each customer's rows joined to its memberships."""
+    """One search's two statements, compiled for an engine: how many customers match (counted up to
+    `most` + 1 and no further), and one page of them (newest registration first), each customer's
+    rows joined to its memberships."""
 
-    def __init__(self, statement: type[Statement], criteria: Criteria, page: Page, columns: list[str]) -> None:
+    def __init__(self, statement: type[Statement], criteria: Criteria, page: Page, columns: list[str], most: int) -> None:
         builder = _Builder(criteria, postgres=issubclass(statement, PgStatement))
         where = builder.where()
         source = builder.source()
         bind = builder.bind
-        count = select(func.count()).select_from(source).where(*where)
+        matching = select(literal_column("1")).select_from(source).where(*where)
+        count = select(func.count()).select_from(matching.limit(bindparam("most", type_=BigInteger)).subquery("matching"))
         # The page's ids first, ordered by the (org_id, registered_on, id) index where the plan
         # walks it; then their rows and memberships.
         chosen = (
@@ -298,7 +300,7 @@ class SearchStatements:
         )
         self.count = _compiled(statement, count)
         self.rows = _compiled(statement, rows)
-        self.values = bind.values
+        self.values = {**bind.values, "most": most + 1}
         self.page_values = {**bind.values, "limit": page.rows, "offset": page.start}
 
     async def run(self, conn: Any, page: Page) -> tuple[int, list[Any]]:

@@ -84,11 +84,17 @@ class SqliteStorage:
     """SQLite as registrations and look-ups use it: units of work on the writer's turn (updates),
     a request's new customers as one job of the writer, and look-ups on the reader."""
 
-    def __init__(self, path: str, *, timeout: float = 5.0, synchronous: str = "NORMAL") -> None:
-        self.file = SqliteFile(path, timeout=timeout, synchronous=synchronous)
+    def __init__(self, path: str, *, timeout: float = 5.0, synchronous: str = "NORMAL", searches: int = 4) -> None:
+        self.file = SqliteFile(path, timeout=timeout, synchronous=synchronous, searches=searches)
 
     def unit_of_work(self, *, readonly: bool = False) -> AbstractAsyncContextManager[StoreUnit]:
         return self._unit(readonly)
+
+    @asynccontextmanager
+    async def search_unit(self, timeout: float) -> AsyncIterator[StoreUnit]:
+        """A search's unit, on the file's searcher: off the event loop, stopped at its deadline."""
+        async with self.file.searcher.search(timeout) as conn:
+            yield StoreUnit(SqliteCustomers(conn), SqliteLoyalty(conn), SqliteIdentityRequests(conn))
 
     @asynccontextmanager
     async def _unit(self, readonly: bool) -> AsyncIterator[StoreUnit]:

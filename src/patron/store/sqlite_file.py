@@ -1,5 +1,5 @@
 """An SQLite file as one process uses it: one writer, which commits concurrent units of work
-together, a reader that never waits for it, and a checkpointer."""
+together, a reader that never waits for it, searchers off the event loop, and a checkpointer."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from typing import Any, Generic, TypeVar
 import orjson
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 
+from patron.registration.search import SearchTimedOut
 from patron.store.db import DatabaseUnavailable, is_unavailable, json_text, sqlite_pragmas
 
 T = TypeVar("T")
@@ -496,17 +497,130 @@ def _give_up(group: list[_Entry], exc: BaseException) -> None:
         entry.give_up(failure)
 
 
+# How many of SQLite's virtual-machine steps a search runs between two looks at its deadline: a
+# look takes the GIL, and 50,000 steps are well under a millisecond.
+_DEADLINE_STEPS = 50_000
+SEARCH_CACHE_KIB = 4096
+
+
+@dataclass
+class SearchConnection:
+    """A connection of the searcher's, as the store's statements use it: each statement runs on a
+    thread of the searcher's, never on the event loop (a search may read every customer of an org),
+    and SQLite abandons it at the deadline (its progress handler), or when the request is gone."""
+
+    raw: sqlite3.Connection
+    executor: ThreadPoolExecutor
+    deadline: float
+    timeout: float
+    # A statement left running on its thread when its request was cancelled: interrupted, and
+    # the connection closed once it ends, never lent again.
+    abandoned: asyncio.Future[Any] | None = None
+
+    async def run(self, work: Callable[..., T], *args: Any) -> T:
+        future = asyncio.get_running_loop().run_in_executor(self.executor, self._timed, work, args)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            self.abandoned = future
+            self.raw.interrupt()
+            raise
+        except sqlite3.OperationalError as exc:
+            if time.monotonic() >= self.deadline and "interrupt" in str(exc):
+                raise SearchTimedOut(self.timeout) from exc
+            if is_unavailable(exc):
+                raise DatabaseUnavailable(str(exc)) from exc
+            raise
+
+    def _timed(self, work: Callable[..., T], args: tuple[Any, ...]) -> T:
+        deadline = self.deadline
+        self.raw.set_progress_handler(lambda: time.monotonic() >= deadline, _DEADLINE_STEPS)
+        try:
+            return work(self.raw, *args)
+        finally:
+            self.raw.set_progress_handler(None, 0)
+
+    async def fetch(self, sql: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
+        return await self.run(_fetch, sql, args)
+
+    async def execute(self, sql: str, args: Sequence[Any]) -> int:
+        raise TypeError("a search only reads")
+
+    async def execute_many(self, sql: str, rows: list[Sequence[Any]]) -> None:
+        raise TypeError("a search only reads")
+
+
+class Searcher:
+    """Searches of one SQLite file: on `threads` threads of their own, each search on one
+    connection of the searcher's and in one read transaction (one snapshot for its count and its
+    page), which in WAL mode never waits for the writer nor holds it up."""
+
+    def __init__(self, path: str, *, threads: int, timeout: float, synchronous: str) -> None:
+        self.path, self._timeout, self._synchronous = path, timeout, synchronous
+        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="patron-search")
+        self.idle: list[sqlite3.Connection] = []
+
+    @asynccontextmanager
+    async def search(self, timeout: float) -> AsyncIterator[SearchConnection]:
+        deadline = time.monotonic() + timeout
+        raw = self.idle.pop() if self.idle else await self._connect()
+        conn = SearchConnection(raw, self.executor, deadline, timeout)
+        try:
+            await conn.run(_begin_reading)
+            yield conn
+        finally:
+            if conn.abandoned is not None:
+                # Its statement may still be on its thread: the connection is closed after it.
+                conn.abandoned.add_done_callback(lambda _: self.executor.submit(_end_reading_and_close, raw))
+            else:
+                await asyncio.get_running_loop().run_in_executor(self.executor, _end_reading, raw)
+                self.idle.append(raw)
+
+    async def _connect(self) -> sqlite3.Connection:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, self._open)
+
+    def _open(self) -> sqlite3.Connection:
+        # A search reads an org's rows once, in order: no memory map, and a small page cache, so
+        # that a few searches of a large file leave no hundreds of megabytes mapped or cached in
+        # the worker (the operating system's own cache serves the next one).
+        conn = connect(self.path, timeout=self._timeout, synchronous=self._synchronous, mmap_bytes=0)
+        conn.execute(f"PRAGMA cache_size=-{SEARCH_CACHE_KIB}")
+        return conn
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True, cancel_futures=True)
+        for raw in self.idle:
+            raw.close()
+        self.idle.clear()
+
+
+def _begin_reading(conn: sqlite3.Connection) -> None:
+    conn.execute("BEGIN")
+
+
+def _end_reading(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+
+
+def _end_reading_and_close(conn: sqlite3.Connection) -> None:
+    with contextlib.suppress(sqlite3.Error):
+        _end_reading(conn)
+    conn.close()
+
+
 class SqliteFile:
     """One SQLite file as this process's requests use it: the writer, and the reader on the event
     loop. A read by key takes tens of microseconds, less than a hand-off to a thread would, and in
     WAL mode it never waits for a writer; so the reader runs its statements in place."""
 
-    def __init__(self, path: str, *, timeout: float = 5.0, synchronous: str = "NORMAL") -> None:
+    def __init__(self, path: str, *, timeout: float = 5.0, synchronous: str = "NORMAL", searches: int = 4) -> None:
         if path in ("", ":memory:"):
             raise ValueError("Patron serves an SQLite file, not an in-memory database (each connection would have its own)")
         sqlite_pragmas(timeout, synchronous)  # refuses a setting Patron does not offer, before any connection
         self.path = str(Path(path))
         self.writer = GroupWriter(self.path, timeout=timeout, synchronous=synchronous)
+        self.searcher = Searcher(self.path, threads=searches, timeout=timeout, synchronous=synchronous)
         self._reader: SqliteConnection | None = None
         self._timeout = timeout
         self._synchronous = synchronous
@@ -521,6 +635,7 @@ class SqliteFile:
 
     async def close(self) -> None:
         await self.writer.close()
+        await asyncio.to_thread(self.searcher.close)
         if self._reader is not None:
             self._reader.raw.close()
             self._reader = None

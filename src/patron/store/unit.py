@@ -37,13 +37,19 @@ Storage = Union["PostgresStorage", "SqliteStorage"]
 
 
 def open_storage(
-    engine: AsyncEngine, driver: DriverPool | None, *, timeout: float = 5.0, sqlite_synchronous: str = "NORMAL"
+    engine: AsyncEngine,
+    driver: DriverPool | None,
+    *,
+    timeout: float = 5.0,
+    sqlite_synchronous: str = "NORMAL",
+    searches: int = 4,
 ) -> Storage:
-    """The store of the engine's database: SQLite's on its file, else PostgreSQL's on the driver pool."""
+    """The store of the engine's database: SQLite's on its file (with `searches` threads for
+    searches), else PostgreSQL's on the driver pool."""
     if is_sqlite(engine):
         from patron.store.sqlite import SqliteStorage
 
-        return SqliteStorage(engine.url.database or "", timeout=timeout, synchronous=sqlite_synchronous)
+        return SqliteStorage(engine.url.database or "", timeout=timeout, synchronous=sqlite_synchronous, searches=searches)
     if driver is None:
         raise ValueError("PostgreSQL's store runs on the driver's pool (store.db.create_driver_pool)")
     from patron.store.postgres import PostgresStorage
