@@ -30,7 +30,7 @@ from patron.api.present import added_item
 from patron.loop import collect_rarely
 from patron.orgs.file import load_org_file
 from patron.orgs.model import OrgSettings
-from patron.registration.service import Caller, NewCustomer, batch_status, register
+from patron.registration.service import Caller, LookAlike, NewCustomer, batch_status, register
 from patron.store.customers import Registration
 from patron.store.postgres import register_new_parameters
 
@@ -64,6 +64,9 @@ class Ids:
     async def insert_new(self, new_customers: list[NewCustomer], caller: Caller, at: datetime) -> list[int | None]:
         register_new_parameters([Registration(new_customers, caller, at)])
         return [next(self.ids) for _ in new_customers]
+
+    async def look_alikes(self, org_id: int, skeletons: list[str]) -> list[LookAlike]:
+        return []
 
 
 async def answer(body: bytes, storage: Any) -> bytes:

@@ -271,22 +271,15 @@ async def _create_if_new(
     welcomes: dict[date, rules.Joining] = {}
     results: dict[int, ItemResult] = {}
     planned: dict[int, NewCustomer] = {}
-    answered: dict[int, Warnings] = {}
     for position, (item, warnings) in readings.items():
         try:
             planned[position] = _plan_new(item, caller, now, welcomes)
-            # The item's own warnings: should it not be written here, it is resolved again without them.
-            answered[position] = dataclasses.replace(warnings, items=list(warnings.items))
+            planned[position].warnings = warnings.codes
         except Exception:  # noqa: BLE001 - a fault of Patron's fails this item alone
             results[position] = _not_processed(raw_items[position], caller, position, "planning")
     if not planned:
         return results
-    skeletons = [skeleton for new in planned.values() if (skeleton := new.customer.external_id_skeleton) is not None]
-    others = await storage.look_alikes(caller.org.org_id, skeletons) if skeletons else []
-    for position, new in planned.items():
-        if looks_alike(new.customer, others):
-            answered[position].add(Code.EXTERNAL_ID_LOOKS_ALIKE, IDENTIFIER_LABELS["external_id"])
-        new.warnings = answered[position].codes
+    answered = await _warned_of_look_alikes(planned, readings, caller, storage)
     try:
         new_ids = await storage.insert_new(list(planned.values()), caller, now)
     except StorageUnavailable:
@@ -303,7 +296,7 @@ async def _create_if_new(
         new.customer.id = new_id
         for membership in new.memberships:
             membership.customer_id = new_id
-        warnings = answered[position]
+        warnings = answered.get(position) or readings[position][1]
         results[position] = ItemResult(
             code=Code.ITEM_OK,
             message=warnings.message(REGISTERED),
@@ -314,6 +307,26 @@ async def _create_if_new(
             side_effects=[rules.for_customer(effect, new_id) for effect in new.effects],
         )
     return results
+
+
+async def _warned_of_look_alikes(
+    planned: dict[int, NewCustomer], readings: dict[int, tuple[CustomerInput, Warnings]], caller: Caller,
+    storage: Storage,
+) -> dict[int, Warnings]:
+    """The warnings of the new customers whose external id looks like another customer's in
+    another script (EXTERNAL_ID_LOOKS_ALIKE), by position: one indexed look-up for the request,
+    none when no item has an external id. Each item's own warnings are copied: should it not be
+    written here, it is resolved again without this one."""
+    skeletons = [skeleton for new in planned.values() if (skeleton := new.customer.external_id_skeleton) is not None]
+    others = await storage.look_alikes(caller.org.org_id, skeletons) if skeletons else []
+    answered: dict[int, Warnings] = {}
+    for position, new in planned.items() if others else ():
+        if looks_alike(new.customer, others):
+            warnings = readings[position][1]
+            answered[position] = dataclasses.replace(warnings, items=list(warnings.items))
+            answered[position].add(Code.EXTERNAL_ID_LOOKS_ALIKE, IDENTIFIER_LABELS["external_id"])
+            new.warnings = answered[position].codes
+    return answered
 
 
 def _plan_new(
