@@ -369,8 +369,12 @@ class _Deadlined:
         left = self.deadline - time.monotonic()
         if left <= 0:
             raise SearchTimedOut(self.timeout)
-        # SET LOCAL, as a function: it ends with the transaction, and takes a parameter.
-        await self.conn.execute("SELECT set_config('statement_timeout', $1, true)", f"{max(1, int(left * 1000))}ms")
+        # SET LOCAL, as a function: it ends with the transaction, and takes a parameter. No parallel
+        # workers: a search that reads every customer of an org takes one core, not all of them.
+        await self.conn.execute(
+            "SELECT set_config('statement_timeout', $1, true), set_config('max_parallel_workers_per_gather', '0', true)",
+            f"{max(1, int(left * 1000))}ms",
+        )
 
     async def fetch(self, sql: str, *args: Any) -> list[Any]:
         await self._before()
