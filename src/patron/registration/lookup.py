@@ -7,7 +7,7 @@ from typing import Protocol
 
 from patron.loyalty.model import Membership
 from patron.orgs.model import OrgSettings
-from patron.registration import external_ids, fields
+from patron.registration import fields, resolution
 from patron.registration.model import Customer
 
 # The identifiers a customer is looked up by, in the order a request's parameters are read.
@@ -54,9 +54,7 @@ def lookup_key(key: str, value: str, org: OrgSettings) -> str | int | None:
     """The value as the org's unique index compares it (resolution.identifier_key), or None when no
     customer can hold it."""
     stored = lookup_value(key, value, org)
-    if key == "external_id" and isinstance(stored, str):
-        return external_ids.key(stored, org.configs.CONF_EXTERNAL_ID_CASE_INSENSITIVE)
-    return stored
+    return resolution.identifier_key(key, stored, org.configs) if isinstance(stored, str) else stored
 
 
 def lookup_value(key: str, value: str, org: OrgSettings) -> str | int | None:
