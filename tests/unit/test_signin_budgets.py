@@ -135,3 +135,22 @@ async def test_a_rate_of_zero_is_no_budget():
     budget = FairBudget(rate=0, burst=0, per_address=1, queue=1, max_wait=1, clock=Clock())
     for _ in range(100):
         await budget.take("203.0.113.1")
+
+
+async def test_the_budget_serves_networks_in_good_standing_before_those_that_have_been_failing():
+    clock = Clock()
+    budget = FairBudget(rate=1, burst=1, per_address=4, queue=10, max_wait=60, clock=clock)
+    await budget.take("203.0.113.1", failing=True)
+    flood = [asyncio.ensure_future(budget.take("203.0.113.1", failing=True)) for _ in range(2)]
+    await asyncio.sleep(0)
+    till = asyncio.ensure_future(budget.take("198.51.100.7"))
+    await asyncio.sleep(0)
+    clock.advance(1)
+    budget.wake()
+    await settle()
+    assert till.done() and not any(f.done() for f in flood)
+    for _ in range(2):
+        clock.advance(1)
+        budget.wake()
+    await settle()
+    assert all(f.done() for f in flood)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -149,6 +150,9 @@ class CredentialGuard:
       it failed against; the same secret against the same hash is refused from memory (the answer
       cannot differ), uncounted. The memory is per name, so an unknown till costs a hash as a known
       one does, and a new password (a new hash) is checked afresh.
+    - A network with failures in the window waits behind the others for the budget below, holds
+      at most all hash slots but one, and its hashes run at the lowest priority (nice 19), so a
+      flood slows itself rather than the first sign-in of a caller from elsewhere.
     - A credential that verified within the last day in this worker (`trusted`) is neither
       refused by the limits nor held by the budget below; it is still checked with a slow hash
       (unless its persisted digest vouches for it: Authenticator). A guesser cannot be trusted
@@ -157,8 +161,9 @@ class CredentialGuard:
       callers waiting; then 503 with Retry-After (HashSlots).
     - At most `unverified_hashes_per_second` slow hashes a second (bursts of twice that) for
       credentials not verified in this worker before, handed out in turn between the networks
-      and addresses asking (FairBudget): at most `unverified_per_address` attempts of an address
-      wait for one, each at most `unverified_wait` seconds; beyond, 503 with Retry-After.
+      and addresses asking, those of networks that have been failing after the others
+      (FairBudget): at most `unverified_per_address` attempts of an address wait for one, each
+      at most `unverified_wait` seconds; beyond, 503 with Retry-After.
     """
 
     def __init__(
@@ -191,9 +196,11 @@ class CredentialGuard:
             unverified_hashes_per_second, 2 * unverified_hashes_per_second, unverified_per_address, hash_queue,
             unverified_wait, clock,
         )
-        # Hashes for credentials never verified here run on threads of the lowest priority: the
-        # event loop, and the hashes of credentials known to be good, always get a core first,
-        # so guesses only ever take what the machine leaves idle.
+        # Hashes for networks that have been failing run on threads of the lowest priority: the
+        # event loop, and the hashes of everyone else, always get a core first, so guesses only
+        # ever take what the machine leaves idle; and they hold all slots but one, so that a
+        # slot is always free for a caller from elsewhere however slowly they run.
+        self._failing_slots = asyncio.Semaphore(max(1, hash_concurrency - 1))
         self._unverified_hashing = ThreadPoolExecutor(
             hash_concurrency, thread_name_prefix="unverified-hash", initializer=lowest_priority
         )
@@ -239,24 +246,28 @@ class CredentialGuard:
         if refusal in self.refused:
             return False
         trusted = attempt.key in self.trusted
+        network = network_of(attempt.address)
+        # A network with failures in the window may be guessing: it waits behind the others for
+        # the budget, holds at most all slots but one, and hashes at the lowest priority.
+        failing = not trusted and self.networks.failures(network) > 0
         if not trusted:
             try:
-                await self.budget.take(attempt.address)
+                await self.budget.take(attempt.address, failing=failing)
             except BudgetRefused as exc:
-                self._count_against(attempt, network_of(attempt.address), "busy")
+                self._count_against(attempt, network, "busy")
                 raise ApiError(Code.SERVICE_UNAVAILABLE, headers={"Retry-After": retry_after(exc.wait)}) from exc
         try:
-            async with self.hashes.slot(must_wait=trusted):
+            async with self._failing_slots if failing else contextlib.nullcontext(), self.hashes.slot(must_wait=trusted):
                 # Again: failures counted while this attempt waited for its slot may have
                 # reached a limit, and a refused attempt must cost no hash.
                 self.admit(attempt)
-                if trusted:
-                    matches = await asyncio.to_thread(verify_secret, stored, secret)
-                else:
+                if failing:
                     loop = asyncio.get_running_loop()
                     matches = await loop.run_in_executor(self._unverified_hashing, verify_secret, stored, secret)
+                else:
+                    matches = await asyncio.to_thread(verify_secret, stored, secret)
         except HashQueueFull as exc:
-            self._count_against(attempt, network_of(attempt.address), "busy")
+            self._count_against(attempt, network, "busy")
             raise ApiError(Code.SERVICE_UNAVAILABLE, headers={"Retry-After": "1"}) from exc
         if not matches:
             self.refused.add(refusal)
@@ -396,7 +407,7 @@ class Authenticator:
 
     async def _kept_digest(self, conn: Any, attempt: _Attempt, row: Any) -> str | None:
         """The digest kept for an enabled till or client when this installation keeps trust."""
-        if self._trust_key is None or row is None or not row.enabled:
+        if self._trust_key is None or row is None or not row.enabled or attempt.kind not in _KEPT_KINDS:
             return None
         return await TrustStore(conn).digest(attempt.kind, attempt.name)
 
@@ -419,14 +430,15 @@ class Authenticator:
         guard = self.guard
         usable = row is not None and row.enabled
         stored = getattr(row, hash_column) if usable else DECOY_HASH
-        digest = self._trust_digest(attempt, stored, secret) if usable and self._trust_key is not None else None
+        keeps = usable and self._trust_key is not None and attempt.kind in _KEPT_KINDS
+        digest = self._trust_digest(attempt, stored, secret) if keeps else None
         if kept is not None and digest is not None and hmac.compare_digest(kept, digest):
             guard.verified(attempt)
             return
         if not (await guard.check(attempt, stored, secret) and usable):
             raise ApiError(Code.AUTHENTICATION_FAILED)
         guard.verified(attempt)
-        if digest is not None and attempt.kind in _KEPT_KINDS:
+        if digest is not None:
             await self._keep(attempt, digest)
 
     async def _keep(self, attempt: _Attempt, digest: str) -> None:
@@ -437,7 +449,11 @@ class Authenticator:
                 )
         except (SQLAlchemyError, OSError, TimeoutError) as exc:
             # Verified all the same: the trust is only kept for the next restart.
-            log.warning("trust in %s %.64r not kept (%s): it is checked afresh after a restart", attempt.kind, attempt.name, exc)
+            # The error's text may quote the statement's parameters: only its type is logged.
+            log.warning(
+                "trust in %s %.64r not kept (%s): it is checked afresh after a restart",
+                attempt.kind, attempt.name, type(exc).__name__,
+            )
 
     # Console users (patron.console): a login and password from the sign-in form.
 

@@ -121,6 +121,13 @@ class FailureCounter:
     def __len__(self) -> int:
         return len(self._names)
 
+    def failures(self, name: Hashable) -> int:
+        """The failures of `name` counted in its window (0 once the window has passed)."""
+        record = self._names.get(name)
+        if record is None or self._clock() - record[_OPENED] >= self.window:
+            return 0
+        return int(record[_FAILURES])
+
     def _make_room(self, now: float) -> None:
         names = self._names
         while names:
@@ -291,11 +298,12 @@ class FairBudget:
     """`rate` slow hashes a second (bursts of `burst`) for the whole worker, handed out in turn.
 
     While tokens are left an attempt goes at once; otherwise it waits in a FairQueue, and each
-    token, as it comes, goes to the next network's next address in turn. So a flood from some
-    addresses takes at most its share of the budget, and a caller from another network waits
-    for about one round (the networks waiting, divided by the rate) instead of competing with
-    the flood's every attempt. An attempt waits at most `max_wait` seconds (then BudgetRefused).
-    A rate of 0 is no budget.
+    token, as it comes, goes to the next network's next address in turn. Attempts from networks
+    that have been failing wait in a queue of their own, served only when no attempt from a
+    network in good standing waits: a flood's networks fail, so a first sign-in from elsewhere
+    waits for the next token, not for a round of the flood; and a flood from many networks
+    still takes only its share of what is left. An attempt waits at most `max_wait` seconds
+    (then BudgetRefused). A rate of 0 is no budget.
     """
 
     def __init__(
@@ -309,6 +317,7 @@ class FairBudget:
         self._tokens = float(burst)
         self._counted_at = clock()
         self.queue = FairQueue(per_address, queue)
+        self.failing = FairQueue(per_address, queue)
         self._timer: asyncio.TimerHandle | None = None
 
     def _refill(self) -> None:
@@ -317,18 +326,20 @@ class FairBudget:
         self._counted_at = now
 
     def _come_back(self) -> float:
-        return (len(self.queue) + 1) / self.rate
+        return (len(self.queue) + len(self.failing) + 1) / self.rate
 
-    async def take(self, address: str) -> None:
-        """Returns when this attempt may spend a slow hash; raises BudgetRefused otherwise."""
+    async def take(self, address: str, failing: bool = False) -> None:
+        """Returns when this attempt may spend a slow hash; raises BudgetRefused otherwise.
+        `failing`: the attempt's network has been failing, and waits behind those that have not."""
         if self.rate <= 0:
             return
         self._refill()
-        if not len(self.queue) and self._tokens >= 1.0:
+        if not len(self.queue) and not len(self.failing) and self._tokens >= 1.0:
             self._tokens -= 1.0
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        accepted, evicted = self.queue.push(address, future)
+        queue = self.failing if failing else self.queue
+        accepted, evicted = queue.push(address, future)
         if evicted is not None and not evicted.done():
             evicted.set_exception(BudgetRefused(self._come_back()))
         if not accepted:
@@ -337,7 +348,7 @@ class FairBudget:
         try:
             await asyncio.wait_for(future, self.max_wait)
         except (TimeoutError, asyncio.CancelledError) as exc:
-            self.queue.remove(address, future)
+            queue.remove(address, future)
             if isinstance(exc, TimeoutError):
                 raise BudgetRefused(self._come_back()) from exc
             raise
@@ -351,6 +362,8 @@ class FairBudget:
         while self._tokens >= 1.0:
             future = self.queue.pop()
             if future is None:
+                future = self.failing.pop()
+            if future is None:
                 break
             if not future.done():
                 future.set_result(None)
@@ -358,7 +371,7 @@ class FairBudget:
         self._schedule()
 
     def _schedule(self) -> None:
-        if self._timer is not None or not len(self.queue):
+        if self._timer is not None or not (len(self.queue) or len(self.failing)):
             return
         delay = max(0.0, (1.0 - self._tokens) / self.rate)
         self._timer = asyncio.get_running_loop().call_later(delay, self.wake)
