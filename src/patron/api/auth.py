@@ -409,7 +409,7 @@ class Authenticator:
         """The digest kept for an enabled till or client when this installation keeps trust."""
         if self._trust_key is None or row is None or not row.enabled or attempt.kind not in _KEPT_KINDS:
             return None
-        return await TrustStore(conn).digest(attempt.kind, attempt.name)
+        return await TrustStore(conn).digest(row.org_id, attempt.kind, attempt.name)
 
     def _trust_digest(self, attempt: _Attempt, stored: str, secret: str) -> str:
         """What vouches for `secret` after a restart: bound to the stored hash, so that a new
@@ -439,13 +439,13 @@ class Authenticator:
             raise ApiError(Code.AUTHENTICATION_FAILED)
         guard.verified(attempt)
         if digest is not None:
-            await self._keep(attempt, digest)
+            await self._keep(row.org_id, attempt, digest)
 
-    async def _keep(self, attempt: _Attempt, digest: str) -> None:
+    async def _keep(self, org_id: int, attempt: _Attempt, digest: str) -> None:
         try:
             async with transaction(self.engine) as conn:
                 await TrustStore(conn).remember(
-                    attempt.kind, attempt.name, digest, datetime.now(timezone.utc).replace(tzinfo=None)
+                    org_id, attempt.kind, attempt.name, digest, datetime.now(timezone.utc).replace(tzinfo=None)
                 )
         except (SQLAlchemyError, OSError, TimeoutError) as exc:
             # Verified all the same: the trust is only kept for the next restart.

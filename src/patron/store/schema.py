@@ -124,11 +124,14 @@ console_sessions = Table(
 credential_trust = Table(
     "credential_trust",
     metadata,
+    # The credential's org: on Citus the table is distributed by it, so that keeping a till's trust
+    # is a write on its org's shard alone (a reference table's would be a two-phase commit).
+    Column("org_id", BigInteger, nullable=False),
     Column("kind", String(8), nullable=False),
     Column("name", String(100), nullable=False),
     Column("digest", String(64), nullable=False),
     Column("verified_at", Timestamp, nullable=False),
-    PrimaryKeyConstraint("kind", "name"),
+    PrimaryKeyConstraint("org_id", "kind", "name"),
 )
 
 customers = Table(
@@ -332,4 +335,5 @@ identity_change_requests = Table(
 # Tables that hold a share of an org's customers, and so are distributed by org_id on Citus.
 CUSTOMER_SCALE_TABLES = (
     "customers", "customer_audits", "memberships", "points_ledger", "referrals", "identity_change_requests",
+    "credential_trust",
 )

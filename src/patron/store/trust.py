@@ -18,19 +18,21 @@ class TrustStore:
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
 
-    async def digest(self, kind: str, name: str) -> str | None:
+    async def digest(self, org_id: int, kind: str, name: str) -> str | None:
         return await self.conn.scalar(
-            select(credential_trust.c.digest).where(credential_trust.c.kind == kind, credential_trust.c.name == name)
+            select(credential_trust.c.digest).where(
+                credential_trust.c.org_id == org_id, credential_trust.c.kind == kind, credential_trust.c.name == name
+            )
         )
 
-    async def remember(self, kind: str, name: str, digest: str, at: datetime) -> None:
+    async def remember(self, org_id: int, kind: str, name: str, digest: str, at: datetime) -> None:
         """Keep `digest` for the credential, replacing its earlier one; two workers verifying the
         same credential at once both succeed (the later write wins, with the same digest)."""
         insert = sqlite_insert if self.conn.dialect.name == "sqlite" else pg_insert
-        statement = insert(credential_trust).values(kind=kind, name=name, digest=digest, verified_at=at)
+        statement = insert(credential_trust).values(org_id=org_id, kind=kind, name=name, digest=digest, verified_at=at)
         await self.conn.execute(
             statement.on_conflict_do_update(
-                index_elements=[credential_trust.c.kind, credential_trust.c.name],
+                index_elements=[credential_trust.c.org_id, credential_trust.c.kind, credential_trust.c.name],
                 set_={"digest": statement.excluded.digest, "verified_at": statement.excluded.verified_at},
             )
         )
