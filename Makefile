@@ -41,8 +41,9 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 # Faults and sustained load against real `patron serve` processes, on a private PostgreSQL
-# cluster and SQLite files (stress/run.py), with schemathesis fuzzing, abusive callers (7-10) and
-# Citus operations under load (11-13); about 17 minutes. STRESS_QUICK=1 shortens the soak.
+# cluster and SQLite files (stress/run.py), with schemathesis fuzzing, abusive callers (7-10),
+# Citus operations under load (11-13), costly searches (14) and sign-in floods and lockouts
+# (15-16); about 22 minutes. STRESS_QUICK=1 shortens the soak.
 .PHONY: stress
 stress: $(STAMP)
 	command -v wrk >/dev/null || apt-get install -y wrk || (apt-get update && apt-get install -y wrk)

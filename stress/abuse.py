@@ -514,8 +514,42 @@ def _slow_abuse(config: dict[str, Any]) -> Tally:
     return tally
 
 
+# --- scenario 14: costly searches (stress/searches.py) -------------------------------------------
+
+
+def _search_abuser(index: int, deadline: float, config: dict[str, Any], tally: Tally) -> None:
+    """Searches of the costliest kinds from one read-only till, on a keep-alive connection: the next
+    as soon as one is answered, `pause` after a refusal (Retry-After is never followed)."""
+    port, pause, queries = config["port"], config["pause"], config["queries"]
+    headers = {"Authorization": config["auth"]}
+    conn = http.client.HTTPConnection(HOST, port, timeout=config["timeout"])
+    try:
+        for attempt in range(config["max_attempts"]):
+            if time.monotonic() >= deadline:
+                break
+            label, path = queries[(index + attempt) % len(queries)]
+            started = time.monotonic()
+            conn, response, answer = _exchange(conn, port, ("GET", path, b"", headers), tally, label, pause)
+            if response is None:
+                continue
+            tally.count(f"{label}: {response.status}")
+            tally.count(f"all: {response.status}")
+            tally.time(f"{response.status}: answer", time.monotonic() - started)
+            if response.status not in (200, 400, 429, 504):
+                tally.sample(f"{label}: {response.status}: {answer[:200]!r}")
+            if response.will_close:
+                conn.close()
+                conn = http.client.HTTPConnection(HOST, port, timeout=config["timeout"])
+            if response.status in (400, 429):
+                time.sleep(pause)
+    finally:
+        conn.close()
+
+
 def _abuser_main(kind: str, config: dict[str, Any]) -> int:
-    if kind == "headers":
+    if kind == "searches":
+        tally = _run_threads(config["threads"], _search_abuser, config)
+    elif kind == "headers":
         tally = _run_threads(config["threads"], _head_abuser, config)
     elif kind == "batches":
         tally = _run_threads(config["threads"], _batch_abuser, config)

@@ -28,6 +28,9 @@
    12. isolate_tenant_to_new_shard of the largest org, CASCADE (default mode first; if Citus's
       logical split stalls, as UPDATEs make it in 13.2.2, then block_writes): a shard of its own.
    13. cluster.sh add-worker, citus_rebalance_start() polled to the end: shards on the new node.
+14. Costly searches (issue #29, stress/searches.py): 22 threads of a read-only till search 200,000
+   customers (each again once answered), on PostgreSQL and then SQLite, one worker, while the good caller of 7-10
+   registers: its p99 holds, every search is answered within its deadline (200, 400, 429 or 504).
 15-16. Sign-in floods and lockouts (issue #29, stress/signin.py): real users and tills get in from
    other addresses while a dozen addresses flood wrong sign-ins (15), 30 tills get in at once after a
    restart, and a named console user locked out from 3 addresses signs in from another (16).
@@ -37,7 +40,7 @@ Every PostgreSQL scenario runs on a private cluster (initdb into a temporary dir
 port on 127.0.0.1), stopped and removed at the end; the machine's shared server is not touched.
 
 Environment: STRESS_QUICK=1 shortens the soak to 60 s; STRESS_ONLY=1,3 runs some scenarios
-(all thirteen by default);
+(all sixteen by default);
 STRESS_FUZZ_SEED, STRESS_FUZZ_SCALE and STRESS_FUZZ_WORKERS tune scenario 6 (stress/fuzz.py).
 """
 
@@ -59,6 +62,7 @@ import citus_ops  # noqa: E402
 import fuzz  # noqa: E402
 import infra  # noqa: E402
 import scenarios  # noqa: E402
+import searches  # noqa: E402
 import signin  # noqa: E402
 from scenarios import Result  # noqa: E402
 
@@ -82,7 +86,7 @@ def main() -> int:
         print("wrk is not installed (Debian package wrk); `make stress` installs it", file=sys.stderr)
         return 2
     quick = os.environ.get("STRESS_QUICK") == "1"
-    only = {int(n) for n in os.environ.get("STRESS_ONLY", "1,2,3,4,5,6,7,8,9,10,11,12,13,15,16").split(",") if n.strip()}
+    only = {int(n) for n in os.environ.get("STRESS_ONLY", "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16").split(",") if n.strip()}
     soak_seconds = 60 if quick else 120
     started = time.monotonic()
     print(f"Patron stress run: scenarios {sorted(only)}; soak {soak_seconds}s "
@@ -105,7 +109,7 @@ def main() -> int:
         results.append(result)
 
     cluster = None
-    if only & {1, 2, 4, 5, 6, 7, 8, 9, 10, 15, 16}:
+    if only & {1, 2, 4, 5, 6, 7, 8, 9, 10, 14, 15, 16}:
         cluster = infra.PgCluster()
         cluster.init()
         cluster.start()
@@ -125,6 +129,7 @@ def main() -> int:
         attempt(11, "Citus shard move", citus_ops.scenario_11)
         attempt(12, "Citus tenant isolation", citus_ops.scenario_12)
         attempt(13, "Citus add node + rebalance", citus_ops.scenario_13)
+        attempt(14, "costly searches", lambda: searches.scenario_14(cluster))
         attempt(15, "sign-in flood", lambda: signin.scenario_15(cluster))
         attempt(16, "console lockout", lambda: signin.scenario_16(cluster))
     finally:

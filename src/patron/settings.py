@@ -63,10 +63,12 @@ class Settings(BaseSettings):
     # search_timeout_seconds, with its result or a 504 that says so, and the database stops working
     # on it then. A worker runs at most searches_per_worker at once (fewer than its pool's
     # connections, so that look-ups and registrations always find one), one caller at most
-    # searches_per_caller; a search beyond either waits up to a second for its turn, then is 429.
+    # searches_per_caller: one, so that one caller's searches take at most one core of the
+    # database (or of an SQLite worker) at a time. A caller past its bound is 429 at once; a search
+    # finding the worker's slots taken waits up to a second for one, then is 429.
     search_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
     searches_per_worker: int = Field(default=4, ge=1)
-    searches_per_caller: int = Field(default=2, ge=1)
+    searches_per_caller: int = Field(default=1, ge=1)
     # SQLite: NORMAL keeps every acknowledged registration through a crash or kill of Patron, and
     # may lose the last ones to a power loss; FULL keeps them through a power loss too, at the cost
     # of an fsync per transaction (docs/durability.md).

@@ -1164,7 +1164,7 @@ def _search_operation() -> dict[str, Any]:
             f"Newest registration first. Matches are counted up to {MAX_COUNTED:,} (`count_capped` says "
             f"there are more) and paged through that far. A search is answered within "
             "PATRON_SEARCH_TIMEOUT_SECONDS (3 s by default) or stopped with 504; a caller runs at most "
-            "PATRON_SEARCHES_PER_CALLER searches at once (2), a worker PATRON_SEARCHES_PER_WORKER (4): "
+            "PATRON_SEARCHES_PER_CALLER searches at once (1), a worker PATRON_SEARCHES_PER_WORKER (4): "
             "beyond, 429 with Retry-After. Needs "
             "`customer` read (or write).\n\n" + _SUFFIX_NOTE.format(path="/v1.1/customer/search")
         ),

@@ -21,6 +21,7 @@ import orjson
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 
 from patron.registration.search import SearchTimedOut
+from patron.security import lowest_priority
 from patron.store.db import DatabaseUnavailable, is_unavailable, json_text, sqlite_pragmas
 
 T = TypeVar("T")
@@ -557,7 +558,8 @@ class Searcher:
 
     def __init__(self, path: str, *, threads: int, timeout: float, synchronous: str) -> None:
         self.path, self._timeout, self._synchronous = path, timeout, synchronous
-        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="patron-search")
+        # At the lowest priority: a search takes a core only when the tills' requests leave one.
+        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="patron-search", initializer=lowest_priority)
         self.idle: list[sqlite3.Connection] = []
 
     @asynccontextmanager
