@@ -7,18 +7,8 @@ import asyncio
 
 import pytest
 
+from conftest import Clock
 from patron.api.ratelimit import BudgetRefused, FairBudget, FairQueue, network_of
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 async def settle() -> None:
