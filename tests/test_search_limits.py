@@ -188,7 +188,7 @@ async def test_a_caller_runs_at_most_its_share_of_searches_at_once(large_org, li
     assert codes == [200, 429], (first.text, second.text)
     refused = first if first.status_code == 429 else second
     assert refused.headers["retry-after"] == "1"
-    assert "searches running" in refused.json()["response"]["status"]["detail"]
+    assert "already has a search running" in refused.json()["response"]["status"]["detail"]
     # Another caller of the org is not held by this one's bound.
     other = org.till_named(f"till.two.{org.id}")
     answer = await org.http.get(PATH, params={"q": "firstname:EQUALS:x"}, headers=org.basic(other))

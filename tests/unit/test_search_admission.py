@@ -13,11 +13,19 @@ from patron.api.admission import SearchesBusy, SearchGate
 async def test_a_caller_at_its_bound_is_refused_at_once_while_another_caller_runs():
     gate = SearchGate(per_worker=4, per_caller=1)
     async with gate.admit("till.one"):
-        with pytest.raises(SearchesBusy, match="this caller already has 1 searches running"):
+        with pytest.raises(SearchesBusy, match="this caller already has a search running"):
             async with gate.admit("till.one"):
                 pass
         async with gate.admit("till.two"):
             pass
+
+
+async def test_a_caller_allowed_several_is_told_how_many_it_has_running():
+    gate = SearchGate(per_worker=4, per_caller=2)
+    async with gate.admit("till.one"), gate.admit("till.one"):
+        with pytest.raises(SearchesBusy, match="already has 2 searches running"):
+            async with gate.admit("till.one"):
+                pass
 
 
 async def test_a_worker_at_its_bound_refuses_after_its_wait():

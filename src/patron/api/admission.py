@@ -32,10 +32,12 @@ class SearchGate:
     @asynccontextmanager
     async def admit(self, caller: Hashable) -> AsyncIterator[None]:
         """Hold one of the worker's slots and one of the caller's while the block runs."""
-        if self.running[caller] >= self.per_caller:
+        running = self.running[caller]
+        if running >= self.per_caller:
             raise SearchesBusy(
-                f"this caller already has {self.running[caller]} searches running, the most one caller may;"
-                " wait for them to answer"
+                "this caller already has a search running, the most one caller may; wait for it to answer"
+                if running == 1
+                else f"this caller already has {running} searches running, the most one caller may; wait for them to answer"
             )
         self.running[caller] += 1
         try:
