@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from patron.codes import MESSAGES, Code
-from served import Server, sqlite_env, start, stop
+from served import Server, served, sqlite_env
 
 LINE_LIMIT, HEAD_LIMIT, HEADER_COUNT_LIMIT = 4096, 16384, 20
 TIMEOUT = 1.0  # header and body timeouts of the server under test, in seconds
@@ -34,14 +34,8 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, 
         PATRON_HEADER_TIMEOUT_SECONDS=str(TIMEOUT),
         PATRON_BODY_TIMEOUT_SECONDS=str(TIMEOUT),
     )
-    started: list[Server] = []
-    try:
-        started.append(start(tmp, "limits", env))
-        started.append(start(tmp, "capped", {**env, "PATRON_MAX_CONNECTIONS": str(CAP)}))
-        yield started[0], started[1]
-    finally:
-        for server in started:
-            stop(server)
+    with served(tmp, "limits", env) as limits, served(tmp, "capped", {**env, "PATRON_MAX_CONNECTIONS": str(CAP)}) as capped:
+        yield limits, capped
 
 
 @pytest.fixture

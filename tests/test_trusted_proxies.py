@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from patron.settings import Settings
-from served import ROOT, VENV_BIN, Server, sqlite_env, start, stop
+from served import ROOT, VENV_BIN, Server, served, sqlite_env
 
 FAILURES_PER_ADDRESS = 3
 _guesses = itertools.count()
@@ -35,15 +35,10 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, 
         PATRON_AUTH_UNVERIFIED_HASHES_PER_SECOND="0",
     )
     env.pop("PATRON_TRUSTED_PROXIES", None)
-    started: list[Server] = []
-    try:
-        started.append(start(tmp, "direct", env))
-        # A list, with a network: loopback is named by its /8.
-        started.append(start(tmp, "proxied", {**env, "PATRON_TRUSTED_PROXIES": "192.0.2.10, 127.0.0.0/8"}))
-        yield started[0], started[1]
-    finally:
-        for server in started:
-            stop(server)
+    # A list, with a network: loopback is named by its /8.
+    proxies = {"PATRON_TRUSTED_PROXIES": "192.0.2.10, 127.0.0.0/8"}
+    with served(tmp, "direct", env) as direct, served(tmp, "proxied", {**env, **proxies}) as proxied:
+        yield direct, proxied
 
 
 @pytest.fixture

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Iterable
 
 from confusable_homoglyphs import categories, confusables
+
+from patron.registration import fields
 
 # Characters that belong to no one script: digits, punctuation, combining marks. A look-alike
 # between one of them and a letter (0 and O, 1 and l) is not one of another script.
@@ -19,9 +20,7 @@ def key(external_id: str | None, ignore_case: bool) -> str | None:
     and `straße`). The external id is in NFKC already (fields.identifier_text)."""
     if external_id is None or not ignore_case:
         return external_id
-    if external_id.isascii():
-        return external_id.lower()
-    return unicodedata.normalize("NFKC", external_id.casefold())
+    return fields.case_folded(external_id)
 
 
 def _prototypes() -> dict[int, str]:

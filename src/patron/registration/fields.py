@@ -110,6 +110,12 @@ def identifier_text(value: Any) -> str | None:
     return raw
 
 
+def case_folded(text: str) -> str:
+    """Text as it compares ignoring case: Unicode's NFKC_Casefold (`ABC-1`, `abc-1` and `ＡＢＣ-1`
+    are one, and so are `STRASSE` and `straße`); ASCII, most of what tills send, by lower() alone."""
+    return text.lower() if text.isascii() else unicodedata.normalize("NFKC", text.casefold())
+
+
 def identity_key(name: str, value: Any) -> str | None:
     """A key that every spelling of one identifier shares, at the cost of reading a row: the
     identifier's text as the readers see it (NFKC, trimmed, case-folded as an org that matches
@@ -121,7 +127,7 @@ def identity_key(name: str, value: Any) -> str | None:
     if not raw:
         return None
     if name != "mobile":
-        return raw.lower() if raw.isascii() else unicodedata.normalize("NFKC", raw.casefold())
+        return case_folded(raw)
     digits = "".join(str(unicodedata.decimal(char)) for char in raw if char.isdecimal())
     return digits[-8:] or None
 
