@@ -65,8 +65,43 @@ async def test_a_body_of_random_bytes_is_400(client, org):
         assert answer(await add_raw(client, org, body))["code"] == Code.INVALID_INPUT, body
 
 
-# NUL: PostgreSQL refuses it in text and jsonb. In a field of an item it fails the item with 1098 on
-# every backend (tests/test_nul_text.py); where it is only looked up, it finds nobody.
+# NUL: PostgreSQL refuses it in text and jsonb, so Patron refuses it as an invalid value first.
+
+
+async def test_nul_in_the_primary_identifier_is_an_invalid_mobile(client, org):
+    response = await add(client, org, {"mobile": new_mobile() + "\u0000"})
+    answer(response)
+    assert item_code(response) == str(int(Code.INVALID_MOBILE))
+
+
+async def test_nul_in_a_secondary_identifier_drops_it_with_its_warning(client, org):
+    mobile = new_mobile()
+    response = await add(client, org, {"mobile": mobile, "email": "a\u0000@example.com", "external_id": "ext\u0000"})
+    assert answer(response)["code"] == Code.SUCCESS
+    assert warnings_of(response) == [str(int(Code.INVALID_EMAIL)), str(int(Code.INVALID_EXTERNAL_ID))]
+    assert (item(response)["email"], item(response)["external_id"]) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "warning"),
+    [
+        ("firstname", "Asha\u0000", Code.INVALID_FIELD_VALUE),
+        ("accountId", "acc\u0000", Code.INVALID_FIELD_VALUE),
+        ("type", "loyalty\u0000", Code.INVALID_FIELD_VALUE),
+        ("source", "instore\u0000", Code.INVALID_FIELD_VALUE),
+        ("fraud_status", "\u0000", Code.INVALID_FRAUD_STATUS),
+        ("updated_on", "2024-01-01\u0000", Code.INVALID_FIELD_VALUE),
+        ("registered_till", "till\u0000", Code.INVALID_REGISTERED_TILL),
+        ("custom_fields", {"field": [{"name": "City_name", "value": "Pune\u0000"}]}, Code.INVALID_CUSTOM_FIELD),
+        ("custom_fields", {"field": [{"name": "City\u0000name", "value": "Pune"}]}, Code.INVALID_CUSTOM_FIELD),
+        ("extended_fields", {"field": [{"name": "city", "value": "Pune\u0000"}]}, Code.INVALID_EXTENDED_FIELD),
+        ("commChannels", [{"type": "email", "value": "a\u0000@example.com"}], Code.INVALID_FIELD_VALUE),
+    ],
+)
+async def test_nul_in_a_field_skips_that_field_with_its_warning(client, org, field, value, warning):
+    response = await add(client, org, {"mobile": new_mobile(), field: value})
+    assert answer(response)["code"] == Code.SUCCESS
+    assert warnings_of(response) == [str(int(warning))]
 
 
 async def test_nul_in_a_lookup_value_finds_nobody(client, org):

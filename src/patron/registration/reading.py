@@ -92,29 +92,12 @@ def read_item(
     identifier at all (the console's edit names it by id)."""
     if not isinstance(raw, dict):
         raise ItemRejected(Code.NO_VALID_IDENTIFIER)
-    refuse_nul(raw)
     warnings = Warnings()
     item = CustomerInput()
     _read_identifiers(raw, org, item, warnings, registering, naming)
     _read_profile(raw, org, calling_till, now, item, warnings)
     _read_extra_fields(raw, org, item, warnings)
     return item, warnings
-
-
-def refuse_nul(raw: dict[str, Any]) -> None:
-    """Any field read from the item whose text holds NUL fails the item (1098) naming it, on every
-    backend alike, rather than being stored on one and refused by PostgreSQL on another; a custom
-    or extended field is named by its name (`custom_fields.note`)."""
-    for name in ITEM_FIELDS:
-        value = raw.get(name)
-        if not fields.holds_nul(value):
-            continue
-        if name in ("custom_fields", "extended_fields"):
-            for entry in listed(value, "field"):
-                entry_name = entry.get("name") if isinstance(entry, dict) else None
-                if fields.holds_nul(entry) and isinstance(entry_name, str) and not fields.holds_nul(entry_name):
-                    raise ItemRejected(Code.TEXT_WITH_NUL, field=f"{name}.{entry_name.strip()}")
-        raise ItemRejected(Code.TEXT_WITH_NUL, field=name)
 
 
 def _read_identifiers(
