@@ -77,6 +77,11 @@ class Code(IntEnum):
     EXTERNAL_ID_LOOKS_ALIKE = 91030
 
 
+# What is said of any text holding NUL (U+0000), which PostgreSQL cannot store: by the item error
+# below, a search's refusal and the console's forms alike.
+HOLDS_NUL = "holds a NUL character (U+0000), which is not allowed"
+
+
 MESSAGES: dict[Code, str] = {
     Code.SUCCESS: "Success",
     Code.PARTIAL_SUCCESS: "Some requests have failed due to errors",
@@ -120,7 +125,7 @@ ITEM_ERRORS: dict[Code, str] = {
     Code.LOYALTY_TO_NON_LOYALTY: "Conversion of loyalty customer to non-loyalty is not allowed.",
     Code.PRIMARY_IDENTIFIER_MISMATCH: "Customer's primary identifier not matching with other identifiers.",
     Code.BATCH_LIMIT_EXCEEDED: "Batch limit exceeded.",
-    Code.TEXT_WITH_NUL: "Unable to register. {field} holds a NUL character (U+0000), which is not allowed.",
+    Code.TEXT_WITH_NUL: f"Unable to register. {{field}} {HOLDS_NUL}.",
     Code.ITEM_NOT_PROCESSED: (
         "Unable to register. This customer could not be processed; nothing of it was written."
         " Retry it, or report the request id."

@@ -26,7 +26,7 @@ from patron import limits
 from patron.api.admission import SearchesBusy
 from patron.api.context import read_body, utc_now
 from patron.api.errors import ApiError
-from patron.codes import Code
+from patron.codes import HOLDS_NUL, Code
 from patron.console import charts, sessions
 from patron.console.overview import DAYS, WARNING_DAYS, OverviewCache, warning_name
 from patron.console.sessions import Access, Signed
@@ -502,13 +502,13 @@ async def customer_page(request: Request, signed: Signed) -> Response:
 
 
 # A NUL is no text of any form: PostgreSQL cannot store one, so it is refused on every backend.
-HOLDS_NUL = "holds a NUL character (U+0000), which is not allowed."
+NUL_REFUSED = f"{HOLDS_NUL}."
 
 
 def _reason(form: dict[str, str], errors: dict[str, str]) -> str:
     reason = form.get("reason", "").strip()
     if "\x00" in reason:
-        errors["reason"] = f"The reason {HOLDS_NUL}"
+        errors["reason"] = f"The reason {NUL_REFUSED}"
     elif not reason:
         errors["reason"] = "Give a reason: it is kept in the customer's audit trail."
     elif len(reason) > limits.REASON:
@@ -550,7 +550,7 @@ async def edit_profile(request: Request, signed: Signed, form: dict[str, str]) -
     reason = _reason(form, errors)
     holding = [key for key, value in form.items() if "\x00" in value and _profile_label(key)]
     if holding:
-        errors["profile"] = f"{_profile_label(holding[0])} {HOLDS_NUL}"
+        errors["profile"] = f"{_profile_label(holding[0])} {NUL_REFUSED}"
     # The customer is named by its id, not by an identifier: the one on the page, whoever holds
     # its values now and whatever the org's rules for them say today.
     item: dict[str, Any] = {}
@@ -606,7 +606,7 @@ async def request_identity_change(request: Request, signed: Signed, form: dict[s
             " customer/update."
         )
     if "\x00" in new_value:
-        errors["new_value"] = f"The new value {HOLDS_NUL}"
+        errors["new_value"] = f"The new value {NUL_REFUSED}"
     elif not new_value:
         errors["new_value"] = "Give the new value."
     if errors:

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from patron import limits
-from patron.codes import Code
+from patron.codes import HOLDS_NUL, Code
 from patron.orgs.model import OrgSettings
 from patron.registration import fields
 from patron.registration.lookup import lookup_value
@@ -218,7 +218,7 @@ def _present(raw: dict[str, Any], *keys: str) -> Any:
 
 
 # Why a reason is refused that holds NUL, which PostgreSQL cannot store: the same on every backend.
-NUL_REASON = "the reason holds a NUL character (U+0000), which is not allowed"
+NUL_REASON = f"the reason {HOLDS_NUL}"
 
 
 def decision_reason(reason: Any) -> str:

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from enum import Enum, StrEnum
 
+from patron.codes import HOLDS_NUL
 from patron.orgs.model import OrgSettings
 from patron.orgs.policy import FieldType
 from patron.registration import fields
@@ -332,7 +333,7 @@ def read_query(q: str, org: OrgSettings) -> SearchQuery:
     if not q or not q.strip():
         raise SearchRefused("q is empty: give one or more ATTRIBUTE:OPERATOR:VALUE conditions joined by &")
     if "\x00" in q:
-        raise SearchRefused("q holds a NUL character (U+0000), which is not allowed")
+        raise SearchRefused(f"q {HOLDS_NUL}")
     sent = q.split("&")
     if len(sent) > MAX_CONDITIONS:
         raise SearchRefused(f"q holds {len(sent)} conditions; at most {MAX_CONDITIONS} are allowed")
