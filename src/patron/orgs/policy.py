@@ -27,6 +27,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from patron import limits
+from patron.events.names import EVENT_NAMES
 
 
 @dataclass(frozen=True)
@@ -245,6 +246,9 @@ class Configs(_OrgFileModel):
     RATE_LIMIT_PER_SECOND: int = Field(default=0, ge=0)
     # Requests a caller may make at once after a quiet spell; absent means twice the rate.
     RATE_LIMIT_BURST: int | None = Field(default=None, ge=1)
+    # (Patron) How long events and their delivery attempts are kept (events.md §3): the feed's
+    # cursors reach this far back.
+    CONF_EVENT_RETENTION_DAYS: int = Field(default=30, ge=1, le=3650)
 
     @property
     def rate_limit_burst(self) -> int:
@@ -295,6 +299,8 @@ class AccessGroup(_OrgFileModel):
     audit: AccessLevel = "none"
     # (Patron) may approve or reject identity change requests (member-care.md §2).
     identity_review: bool = False
+    # (Patron) may read the org's event feed, GET /v1.1/events (events.md §3).
+    events: AccessLevel = "none"
 
 
 class Till(_OrgFileModel):
@@ -370,6 +376,49 @@ class ConsoleUser(_OrgFileModel):
         if (self.password is None) == (self.password_hash is None):
             _refuse([_Problem((), "give exactly one of password, password_hash")])
         return self
+
+
+# A sink's name: it keys the sink's progress and its dead letters, and names it in metrics and logs.
+_SinkName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")]
+# An environment variable's name: secrets and broker URLs are never written in the org file.
+_EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=200)]
+
+
+def _event_names(names: list[str] | None) -> list[str] | None:
+    unknown = [name for name in names or () if name not in EVENT_NAMES]
+    if unknown:
+        raise ValueError(f"no event is named {unknown[0]!r}; the events are {', '.join(EVENT_NAMES)}")
+    return names
+
+
+class _Sink(_OrgFileModel):
+    name: _SinkName
+    # The events it is sent; absent, all of them.
+    events: Annotated[list[str] | None, AfterValidator(_event_names)] = None
+    # Whether it receives identifiers and names (events.md §1); otherwise they are null.
+    pii: bool = False
+
+    def subscribes(self, event_name: str) -> bool:
+        return self.events is None or event_name in self.events
+
+
+class Webhook(_Sink):
+    """A [[webhooks]] entry (events.md §3): an HTTPS endpoint sent every event it subscribes to,
+    signed as Standard Webhooks says with the secret(s) in the environment variable `secret_env`."""
+
+    url: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^https?://[^\s/]+", max_length=2000)]
+    secret_env: _EnvName
+    # Loopback, private, link-local and metadata addresses are refused unless this is true.
+    allow_private: bool = False
+
+
+class Broker(_Sink):
+    """A [[brokers]] entry (events.md §3): a RabbitMQ topic exchange, at the AMQP URL in the
+    environment variable `url_env`."""
+
+    kind: Literal["rabbitmq"] = "rabbitmq"
+    url_env: _EnvName
+    exchange: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
 
 
 class _FieldDefinition(_OrgFileModel):
@@ -464,6 +513,13 @@ class OrgFile(_OrgFileModel):
     custom_fields: list[CustomField] = []
     extended_fields: list[ExtendedField] = []
     programs: list[Program] = []
+    webhooks: list[Webhook] = []
+    brokers: list[Broker] = []
+
+    @property
+    def sinks(self) -> list[Webhook | Broker]:
+        """Where the org's events go, each by its own name."""
+        return [*self.webhooks, *self.brokers]
 
     @property
     def default_program(self) -> Program | None:
@@ -498,6 +554,11 @@ class OrgFile(_OrgFileModel):
                 fold_case=True,
             ),
             *_repeats((("programs", i, "id"), p.id) for i, p in enumerate(self.programs)),
+            # Webhooks and brokers share one namespace: a sink's progress is kept by its name.
+            *_repeats([
+                *((("webhooks", i, "name"), w.name) for i, w in enumerate(self.webhooks)),
+                *((("brokers", i, "name"), b.name) for i, b in enumerate(self.brokers)),
+            ]),
         ]
 
     def _dangling_references(self) -> list[_Problem]:

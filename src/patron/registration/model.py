@@ -46,6 +46,9 @@ class Customer:
     # external id by every rule that sets one (resolution.keyed); by default the external id
     # itself, as an org that matches external ids as stored keeps it.
     external_id_key: str | None = None
+    # The sequence of its latest event (events.md §1): read, written with a new customer, and
+    # moved on only by the store's append of events, never by an update of the customer.
+    event_sequence: int = 0
 
     def __post_init__(self) -> None:
         if self.external_id_key is None:

@@ -37,6 +37,9 @@ SELECT_CUSTOMER = select(*(customers.c[name] for name in CUSTOMER_COLUMNS))
 
 
 STORED_COLUMNS = [*(name for name in CUSTOMER_COLUMNS if name not in ("org_id", "id")), *DERIVED_COLUMNS]
+# An update writes every stored column but the event sequence, which only events move on
+# (store.events), in the statement that numbers them.
+UPDATED_COLUMNS = [name for name in STORED_COLUMNS if name != "event_sequence"]
 JSON_COLUMNS = ("custom_fields", "extended_fields", "subscriptions", "comm_channels")
 # Named fields are kept as [name, value] pairs: a JSONB object would not keep their order.
 _NAMED_FIELDS = ("custom_fields", "extended_fields")
@@ -153,7 +156,7 @@ AUDITS_OF = (
 UPDATE_CUSTOMER = (
     update(customers)
     .where(customers.c.org_id == bindparam("key_org_id"), customers.c.id == bindparam("key_id"))
-    .values(named_binds((*STORED_COLUMNS, "modified_at")))
+    .values(named_binds((*UPDATED_COLUMNS, "modified_at")))
 )
 INSERTED_CUSTOMER = named_binds(("org_id", *STORED_COLUMNS, "created_at", "modified_at"))
 

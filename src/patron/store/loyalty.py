@@ -34,6 +34,7 @@ CREDIT = (
         lifetime_points=memberships.c.lifetime_points + bindparam("points"),
         loyalty_points=memberships.c.loyalty_points + bindparam("points"),
     )
+    .returning(memberships.c.loyalty_points)
 )
 # A referee's first referral is written, and returns its row; a second writes nothing (each engine's
 # INSERT ... ON CONFLICT DO NOTHING RETURNING referee_id).
@@ -89,11 +90,13 @@ class LoyaltyStore:
         rows = [{**entry_columns(e), "created_at": at, "request_id": request_id} for e in entries]
         await self._insert_ledger.execute_many(self.conn, rows)
 
-    async def credit(self, org_id: int, customer_id: int, program_id: int, points: int) -> None:
-        """Add points to an existing membership's balances (its ledger row is appended alongside)."""
-        await self._credit.execute(
+    async def credit(self, org_id: int, customer_id: int, program_id: int, points: int) -> int | None:
+        """Add points to an existing membership's balances (its ledger row is appended alongside):
+        its points after, or None when it has no such membership."""
+        rows = await self._credit.fetch(
             self.conn, {"key_org_id": org_id, "key_customer_id": customer_id, "key_program_id": program_id, "points": points}
         )
+        return rows[0]["loyalty_points"] if rows else None
 
     async def record_referral(self, org_id: int, referee_id: int, referrer_id: int, at: datetime) -> bool:
         """True when this is the referee's first referral; a customer is referred only once."""

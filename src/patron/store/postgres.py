@@ -37,9 +37,10 @@ from patron.store.customers import (
     stored_form,
 )
 from patron.store.db import DriverPool, inserted_columns, is_citus, json_text, named_binds
+from patron.store.events import INSERTED_EVENT, UNPOSITIONED, EventStore
 from patron.store.identity_requests import PgIdentityRequests
 from patron.store.loyalty import LEDGER_VALUES, MEMBERSHIP_COLUMNS, REFERRAL_VALUES, LoyaltyStore
-from patron.store.schema import customer_audits, customers, memberships, points_ledger, referrals
+from patron.store.schema import customer_audits, customers, event_streams, events, memberships, points_ledger, referrals
 from patron.store.shared import SharedStatements
 from patron.store.statements import PgStatement
 from patron.store.unit import Found, StoreUnit
@@ -359,6 +360,19 @@ class PgLoyalty(
     pass
 
 
+class PgEvents(
+    EventStore,
+    statement=PgStatement,
+    insert_event=insert(events).values(INSERTED_EVENT),
+    unpositioned=UNPOSITIONED.with_for_update(),
+    unpositioned_of=UNPOSITIONED.limit(None).where(
+        events.c.customer_id == func.any(func.cast(bindparam("customer_ids"), ARRAY(BigInteger)))
+    ).with_for_update(),
+    open_stream=pg_insert(event_streams).values(org_id=bindparam("org_id")).on_conflict_do_nothing(),
+):
+    pass
+
+
 class _Deadlined:
     """A connection whose every statement is stopped by the server at one deadline."""
 
@@ -411,10 +425,10 @@ class PostgresStorage:
         COMMIT, two round trips fewer."""
         async with self.driver.connection() as conn:
             if single_statement:
-                yield StoreUnit(PgCustomers(conn), PgLoyalty(conn), PgIdentityRequests(conn))
+                yield StoreUnit(PgCustomers(conn), PgLoyalty(conn), PgIdentityRequests(conn), PgEvents(conn))
                 return
             async with conn.transaction():
-                yield StoreUnit(PgCustomers(conn), PgLoyalty(conn), PgIdentityRequests(conn))
+                yield StoreUnit(PgCustomers(conn), PgLoyalty(conn), PgIdentityRequests(conn), PgEvents(conn))
 
     @asynccontextmanager
     async def search_unit(self, timeout: float) -> AsyncIterator[StoreUnit]:
@@ -426,7 +440,7 @@ class PostgresStorage:
             async with self.driver.connection() as conn:
                 async with conn.transaction(isolation="repeatable_read", readonly=True):
                     deadlined = _Deadlined(conn, time.monotonic() + timeout, timeout)
-                    yield StoreUnit(PgCustomers(deadlined), PgLoyalty(deadlined), PgIdentityRequests(deadlined))
+                    yield StoreUnit(PgCustomers(deadlined), PgLoyalty(deadlined), PgIdentityRequests(deadlined), PgEvents(deadlined))
         except asyncpg.QueryCanceledError as exc:
             raise SearchTimedOut(timeout) from exc
 

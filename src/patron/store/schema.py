@@ -167,6 +167,9 @@ customers = Table(
     # What the external id looks like (external_ids.skeleton): its look-alikes across scripts
     # are found by this index, not by a scan (migration 0009).
     Column("external_id_skeleton", String()),
+    # The sequence of the customer's latest event (events.md §1): each event of the customer takes
+    # the next, in the transaction that writes it (migration 0010).
+    Column("event_sequence", BigInteger, nullable=False, server_default="0"),
     PrimaryKeyConstraint("org_id", "id"),
     # Identity is the database's job: one customer per identifier per org, whatever races.
     UniqueConstraint("org_id", "mobile"),
@@ -332,8 +335,139 @@ identity_change_requests = Table(
     sqlite_id_index(),
 )
 
+# The outbox (events.md): every event, written in the transaction of the change it reports. The
+# relay gives each a position in its org's stream once its transaction has committed (a position
+# is never given to a row a reader might yet see appear before it), and the sinks and the feed
+# read the stream by position.
+events = Table(
+    "events",
+    metadata,
+    Column("org_id", BigInteger, nullable=False),
+    Column("id", BigInteger, Identity(start=1), nullable=False),
+    # The eventId: a UUID, the consumer's idempotency key, the same on every attempt.
+    Column("event_id", String(36), nullable=False),
+    Column("customer_id", BigInteger, nullable=False),
+    # Per customer, strictly increasing (customers.event_sequence).
+    Column("sequence", BigInteger, nullable=False),
+    Column("name", String(40), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("request_id", String(64), nullable=False),
+    # api | console | import: what the envelope says made the change.
+    Column("origin", String(8), nullable=False),
+    Column("console_user", String(100)),
+    # The event's data as the domain built it (events.build), the customer's id left to the envelope.
+    Column("data", JSON, nullable=False),
+    # Its place in the org's stream, given by the relay after the commit; null until then.
+    Column("position", BigInteger),
+    PrimaryKeyConstraint("org_id", "id"),
+    Index("ix_events_org_id_position", "org_id", "position", unique=True),
+    # What the relay has yet to give a position: small, whatever the table's size.
+    Index("ix_events_org_id_unpositioned", "org_id", "id", postgresql_where=text("position IS NULL"),
+          sqlite_where=text("position IS NULL")),
+    sqlite_id_index(),
+)
+
+# Each org's stream: the last position given, the positions removed by retention, and which relay
+# gives positions now (a lease, taken over when it lapses).
+event_streams = Table(
+    "event_streams",
+    metadata,
+    Column("org_id", BigInteger, nullable=False),
+    Column("last_position", BigInteger, nullable=False, server_default="0"),
+    # Positions up to this one were removed (CONF_EVENT_RETENTION_DAYS): an older cursor is answered 410.
+    Column("removed_through", BigInteger, nullable=False, server_default="0"),
+    Column("lease_owner", String(100)),
+    Column("lease_until", Timestamp),
+    PrimaryKeyConstraint("org_id"),
+)
+
+# Each sink of an org (a [[webhooks]] or [[brokers]] entry): how far through the stream it was
+# handed every event, its health, and which relay delivers to it now (a lease).
+event_sinks = Table(
+    "event_sinks",
+    metadata,
+    Column("org_id", BigInteger, nullable=False),
+    Column("sink", String(100), nullable=False),
+    Column("kind", String(16), nullable=False),  # webhook | rabbitmq
+    Column("position", BigInteger, nullable=False, server_default="0"),
+    Column("lease_owner", String(100)),
+    Column("lease_until", Timestamp),
+    Column("failing_since", Timestamp),
+    Column("consecutive_failures", Integer, nullable=False, server_default="0"),
+    Column("last_success_at", Timestamp),
+    Column("last_failure_at", Timestamp),
+    Column("last_error", String(1024)),
+    Column("disabled_at", Timestamp),
+    Column("disabled_reason", String(200)),
+    PrimaryKeyConstraint("org_id", "sink"),
+)
+
+# The events a sink did not take at the first attempt: waiting for a retry, waiting behind an
+# earlier event of their customer, or dead-lettered. Only failures write here.
+event_retries = Table(
+    "event_retries",
+    metadata,
+    Column("org_id", BigInteger, nullable=False),
+    Column("sink", String(100), nullable=False),
+    Column("position", BigInteger, nullable=False),
+    Column("customer_id", BigInteger, nullable=False),
+    Column("sequence", BigInteger, nullable=False),
+    Column("status", String(8), nullable=False),  # retry | behind | dead
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", Timestamp),
+    Column("last_error", String(1024)),
+    Column("created_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+    PrimaryKeyConstraint("org_id", "sink", "position"),
+    Index(None, "org_id", "sink", "customer_id", "sequence"),
+    Index(None, "org_id", "sink", "status", "next_attempt_at"),
+)
+
+# Every delivery attempt, kept CONF_EVENT_RETENTION_DAYS.
+event_attempts = Table(
+    "event_attempts",
+    metadata,
+    Column("org_id", BigInteger, nullable=False),
+    Column("id", BigInteger, Identity(start=1), nullable=False),
+    Column("sink", String(100), nullable=False),
+    Column("event_id", String(36), nullable=False),
+    Column("position", BigInteger, nullable=False),
+    Column("attempted_at", Timestamp, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("result", String(16), nullable=False),  # delivered | retry | dead | disabled
+    Column("status_code", Integer),
+    Column("error", String(1024)),
+    Column("latency_ms", Integer, nullable=False),
+    # The first 1 KB of the answer.
+    Column("answer", String(1024)),
+    PrimaryKeyConstraint("org_id", "id"),
+    Index(None, "org_id", "sink", "attempted_at"),
+    Index(None, "org_id", "event_id"),
+    sqlite_id_index(),
+)
+
+# Replays an operator asked for (patron events replay, the console's Events page): who, why, what.
+event_replays = Table(
+    "event_replays",
+    metadata,
+    Column("org_id", BigInteger, nullable=False),
+    Column("id", BigInteger, Identity(start=1), nullable=False),
+    Column("sink", String(100), nullable=False),
+    Column("requested_at", Timestamp, nullable=False),
+    Column("requested_by", String(110), nullable=False),  # console:LOGIN or cli:USER
+    Column("reason", String(limits.REASON), nullable=False),
+    Column("event_id", String(36)),
+    Column("from_at", Timestamp),
+    Column("to_at", Timestamp),
+    Column("events", Integer, nullable=False),
+    PrimaryKeyConstraint("org_id", "id"),
+    sqlite_id_index(),
+)
+
+EVENT_TABLES = ("events", "event_streams", "event_sinks", "event_retries", "event_attempts", "event_replays")
+
 # Tables that hold a share of an org's customers, and so are distributed by org_id on Citus.
 CUSTOMER_SCALE_TABLES = (
     "customers", "customer_audits", "memberships", "points_ledger", "referrals", "identity_change_requests",
-    "credential_trust",
+    "credential_trust", *EVENT_TABLES,
 )

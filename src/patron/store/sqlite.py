@@ -28,9 +28,10 @@ from patron.store.customers import (
     stored_values,
 )
 from patron.store.db import inserted_columns, named_binds
+from patron.store.events import INSERTED_EVENT, UNPOSITIONED, EventStore
 from patron.store.identity_requests import SqliteIdentityRequests
 from patron.store.loyalty import INSERT_MEMBERSHIPS, LEDGER_VALUES, MEMBERSHIP_COLUMNS, REFERRAL_VALUES, LoyaltyStore, entry_columns
-from patron.store.schema import customer_audits, customers, points_ledger, referrals
+from patron.store.schema import customer_audits, customers, event_streams, events, points_ledger, referrals
 from patron.store.sqlite_file import SqliteFile
 from patron.store.statements import SqliteStatement, is_sqlite_unique_violation
 from patron.store.unit import Found, StoreUnit
@@ -80,6 +81,21 @@ class SqliteLoyalty(
     pass
 
 
+class SqliteEvents(
+    EventStore,
+    statement=SqliteStatement,
+    insert_event=insert(events).values({**INSERTED_EVENT, "id": _next_id(events, 1)}),
+    unpositioned=UNPOSITIONED,
+    unpositioned_of=UNPOSITIONED.limit(None).where(
+        events.c.customer_id.in_(select(func.json_each(bindparam("customer_ids")).table_valued("value").c.value))
+    ),
+    open_stream=sqlite_insert(event_streams).values(org_id=bindparam("org_id")).on_conflict_do_nothing(),
+):
+    @staticmethod
+    def id_list(ids: list[int]) -> Any:
+        return orjson.dumps(ids).decode()
+
+
 class SqliteStorage:
     """SQLite as registrations and look-ups use it: units of work on the writer's turn (updates),
     a request's new customers as one job of the writer, and look-ups on the reader."""
@@ -94,17 +110,16 @@ class SqliteStorage:
     async def search_unit(self, timeout: float) -> AsyncIterator[StoreUnit]:
         """A search's unit, on the file's searcher: off the event loop, stopped at its deadline."""
         async with self.file.searcher.search(timeout) as conn:
-            yield StoreUnit(SqliteCustomers(conn), SqliteLoyalty(conn), SqliteIdentityRequests(conn))
+            yield StoreUnit(SqliteCustomers(conn), SqliteLoyalty(conn), SqliteIdentityRequests(conn), SqliteEvents(conn))
 
     @asynccontextmanager
     async def _unit(self, readonly: bool) -> AsyncIterator[StoreUnit]:
         if readonly:
-            yield StoreUnit(
-                SqliteCustomers(self.file.reader), SqliteLoyalty(self.file.reader), SqliteIdentityRequests(self.file.reader)
-            )
+            reader = self.file.reader
+            yield StoreUnit(SqliteCustomers(reader), SqliteLoyalty(reader), SqliteIdentityRequests(reader), SqliteEvents(reader))
             return
         async with self.file.writer.unit() as conn:
-            yield StoreUnit(SqliteCustomers(conn), SqliteLoyalty(conn), SqliteIdentityRequests(conn))
+            yield StoreUnit(SqliteCustomers(conn), SqliteLoyalty(conn), SqliteIdentityRequests(conn), SqliteEvents(conn))
 
     async def insert_new(self, new_customers: list[NewCustomer], caller: Caller, at: datetime) -> list[int | None]:
         (ids,) = await self.file.writer.run(sqlite_register_new([Registration(new_customers, caller, at)]))

@@ -11,6 +11,7 @@ from patron.loyalty.model import Membership
 from patron.registration.model import Customer
 from patron.store.customers import CustomerStore
 from patron.store.db import DriverPool, is_sqlite
+from patron.store.events import EventStore
 from patron.store.identity_requests import IdentityRequestStore
 from patron.store.loyalty import LoyaltyStore
 
@@ -29,6 +30,7 @@ class StoreUnit:
     customers: CustomerStore
     loyalty: LoyaltyStore
     identity_requests: IdentityRequestStore
+    events: EventStore
 
 
 # The database as registrations and look-ups use it (registration.service.Storage, with look-ups
