@@ -207,6 +207,7 @@ async def run_import(engine: AsyncEngine, job: ImportJob, on_batch: Callable[[Pr
         till_code=till,
         api_client_key=None,
         request_id=f"import-{run_id}",
+        origin="import",
         user_context={"entity_type": "IMPORT", "entity_source": "IMPORT", "entity_id": job.path.name},
     )
     progress = job.progress

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from patron.codes import Code
+from patron.events.model import Event, Written
 from patron.loyalty.model import LedgerEntry, Membership
 from patron.registration.identity import PENDING, SUPERSEDED, IdentityRequest, PendingRequestRaced
 from patron.registration.model import IDENTIFIERS, Change, Customer
@@ -33,6 +34,8 @@ class Tables:
     ledger: list[LedgerEntry] = field(default_factory=list)
     referrals: dict[int, int] = field(default_factory=dict)
     identity_requests: list[IdentityRequest] = field(default_factory=list)
+    # The outbox: (customer id, sequence, event, who wrote it), in the order written.
+    events: list[tuple[int, int, Event, Written]] = field(default_factory=list)
     next_id: int = 100001
 
 
@@ -106,10 +109,11 @@ class FakeLoyalty:
     async def append(self, entries: list[LedgerEntry], request_id: str, at: datetime) -> None:
         self.tables.ledger.extend(entries)
 
-    async def credit(self, org_id: int, customer_id: int, program_id: int, points: int) -> None:
+    async def credit(self, org_id: int, customer_id: int, program_id: int, points: int) -> int | None:
         membership = self.tables.memberships[(customer_id, program_id)]
         membership.lifetime_points += points
         membership.loyalty_points += points
+        return membership.loyalty_points
 
     async def record_referral(self, org_id: int, referee_id: int, referrer_id: int, at: datetime) -> bool:
         if referee_id in self.tables.referrals:
@@ -183,11 +187,31 @@ class FakeIdentityRequests:
         return sum(r.status == PENDING and r.requester == requester for r in self._of(org_id))
 
 
+class FakeEvents:
+    """The outbox: each customer's events numbered on from its latest, as the stores number them."""
+
+    def __init__(self, tables: Tables) -> None:
+        self.tables = tables
+
+    async def append(self, written: Written, appended: list[Event]) -> None:
+        for event in appended:
+            assert event.customer_id is not None
+            customer = self.tables.customers[event.customer_id]
+            customer.event_sequence += 1
+            self.tables.events.append((event.customer_id, customer.event_sequence, event, written))
+
+    async def append_new(self, written: Written, appended: list[Event]) -> None:
+        for sequence, event in enumerate(appended, start=1):
+            assert event.customer_id is not None
+            self.tables.events.append((event.customer_id, sequence, event, written))
+
+
 @dataclass
 class FakeUnit:
     customers: FakeCustomers
     loyalty: FakeLoyalty
     identity_requests: FakeIdentityRequests
+    events: FakeEvents
 
 
 class FakeStorage:
@@ -209,7 +233,10 @@ class FakeStorage:
             self.units += 1
             before = copy.deepcopy(self.tables)
             try:
-                yield FakeUnit(FakeCustomers(self.tables), FakeLoyalty(self.tables), FakeIdentityRequests(self.tables))
+                yield FakeUnit(
+                    FakeCustomers(self.tables), FakeLoyalty(self.tables), FakeIdentityRequests(self.tables),
+                    FakeEvents(self.tables),
+                )
                 self._refuse_faulty()
             except BaseException:
                 self.tables = before
@@ -234,6 +261,9 @@ class FakeStorage:
                 await unit.loyalty.append(
                     [e if e.customer_id is not None else dataclasses.replace(e, customer_id=customer.id) for e in new.entries],
                     caller.request_id, at,
+                )
+                await unit.events.append_new(
+                    caller.written(at), [dataclasses.replace(event, customer_id=customer.id) for event in new.events]
                 )
                 ids.append(customer.id)
         return ids

@@ -106,9 +106,7 @@ def customer_updated(after: Customer, changes: list[Change], writer: Writer) -> 
     return Event(EventName.CUSTOMER_UPDATED, after.id, {**_common(after, writer), "updatedFields": fields})
 
 
-def points_issued(
-    customer: Customer | None, entry: LedgerEntry, balance: int | None, writer: Writer, currency_name: str | None = None,
-) -> Event:
+def points_issued(customer: Customer | None, entry: LedgerEntry, balance: int | None, writer: Writer) -> Event:
     """Points or an alternate currency credited by one ledger entry. `customer`: the one credited
     when the caller holds it (a referrer is known by id only); `balance`: its points after."""
     data: dict[str, Any] = {
@@ -124,7 +122,9 @@ def points_issued(
     if entry.currency == POINTS:
         data["awardedPoints"] = entry.amount
     else:
-        data["alternateCurrency"] = {"identifier": entry.currency, "name": currency_name, "value": entry.amount}
+        program = writer.org.programs.get(entry.program_id)
+        names = {currency.identifier: currency.name for currency in program.alternate_currencies} if program else {}
+        data["alternateCurrency"] = {"identifier": entry.currency, "name": names.get(entry.currency), "value": entry.amount}
     return Event(EventName.POINTS_ISSUED, entry.customer_id, data)
 
 

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from patron.codes import IDENTITY_CHANGE_TAKEN, Code, identity_error_message
+from patron.events import build
 from patron.orgs.model import OrgSettings
 from patron.registration import fields, resolution
 from patron.registration.audit import USER_CONTEXT
@@ -43,7 +44,9 @@ from patron.registration.identity import (
 )
 from patron.registration.model import IDENTIFIER_LABELS, IDENTIFIERS, Customer, ItemRejected, StorageUnavailable
 from patron.registration.reading import INVALID_IDENTIFIER, stored_identifier
-from patron.registration.service import MAX_ATTEMPTS, Caller, IdentifierTaken, Repositories, supersede_pending
+from patron.registration.service import (
+    MAX_ATTEMPTS, Caller, IdentifierTaken, Repositories, emit, request_event, supersede_pending,
+)
 
 log = logging.getLogger("patron.registration")
 
@@ -224,6 +227,7 @@ async def _request_one(
                         **{f"context_{key}": caller.user_context.get(key) for key in USER_CONTEXT},
                     )
                 )
+                await emit(unit, caller, now, [request_event(customer, request, caller, now)])
                 return _taken(change, customer, Code.IDENTITY_CHANGE_REQUESTED, request=request)
         except (IdentifierTaken, PendingRequestRaced):
             # A concurrent unit took the new value, or wrote its own pending request, first:
@@ -261,7 +265,9 @@ async def _apply(
     setattr(changed, identifier, new_value)
     resolution.keyed(changed, caller.org.configs)
     await unit.customers.update(changed, now)
-    await unit.customers.record_audit(caller, changed, "UPDATE", resolution.changes(customer, changed, caller.org.tz), now)
+    changes = resolution.changes(customer, changed, caller.org.tz)
+    await unit.customers.record_audit(caller, changed, "UPDATE", changes, now)
+    await emit(unit, caller, now, [build.customer_updated(changed, changes, caller.writer(now))])
     return changed
 
 
@@ -327,6 +333,7 @@ async def decide(
                     return await _reject(unit, org, request, customer, reviewer, refusal, now)
                 decided = await _settle(unit, org, request, APPROVED, reviewer, why, now)
                 await unit.customers.record_audit(reviewer, customer, ID_APPROVED, _audited(decided), now)
+                await emit(unit, reviewer, now, [request_event(customer, decided, reviewer, now)])
                 await _apply(unit, reviewer, customer, request.identifier, request.new_value, now)
                 return Decision(decided, applied=True)
         except IdentifierTaken:
@@ -369,6 +376,7 @@ async def _reject(
     decided = await _settle(unit, org, request, REJECTED, reviewer, why, now)
     if customer is not None:
         await unit.customers.record_audit(reviewer, customer, ID_REJECTED, _audited(decided), now)
+        await emit(unit, reviewer, now, [request_event(customer, decided, reviewer, now)])
     return Decision(decided, applied=False)
 
 

@@ -12,12 +12,14 @@ from datetime import date, datetime
 from typing import Any, Protocol
 
 from patron.codes import REGISTERED, UPDATED, USER_UPDATED, Code, item_error_message
+from patron.events import build
+from patron.events.model import Event, EventRepository, Origin, Written
 from patron.loyalty import rules
 from patron.loyalty.model import POINTS, LedgerEntry, Membership, SideEffect
 from patron.orgs.model import OrgSettings
 from patron.orgs.policy import Configs
 from patron.registration import external_ids, fields, resolution
-from patron.registration.identity import ID_SUPERSEDED, UPDATED_REASON, IdentityRequestRepository
+from patron.registration.identity import ID_SUPERSEDED, UPDATED_REASON, IdentityRequest, IdentityRequestRepository
 from patron.registration.model import (
     IDENTIFIER_LABELS,
     IDENTIFIERS,
@@ -77,6 +79,20 @@ class Caller:
     # A member-care user acting in the console, and why (member-care.md §4); None for the API.
     console_user: str | None = None
     reason: str | None = None
+    # What its events say made the change (events.md §1): the API, the console, an import.
+    origin: Origin = "api"
+
+    @property
+    def acting_as(self) -> Origin:
+        """What made the change: a console user acts in the console, whatever road reached here."""
+        return "console" if self.console_user is not None else self.origin
+
+    def writer(self, at: datetime) -> build.Writer:
+        """Who its events say made a change at `at`."""
+        return build.Writer(self.org, self.till_code, self.console_user, at, self.acting_as)
+
+    def written(self, at: datetime) -> Written:
+        return Written(self.org.org_id, at, self.request_id, self.acting_as, self.console_user)
 
 
 class CustomerRepository(Protocol):
@@ -109,7 +125,7 @@ class LoyaltyRepository(Protocol):
 
     async def append(self, entries: list[LedgerEntry], request_id: str, at: datetime) -> None: ...
 
-    async def credit(self, org_id: int, customer_id: int, program_id: int, points: int) -> None: ...
+    async def credit(self, org_id: int, customer_id: int, program_id: int, points: int) -> int | None: ...
 
     async def record_referral(self, org_id: int, referee_id: int, referrer_id: int, at: datetime) -> bool: ...
 
@@ -118,6 +134,7 @@ class Repositories(Protocol):
     customers: CustomerRepository
     loyalty: LoyaltyRepository
     identity_requests: IdentityRequestRepository
+    events: EventRepository
 
 
 class Storage(Protocol):
@@ -130,7 +147,7 @@ class Storage(Protocol):
         """The customers whose external id has one of these skeletons, read outside any unit of work."""
 
     async def insert_new(self, new_customers: list[NewCustomer], caller: Caller, at: datetime) -> list[int | None]:
-        """Write each new customer with its audit record, memberships and ledger entries, unless
+        """Write each new customer with its audit record, memberships, ledger entries and events, unless
         one of its identifiers is taken (then nothing of it), each atomic and committed on its own,
         outside any unit of work; each one's new id, or None. Concurrent registrations' new
         customers may be written together, in the order they came."""
@@ -165,6 +182,8 @@ class NewCustomer:
     unpaid: bool = False
     # The warnings the item is answered with, kept on its audit record.
     warnings: list[Code] = field(default_factory=list)
+    # Its events, numbered from 1 in this order (customer.event_sequence is their count).
+    events: list[Event] = field(default_factory=list)
 
 
 async def register(
@@ -340,14 +359,32 @@ def _plan_new(
     given); its id comes from the database. `welcomes`: what an unreferred new member gets, by the
     day it joins, worked out once for a request."""
     customer = resolution.create(caller.org.org_id, item, caller.till_code, now, caller.org.configs)
+    writer = caller.writer(now)
     if customer.type != LOYALTY:
-        return NewCustomer(customer, resolution.changes(None, customer, caller.org.tz), [], [], [])
-    joining = _joining(customer, caller, fields.local_date(customer.registered_on, caller.org.tz), welcomes,
-                       referrer_memberships)
-    return NewCustomer(
-        customer, resolution.changes(None, customer, caller.org.tz), joining.new_memberships(), list(joining.entries),
-        list(joining.effects), joining.unpaid,
-    )
+        new = NewCustomer(customer, resolution.changes(None, customer, caller.org.tz), [], [], [])
+    else:
+        joining = _joining(customer, caller, fields.local_date(customer.registered_on, caller.org.tz), welcomes,
+                           referrer_memberships)
+        new = NewCustomer(
+            customer, resolution.changes(None, customer, caller.org.tz), joining.new_memberships(),
+            list(joining.entries), list(joining.effects), joining.unpaid,
+        )
+    new.events = [build.customer_added(customer, writer), *_points_events(customer, new.entries, new.memberships, writer)]
+    customer.event_sequence = len(new.events)
+    return new
+
+
+def _points_events(
+    customer: Customer, entries: list[LedgerEntry], memberships: list[Membership], writer: build.Writer
+) -> list[Event]:
+    """pointsIssued for each of the customer's own entries (none of a referrer's), with the points
+    of its membership after them."""
+    balances = {m.program_id: m.loyalty_points for m in memberships}
+    return [
+        build.points_issued(customer, entry, balances.get(entry.program_id), writer)
+        for entry in entries
+        if entry.customer_id in (None, customer.id) and entry.amount
+    ]
 
 
 def _joining(
@@ -422,6 +459,9 @@ async def _write(
             new = _plan_new(item, caller, now, {}, await _memberships_of(repositories, caller, referrer))
             await _warn_of_look_alikes(customers, org.org_id, None, new.customer, warnings)
             customer = await customers.insert(new.customer, now)
+            for event in new.events:
+                event.customer_id = customer.id
+            await repositories.events.append_new(caller.written(now), new.events)
             if referrer is not None:
                 await loyalty.record_referral(org.org_id, customer.id, referrer.id, now)
             if new.memberships:
@@ -435,6 +475,8 @@ async def _write(
                 referrer_memberships = await _memberships_of(repositories, caller, referrer)
                 joining = _joining(customer, caller, fields.local_date(now, org.tz), {}, referrer_memberships)
             await customers.update(customer, now)
+            changes = resolution.changes(target, customer, caller.org.tz)
+            await emit(repositories, caller, now, [build.customer_updated(customer, changes, caller.writer(now))])
             await _supersede_changed(repositories, caller, target, customer, now)
             event_type, message = "UPDATE", USER_UPDATED if updating else UPDATED
         if joining is not None and joining.unpaid:
@@ -446,9 +488,15 @@ async def _write(
             memberships, entries, effects = joining.for_member(customer.id)
             await loyalty.join(memberships, now)
             await loyalty.append(entries, caller.request_id, now)
+            writer = caller.writer(now)
+            # A new customer's own points were in its events already; an existing one joining now gets them here.
+            issued = [] if target is None else _points_events(customer, entries, memberships, writer)
             for entry in entries:
                 if entry.customer_id != customer.id and entry.currency == POINTS:
-                    await loyalty.credit(org.org_id, entry.customer_id, entry.program_id, entry.amount)
+                    balance = await loyalty.credit(org.org_id, entry.customer_id, entry.program_id, entry.amount)
+                    if entry.amount:
+                        issued.append(build.points_issued(None, entry, balance, writer))
+            await emit(repositories, caller, now, issued)
         else:
             memberships, effects = await loyalty.memberships(org.org_id, customer.id), []
     return ItemResult(
@@ -460,6 +508,11 @@ async def _write(
         memberships=memberships,
         side_effects=effects,
     )
+
+
+async def emit(repositories: Repositories, caller: Caller, now: datetime, events: Sequence[Event | None]) -> None:
+    """Write the unit's events of existing customers in it (an update that changed nothing has none)."""
+    await repositories.events.append(caller.written(now), [event for event in events if event is not None])
 
 
 async def _warn_of_look_alikes(
@@ -513,6 +566,16 @@ async def supersede_pending(
     for request in superseded:
         asked: list[Change] = [{"field": identifier, "previous": request.old_value, "current": request.new_value}]
         await repositories.customers.record_audit(because, customer, ID_SUPERSEDED, asked, now)
+    await emit(repositories, caller, now, [request_event(customer, request, caller, now) for request in superseded])
+
+
+def request_event(customer: Customer, request: IdentityRequest, caller: Caller, now: datetime) -> Event:
+    """requestUpdated for an identity change request as it now stands."""
+    return build.request_updated(
+        customer, request_id=request.id or 0, status=request.status, identifier=request.identifier,
+        old_value=request.old_value, new_value=request.new_value,
+        reason=request.decision_reason or request.reason, decided_by=request.decided_by, writer=caller.writer(now),
+    )
 
 
 async def _memberships_of(repositories: Repositories, caller: Caller, customer: Customer | None) -> list[Membership] | None:

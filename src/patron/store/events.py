@@ -144,6 +144,15 @@ class EventStore:
             rows += event_rows(written, customer_id, first, of_customer)
         await self._insert.execute_many(self.conn, rows)
 
+    async def append_new(self, written: Written, appended: list[Event]) -> None:
+        """Write a customer's first events, numbered from 1: the unit has just written it, with
+        their count as its event_sequence."""
+        if appended:
+            customer_id = appended[0].customer_id
+            if customer_id is None or any(event.customer_id != customer_id for event in appended):
+                raise ValueError("a new customer's first events name it, and it alone")
+            await self._insert.execute_many(self.conn, event_rows(written, customer_id, 1, appended))
+
     async def position_pending(self, org_id: int, most: int = 1000) -> int:
         """Give the org's committed events without a position the next positions of its stream, in
         stream_order; how many. Run by one relay at a time per org (its lease), in a unit."""

@@ -64,7 +64,15 @@ _ROW = tuple(name for name in STORED_COLUMNS if name not in _TIMES)
 _MEMBERSHIP_ROW = ("program_id", "slab_serial", "tier_expires_on", "lifetime_points", "loyalty_points")
 _ENTRY_ROW = ("program_id", "kind", "currency", "amount")
 _ROW_TYPES = {"program_id": "bigint", "slab_serial": "int", "tier_expires_on": "date", "lifetime_points": "bigint",
-              "loyalty_points": "bigint", "amount": "bigint"}
+              "loyalty_points": "bigint", "amount": "bigint", "event_sequence": "bigint"}
+# A registration's row: when, who (the audit's columns), and what its events say made the change.
+_REGISTRATION_ROW = (*REGISTERED_BY, "origin", "console_user")
+# Where a registration row's values are, counted from 0 (its time first).
+_REQUEST_ID, _ORIGIN, _CONSOLE_USER = (1 + _REGISTRATION_ROW.index(name) for name in ("request_id", "origin", "console_user"))
+# A customer's row ends with its memberships, its ledger entries, its warnings and its events,
+# each event as [eventId, eventName, data], numbered from 1 in order.
+_JOINED, _CREDITED, _WARNED, _EVENTS = (len(_ROW) + n for n in (1, 2, 3, 4))
+_EVENT_COLUMNS = "org_id, customer_id, event_id, sequence, name, created_at, request_id, origin, console_user, data"
 
 
 def _from_row(alias: str, names: tuple[str, ...], start: int = 0) -> str:
@@ -83,12 +91,12 @@ _INSERT_CUSTOMERS = f"INSERT INTO customers (org_id, id, {', '.join(STORED_COLUM
 _NEXT_CUSTOMER_ID = "nextval((SELECT CAST(pg_get_serial_sequence('customers', 'id') AS regclass)))"
 _PG_REGISTER_NEW = PgStatement(text(f"""
 WITH registration AS (
-    SELECT r.position AS registration, CAST(r.v->>0 AS timestamp) AS at, {_from_row("r", REGISTERED_BY, 1)}
+    SELECT r.position AS registration, CAST(r.v->>0 AS timestamp) AS at, {_from_row("r", _REGISTRATION_ROW, 1)}
     FROM jsonb_array_elements(CAST(:registrations AS jsonb)) WITH ORDINALITY AS r(v, position)
 ), candidate AS (
     SELECT {_NEXT_CUSTOMER_ID} AS id, c.position, CAST(c.v->>0 AS bigint) AS registration,
         {_from_row("c", _ROW, 1)}, {", ".join(f"c.{name}" for name in _TIMES)}, c.changes,
-        c.v->{len(_ROW) + 1} AS joined, c.v->{len(_ROW) + 2} AS credited, c.v->{len(_ROW) + 3} AS warned
+        c.v->{_JOINED} AS joined, c.v->{_CREDITED} AS credited, c.v->{_WARNED} AS warned, c.v->{_EVENTS} AS evented
     FROM ROWS FROM (
         jsonb_array_elements(CAST(:customers AS jsonb)),
         {", ".join(f"unnest(CAST(:{name} AS timestamp[]))" for name in _TIMES)},
@@ -103,7 +111,7 @@ WITH registration AS (
     RETURNING id
 ), written AS (
     SELECT candidate.id, candidate.position, candidate.changes, candidate.joined, candidate.credited,
-        candidate.warned, registration.*
+        candidate.warned, candidate.evented, registration.*
     FROM candidate JOIN new_customer USING (id) JOIN registration USING (registration)
 ), audit AS (
     INSERT INTO customer_audits (org_id, customer_id, created_at, event_type, {", ".join(REGISTERED_BY)}, changes, warnings)
@@ -121,6 +129,11 @@ WITH registration AS (
     FROM written CROSS JOIN LATERAL (
         SELECT {_from_row("k", _ENTRY_ROW)} FROM jsonb_array_elements(written.credited) AS k(v)
     ) AS e
+), outbox AS (
+    INSERT INTO events ({_EVENT_COLUMNS})
+    SELECT :org_id, written.id, ev.v->>0, ev.position, ev.v->>1, written.at, written.request_id, written.origin,
+        written.console_user, CAST(ev.v->2 AS json)
+    FROM written CROSS JOIN LATERAL jsonb_array_elements(written.evented) WITH ORDINALITY AS ev(v, position)
 )
 SELECT position, id FROM written
 """))
@@ -195,6 +208,11 @@ BEGIN
             {at}, {registration}->>1
         {each_customer} CROSS JOIN LATERAL jsonb_array_elements(c.v->{len(_ROW) + 2}) AS k(v)
         WHERE ids[c.position] = ANY (written);
+        INSERT INTO events ({_EVENT_COLUMNS})
+        SELECT p_org_id, ids[c.position], ev.v->>0, ev.position, ev.v->>1, {at}, {registration}->>{_REQUEST_ID},
+            {registration}->>{_ORIGIN}, {registration}->>{_CONSOLE_USER}, CAST(ev.v->2 AS json)
+        {each_customer} CROSS JOIN LATERAL jsonb_array_elements(c.v->{_EVENTS}) WITH ORDINALITY AS ev(v, position)
+        WHERE ids[c.position] = ANY (written);
         RETURN QUERY SELECT CAST(p AS bigint), ids[p] FROM generate_subscripts(ids, 1) AS p WHERE ids[p] = ANY (written);
         RETURN;
     END IF;
@@ -220,6 +238,10 @@ BEGIN
             INSERT INTO points_ledger (org_id, customer_id, {", ".join(_ENTRY_ROW)}, created_at, request_id)
             VALUES (p_org_id, new_id, {", ".join(_json_value("e", i, name) for i, name in enumerate(_ENTRY_ROW))}, at, r->>1);
         END LOOP;
+        INSERT INTO events ({_EVENT_COLUMNS})
+        SELECT p_org_id, new_id, ev.v->>0, ev.position, ev.v->>1, at, r->>{_REQUEST_ID}, r->>{_ORIGIN}, r->>{_CONSOLE_USER},
+            CAST(ev.v->2 AS json)
+        FROM jsonb_array_elements(c->{_EVENTS}) WITH ORDINALITY AS ev(v, position);
         out_position := n;
         out_id := new_id;
         RETURN NEXT;
@@ -239,7 +261,8 @@ SELECT out_position AS position, out_id AS id FROM {REGISTER_NEW_FUNCTION}(
 
 def _registration_row(registration: Registration) -> list[Any]:
     by = audit_context(registration.caller)
-    return [registration.at, *(by[name] for name in REGISTERED_BY)]
+    written = registration.caller.written(registration.at)
+    return [registration.at, *(by[name] for name in REGISTERED_BY), written.origin, written.console_user]
 
 
 _membership_values = operator.attrgetter(*_MEMBERSHIP_ROW)
@@ -256,6 +279,7 @@ def _customer_row(registration: int, new: NewCustomer) -> list[Any]:
         [_membership_values(membership) for membership in new.memberships],
         [_entry_values(entry) for entry in new.entries],
         [int(code) for code in new.warnings],
+        [[event.event_id, event.name.value, event.data] for event in new.events],
     ]
 
 

@@ -28,7 +28,7 @@ from patron.store.customers import (
     stored_values,
 )
 from patron.store.db import inserted_columns, named_binds
-from patron.store.events import INSERTED_EVENT, UNPOSITIONED, EventStore
+from patron.store.events import INSERTED_EVENT, UNPOSITIONED, EventStore, event_rows
 from patron.store.identity_requests import SqliteIdentityRequests
 from patron.store.loyalty import INSERT_MEMBERSHIPS, LEDGER_VALUES, MEMBERSHIP_COLUMNS, REFERRAL_VALUES, LoyaltyStore, entry_columns
 from patron.store.schema import customer_audits, customers, event_streams, events, points_ledger, referrals
@@ -152,9 +152,11 @@ _SQLITE_NEW_AUDIT = SqliteStatement(
 )
 _SQLITE_NEW_MEMBERSHIP = SqliteStatement(INSERT_MEMBERSHIPS)
 _SQLITE_NEW_ENTRY = SqliteStatement(insert(points_ledger).values(named_binds(("id", *inserted_columns(points_ledger)))))
+_SQLITE_NEW_EVENT = SqliteStatement(insert(events).values(named_binds(("id", *INSERTED_EVENT))))
 _SQLITE_LAST_IDS = (
     f"SELECT (SELECT coalesce(max(id), {FIRST_CUSTOMER_ID - 1}) FROM customers),"
-    " (SELECT coalesce(max(id), 0) FROM customer_audits), (SELECT coalesce(max(id), 0) FROM points_ledger)"
+    " (SELECT coalesce(max(id), 0) FROM customer_audits), (SELECT coalesce(max(id), 0) FROM points_ledger),"
+    " (SELECT coalesce(max(id), 0) FROM events)"
 )
 
 
@@ -166,6 +168,7 @@ class _SqliteNew:
     audit: list[Any]
     joined: list[list[Any]]
     credited: list[list[Any]]
+    evented: list[list[Any]]
 
 
 def sqlite_register_new(registrations: list[Registration]) -> Callable[[sqlite3.Connection], list[list[int | None]]]:
@@ -174,8 +177,8 @@ def sqlite_register_new(registrations: list[Registration]) -> Callable[[sqlite3.
     prepared = [[_sqlite_rows(new, registration) for new in registration.new_customers] for registration in registrations]
 
     def write(conn: sqlite3.Connection) -> list[list[int | None]]:
-        last_customer, last_audit, last_entry = conn.execute(_SQLITE_LAST_IDS).fetchone()
-        audits, joined, credited = [], [], []
+        last_customer, last_audit, last_entry, last_event = conn.execute(_SQLITE_LAST_IDS).fetchone()
+        audits, joined, credited, evented = [], [], [], []
         answers: list[list[int | None]] = []
         for registration in prepared:
             ids: list[int | None] = []
@@ -196,10 +199,15 @@ def sqlite_register_new(registrations: list[Registration]) -> Callable[[sqlite3.
                     last_entry += 1
                     row[_ENTRY_ID], row[_ENTRY_CUSTOMER] = last_entry, last_customer
                     credited.append(row)
+                for row in new.evented:
+                    last_event += 1
+                    row[_EVENT_ID], row[_EVENT_CUSTOMER] = last_event, last_customer
+                    evented.append(row)
             answers.append(ids)
         conn.executemany(_SQLITE_NEW_AUDIT.sql, audits)
         conn.executemany(_SQLITE_NEW_MEMBERSHIP.sql, joined)
         conn.executemany(_SQLITE_NEW_ENTRY.sql, credited)
+        conn.executemany(_SQLITE_NEW_EVENT.sql, evented)
         return answers
 
     return write
@@ -209,6 +217,7 @@ _CUSTOMER_ID = _SQLITE_NEW_CUSTOMER.names.index("id")
 _AUDIT_ID, _AUDIT_CUSTOMER = (_SQLITE_NEW_AUDIT.names.index(name) for name in ("id", "customer_id"))
 _MEMBERSHIP_CUSTOMER = _SQLITE_NEW_MEMBERSHIP.names.index("customer_id")
 _ENTRY_ID, _ENTRY_CUSTOMER = (_SQLITE_NEW_ENTRY.names.index(name) for name in ("id", "customer_id"))
+_EVENT_ID, _EVENT_CUSTOMER = (_SQLITE_NEW_EVENT.names.index(name) for name in ("id", "customer_id"))
 
 
 def _sqlite_rows(new: NewCustomer, registration: Registration) -> _SqliteNew:
@@ -232,9 +241,11 @@ def _sqlite_rows(new: NewCustomer, registration: Registration) -> _SqliteNew:
         {**entry_columns(e), "id": None, "customer_id": None, "created_at": at, "request_id": caller.request_id}
         for e in new.entries
     ]
+    evented = event_rows(caller.written(at), 0, 1, new.events)
     return _SqliteNew(
         list(_SQLITE_NEW_CUSTOMER.arguments(values)),
         list(_SQLITE_NEW_AUDIT.arguments(audit)),
         [list(_SQLITE_NEW_MEMBERSHIP.arguments(row)) for row in joined],
         [list(_SQLITE_NEW_ENTRY.arguments(row)) for row in credited],
+        [list(_SQLITE_NEW_EVENT.arguments({**row, "id": None})) for row in evented],
     )
