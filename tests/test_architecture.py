@@ -39,10 +39,10 @@ def within(module: str, *packages: str) -> bool:
 
 
 # The domain: rules over plain data. It may read the org's policy, never an adapter.
-DOMAIN = ("patron.registration", "patron.loyalty")
+DOMAIN = ("patron.registration", "patron.loyalty", "patron.events")
 DOMAIN_MAY_IMPORT = (*DOMAIN, "patron.codes", "patron.limits", "patron.orgs.policy", "patron.orgs.model")
 # The org's policy is at the bottom: pure data, below the domain and every adapter.
-POLICY = ("patron.orgs.policy", "patron.orgs.model", "patron.limits", "patron.codes")
+POLICY = ("patron.orgs.policy", "patron.orgs.model", "patron.limits", "patron.codes", "patron.events.names")
 
 
 @pytest.mark.parametrize("module", [m for m in MODULES if within(m, *DOMAIN)])
@@ -55,6 +55,13 @@ def test_the_domain_imports_neither_the_api_nor_the_store_nor_an_adapter(module)
 def test_the_org_policy_is_at_the_bottom(module):
     outside = {name for name in imports_of(module) if not within(name, *POLICY)}
     assert outside == set(), f"{module} imports {sorted(outside)}"
+
+
+# The relay is an edge of its own: it delivers what the store holds through its sinks; nothing
+# below it (the domain, the store) and nothing beside it (the API, the console) imports it.
+@pytest.mark.parametrize("module", [m for m in MODULES if not within(m, "patron.relay", "patron.cli")])
+def test_only_the_command_line_starts_the_relay(module):
+    assert not {name for name in imports_of(module) if within(name, "patron.relay")}, module
 
 
 @pytest.mark.parametrize("module", [m for m in MODULES if within(m, "patron.store")])
