@@ -40,6 +40,7 @@ from patron.store.db import DriverPool, inserted_columns, is_citus, json_text, n
 from patron.store.events import INSERTED_EVENT, UNPOSITIONED, EventStore
 from patron.store.identity_requests import PgIdentityRequests
 from patron.store.loyalty import LEDGER_VALUES, MEMBERSHIP_COLUMNS, REFERRAL_VALUES, LoyaltyStore
+from patron.store.relay import PgDeliveries
 from patron.store.schema import customer_audits, customers, event_streams, events, memberships, points_ledger, referrals
 from patron.store.shared import SharedStatements
 from patron.store.statements import PgStatement
@@ -449,10 +450,10 @@ class PostgresStorage:
         COMMIT, two round trips fewer."""
         async with self.driver.connection() as conn:
             if single_statement:
-                yield StoreUnit(PgCustomers(conn), PgLoyalty(conn), PgIdentityRequests(conn), PgEvents(conn))
+                yield StoreUnit(PgCustomers(conn), PgLoyalty(conn), PgIdentityRequests(conn), PgEvents(conn), PgDeliveries(conn))
                 return
             async with conn.transaction():
-                yield StoreUnit(PgCustomers(conn), PgLoyalty(conn), PgIdentityRequests(conn), PgEvents(conn))
+                yield StoreUnit(PgCustomers(conn), PgLoyalty(conn), PgIdentityRequests(conn), PgEvents(conn), PgDeliveries(conn))
 
     @asynccontextmanager
     async def search_unit(self, timeout: float) -> AsyncIterator[StoreUnit]:
@@ -464,7 +465,8 @@ class PostgresStorage:
             async with self.driver.connection() as conn:
                 async with conn.transaction(isolation="repeatable_read", readonly=True):
                     deadlined = _Deadlined(conn, time.monotonic() + timeout, timeout)
-                    yield StoreUnit(PgCustomers(deadlined), PgLoyalty(deadlined), PgIdentityRequests(deadlined), PgEvents(deadlined))
+                    yield StoreUnit(PgCustomers(deadlined), PgLoyalty(deadlined), PgIdentityRequests(deadlined),
+                                    PgEvents(deadlined), PgDeliveries(deadlined))
         except asyncpg.QueryCanceledError as exc:
             raise SearchTimedOut(timeout) from exc
 

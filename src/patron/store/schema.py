@@ -464,6 +464,18 @@ event_replays = Table(
     sqlite_id_index(),
 )
 
+# The relays running (patron relay), each seen every few seconds: how many share the leases above,
+# and, for operators, whether any relay is delivering at all. Not an org's: a reference table on Citus.
+event_relays = Table(
+    "event_relays",
+    metadata,
+    # host:pid:random, as the relay's leases name it.
+    Column("relay_id", String(100), nullable=False),
+    Column("started_at", Timestamp, nullable=False),
+    Column("seen_at", Timestamp, nullable=False),
+    PrimaryKeyConstraint("relay_id"),
+)
+
 EVENT_TABLES = ("events", "event_streams", "event_sinks", "event_retries", "event_attempts", "event_replays")
 
 # Tables that hold a share of an org's customers, and so are distributed by org_id on Citus.

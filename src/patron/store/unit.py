@@ -14,6 +14,7 @@ from patron.store.db import DriverPool, is_sqlite
 from patron.store.events import EventStore
 from patron.store.identity_requests import IdentityRequestStore
 from patron.store.loyalty import LoyaltyStore
+from patron.store.relay import DeliveryStore
 
 if TYPE_CHECKING:
     from patron.store.postgres import PostgresStorage
@@ -31,6 +32,8 @@ class StoreUnit:
     loyalty: LoyaltyStore
     identity_requests: IdentityRequestStore
     events: EventStore
+    # The relay's: leases, sinks' progress, retries, attempts (store.relay).
+    deliveries: DeliveryStore
 
 
 # The database as registrations and look-ups use it (registration.service.Storage, with look-ups

@@ -1,6 +1,6 @@
 """The events outbox (events.md, issue 31): the events written with each change, each org's stream
 of them, the sinks' progress and health, their retries and dead letters, every delivery attempt,
-and the replays operators asked for; and each customer's latest event sequence.
+the replays operators asked for, and the relays running; and each customer's latest event sequence.
 
 On Citus, `patron db upgrade` distributes the new tables by org_id beside the customers
 (store.citus), so that a registration with its events stays on one shard.
@@ -135,9 +135,16 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("org_id", "id", name="pk_event_replays"),
     )
     _sqlite_id_index("event_replays")
+    op.create_table(
+        "event_relays",
+        sa.Column("relay_id", sa.String(100), nullable=False),
+        sa.Column("started_at", sa.DateTime(timezone=False), nullable=False),
+        sa.Column("seen_at", sa.DateTime(timezone=False), nullable=False),
+        sa.PrimaryKeyConstraint("relay_id", name="pk_event_relays"),
+    )
 
 
 def downgrade() -> None:
-    for table in ("event_replays", "event_attempts", "event_retries", "event_sinks", "event_streams", "events"):
+    for table in ("event_relays", "event_replays", "event_attempts", "event_retries", "event_sinks", "event_streams", "events"):
         op.drop_table(table)
     op.drop_column("customers", "event_sequence")
