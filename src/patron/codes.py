@@ -17,6 +17,9 @@ class Code(IntEnum):
     METHOD_NOT_ALLOWED = 405
     # Answered by the connection itself (patron.api.server) when a request comes too slowly.
     REQUEST_TIMEOUT = 408
+    # (Patron) GET /v1.1/events: the cursor is older than the org's event retention, so events
+    # after it were removed; said rather than skipped (events.md §3).
+    CURSOR_EXPIRED = 410
     BODY_TOO_LARGE = 413
     UNSUPPORTED_MEDIA_TYPE = 415
     TOO_MANY_REQUESTS = 429
@@ -92,6 +95,9 @@ MESSAGES: dict[Code, str] = {
     Code.NOT_FOUND: "Incorrect resource",
     Code.METHOD_NOT_ALLOWED: "Incorrect HTTP Method",
     Code.REQUEST_TIMEOUT: "Request timeout",
+    Code.CURSOR_EXPIRED: (
+        "The cursor is older than the retention of events: start again without after, or from a recent cursor"
+    ),
     Code.BODY_TOO_LARGE: "Request body too large",
     Code.UNSUPPORTED_MEDIA_TYPE: "Unsupported media type",
     Code.TOO_MANY_REQUESTS: "Too many requests",

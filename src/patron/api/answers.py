@@ -15,6 +15,7 @@ from pydantic import ConfigDict, Field, with_config
 from typing_extensions import NotRequired, TypedDict
 
 from patron.codes import IDENTITY_ERRORS, INVALID_CLIENT, ITEM_ERRORS, MESSAGES, WARNINGS, Code
+from patron.events.names import EVENT_NAMES
 from patron.registration.model import IDENTIFIERS
 from patron.registration.reading import FRAUD_STATUSES, SOURCES, SUBSCRIPTION_CHANNELS, SUBSCRIPTION_PRIORITIES, TYPES
 from patron.registration.search import MAX_COUNTED, MAX_ROWS
@@ -423,6 +424,50 @@ class SearchResponse(TypedDict):
     response: SearchAnswer
 
 
+# --- The event feed, GET /v1.1/events (events.md §3) -------------------------------------------
+
+
+@with_config(CLOSED)
+class FeedEvent(TypedDict):
+    """An event, the same document a webhook or broker sink receives (events.md §1)."""
+
+    eventId: Annotated[str, Field(description="Unique and the same wherever and however often it is sent: the consumer's idempotency key.")]
+    eventName: Annotated[str, _one_of(list(EVENT_NAMES))]
+    orgId: int
+    refId: Annotated[str, Field(description="`<orgId>_<customerId>`.")]
+    apiRequestId: Annotated[
+        str | None,
+        Field(description="The X-Cap-Requestid of the API request that made the change; null for a console user's"
+              " (consoleUser) or an import's (source)."),
+    ]
+    createdAt: Annotated[int, Field(description="Unix milliseconds of the change.")]
+    sequence: Annotated[
+        int,
+        Field(description="Per customer, strictly increasing with each of its events: orders them and shows a gap."),
+    ]
+    data: Annotated[
+        dict[str, Any],
+        Field(description="The event's body, by eventName: customerIdentifiers {customerId, instore {mobile, email,"
+              " externalId}} and what the change was. Thin (identifiers, names and identifier values null) unless"
+              " the caller may read customers."),
+    ]
+    consoleUser: NotRequired[Annotated[str, Field(description="The member-care console user who made the change.")]]
+    source: NotRequired[Annotated[Literal["import"], Field(description="The change came from an import.")]]
+
+
+@with_config(CLOSED)
+class EventsResponse(TypedDict):
+    events: Annotated[
+        list[FeedEvent],
+        Field(description="The org's events after the cursor, oldest first: each customer's in sequence order."),
+    ]
+    next: Annotated[
+        str,
+        Field(description="The cursor to pass as `after` next time: after the last event here, or the same cursor"
+              " when there was none (poll again with it)."),
+    ]
+
+
 # --- The v2/v3 gateway's answers: {"data": ..., "errors": ...} -------------------------------------
 
 
@@ -533,5 +578,6 @@ DOCUMENTED = (
     GatewayErrorResponse,
     TokenResponse,
     AuditsResponse,
+    EventsResponse,
     ProbeResponse,
 )

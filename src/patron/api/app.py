@@ -21,6 +21,7 @@ from patron.api.codec import encode, error_document, response_format
 from patron.api.context import services
 from patron.api.customers import add_customer, get_customer, update_customer, update_identity
 from patron.api.errors import ApiError
+from patron.api.events import read_events
 from patron.api.gateway import gateway_response, generate_token, list_audits
 from patron.api.openapi import DOCS_ASSETS, SWAGGER_UI_FILES, docs_page, openapi_document
 from patron.api.search import search_customers
@@ -145,6 +146,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     routes = [
         *_customer_routes(),
+        Route("/v1.1/events", read_events, methods=["GET"]),
         Route("/v3/oauth/token/generate", generate_token, methods=["POST"]),
         Route("/api_gateway/v2/audits", list_audits, methods=["GET"]),
         Route("/health", health, methods=["GET"]),

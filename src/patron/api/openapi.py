@@ -4,6 +4,8 @@ examples written here as data, responses read from the answers' types (api.answe
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
+from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ from patron.api.auth import (
 from patron.api.codec import customers_document, error_document, search_document
 from patron.api.customers import LOOKUP_KEYS, USER_CONTEXT_HEADERS
 from patron.api.errors import ApiError
+from patron.api.events import DEFAULT_LIMIT, MAX_LIMIT, cursor_text, refusal
 from patron.api.gateway import OAUTH_NOT_CONFIGURED
 from patron.api.present import item_status
 from patron.codes import (
@@ -43,8 +46,12 @@ from patron.codes import (
     Code,
     identity_error_message,
 )
+from patron.events import build as event_bodies
+from patron.events.model import StoredEvent
+from patron.orgs.file import parse_org_document
+from patron.orgs.model import OrgSettings
 from patron.orgs.policy import STANDARD_EXTENDED_FIELDS
-from patron.registration.model import IDENTIFIER_LABELS
+from patron.registration.model import IDENTIFIER_LABELS, Customer
 from patron.registration.search import ATTRIBUTES as SEARCH_ATTRIBUTES
 from patron.registration.search import (
     CUSTOM_FIELD_KINDS,
@@ -90,6 +97,10 @@ REQUEST_CODE_WHEN: dict[Code, str] = {
     Code.REQUEST_TIMEOUT: (
         "a request head not in within PATRON_HEADER_TIMEOUT_SECONDS of its first byte, or a body not in within "
         "PATRON_BODY_TIMEOUT_SECONDS of its head; the connection is closed"
+    ),
+    Code.CURSOR_EXPIRED: (
+        "GET /v1.1/events with an `after` older than the org's CONF_EVENT_RETENTION_DAYS: events after it were "
+        "removed, so the feed says so instead of skipping them; `detail` names the retention"
     ),
     Code.BODY_TOO_LARGE: "body over PATRON_MAX_BODY_BYTES",
     Code.UNSUPPORTED_MEDIA_TYPE: "a body that is neither JSON nor XML",
@@ -1327,6 +1338,142 @@ def _audits_operation() -> dict[str, Any]:
     }
 
 
+# The feed's example: events built by the domain (patron.events.build) for a sample org, in the
+# envelope every sink sends (events.build.envelope), as a caller with and without customer read sees it.
+_SAMPLE_ORG_ID = 100458
+
+
+def _sample_events() -> list[StoredEvent]:
+    org = OrgSettings.from_file(parse_org_document({
+        "org": {"id": _SAMPLE_ORG_ID, "name": "Acme", "base_country": "IN", "timezone": "Asia/Kolkata"},
+        "access_groups": [{"name": "pos", "customer": "write"}],
+        "stores": [{"code": "blr.koramangala", "name": "Koramangala", "access_group": "pos",
+                    "tills": [{"code": "blr.koramangala.till001", "name": "Till 1"}]}],
+    }, stored=True))
+    at = datetime(2024, 8, 1, 1, 58, 32)
+    writer = event_bodies.Writer(org, "blr.koramangala.till001", None, at, "api")
+    customer = Customer(
+        org_id=_SAMPLE_ORG_ID, id=557408687, mobile="919876532218", email="asha.rao@example.com", external_id=None,
+        firstname="Asha", lastname="Rao", type="LOYALTY", source="INSTORE", account_id=None, fraud_status="NONE",
+        registered_on=at, updated_on=at, registered_till="blr.koramangala.till001",
+        associated_with="blr.koramangala.till001", referral_code=None, custom_fields={"City_name": "Bangalore"},
+    )
+    moved = replace(customer, email="asha@example.org", lastname="Rao-Kumar")
+    later = replace(writer, at=datetime(2024, 8, 1, 2, 4, 10))
+    added = event_bodies.customer_added(customer, writer)
+    updated = event_bodies.customer_updated(moved, [
+        {"field": "email", "previous": customer.email, "current": moved.email},
+        {"field": "lastname", "previous": customer.lastname, "current": moved.lastname},
+    ], later)
+    assert updated is not None
+    return [
+        StoredEvent(
+            org_id=_SAMPLE_ORG_ID, position=position, event_id=event_id, customer_id=557408687, sequence=sequence,
+            name=event.name.value, created_at=made.at, request_id=request_id, origin="api", console_user=None,
+            data=event.data,
+        )
+        for position, sequence, event_id, event, made, request_id in (
+            (4101, 1, "0b6f9a52-3c1e-4d4b-9a8e-2f7c1d5e6a90", added, writer, "5f0c1d2e3b4a49c8a7e6d5c4b3a29180"),
+            (4102, 2, "7d2e4f18-9b3a-4c6d-8e1f-5a0b2c3d4e5f", updated, later, "9a8b7c6d5e4f40312a1b0c9d8e7f6a5b"),
+        )
+    ]
+
+
+def _events_examples() -> dict[str, dict[str, Any]]:
+    sample = _sample_events()
+    page_next = cursor_text(_SAMPLE_ORG_ID, sample[-1].position)
+    return {
+        "withIdentifiers": {
+            "summary": "A caller whose access group may also read customers: identifiers and names",
+            "value": {"events": [event_bodies.envelope(event, pii=True) for event in sample], "next": page_next},
+        },
+        "thin": {
+            "summary": "A caller with events read only: identifiers, names and identifier values null",
+            "value": {"events": [event_bodies.envelope(event, pii=False) for event in sample], "next": page_next},
+        },
+        "caughtUp": {
+            "summary": "Nothing after the cursor yet: the same cursor back, to poll again with",
+            "value": {"events": [], "next": page_next},
+        },
+    }
+
+
+def _json_error(code: Code, detail: str | None = None) -> dict[str, Any]:
+    """A request-level failure of the event feed: the v1.1 envelope, in JSON only."""
+    example = error_document(ApiError(code, detail=detail))
+    return {
+        "description": f"{MESSAGES[code]}: {REQUEST_CODE_WHEN[code]}.",
+        "headers": {REQUEST_ID_HEADER: _REQUEST_ID},
+        "content": {"application/json": {"schema": _ref("ErrorResponse"), "example": example}},
+    }
+
+
+def _events_operation() -> dict[str, Any]:
+    expired = refusal(1, 4000, 4102, 30)
+    assert expired is not None
+    return {
+        "tags": ["events"],
+        "operationId": "readEvents",
+        "summary": "The org's events after a cursor, oldest first: for CRM sync and for a new consumer to catch up",
+        "description": (
+            "The same events the org's webhooks and brokers receive (`customerAdded`, `customerUpdated`, "
+            "`pointsIssued`, `requestUpdated`), each once in the org's stream, oldest first, each customer's in "
+            "`sequence` order. Start without `after` (from the oldest event kept), then pass each answer's `next` "
+            "as `after`: pages chain without gap or repeat, and an answer without events gives back the same "
+            "cursor to poll again with. Only committed events appear, given their place in the stream by the "
+            "relay (`patron relay`) within moments of their commit. A cursor is opaque text, valid for its org "
+            "only.\n\n"
+            "Events are kept CONF_EVENT_RETENTION_DAYS (30 by default) once every sink has had them: a cursor "
+            "older than that is answered 410, never with a silent gap; start again without `after`.\n\n"
+            "**Personal data**: identifiers (mobile, email, external id), names and the values of changed "
+            "identifiers are sent only to a caller whose access group may also read customers (`customer` "
+            "read or write). Any other caller gets the events thin, as a sink without `pii = true` does: those "
+            "fields present but null, `customerId` and what changed still named.\n\n"
+            "Needs `events` read (or write) in the caller's access group. Answers JSON only, its errors too "
+            "(in the v1.1 `response.status` envelope), whatever Accept says; `format=xml` is refused."
+        ),
+        "security": _CALLER_SECURITY,
+        "parameters": [
+            {
+                "name": "after",
+                "in": "query",
+                "description": "The `next` of an earlier answer; absent (or empty): from the oldest event kept.",
+                "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,48}$"},
+                "example": cursor_text(_SAMPLE_ORG_ID, 4100),
+            },
+            {
+                "name": "limit",
+                "in": "query",
+                "description": f"At most this many events, 1 to {MAX_LIMIT}.",
+                "schema": {"type": "string", "pattern": "^[0-9]+$", "default": str(DEFAULT_LIMIT)},
+            },
+            {
+                "name": "format",
+                "in": "query",
+                "description": "Only `json` (the default); the feed has no XML form.",
+                "schema": {"type": "string", "enum": ["json"]},
+            },
+            _param("attributionType"),
+            _param("attributionCode"),
+            _param("attributionTillLegacy"),
+        ],
+        "responses": {
+            "200": {
+                "description": "The events after the cursor (none is a 200 too), and the cursor to pass next.",
+                "headers": {REQUEST_ID_HEADER: _REQUEST_ID},
+                "content": {"application/json": {"schema": _ref("EventsResponse"), "examples": _events_examples()}},
+            },
+            "400": _json_error(Code.INVALID_INPUT, f"limit must be a whole number from 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT})"),
+            "401": _json_error(Code.AUTHENTICATION_FAILED),
+            "403": _json_error(Code.ACCESS_DENIED),
+            "410": _json_error(Code.CURSOR_EXPIRED, expired.detail),
+            "429": _retry_later(_json_error(Code.TOO_MANY_REQUESTS)),
+            "498": _json_error(Code.TOKEN_EXPIRED),
+            "503": _json_error(Code.SERVICE_UNAVAILABLE),
+        },
+    }
+
+
 def _probe(operation_id: str, summary: str, states: dict[str, tuple[str, str]]) -> dict[str, Any]:
     return {
         "tags": ["operations"],
@@ -1388,6 +1535,7 @@ def build_document() -> dict[str, Any]:
             {"name": "customers", "description": "Registration and look-up (the v1.1 API)."},
             {"name": "oauth", "description": "Tokens for API clients."},
             {"name": "audit", "description": "Who changed what, and when."},
+            {"name": "events", "description": "What happened to the org's customers, as a feed to read."},
             {"name": "operations", "description": "Probes for load balancers and orchestrators."},
             {"name": "documentation", "description": "This document and its interactive page."},
         ],
@@ -1399,6 +1547,7 @@ def build_document() -> dict[str, Any]:
             "/v1.1/customer/update_identity": {"post": _update_identity_operation()},
             "/v3/oauth/token/generate": {"post": _token_operation()},
             "/api_gateway/v2/audits": {"get": _audits_operation()},
+            "/v1.1/events": {"get": _events_operation()},
             "/health": {
                 "get": _probe("health", "The process is up", {"200": ("up", "Up (says nothing of the database).")})
             },

@@ -5,11 +5,11 @@ have committed, read in that order by the sinks and the feed."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, ClassVar
 
 import orjson
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.sql.expression import Executable
 
 from patron.events.model import Event, StoredEvent, Written
@@ -56,6 +56,26 @@ SET_POSITION = (
     update(events)
     .where(events.c.org_id == bindparam("key_org_id"), events.c.id == bindparam("key_id"))
     .values(position=bindparam("position"))
+)
+# Retention (CONF_EVENT_RETENTION_DAYS) removes the oldest positions first, a few at a time: the
+# stream's next candidates, read along its (org_id, position) index...
+OLDEST_POSITIONED = (
+    select(events.c.position, events.c.created_at)
+    .where(events.c.org_id == bindparam("org_id"), events.c.position <= bindparam("through"))
+    .order_by(events.c.position)
+    .limit(bindparam("most"))
+)
+# ...removed through the last of them that expired, so that what is left of the stream is whole
+# from removed_through on: a cursor at or past it misses nothing, an older one is told (410).
+REMOVE_THROUGH = (
+    delete(events)
+    .where(events.c.org_id == bindparam("org_id"), events.c.position <= bindparam("last"))
+    .returning(events.c.position)
+)
+MARK_REMOVED = (
+    update(event_streams)
+    .where(event_streams.c.org_id == bindparam("org_id"), event_streams.c.removed_through < bindparam("last"))
+    .values(removed_through=bindparam("last"))
 )
 
 
@@ -109,6 +129,9 @@ class EventStore:
     _open_stream: ClassVar[Statement]
     _move_on: ClassVar[Statement]
     _set_position: ClassVar[Statement]
+    _oldest_positioned: ClassVar[Statement]
+    _remove_through: ClassVar[Statement]
+    _mark_removed: ClassVar[Statement]
 
     def __init_subclass__(
         cls, *, statement: type[Statement], insert_event: Executable, unpositioned: Executable,
@@ -124,6 +147,9 @@ class EventStore:
         cls._open_stream = statement(open_stream)
         cls._move_on = statement(MOVE_STREAM_ON)
         cls._set_position = statement(SET_POSITION)
+        cls._oldest_positioned = statement(OLDEST_POSITIONED)
+        cls._remove_through = statement(REMOVE_THROUGH)
+        cls._mark_removed = statement(MARK_REMOVED)
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
@@ -186,6 +212,28 @@ class EventStore:
         """The org's positioned events after `after`, in stream order."""
         rows = await self._read.fetch(self.conn, {"org_id": org_id, "after": after, "limit": limit})
         return [stored_event(row) for row in rows]
+
+    async def remove_expired(self, org_id: int, *, before: datetime, through: int, most: int = 1000) -> int:
+        """Remove the org's oldest positioned events, at most `most`, that were created before
+        `before` (naive UTC) and lie at or below position `through` (what every sink was handed);
+        how many. Only the stream's head goes, up to its first event not yet expired, so that
+        event_streams.removed_through, moved on to the last position removed, bounds a whole
+        stream. Small batches: a unit locks at most `most` old rows, none a registration writes."""
+        if most < 1 or through < 1:
+            return 0
+        if before.tzinfo is not None:
+            before = before.astimezone(timezone.utc).replace(tzinfo=None)
+        candidates = await self._oldest_positioned.fetch(self.conn, {"org_id": org_id, "through": through, "most": most})
+        last = None
+        for row in candidates:
+            if row["created_at"] >= before:
+                break
+            last = row["position"]
+        if last is None:
+            return 0
+        removed = await self._remove_through.fetch(self.conn, {"org_id": org_id, "last": last})
+        await self._mark_removed.execute(self.conn, {"org_id": org_id, "last": last})
+        return len(removed)
 
     @staticmethod
     def id_list(ids: list[int]) -> Any:
