@@ -27,8 +27,13 @@ run: $(STAMP) var/secret_key
 	@echo
 	@echo "The patron command is $(BIN)/patron (or run 'make shell' for a shell with it on the PATH)."
 	@echo "Serving on http://127.0.0.1:8000 (docs at /docs, the member-care console at /console/); Ctrl-C stops it."
+	@echo "Beside it, 'patron relay' delivers the orgs' events to their webhooks and brokers:"
+	@echo "  its log: tail -f var/relay.log    its metrics: http://127.0.0.1:9464/metrics"
+	@# The relay runs as long as the server does, and is stopped cleanly (TERM) when it ends.
 	@# Ctrl-C (or a TERM) stops the server cleanly: its exit is not an error of make's.
-	@PATRON_SECRET_KEY="$${PATRON_SECRET_KEY:-$$(cat var/secret_key)}" $(BIN)/patron serve; \
+	@PATRON_LOG_FORMAT="$${PATRON_LOG_FORMAT:-text}" $(BIN)/patron relay >>var/relay.log 2>&1 & relay=$$!; \
+	  trap 'kill -TERM $$relay 2>/dev/null; wait $$relay' EXIT; \
+	  PATRON_SECRET_KEY="$${PATRON_SECRET_KEY:-$$(cat var/secret_key)}" $(BIN)/patron serve; \
 	  status=$$?; [ $$status -eq 0 ] || [ $$status -eq 130 ] || [ $$status -eq 143 ] || exit $$status
 
 # A shell with .venv/bin first on the PATH (patron, python), in the checkout; exit to leave.

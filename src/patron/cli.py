@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import errno
 import os
 import sys
 import time
@@ -376,6 +377,50 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
             # uvicorn's default should the protocol above ever change.
             h11_max_incomplete_event_size=settings.max_header_bytes,
         )
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="Deliver what is pending now, then exit (tests, cron).")
+@click.option(
+    "--metrics-port", type=click.IntRange(0, 65535), default=None,
+    help="Serve the relay's metrics on 127.0.0.1:PORT; 0 turns them off [9464; off with --once].",
+)
+@click.option(
+    "--concurrency", type=click.IntRange(1, 10_000), default=100, show_default=True,
+    help="Deliveries in flight at once per sink (each customer's events one at a time).",
+)
+def relay(once: bool, metrics_port: int | None, concurrency: int) -> None:
+    """Deliver the orgs' events to their webhooks and brokers (docs/events.md); run beside `patron serve`."""
+    from patron.observability import configure_logging
+    from patron.relay.run import RelayOptions, run_relay
+    from patron.relay.schedule import RETRY_SCALE_ENV, retry_scale
+
+    settings = Settings()
+    configure_logging(settings)
+    try:
+        scale = retry_scale(os.environ.get(RETRY_SCALE_ENV))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    port = (0 if once else 9464) if metrics_port is None else metrics_port
+    options = RelayOptions(concurrency=concurrency, retry_scale=scale, stop_grace_seconds=settings.shutdown_grace_seconds)
+
+    async def deliver(engine: Any) -> None:
+        from patron import bootstrap
+
+        store = await bootstrap.storage(engine, settings)
+        try:
+            await run_relay(store, options, once=once, metrics_port=port)
+        finally:
+            await store.close()
+
+    try:
+        _run(deliver)
+    except OSError as exc:
+        if port and exc.errno in (errno.EADDRINUSE, errno.EACCES):
+            raise click.ClickException(
+                f"cannot serve metrics on 127.0.0.1:{port} ({exc.strerror}): pass --metrics-port with another port, or 0"
+            ) from None
+        raise
 
 
 @main.command()
