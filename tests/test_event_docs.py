@@ -94,7 +94,9 @@ def sample_events() -> list[StoredEvent]:
     made.append((build.points_issued(asha, LedgerEntry(ORG_ID, ASHA, 3, EntryKind.REGISTRATION, "GEMS", 20), 100,
                                      writer(gems)), gems))
     referrer = replace(api, sequence=41, event_id="a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d")
-    made.append((build.points_issued(None, LedgerEntry(ORG_ID, REFERRER, 3, EntryKind.REFERRER, POINTS, 50), 550,
+    ravi = replace(asha, id=REFERRER, mobile="919845012345", email="ravi.k@example.com", firstname="Ravi",
+                   lastname="Kumar", referral_code="RAVI3X")
+    made.append((build.points_issued(ravi, LedgerEntry(ORG_ID, REFERRER, 3, EntryKind.REFERRER, POINTS, 50), 550,
                                      writer(referrer)), referrer))
 
     update = Made(datetime(2024, 8, 3, 11, 4, 10, 87000), "api", "9a8b7c6d5e4f40312a1b0c9d8e7f6a5b", 4,

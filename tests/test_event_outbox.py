@@ -161,6 +161,7 @@ async def test_a_referral_writes_the_referees_events_and_the_referrers_points_in
     last = referrer_events[-1]
     assert (last["name"], last["data"]["reason"], last["data"]["awardedPoints"], last["data"]["loyaltyPoints"]) == (
         EventName.POINTS_ISSUED, "REFERRER", 100, 200)
+    assert last["data"]["customerIdentifiers"]["instore"]["mobile"] == referrer_mobile
     assert [event["sequence"] for event in referrer_events] == list(range(1, len(referrer_events) + 1))
 
 

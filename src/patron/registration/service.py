@@ -451,6 +451,7 @@ async def _write(
         else:
             target, holders = await _named_by_id(repositories, org.org_id, customer_id, keys)
         joining: rules.Joining | None = None
+        referrer: Customer | None = None
         if target is None and updating:
             raise ItemRejected(Code.CUSTOMER_NOT_FOUND)
         if target is None:
@@ -495,7 +496,8 @@ async def _write(
                 if entry.customer_id != customer.id and entry.currency == POINTS:
                     balance = await loyalty.credit(org.org_id, entry.customer_id, entry.program_id, entry.amount)
                     if entry.amount:
-                        issued.append(build.points_issued(None, entry, balance, writer))
+                        credited = referrer if referrer is not None and referrer.id == entry.customer_id else None
+                        issued.append(build.points_issued(credited, entry, balance, writer))
             await emit(repositories, caller, now, issued)
         else:
             memberships, effects = await loyalty.memberships(org.org_id, customer.id), []
