@@ -156,6 +156,17 @@ def test_demo_prints_a_search_the_demo_org_can_read_and_the_consoles_sign_in(pat
     assert "/console/" in result.output and "login:    lead@acme-demo" in result.output
 
 
+def test_demo_prints_the_event_feed_its_till_may_read(patron):
+    from patron.orgs.file import load_org_file
+    from patron.orgs.model import OrgSettings
+
+    result = patron("demo", "examples/demo-org.toml")
+    assert "/v1.1/events?limit=10" in result.output
+    org = OrgSettings.from_file(load_org_file("examples/demo-org.toml"))
+    till = org.till(next(t.code for s in org.definition.stores for t in s.tills))
+    assert org.allows(org.access_groups[till.store.access_group], "events", "read")
+
+
 def test_the_demo_curls_register_no_customer_the_quickstart_registers_as_new(patron):
     import re
 

@@ -455,6 +455,10 @@ def demo(file: str) -> None:
     click.echo(f"  curl -s '{base}/v1.1/customer/search?q=firstname:STARTS:as%26type:EQUALS:LOYALTY' {basic}")
     click.echo("\nThe same in XML:")
     click.echo(f"  curl -s -X POST '{base}/v1.1/customer/add.xml' {basic} -H 'Content-Type: application/xml' -d '{xml_body}'")
+    group = next((g for g in org_file.access_groups if g.name == store.access_group), None)
+    if group is not None and group.events != "none":
+        click.echo("\nWhat changed, as events (the relay gives each its place within a moment; docs/events.md):")
+        click.echo(f"  curl -s '{base}/v1.1/events?limit=10' {basic}")
     client = next((c for c in org_file.api_clients if c.secret), None)
     if client is not None:
         credentials = orjson.dumps({"key": client.key, "secret": client.secret}).decode()
