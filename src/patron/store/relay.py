@@ -124,8 +124,10 @@ _sinks = event_sinks.c
 _retries = event_retries.c
 _EARLIER = event_retries.alias("earlier")
 # Statuses as literals: the statements are compiled once, with no values of their own.
-_IS_RETRY, _IS_BEHIND, _IS_DEAD = (literal_column(f"'{status}'") for status in (RETRY, BEHIND, DEAD))
-_ONE = literal_column("1")
+_IS_RETRY: ColumnElement[str] = literal_column(f"'{RETRY}'")
+_IS_BEHIND: ColumnElement[str] = literal_column(f"'{BEHIND}'")
+_IS_DEAD: ColumnElement[str] = literal_column(f"'{DEAD}'")
+_ONE: ColumnElement[int] = literal_column("1")
 
 
 def _outstanding(status: Any) -> ColumnElement[bool]:
@@ -143,7 +145,7 @@ LIVE_RELAYS = select(event_relays.c.relay_id).where(event_relays.c.seen_at >= bi
 FORGET_RELAY = delete(event_relays).where(event_relays.c.relay_id == bindparam("relay_id"))
 FORGET_LAPSED_RELAYS = delete(event_relays).where(event_relays.c.seen_at < bindparam("before"))
 # Every org's definition fingerprint, so that the relay re-reads only the orgs whose file changed.
-ORG_FINGERPRINTS = select(orgs.c.id, orgs.c.definition_sha256)
+ORG_FINGERPRINTS = select(orgs.c.id, orgs.c.definition_sha256, orgs.c.updated_at)
 ORG_DEFINITION = select(orgs.c.definition).where(orgs.c.id == bindparam("org_id"))
 
 STREAMS = select(_streams.org_id, _streams.last_position, _streams.removed_through, _streams.lease_owner,
@@ -264,6 +266,14 @@ ATTEMPT_VALUES = named_binds(("org_id", "sink", "event_id", "position", "attempt
 OUTSTANDING_COUNT = select(func.count().label("count"), func.min(_retries.position).label("oldest")).where(*_OF_SINK, _outstanding(_retries.status))
 DEAD_COUNT = select(func.count().label("count")).where(*_OF_SINK, _retries.status == _IS_DEAD)
 EVENT_AT = select(events.c.created_at).where(events.c.org_id == bindparam("org_id"), events.c.position == bindparam("position"))
+# The last position of an event committed before a moment (a new sink starts after it).
+LAST_BEFORE = (
+    select(events.c.position)
+    .where(events.c.org_id == bindparam("org_id"), events.c.position.is_not(None),
+           events.c.created_at < bindparam("before"))
+    .order_by(events.c.position.desc())
+    .limit(_ONE)
+)
 FIRST_AFTER = (
     select(events.c.created_at)
     .where(events.c.org_id == bindparam("org_id"), events.c.position > bindparam("after"))
@@ -271,25 +281,21 @@ FIRST_AFTER = (
     .limit(_ONE)
 )
 # Retention: a few rows at a time, so that no statement holds locks (or SQLite's writer) for long.
-OLD_ATTEMPTS = delete(event_attempts).where(
-    event_attempts.c.org_id == bindparam("org_id"),
-    event_attempts.c.id.in_(
-        select(event_attempts.c.id)
-        .where(event_attempts.c.org_id == bindparam("org_id"), event_attempts.c.sink == bindparam("sink"),
-               event_attempts.c.attempted_at < bindparam("before"))
-        .limit(bindparam("most"))
-    ),
-).returning(event_attempts.c.id)
-OLD_DEAD_LETTERS = delete(event_retries).where(
-    *_OF_SINK,
-    _retries.position.in_(
-        select(_EARLIER.c.position)
-        .where(_EARLIER.c.org_id == bindparam("org_id"), _EARLIER.c.sink == bindparam("sink"),
-               _EARLIER.c.status == _IS_DEAD, _EARLIER.c.updated_at < bindparam("before"))
-        .limit(bindparam("most"))
-    ),
-).returning(_retries.position)
-
+# The rows are found first, along the index that orders them by age, then removed by key: a
+# self-join in one DELETE was planned (a generic plan made while the table was empty) as a scan of
+# the org's attempts for each one, and took minutes.
+OLD_ATTEMPTS = (
+    select(event_attempts.c.id)
+    .where(event_attempts.c.org_id == bindparam("org_id"), event_attempts.c.sink == bindparam("sink"),
+           event_attempts.c.attempted_at < bindparam("before"))
+    .order_by(event_attempts.c.attempted_at)
+    .limit(bindparam("most"))
+)
+OLD_DEAD_LETTERS = (
+    select(_retries.position)
+    .where(*_OF_SINK, _retries.status == _IS_DEAD, _retries.updated_at < bindparam("before"))
+    .limit(bindparam("most"))
+)
 
 def _lease(row: Mapping[str, Any]) -> Lease:
     return Lease(row["lease_owner"], row["lease_until"])
@@ -332,7 +338,12 @@ class DeliveryStore:
             "settle_retry": SETTLE_RETRY, "delete_retry": DELETE_RETRY, "promote_next": PROMOTE_NEXT,
             "all_due_now": ALL_DUE_NOW,
             "outstanding_count": OUTSTANDING_COUNT, "dead_count": DEAD_COUNT, "event_at": EVENT_AT,
-            "first_after": FIRST_AFTER, "old_attempts": OLD_ATTEMPTS, "old_dead_letters": OLD_DEAD_LETTERS,
+            "first_after": FIRST_AFTER, "last_before": LAST_BEFORE, "old_attempts": OLD_ATTEMPTS,
+            "old_dead_letters": OLD_DEAD_LETTERS,
+            "remove_attempts": delete(event_attempts).where(
+                event_attempts.c.org_id == bindparam("org_id"), id_in(event_attempts.c.id, "ids")
+            ),
+            "remove_retries": delete(event_retries).where(*_OF_SINK, id_in(_retries.position, "positions")),
             "heartbeat": heartbeat, "open_stream": open_stream, "open_sink": open_sink,
             "insert_retry": insert_retry, "insert_attempt": insert_attempt,
             "outstanding_customers": select(_retries.customer_id).distinct().where(
@@ -374,8 +385,9 @@ class DeliveryStore:
 
     # Orgs: their files say which sinks they have.
 
-    async def org_fingerprints(self) -> dict[int, str]:
-        return {row["id"]: row["definition_sha256"] for row in await self._fetch("org_fingerprints", {})}
+    async def org_fingerprints(self) -> dict[int, tuple[str, datetime]]:
+        """Each org's definition fingerprint, and when its file was last applied."""
+        return {row["id"]: (row["definition_sha256"], row["updated_at"]) for row in await self._fetch("org_fingerprints", {})}
 
     async def org_definition(self, org_id: int) -> dict[str, Any] | None:
         rows = await self._fetch("org_definition", {"org_id": org_id})
@@ -412,6 +424,11 @@ class DeliveryStore:
     async def sinks(self, org_id: int | None = None) -> list[SinkRow]:
         rows = await (self._fetch("sinks", {}) if org_id is None else self._fetch("sinks_of", {"org_id": org_id}))
         return [sink_row(row) for row in rows]
+
+    async def last_position_before(self, org_id: int, before: datetime) -> int:
+        """The last position of the org's events committed before `before` (0: none)."""
+        rows = await self._fetch("last_before", {"org_id": org_id, "before": before})
+        return int(rows[0]["position"]) if rows else 0
 
     async def open_sink(self, org_id: int, sink: str, kind: str, position: int) -> None:
         """The sink's row, starting at `position`, unless it has one already."""
@@ -507,13 +524,16 @@ class DeliveryStore:
         return [stored_event(row) for row in rows]
 
     async def add_attempts(self, org_id: int, sink: str, attempts: Sequence[Attempt]) -> None:
-        await self._statements["insert_attempt"].execute_many(self.conn, [
+        await self._statements["insert_attempt"].execute_many(self.conn, await self._attempt_rows(org_id, sink, attempts))
+
+    async def _attempt_rows(self, org_id: int, sink: str, attempts: Sequence[Attempt]) -> list[dict[str, Any]]:
+        return [
             {"org_id": org_id, "sink": sink, "event_id": a.event_id, "position": a.position,
              "attempted_at": a.attempted_at, "attempt": a.attempt, "result": a.result, "status_code": a.status_code,
              "error": a.error[:1024] if a.error else None, "latency_ms": a.latency_ms,
              "answer": a.answer[:1024] if a.answer else None}
             for a in attempts
-        ])
+        ]
 
     # What a sink has yet to take (metrics, patron events status).
 
@@ -539,13 +559,18 @@ class DeliveryStore:
     # Retention (CONF_EVENT_RETENTION_DAYS), in small batches: how many rows each call removed.
 
     async def remove_old_attempts(self, org_id: int, sink: str, before: datetime, most: int) -> int:
-        return await self._count_removed("old_attempts", {"org_id": org_id, "sink": sink, "before": before, "most": most})
+        old = await self._fetch("old_attempts", {"org_id": org_id, "sink": sink, "before": before, "most": most})
+        if old:
+            await self._execute("remove_attempts", {"org_id": org_id, "ids": self.id_list([row["id"] for row in old])})
+        return len(old)
 
     async def remove_old_dead_letters(self, org_id: int, sink: str, before: datetime, most: int) -> int:
-        return await self._count_removed("old_dead_letters", {"org_id": org_id, "sink": sink, "before": before, "most": most})
-
-    async def _count_removed(self, name: str, values: Mapping[str, Any]) -> int:
-        return len(await self._fetch(name, values))
+        old = await self._fetch("old_dead_letters", {"org_id": org_id, "sink": sink, "before": before, "most": most})
+        if old:
+            await self._execute("remove_retries", {
+                "org_id": org_id, "sink": sink, "positions": self.id_list([row["position"] for row in old]),
+            })
+        return len(old)
 
 
 def _pg_any(column: Any, name: str) -> ColumnElement[bool]:
@@ -570,8 +595,8 @@ class PgDeliveries(
     pass
 
 
-def _sqlite_next_id(table: Any) -> Any:
-    return select(func.coalesce(func.max(table.c.id), 0) + 1).scalar_subquery()
+# SQLite: a batch's attempts take the ids after the latest, read once under the unit's write lock.
+_LAST_ATTEMPT_ID = select(func.coalesce(func.max(event_attempts.c.id), 0).label("last"))
 
 
 class SqliteDeliveries(
@@ -582,9 +607,19 @@ class SqliteDeliveries(
     open_stream=sqlite_insert(event_streams).values(org_id=bindparam("org_id")).on_conflict_do_nothing(),
     open_sink=sqlite_insert(event_sinks).values(named_binds(("org_id", "sink", "kind", "position"))).on_conflict_do_nothing(),
     insert_retry=sqlite_insert(event_retries).values(RETRY_VALUES).on_conflict_do_nothing(),
-    insert_attempt=insert(event_attempts).values({**ATTEMPT_VALUES, "id": _sqlite_next_id(event_attempts)}),
+    insert_attempt=insert(event_attempts).values({**ATTEMPT_VALUES, "id": bindparam("id")}),
     id_in=_sqlite_in,
 ):
+    _last_attempt_id = SqliteStatement(_LAST_ATTEMPT_ID)
+
     @staticmethod
     def id_list(ids: Sequence[int]) -> Any:
         return orjson.dumps(list(ids)).decode()
+
+    async def _attempt_rows(self, org_id: int, sink: str, attempts: Sequence[Attempt]) -> list[dict[str, Any]]:
+        rows = await super()._attempt_rows(org_id, sink, attempts)
+        if rows:
+            (last,) = await self._last_attempt_id.fetch(self.conn, {})
+            for number, row in enumerate(rows, start=last["last"] + 1):
+                row["id"] = number
+        return rows
