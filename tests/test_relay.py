@@ -427,6 +427,36 @@ async def test_a_killed_relays_sinks_are_taken_over_once_its_leases_lapse(app, s
         assert {row["lease_owner"] for row in await rows_of(org, event_sinks)} == {survivor.id}
 
 
+async def test_a_stopped_relay_ends_its_deliveries_in_flight_writes_them_and_releases_its_leases(app, sink_org):
+    org = await sink_org(webhook("crm"))
+    sinks = Sinks()
+    sinks.prepare(org)
+    answering = asyncio.Event()
+
+    async def slow(delivery: Delivery) -> Outcome:
+        await answering.wait()
+        return Outcome("delivered")
+
+    sinks["crm"].answer = slow
+    relay = relay_for(app, org, sinks, stop_grace_seconds=30.0)
+    task = asyncio.create_task(relay.run())
+    await until(lambda: len(relay.workers) == 1, "the relay holds the sink")
+    await register(org, 2)
+    # Each customer's first event (its second waits for it).
+    await until(lambda: len(sinks["crm"].in_flight) == 2, "two deliveries in flight")
+    relay.stop()
+    await asyncio.sleep(2 * FAST.lease_seconds)  # longer than a lease: it is kept while they end
+    (crm,) = await rows_of(org, event_sinks)
+    assert crm["lease_owner"] == relay.id and crm["lease_until"] > utc_now()
+    answering.set()
+    await asyncio.wait_for(task, 10)
+    assert len(sinks["crm"].bodies) == 4
+    assert sorted(row["event_id"] for row in await rows_of(org, event_attempts)) == sorted(await event_ids(org))
+    (crm,) = await rows_of(org, event_sinks)
+    assert (crm["position"], crm["lease_owner"]) == (4, None)
+    assert {row["lease_owner"] for row in await rows_of(org, event_streams)} == {None}
+
+
 # --- Sink health -------------------------------------------------------------------------------
 
 
@@ -463,6 +493,31 @@ async def test_a_sink_back_after_failing_gets_its_backlog_at_once_not_at_each_re
     assert await rows_of(org, event_retries) == []
     (crm,) = await rows_of(org, event_sinks)
     assert (crm["consecutive_failures"], crm["failing_since"]) == (0, None)
+
+
+async def test_a_failing_sink_with_every_retry_given_up_is_probed_with_its_next_event(app, sink_org):
+    org = await sink_org(webhook("crm"))
+    sinks = Sinks()
+    sinks.prepare(org)
+    down = True
+    sinks["crm"].answer = lambda delivery: Outcome("retry", status_code=503) if down else Outcome("delivered")
+    clock = Clock()
+    relay = Relay(storage_of(app), options=replace(FAST, retry_scale=1.0), sinks=sinks.factory(), orgs={org.id},
+                  metrics=RelayMetrics(private=True), clock=clock)
+    await register(org, 3)
+    await relay.run(once=True)
+    while waiting := await rows_of(org, event_retries, status="retry"):
+        clock.now = max(min(row["next_attempt_at"] for row in waiting), clock.now + timedelta(seconds=plan.PROBE_SECONDS))
+        await relay.run(once=True)
+    assert {row["status"] for row in await rows_of(org, event_retries)} == {"dead"}
+    (crm,) = await rows_of(org, event_sinks)
+    assert crm["consecutive_failures"] >= plan.FAILING_AFTER and crm["disabled_at"] is None
+    (newcomer,) = await register(org, 1)
+    down = False
+    clock.advance(seconds=plan.PROBE_SECONDS)
+    await relay.run(once=True)
+    assert {body["refId"] for body in sinks["crm"].bodies} == {f"{org.id}_{newcomer['user_id']}"}
+    assert len(sinks["crm"].bodies) == 2
 
 
 # --- Retention, a new sink, a real endpoint, the command ---------------------------------------

@@ -126,6 +126,7 @@ class Relay:
         self._retiring: dict[SinkKey, float] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._metrics_at = -math.inf
+        self._forgot_at = -math.inf
 
     # Running and stopping.
 
@@ -168,10 +169,13 @@ class Relay:
         for worker in self.workers.values():
             worker.leave()
         if workers:
+            # The leases are kept while the deliveries in flight end: none lapses under them.
+            keeping = self._spawn(self._keep_leases())
             _, late = await asyncio.wait(workers, timeout=self.options.stop_grace_seconds)
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
+            keeping.cancel()
         pending = [task for task in self._tasks if not task.done()]
         for task in pending:
             task.cancel()
@@ -263,13 +267,28 @@ class Relay:
 
     # The supervisor: heartbeat, leases, the orgs' sinks, this relay's share of them.
 
-    async def _supervise(self, once: bool = False) -> bool:
+    async def _renew(self) -> set[SinkKey]:
+        """Say this relay runs, and keep its leases another lease_seconds: the sinks it holds."""
         now = self.clock()
         async with self.storage.unit_of_work() as unit:
             await unit.deliveries.heartbeat(self.id, self.started_at, now)
             await unit.deliveries.renew_streams(self.id, self._lease_end(now))
             held = await unit.deliveries.renew_sinks(self.id, self._lease_end(now))
-            await unit.deliveries.forget_lapsed_relays(now - timedelta(seconds=60 * self.options.lease_seconds))
+            if time.monotonic() - self._forgot_at >= 60:
+                self._forgot_at = time.monotonic()
+                await unit.deliveries.forget_lapsed_relays(now - timedelta(seconds=60 * self.options.lease_seconds))
+        return held
+
+    async def _keep_leases(self) -> None:
+        while True:
+            await self._guarded(self._renew)
+            await asyncio.sleep(self.options.supervise_seconds)
+
+    async def _supervise(self, once: bool = False) -> bool:
+        held = await self._renew()
+        now = self.clock()
+        clock = time.monotonic()
+        self._retiring = {key: until for key, until in self._retiring.items() if until > clock}
         for key, worker in list(self.workers.items()):
             if worker.done:
                 self._forget_worker(key)
@@ -308,7 +327,6 @@ class Relay:
         for key in held_now[share:]:
             self._retire(key)
         wanted = share - min(share, len(held_now))
-        clock = time.monotonic()
         free = [
             key for key in enabled
             if key not in self.workers and rows[key].lease.free_for(self.id, now) and self._retiring.get(key, 0) < clock
@@ -520,11 +538,16 @@ class SinkWorker:
         worked = False
         if await self._retries_due(now):
             worked = await self._retry_pass(now)
-        if self.disabled or self.health.failing:
+        behind = once or self.relay.last_positions.get(self.org_id, 0) > self.position
+        if self.disabled or not behind:
             return worked
-        if once or self.relay.last_positions.get(self.org_id, 0) > self.position:
-            worked = await self._batch_pass() or worked
-        return worked
+        if self.health.failing:
+            # Failing with no retry left to probe with (each given up): the next event is the probe.
+            if not worked and self._next_due is None and self._may_probe(now):
+                self._probed_at = now
+                worked = await self._batch_pass(probe=True)
+            return worked
+        return await self._batch_pass() or worked
 
     def _idle_seconds(self) -> float:
         """Until the next due retry (or probe), at most a supervisor's pass: new events wake the
@@ -552,8 +575,10 @@ class SinkWorker:
             self._due_read_at = time.monotonic()
         if self._next_due is None or self._next_due > now:
             return False
-        probed_at = self._probed_at
-        return not (self.health.failing and probed_at is not None and now < probed_at + self._probe_gap())
+        return not self.health.failing or self._may_probe(now)
+
+    def _may_probe(self, now: datetime) -> bool:
+        return self._probed_at is None or now >= self._probed_at + self._probe_gap()
 
     async def _retry_pass(self, now: datetime) -> bool:
         """The due retries, each its customer's earliest outstanding event, concurrently; while
@@ -587,12 +612,13 @@ class SinkWorker:
         )
         return True
 
-    async def _batch_pass(self) -> bool:
+    async def _batch_pass(self, probe: bool = False) -> bool:
         """The stream's next events after the sink's position: those of customers with an
         outstanding retry wait behind it; the others go, concurrently across customers and in
-        order within each; then the position moves to the batch's end."""
+        order within each; then the position moves to the batch's end. A `probe` of a failing
+        sink is its next event alone."""
         async with self.relay.storage.unit_of_work(readonly=True) as unit:
-            batch = await unit.events.read(self.org_id, self.position, self.relay.options.batch)
+            batch = await unit.events.read(self.org_id, self.position, 1 if probe else self.relay.options.batch)
             if not batch:
                 return False
             subscribed = [event.customer_id for event in batch if self.config.subscribes(event.name)]
@@ -601,7 +627,7 @@ class SinkWorker:
         planned = plan.plan_batch(batch, self.config.subscribes, outstanding, held)
         tally = plan.Tally(self.health)
         attempts: list[Attempt] = []
-        chains = await asyncio.gather(*(self._chain(chain, tally, attempts) for chain in planned.chains))
+        chains = await asyncio.gather(*(self._chain(chain, tally, attempts, probe) for chain in planned.chains))
         now = self.relay.clock()
         rows = plan.behind_rows(planned.behind)
         for chain, settled in zip(planned.chains, chains, strict=True):
@@ -611,13 +637,15 @@ class SinkWorker:
         await self._write(tally, attempts, position=self.position if tally.disabled else planned.through, added=rows)
         return True
 
-    async def _chain(self, chain: list[StoredEvent], tally: plan.Tally, attempts: list[Attempt]) -> list[plan.Settled]:
+    async def _chain(
+        self, chain: list[StoredEvent], tally: plan.Tally, attempts: list[Attempt], probe: bool = False
+    ) -> list[plan.Settled]:
         """One customer's events of a batch, one after the other, until one waits for a retry (or
         the sink is failing or disabled: the rest wait, and are written so)."""
         settled: list[plan.Settled] = []
         for event in chain:
             async with self.in_flight:
-                if tally.disabled or tally.health.failing:
+                if tally.disabled or (tally.health.failing and not probe):
                     break
                 result = await self._attempt(event, 1, tally, attempts)
             settled.append(result)
