@@ -423,6 +423,228 @@ def relay(once: bool, metrics_port: int | None, concurrency: int) -> None:
         raise
 
 
+class _Refused(click.ClickException):
+    """An operator's request refused as asked (an unknown org or sink, no reason, nothing to do):
+    one line, exit code 2, as a usage error."""
+
+    exit_code = 2
+
+
+@main.group()
+def events() -> None:
+    """The relay's sinks: their state and dead letters, and replays (docs/events.md)."""
+
+
+def _events_now() -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+@events.command("status")
+@click.option("--org", "org_id", type=int, help="Only this org [every org].")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def events_status(org_id: int | None, as_json: bool) -> None:
+    """Each sink of each org: its kind, pending events (past its position, of the names it is sent,
+    and those waiting for a retry) and the oldest one's age, since when it has been failing and how
+    many failures in a row, its last error, its dead letters, whether it is disabled (when, why);
+    and the relays seen in the last 30 s.
+
+    Exit code 0 when all is well; 1 when a sink is disabled, a sink has been failing for more than
+    an hour, or events are pending and no relay has been seen in the last 30 s; the reasons are
+    printed last (for cron and monitoring).
+    """
+    from patron.events.operations import RELAY_SEEN, alarms
+
+    now = _events_now()
+    orgs, relays = _run(lambda engine: _sink_states(engine, org_id, now - RELAY_SEEN))
+    if org_id is not None and not orgs:
+        raise _Refused(f"no org {org_id}")
+    states = [state for _, _, org_states in orgs for state in org_states]
+    found = alarms(states, relays, now)
+    if as_json:
+        click.echo(orjson.dumps(_status_document(orgs, relays, found, now), option=orjson.OPT_INDENT_2).decode())
+    else:
+        _print_status(orgs, relays, found, now)
+    if found:
+        sys.exit(1)
+
+
+async def _sink_states(engine: Any, org_id: int | None, relays_since: Any) -> tuple[list[Any], list[Any]]:
+    """Each org (or the one asked for) with its sinks' states, and the relays seen since then."""
+    from patron import bootstrap
+    from patron.events.operations import declared_sinks
+    from patron.orgs.apply import settings_from_definition
+
+    store = await bootstrap.storage(engine, Settings(), connections=1)
+    try:
+        async with store.unit_of_work(readonly=True) as unit:
+            ops = unit.event_ops
+            if org_id is None:
+                found = await ops.orgs()
+            else:
+                one = await ops.org(org_id)
+                found = [one] if one is not None else []
+            orgs = []
+            for found_id, name, definition in found:
+                declared = declared_sinks(settings_from_definition(definition, found_id))
+                orgs.append((found_id, name, await ops.sink_states(found_id, declared)))
+            relays = await ops.relays_seen(relays_since)
+    finally:
+        await store.close()
+    return orgs, relays
+
+
+def _health_text(state: Any, now: Any) -> str:
+    from patron.events.operations import age, iso
+
+    if state.health == "disabled":
+        return f"disabled at {iso(state.disabled_at)}: {state.disabled_reason or 'no reason given'}"
+    if state.health == "failing":
+        return (f"failing since {iso(state.failing_since)} ({age(now - state.failing_since)}, "
+                f"{state.consecutive_failures} in a row)")
+    if state.health == "not started":
+        return "not started (no relay has opened it yet)"
+    return "ok"
+
+
+def _print_status(orgs: list[Any], relays: list[Any], found: list[str], now: Any) -> None:
+    import shutil
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from patron.events.operations import RELAY_SEEN, age, iso
+
+    # Piped (cron mail, a file), a table at full width rather than wrapped at 80 columns.
+    console = Console(width=None if sys.stdout.isatty() else max(160, shutil.get_terminal_size((160, 24)).columns),
+                      highlight=False)
+    table = Table(title=f"Event sinks at {iso(now)}", title_justify="left")
+    for header, justify in (("org", "right"), ("sink", "left"), ("kind", "left"), ("health", "left"),
+                            ("pending", "right"), ("oldest pending", "right"), ("dead letters", "right"),
+                            ("last success", "left"), ("last error", "left")):
+        table.add_column(header, justify=justify)  # type: ignore[arg-type]
+    for org_id, _, states in orgs:
+        for state in states:
+            name = state.sink if state.configured else f"{state.sink} (no longer in the org file)"
+            table.add_row(
+                str(org_id), name, state.kind, _health_text(state, now),
+                "—" if state.pending is None else f"{state.pending:,}", age(state.lag(now)),
+                f"{state.dead_letters:,}", f"{age(now - state.last_success_at)} ago" if state.last_success_at else "—",
+                (state.last_error or "—")[:200],
+            )
+    if table.row_count:
+        console.print(table)
+    else:
+        console.print("No org declares a sink ([[webhooks]] or [[brokers]] in its file).")
+    seen = int(RELAY_SEEN.total_seconds())
+    if relays:
+        console.print(f"Relays seen in the last {seen} s: " + ", ".join(
+            f"{relay.relay_id} (running since {iso(relay.started_at)})" for relay in relays))
+    else:
+        console.print(f"No relay seen in the last {seen} s.")
+    for line in found:
+        console.print(f"Attention: {line}")
+
+
+def _status_document(orgs: list[Any], relays: list[Any], found: list[str], now: Any) -> dict[str, Any]:
+    from patron.events.operations import iso
+
+    def at(moment: Any) -> str | None:
+        return iso(moment) if moment is not None else None
+
+    def sink(state: Any) -> dict[str, Any]:
+        lag = state.lag(now)
+        return {
+            "sink": state.sink, "kind": state.kind, "configured": state.configured, "health": state.health,
+            "position": state.position, "pending": state.pending, "oldest_pending_at": at(state.oldest_pending_at),
+            "oldest_pending_seconds": None if lag is None else int(lag.total_seconds()),
+            "failing_since": at(state.failing_since), "consecutive_failures": state.consecutive_failures,
+            "last_success_at": at(state.last_success_at), "last_failure_at": at(state.last_failure_at),
+            "last_error": state.last_error, "dead_letters": state.dead_letters,
+            "disabled_at": at(state.disabled_at), "disabled_reason": state.disabled_reason,
+        }
+
+    return {
+        "checked_at": iso(now),
+        "orgs": [{"org_id": org_id, "name": name, "sinks": [sink(state) for state in states]} for org_id, name, states in orgs],
+        "relays": [{"relay_id": r.relay_id, "started_at": iso(r.started_at), "seen_at": iso(r.seen_at)} for r in relays],
+        "alarms": found,
+    }
+
+
+@events.command("replay")
+@click.option("--org", "org_id", type=int, required=True, help="The sink's org.")
+@click.option("--sink", "sink_name", required=True, help="The sink, by its name in the org file.")
+@click.option("--event", "event_id", help="One event, by its eventId.")
+@click.option("--from", "from_text", metavar="TIME", help="Events created from TIME (with --to).")
+@click.option("--to", "to_text", metavar="TIME", help="Events created up to TIME, included (with --from).")
+@click.option("--dead", is_flag=True, help="Every dead letter of the sink.")
+@click.option("--reason", required=True, help="Why (kept with the replay, as who asked and what).")
+@click.option("--enable", is_flag=True, help="Enable the sink again if it is disabled.")
+def events_replay(
+    org_id: int, sink_name: str, event_id: str | None, from_text: str | None, to_text: str | None, dead: bool,
+    reason: str, enable: bool,
+) -> None:
+    """Send events to a sink again: one event (--event), those created in a range (--from and
+    --to), or its dead letters (--dead). Dead letters, and events the sink took that are still
+    stored, go back in its queue, due now; each customer's events in the queue, replayed or
+    waiting already, are sent one at a time in sequence order. Recorded with who asked
+    (cli:USER), the reason and how many.
+
+    TIME is ISO 8601 (2024-05-01, 2024-05-01T09:30+05:30; UTC without an offset) or Unix
+    milliseconds, as an event's createdAt; --to includes the whole of its last unit (a date, its
+    whole day; 09:30, its whole minute). A disabled sink stays disabled (the events wait) unless
+    --enable is given. Refused, with exit code 2: an unknown org or sink, no reason, or nothing
+    to replay.
+    """
+    import getpass
+
+    from patron.events.operations import ReplayRefused, moment, replay_reason, requested_by, selection
+
+    try:
+        asked = selection(
+            event_id, moment(from_text) if from_text is not None else None,
+            moment(to_text, end=True) if to_text is not None else None, dead,
+        )
+        why = replay_reason(reason)
+    except ReplayRefused as refused:
+        raise _Refused(str(refused)) from None
+    try:
+        who = getpass.getuser()
+    except (KeyError, OSError):
+        who = str(os.getuid())
+    replayed = _run(lambda engine: _replay(engine, org_id, sink_name, asked, why, requested_by("cli", who), enable))
+    click.echo(replayed.message())
+
+
+async def _replay(engine: Any, org_id: int, sink_name: str, asked: Any, reason: str, who: str, enable: bool) -> Any:
+    from patron import bootstrap
+    from patron.events.operations import ReplayRefused, declared_sinks
+    from patron.events.operators import replay
+    from patron.orgs.apply import settings_from_definition
+
+    store = await bootstrap.storage(engine, Settings(), connections=1)
+    try:
+        async with store.unit_of_work(readonly=True) as unit:
+            found = await unit.event_ops.org(org_id)
+            rows = await unit.event_ops.sink_rows(org_id) if found else {}
+        if found is None:
+            raise _Refused(f"no org {org_id}")
+        declared = {sink.name: sink for sink in declared_sinks(settings_from_definition(found[2], org_id))}
+        if sink_name not in declared:
+            if sink_name in rows:
+                raise _Refused(f"sink {sink_name} is no longer in org {org_id}'s file: nothing delivers to it")
+            known = ", ".join(sorted(declared)) or "none"
+            raise _Refused(f"org {org_id} has no sink {sink_name} (its sinks: {known})")
+        try:
+            return await replay(store, org_id, declared[sink_name], asked, reason, who, _events_now(), enable=enable)
+        except ReplayRefused as refused:
+            raise _Refused(str(refused)) from None
+    finally:
+        await store.close()
+
+
 @main.command()
 @click.argument("file", type=click.Path(dir_okay=False), default="examples/demo-org.toml")
 def demo(file: str) -> None:

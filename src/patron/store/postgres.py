@@ -37,6 +37,7 @@ from patron.store.customers import (
     stored_form,
 )
 from patron.store.db import DriverPool, inserted_columns, is_citus, json_text, named_binds
+from patron.store.event_ops import PgEventOperations
 from patron.store.events import INSERTED_EVENT, UNPOSITIONED, EventStore
 from patron.store.identity_requests import PgIdentityRequests
 from patron.store.loyalty import LEDGER_VALUES, MEMBERSHIP_COLUMNS, REFERRAL_VALUES, LoyaltyStore
@@ -450,10 +451,12 @@ class PostgresStorage:
         COMMIT, two round trips fewer."""
         async with self.driver.connection() as conn:
             if single_statement:
-                yield StoreUnit(PgCustomers(conn), PgLoyalty(conn), PgIdentityRequests(conn), PgEvents(conn), PgDeliveries(conn))
+                yield StoreUnit(PgCustomers(conn), PgLoyalty(conn), PgIdentityRequests(conn), PgEvents(conn), PgDeliveries(conn),
+                                PgEventOperations(conn))
                 return
             async with conn.transaction():
-                yield StoreUnit(PgCustomers(conn), PgLoyalty(conn), PgIdentityRequests(conn), PgEvents(conn), PgDeliveries(conn))
+                yield StoreUnit(PgCustomers(conn), PgLoyalty(conn), PgIdentityRequests(conn), PgEvents(conn), PgDeliveries(conn),
+                                PgEventOperations(conn))
 
     @asynccontextmanager
     async def search_unit(self, timeout: float) -> AsyncIterator[StoreUnit]:
@@ -466,7 +469,7 @@ class PostgresStorage:
                 async with conn.transaction(isolation="repeatable_read", readonly=True):
                     deadlined = _Deadlined(conn, time.monotonic() + timeout, timeout)
                     yield StoreUnit(PgCustomers(deadlined), PgLoyalty(deadlined), PgIdentityRequests(deadlined),
-                                    PgEvents(deadlined), PgDeliveries(deadlined))
+                                    PgEvents(deadlined), PgDeliveries(deadlined), PgEventOperations(deadlined))
         except asyncpg.QueryCanceledError as exc:
             raise SearchTimedOut(timeout) from exc
 

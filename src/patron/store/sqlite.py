@@ -28,6 +28,7 @@ from patron.store.customers import (
     stored_values,
 )
 from patron.store.db import inserted_columns, named_binds
+from patron.store.event_ops import SqliteEventOperations
 from patron.store.events import INSERTED_EVENT, UNPOSITIONED, EventStore, event_rows
 from patron.store.identity_requests import SqliteIdentityRequests
 from patron.store.loyalty import INSERT_MEMBERSHIPS, LEDGER_VALUES, MEMBERSHIP_COLUMNS, REFERRAL_VALUES, LoyaltyStore, entry_columns
@@ -111,16 +112,19 @@ class SqliteStorage:
     async def search_unit(self, timeout: float) -> AsyncIterator[StoreUnit]:
         """A search's unit, on the file's searcher: off the event loop, stopped at its deadline."""
         async with self.file.searcher.search(timeout) as conn:
-            yield StoreUnit(SqliteCustomers(conn), SqliteLoyalty(conn), SqliteIdentityRequests(conn), SqliteEvents(conn), SqliteDeliveries(conn))
+            yield StoreUnit(SqliteCustomers(conn), SqliteLoyalty(conn), SqliteIdentityRequests(conn), SqliteEvents(conn),
+                            SqliteDeliveries(conn), SqliteEventOperations(conn))
 
     @asynccontextmanager
     async def _unit(self, readonly: bool) -> AsyncIterator[StoreUnit]:
         if readonly:
             reader = self.file.reader
-            yield StoreUnit(SqliteCustomers(reader), SqliteLoyalty(reader), SqliteIdentityRequests(reader), SqliteEvents(reader), SqliteDeliveries(reader))
+            yield StoreUnit(SqliteCustomers(reader), SqliteLoyalty(reader), SqliteIdentityRequests(reader), SqliteEvents(reader),
+                            SqliteDeliveries(reader), SqliteEventOperations(reader))
             return
         async with self.file.writer.unit() as conn:
-            yield StoreUnit(SqliteCustomers(conn), SqliteLoyalty(conn), SqliteIdentityRequests(conn), SqliteEvents(conn), SqliteDeliveries(conn))
+            yield StoreUnit(SqliteCustomers(conn), SqliteLoyalty(conn), SqliteIdentityRequests(conn), SqliteEvents(conn),
+                            SqliteDeliveries(conn), SqliteEventOperations(conn))
 
     async def insert_new(self, new_customers: list[NewCustomer], caller: Caller, at: datetime) -> list[int | None]:
         (ids,) = await self.file.writer.run(sqlite_register_new([Registration(new_customers, caller, at)]))

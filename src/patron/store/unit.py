@@ -11,6 +11,7 @@ from patron.loyalty.model import Membership
 from patron.registration.model import Customer
 from patron.store.customers import CustomerStore
 from patron.store.db import DriverPool, is_sqlite
+from patron.store.event_ops import EventOperations
 from patron.store.events import EventStore
 from patron.store.identity_requests import IdentityRequestStore
 from patron.store.loyalty import LoyaltyStore
@@ -34,6 +35,8 @@ class StoreUnit:
     events: EventStore
     # The relay's: leases, sinks' progress, retries, attempts (store.relay).
     deliveries: DeliveryStore
+    # Operators': sinks' health and backlog, dead letters, replays (store.event_ops).
+    event_ops: EventOperations
 
 
 # The database as registrations and look-ups use it (registration.service.Storage, with look-ups
