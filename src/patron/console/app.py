@@ -1,5 +1,6 @@
 """The member-care console's pages at /console (member-care.md §4): sign-in and sign-out, the
-overview, customer search, a customer's page with its actions, and the identity review queue."""
+overview, customer search, a customer's page with its actions, the identity review queue, and the
+event sinks with their dead letters and replays (events.md §4)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,20 @@ from patron.codes import HOLDS_NUL, Code
 from patron.console import charts, sessions
 from patron.console.overview import DAYS, WARNING_DAYS, OverviewCache, warning_name
 from patron.console.sessions import Access, Signed
+from patron.events.operations import (
+    RELAY_SEEN,
+    RelaySeen,
+    ReplayRecord,
+    ReplayRefused,
+    Selection,
+    SinkState,
+    age,
+    declared_sinks,
+    replay_reason,
+    requested_by,
+    selection,
+)
+from patron.events.operators import replay
 from patron.registration import identity, identity_changes, lookup, search, searching, service
 from patron.registration.audit import audit_trail
 from patron.registration.model import IDENTIFIER_LABELS, IDENTIFIERS
@@ -95,6 +110,7 @@ def local(moment: datetime | None, org: Any) -> str:
 
 
 _templates.filters["local"] = local
+_templates.filters["age"] = age
 
 # How the audit timeline names each kind of record.
 EVENTS = {
@@ -690,6 +706,124 @@ def _decided(request_id: int, decided: identity_changes.Decision) -> str:
     return f"Request {request_id} rejected" + (f": {reason}" if reason else ".")
 
 
+# The Events page: the org's sinks, their dead letters, and replays (events.md §4).
+
+# Dead letters shown at a time on a sink's page; replays listed.
+DEAD_LETTER_PAGE = 25
+REPLAYS_SHOWN = 10
+
+
+def _may_see_events(signed: Signed) -> None:
+    if not signed.access.events_page:
+        raise Refused(403, FORBIDDEN)
+
+
+async def _sink_states(request: Request, signed: Signed) -> tuple[list[SinkState], list[RelaySeen], list[ReplayRecord]]:
+    org_id = signed.org.org_id
+    async with _services(request).storage.unit_of_work(readonly=True) as unit:
+        states = await unit.event_ops.sink_states(org_id, declared_sinks(signed.org.definition))
+        relays = await unit.event_ops.relays_seen(utc_now() - RELAY_SEEN)
+        replays = await unit.event_ops.replays(org_id, 50)
+    return states, relays, replays
+
+
+@page
+async def events_page(request: Request, signed: Signed) -> Response:
+    _may_see_events(signed)
+    states, relays, replays = await _sink_states(request, signed)
+    return render(
+        request, "events.html", signed, states=states, relays=relays, replays=replays[:REPLAYS_SHOWN], now=utc_now(),
+        relay_seen=int(RELAY_SEEN.total_seconds()), pending=await pending_count(request, signed),
+    )
+
+
+def _sink_of(states: list[SinkState], request: Request) -> SinkState:
+    name = request.path_params["sink"]
+    state = next((state for state in states if state.sink == name), None)
+    if state is None:
+        raise Refused(404, NOT_FOUND)
+    return state
+
+
+async def _render_sink(request: Request, signed: Signed, status: int = 200, **context: Any) -> Response:
+    states, relays, replays = await _sink_states(request, signed)
+    state = _sink_of(states, request)
+    raw = request.query_params.get("start", "")
+    start = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 9 else 0
+    async with _services(request).storage.unit_of_work(readonly=True) as unit:
+        dead = await unit.event_ops.dead_letters(signed.org.org_id, state.sink, DEAD_LETTER_PAGE, start)
+
+    def at(first: int) -> str:
+        return f"/console/events/{state.sink}" + (f"?{urlencode({'start': first})}" if first else "")
+
+    paging = {
+        "first": start + 1 if dead else 0, "last": start + len(dead), "count": state.dead_letters,
+        "previous": at(max(0, start - DEAD_LETTER_PAGE)) if start > 0 else None,
+        "next": at(start + DEAD_LETTER_PAGE) if start + DEAD_LETTER_PAGE < state.dead_letters else None,
+    }
+    context.setdefault("form", {})
+    context.setdefault("errors", {})
+    return render(
+        request, "event_sink.html", signed, status, s=state, dead=dead, paging=paging, relays=relays,
+        replays=[r for r in replays if r.sink == state.sink][:REPLAYS_SHOWN], now=utc_now(), reason_limit=limits.REASON,
+        relay_seen=int(RELAY_SEEN.total_seconds()), pending=await pending_count(request, signed), **context,
+    )
+
+
+@page
+async def event_sink_page(request: Request, signed: Signed) -> Response:
+    _may_see_events(signed)
+    return await _render_sink(request, signed)
+
+
+@page
+@action
+async def replay_events(request: Request, signed: Signed, form: dict[str, str]) -> Response:
+    if not signed.access.replay:
+        raise Refused(403, FORBIDDEN)
+    name = request.path_params["sink"]
+    declared = {sink.name: sink for sink in declared_sinks(signed.org.definition)}.get(name)
+    if declared is None:
+        raise Refused(404, NOT_FOUND)
+    errors: dict[str, str] = {}
+    what = form.get("what", "")
+    event_id = form.get("event_id", "").strip()
+    try:
+        reason = replay_reason(form.get("reason"))
+    except ReplayRefused as refused:
+        reason, errors["reason"] = "", _sentence(str(refused))
+    asked: Selection | None = None
+    if what == "dead":
+        asked = selection(None, None, None, True)
+    elif what == "event":
+        if "\x00" in event_id:
+            errors["event_id"] = f"The eventId {NUL_REFUSED}"
+        elif not event_id:
+            errors["event_id"] = "Give the eventId of the event to send again."
+        else:
+            try:
+                asked = selection(event_id, None, None, False)
+            except ReplayRefused as refused:
+                errors["event_id"] = _sentence(str(refused))
+    else:
+        errors["what"] = "Choose what to send again: the dead letters, or one event."
+    if errors or asked is None:
+        return await _render_sink(request, signed, 400, form=form, errors=errors)
+    try:
+        replayed = await replay(
+            _services(request).storage, signed.org.org_id, declared, asked, reason,
+            requested_by("console", signed.login), utc_now(), enable=form.get("enable") == "yes",
+        )
+    except ReplayRefused as refused:
+        return await _render_sink(request, signed, 400, form=form, errors={"replay": _sentence(str(refused))})
+    return flash_to(request, f"/console/events/{name}", replayed.message())
+
+
+def _sentence(text: str) -> str:
+    """A refusal's phrase as the console says it: a capital, a full stop."""
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+
+
 # The application.
 
 
@@ -718,6 +852,9 @@ class ConsoleApp:
                 Route("/customers/{user_id}/identity", request_identity_change, methods=["POST"]),
                 Route("/identity-requests", identity_requests, methods=["GET"]),
                 Route("/identity-requests/{request_id}/decision", decide, methods=["POST"]),
+                Route("/events", events_page, methods=["GET"]),
+                Route("/events/{sink}", event_sink_page, methods=["GET"]),
+                Route("/events/{sink}/replay", replay_events, methods=["POST"]),
                 Mount("/static", app=StaticFiles(packages=[("patron.console", "static")]), name="console-static"),
             ],
             exception_handlers={HTTPException: not_found},

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 from starlette.responses import Response
 
+from patron.events.operations import may_replay, may_see_events
 from patron.orgs.model import ACCESS_LEVELS, OrgSettings
 from patron.orgs.policy import AccessGroup
 from patron.settings import Settings
@@ -39,12 +40,15 @@ class Access:
     customer: str  # none | read | write
     audit: str  # none | read | write
     identity_review: bool
+    # The Events page (events read) and its replays (events write): events.operations' rules.
+    events_page: bool = False
+    replay: bool = False
 
     @classmethod
     def of(cls, group: AccessGroup | None) -> Access:
         if group is None:
             return cls("none", "none", False)
-        return cls(group.customer, group.audit, group.identity_review)
+        return cls(group.customer, group.audit, group.identity_review, may_see_events(group), may_replay(group))
 
     @property
     def read(self) -> bool:
@@ -147,10 +151,12 @@ def safe_next(target: str | None) -> str:
 def page_of_form(path: str) -> str:
     """The page whose form posts to `path`, where a sign-in asked by a POST goes back to (the POST's
     own address is no page): the review queue for a decision, the customer's page for a customer's
-    action, else the overview."""
+    action, the sink's page for a replay, else the overview."""
     if re.fullmatch(r"/console/identity-requests/[^/]+/decision", path):
         return "/console/identity-requests"
     if re.fullmatch(r"/console/customers/[^/]+/[^/]+", path):
+        return path.rsplit("/", 1)[0]
+    if re.fullmatch(r"/console/events/[^/]+/replay", path):
         return path.rsplit("/", 1)[0]
     return HOME
 
