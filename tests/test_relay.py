@@ -13,6 +13,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 import standardwebhooks
@@ -26,7 +27,7 @@ from test_relay_webhooks import Endpoint
 from patron.orgs.apply import apply_org
 from patron.orgs.file import parse_org_document
 from patron.relay import plan, schedule
-from patron.relay.metrics import RelayMetrics
+from patron.relay.metrics import RelayMetrics, serve
 from patron.relay.run import Relay, RelayOptions, SinkConfig, utc_now
 from patron.relay.sinks import Delivery, Outcome
 from patron.store.schema import event_attempts, event_retries, event_sinks, event_streams, events
@@ -216,6 +217,11 @@ def by_customer(bodies: list[dict[str, Any]]) -> dict[str, list[int]]:
     return sequences
 
 
+def sample(relay: Relay, name: str, org: Org, sink: str, **labels: str) -> float | None:
+    value: float | None = relay.metrics.registry.get_sample_value(name, {"org": str(org.id), "sink": sink, **labels})
+    return value
+
+
 def failing_with(status: int, *, when: Callable[[Delivery], bool] = lambda delivery: True) -> Answer:
     def answer(delivery: Delivery) -> Outcome:
         if when(delivery):
@@ -373,9 +379,9 @@ async def test_a_slow_or_failing_sink_does_not_delay_another(app, sink_org):
         for _ in range(3):
             await register(org, 5)
         await until(lambda: len(sinks["warehouse"].bodies) == 30, "the warehouse has every event")
-        await until(lambda: relay.metrics.pending.labels(str(org.id), "warehouse")._value.get() == 0
-                    and relay.metrics.pending.labels(str(org.id), "crm")._value.get() > 0, "the metrics say so")
-        assert relay.metrics.lag.labels(str(org.id), "warehouse")._value.get() == 0
+        await until(lambda: sample(relay, "patron_events_pending", org, "warehouse") == 0
+                    and (sample(relay, "patron_events_pending", org, "crm") or 0) > 0, "the metrics say so")
+        assert sample(relay, "patron_event_lag_seconds", org, "warehouse") == 0
         assert sinks["crm"].bodies == []
 
 
@@ -583,6 +589,28 @@ async def test_the_relay_delivers_to_a_real_webhook_endpoint_signed(app, sink_or
     bodies = [verifier.verify(received.body, received.headers) for received in endpoint.received]
     assert sorted(body["eventId"] for body in bodies) == sorted(await event_ids(org))
     assert all(received.headers["webhook-id"] == orjson.loads(received.body)["eventId"] for received in endpoint.received)
+
+
+async def test_the_relays_metrics_are_served_over_http_on_this_host(app, sink_org):
+    org = await sink_org(webhook("crm"))
+    sinks = Sinks()
+    sinks.prepare(org)
+    sinks["crm"].answer = failing_with(400, when=lambda delivery: delivery.event_name == "pointsIssued")
+    await register(org, 2)
+    relay = relay_for(app, org, sinks)
+    await relay.run(once=True)
+    server = serve(relay.metrics, 0)
+    try:
+        assert server.server_address[0] == "127.0.0.1"
+        async with httpx.AsyncClient() as client:
+            scraped = (await client.get(f"http://127.0.0.1:{server.server_port}/metrics")).text
+    finally:
+        server.shutdown()
+        server.server_close()
+    labels = f'org="{org.id}",result="{{}}",sink="crm"'
+    assert f"patron_event_deliveries_total{{{labels.format('delivered')}}} 2.0" in scraped
+    assert f"patron_event_deliveries_total{{{labels.format('dead')}}} 2.0" in scraped
+    assert f'patron_event_delivery_seconds_count{{org="{org.id}",sink="crm"}} 4.0' in scraped
 
 
 async def test_patron_relay_once_gives_every_committed_event_its_position(patron, sink_org):
