@@ -19,7 +19,7 @@ from test_identity_change import storage_of
 
 from patron.events.build import unix_ms
 from patron.relay.run import Relay
-from patron.relay.sinks import Outcome
+from patron.relay.sinks import Delivery, Outcome
 from patron.store.schema import event_replays, event_retries, event_sinks
 
 OPERATOR = f"cli:{getpass.getuser()}"
@@ -250,6 +250,31 @@ async def test_replaying_a_range_sends_its_events_again_each_customers_in_sequen
     assert again == {f"{org.id}_{customer['user_id']}": [1, 2, 3, 4] for customer in customers}
     (record,) = await rows_of(org, event_replays)
     assert unix_ms(record["from_at"]) == created[0] and record["events"] == 8
+
+
+async def test_a_replayed_event_goes_in_its_customers_sequence_order_among_those_waiting(app, patron, sink_org):
+    org = await sink_org(webhook("crm"))
+    sinks = Sinks()
+    sinks.prepare(org)
+    refused = {"customerAdded": 422, "customerUpdated": 503}
+
+    def answer(delivery: Delivery) -> Outcome:
+        status = refused.get(delivery.event_name)
+        return Outcome("delivered") if status is None else failing_with(status)(delivery)
+
+    sinks["crm"].answer = answer
+    (customer,) = await register(org, 1)
+    relay = await delivered_once(app, org, sinks)
+    await rename(org, customer, "Rao")
+    await relay.run(once=True)
+    assert sorted((row["sequence"], row["status"]) for row in await rows_of(org, event_retries)) == [
+        (1, "dead"), (3, "retry")]
+    result = await run(patron, "replay", "--org", str(org.id), "--sink", "crm", "--dead", "--reason", "schema fixed")
+    assert result.exit_code == 0, result.output
+    refused.clear()
+    sinks["crm"].bodies = []
+    await relay.run(once=True)
+    assert [body["sequence"] for body in sinks["crm"].bodies] == [1, 3]
 
 
 async def test_a_replay_leaves_out_events_still_waiting_and_says_so(app, patron, sink_org):
