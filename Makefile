@@ -32,7 +32,7 @@ run: $(STAMP) var/secret_key
 	@# The relay runs as long as the server does, and is stopped cleanly (TERM) when it ends.
 	@# Ctrl-C (or a TERM) stops the server cleanly: its exit is not an error of make's.
 	@PATRON_LOG_FORMAT="$${PATRON_LOG_FORMAT:-text}" $(BIN)/patron relay >>var/relay.log 2>&1 & relay=$$!; \
-	  trap 'kill -TERM $$relay 2>/dev/null; wait $$relay' EXIT; \
+	  trap 'kill -TERM $$relay 2>/dev/null; wait $$relay' EXIT INT TERM HUP; \
 	  PATRON_SECRET_KEY="$${PATRON_SECRET_KEY:-$$(cat var/secret_key)}" $(BIN)/patron serve; \
 	  status=$$?; [ $$status -eq 0 ] || [ $$status -eq 130 ] || [ $$status -eq 143 ] || exit $$status
 
