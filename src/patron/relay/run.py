@@ -22,6 +22,7 @@ import orjson
 
 from patron.events.build import envelope
 from patron.events.model import StoredEvent
+from patron.events.operations import DeclaredSink
 from patron.orgs.apply import settings_from_definition
 from patron.orgs.policy import Broker, OrgFile, Webhook
 from patron.relay import plan, schedule
@@ -301,7 +302,6 @@ class Relay:
         async with self.storage.unit_of_work(readonly=True) as unit:
             rows = {(row.org_id, row.sink): row for row in await unit.deliveries.sinks()}
             live = set(await unit.deliveries.live_relays(now - timedelta(seconds=self.options.lease_seconds)))
-            streams = {stream.org_id: stream for stream in await unit.deliveries.streams()}
         configured = {(org_id, sink.name): sink for org_id, (_, _, file) in self.orgs.items() for sink in file.sinks}
         missing = [key for key in configured if key not in rows]
         if missing:
@@ -336,7 +336,7 @@ class Relay:
             await self._take(key, configured[key], once)
         if clock - self._metrics_at >= self.options.metrics_seconds:
             self._metrics_at = clock
-            await self._measure(streams)
+            await self._measure()
         return False
 
     async def _take(self, key: SinkKey, config: SinkConfig, once: bool) -> None:
@@ -402,14 +402,16 @@ class Relay:
         for org_id in set(self.orgs) - set(fingerprints):
             del self.orgs[org_id]
 
-    async def _measure(self, streams: dict[int, Any]) -> None:
+    async def _measure(self) -> None:
+        """Each held sink's backlog as `patron events status` and the console count it."""
         now = self.clock()
         for (org_id, name), worker in list(self.workers.items()):
-            stream = streams.get(org_id)
+            declared = DeclaredSink(name, kind_of(worker.config), worker.config.events)
             async with self.storage.unit_of_work(readonly=True) as unit:
-                backlog = await unit.deliveries.backlog(org_id, name, worker.position, stream.last_position if stream else 0)
-            pending = backlog.after_position + backlog.outstanding
-            lag = max(0.0, (now - backlog.oldest_at).total_seconds()) if pending and backlog.oldest_at else 0.0
+                state = await unit.event_ops.sink(org_id, declared)
+            pending = state.pending or 0
+            oldest = state.oldest_pending_at
+            lag = max(0.0, (now - oldest).total_seconds()) if pending and oldest is not None else 0.0
             self.metrics.backlog(org_id, name, pending, lag, worker.health.failing)
 
     # Retention (CONF_EVENT_RETENTION_DAYS): by the holder of each org's stream lease.

@@ -105,17 +105,6 @@ class Progress:
     last_error: str | None
 
 
-@dataclass(frozen=True)
-class Backlog:
-    """What a sink has yet to take: the stream's events after its position, its outstanding
-    retries (and the events behind them), and when the oldest of them was committed."""
-
-    after_position: int
-    outstanding: int
-    oldest_at: datetime | None
-    dead_letters: int
-
-
 class LeaseLost(Exception):
     """Another relay holds the lease now (this one's lapsed): nothing of the unit is written."""
 
@@ -255,21 +244,13 @@ RETRY_VALUES = named_binds(("org_id", "sink", "position", "customer_id", "sequen
 ATTEMPT_VALUES = named_binds(("org_id", "sink", "event_id", "position", "attempted_at", "attempt", "result",
                               "status_code", "error", "latency_ms", "answer"))
 
-OUTSTANDING_COUNT = select(func.count().label("count"), func.min(_retries.position).label("oldest")).where(*_OF_SINK, _outstanding(_retries.status))
-DEAD_COUNT = select(func.count().label("count")).where(*_OF_SINK, _retries.status == _IS_DEAD)
-EVENT_AT = select(events.c.created_at).where(events.c.org_id == bindparam("org_id"), events.c.position == bindparam("position"))
+OLDEST_OUTSTANDING = select(func.min(_retries.position).label("oldest")).where(*_OF_SINK, _outstanding(_retries.status))
 # The last position of an event committed before a moment (a new sink starts after it).
 LAST_BEFORE = (
     select(events.c.position)
     .where(events.c.org_id == bindparam("org_id"), events.c.position.is_not(None),
            events.c.created_at < bindparam("before"))
     .order_by(events.c.position.desc())
-    .limit(_ONE)
-)
-FIRST_AFTER = (
-    select(events.c.created_at)
-    .where(events.c.org_id == bindparam("org_id"), events.c.position > bindparam("after"))
-    .order_by(events.c.position)
     .limit(_ONE)
 )
 # Retention: a few rows at a time, so that no statement holds locks (or SQLite's writer) for long.
@@ -329,8 +310,7 @@ class DeliveryStore:
             "held_positions": HELD_POSITIONS, "due_retries": DUE_RETRIES, "next_due": NEXT_DUE,
             "settle_retry": SETTLE_RETRY, "delete_retry": DELETE_RETRY, "promote_next": PROMOTE_NEXT,
             "all_due_now": ALL_DUE_NOW,
-            "outstanding_count": OUTSTANDING_COUNT, "dead_count": DEAD_COUNT, "event_at": EVENT_AT,
-            "first_after": FIRST_AFTER, "last_before": LAST_BEFORE, "old_attempts": OLD_ATTEMPTS,
+            "oldest_outstanding": OLDEST_OUTSTANDING, "last_before": LAST_BEFORE, "old_attempts": OLD_ATTEMPTS,
             "old_dead_letters": OLD_DEAD_LETTERS,
             "remove_attempts": delete(event_attempts).where(
                 event_attempts.c.org_id == bindparam("org_id"), id_in(event_attempts.c.id, "ids")
@@ -542,24 +522,9 @@ class DeliveryStore:
             for a in attempts
         ]
 
-    # What a sink has yet to take (metrics, patron events status).
-
-    async def backlog(self, org_id: int, sink: str, position: int, last_position: int) -> Backlog:
-        (outstanding,) = await self._fetch("outstanding_count", {"org_id": org_id, "sink": sink})
-        oldest_position = outstanding["oldest"]
-        oldest: list[datetime] = []
-        if oldest_position is not None:
-            oldest += [row["created_at"] for row in await self._fetch("event_at", {"org_id": org_id, "position": oldest_position})]
-        oldest += [row["created_at"] for row in await self._fetch("first_after", {"org_id": org_id, "after": position})]
-        (dead,) = await self._fetch("dead_count", {"org_id": org_id, "sink": sink})
-        return Backlog(
-            after_position=max(0, last_position - position), outstanding=outstanding["count"],
-            oldest_at=min(oldest) if oldest else None, dead_letters=dead["count"],
-        )
-
     async def oldest_outstanding(self, org_id: int, sink: str) -> int | None:
         """The position of the sink's oldest event waiting for a retry (or behind one), if any."""
-        (outstanding,) = await self._fetch("outstanding_count", {"org_id": org_id, "sink": sink})
+        (outstanding,) = await self._fetch("oldest_outstanding", {"org_id": org_id, "sink": sink})
         oldest: int | None = outstanding["oldest"]
         return oldest
 
