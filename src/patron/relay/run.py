@@ -237,10 +237,13 @@ class Relay:
             pending = await unit.deliveries.unpositioned_orgs()
         pending = {org_id for org_id in pending if self._mine(org_id)}
         full = await asyncio.gather(*(self._position(org_id) for org_id in sorted(pending)))
-        async with self.storage.unit_of_work(readonly=True) as unit:
-            streams = await unit.deliveries.streams()
-        for stream in streams:
-            self._moved(stream.org_id, stream.last_position)
+        # The streams of the orgs whose sinks this relay delivers to (another relay may position them).
+        watched = {org_id for org_id, _ in self.workers}
+        if watched:
+            async with self.storage.unit_of_work(readonly=True) as unit:
+                streams = await unit.deliveries.streams_of(sorted(watched))
+            for stream in streams:
+                self._moved(stream.org_id, stream.last_position)
         return any(full)
 
     async def _position(self, org_id: int) -> bool:

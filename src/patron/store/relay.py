@@ -302,7 +302,7 @@ class DeliveryStore:
         plain = {
             "live_relays": LIVE_RELAYS, "forget_relay": FORGET_RELAY, "forget_lapsed_relays": FORGET_LAPSED_RELAYS,
             "org_fingerprints": ORG_FINGERPRINTS, "org_definition": ORG_DEFINITION,
-            "streams": STREAMS, "unpositioned_orgs": UNPOSITIONED_ORGS, "take_stream": TAKE_STREAM,
+            "unpositioned_orgs": UNPOSITIONED_ORGS, "take_stream": TAKE_STREAM,
             "renew_streams": RENEW_STREAMS, "release_streams": RELEASE_STREAMS,
             "sinks": SINKS, "sinks_of": SINKS_OF, "take_sink": TAKE_SINK, "renew_sinks": RENEW_SINKS,
             "release_sink": RELEASE_SINK, "release_sinks": RELEASE_SINKS, "save_progress": SAVE_PROGRESS,
@@ -325,6 +325,7 @@ class DeliveryStore:
             "earliest_outstanding": select(_retries.customer_id, func.min(_retries.sequence).label("sequence"))
             .where(*_OF_SINK, _outstanding(_retries.status), in_customers)
             .group_by(_retries.customer_id),
+            "streams_of": STREAMS.where(id_in(_streams.org_id, "org_ids")),
             "events_at": select(*(events.c[name] for name in STREAM_COLUMNS))
             .where(events.c.org_id == bindparam("org_id"), in_positions)
             .order_by(events.c.position),
@@ -374,10 +375,12 @@ class DeliveryStore:
 
     # Streams: positioned by the holder of their lease.
 
-    async def streams(self) -> list[Stream]:
+    async def streams_of(self, org_ids: Sequence[int]) -> list[Stream]:
+        if not org_ids:
+            return []
         return [
             Stream(row["org_id"], row["last_position"], row["removed_through"], _lease(row))
-            for row in await self._fetch("streams", {})
+            for row in await self._fetch("streams_of", {"org_ids": self.id_list(sorted(set(org_ids)))})
         ]
 
     async def unpositioned_orgs(self) -> set[int]:
