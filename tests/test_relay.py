@@ -624,3 +624,10 @@ async def test_patron_relay_once_gives_every_committed_event_its_position(patron
         assert not (await conn.execute(select(event_streams).where(event_streams.c.lease_owner.is_not(None),
                                                                    event_streams.c.org_id == org.id))).first()
 
+
+
+def test_patron_relay_refuses_a_retry_scale_that_is_not_a_positive_number(patron, monkeypatch):
+    monkeypatch.setenv(schedule.RETRY_SCALE_ENV, "fast")
+    result = patron("relay", "--once")
+    assert result.exit_code == 1
+    assert f"{schedule.RETRY_SCALE_ENV} must be a positive number, not 'fast'" in result.output
