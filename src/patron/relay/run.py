@@ -524,6 +524,8 @@ class SinkWorker:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                if once:
+                    raise  # --once says so and exits 1, rather than retry forever
                 log.exception("sink %s of org %s: a pass failed; trying again in %g s", self.name, self.org_id,
                               options.backoff_seconds)
                 await self._idle(options.backoff_seconds)

@@ -119,16 +119,18 @@ _IS_DEAD: ColumnElement[str] = literal_column(f"'{DEAD}'")
 _ONE: ColumnElement[int] = literal_column("1")
 
 
+_streams = event_streams.c
+_OF_SINK = (_retries.org_id == bindparam("org_id"), _retries.sink == bindparam("sink"))
+
+
 def _outstanding(status: Any) -> ColumnElement[bool]:
     """Waiting for a retry, or behind one: not given up."""
     return status != _IS_DEAD
 
-_streams = event_streams.c
-_OF_SINK = (_retries.org_id == bindparam("org_id"), _retries.sink == bindparam("sink"))
-_FREE_OR_MINE = (
-    lambda table: or_(table.c.lease_owner.is_(None), table.c.lease_owner == bindparam("owner"),
-                      table.c.lease_until < bindparam("now"))
-)
+
+def _free_or_mine(table: Any) -> ColumnElement[bool]:
+    """A lease `owner` may take: no one's, lapsed by `now`, or its own already."""
+    return or_(table.c.lease_owner.is_(None), table.c.lease_owner == bindparam("owner"), table.c.lease_until < bindparam("now"))
 
 LIVE_RELAYS = select(event_relays.c.relay_id).where(event_relays.c.seen_at >= bindparam("since"))
 FORGET_RELAY = delete(event_relays).where(event_relays.c.relay_id == bindparam("relay_id"))
@@ -143,7 +145,7 @@ STREAMS = select(_streams.org_id, _streams.last_position, _streams.removed_throu
 UNPOSITIONED_ORGS = select(events.c.org_id).where(events.c.position.is_(None)).distinct()
 TAKE_STREAM = (
     update(event_streams)
-    .where(_streams.org_id == bindparam("org_id"), _FREE_OR_MINE(event_streams))
+    .where(_streams.org_id == bindparam("org_id"), _free_or_mine(event_streams))
     .values(lease_owner=bindparam("owner"), lease_until=bindparam("until"))
     .returning(_streams.org_id)
 )
@@ -161,7 +163,7 @@ SINKS_OF = select(event_sinks).where(_sinks.org_id == bindparam("org_id"))
 TAKE_SINK = (
     update(event_sinks)
     .where(_sinks.org_id == bindparam("org_id"), _sinks.sink == bindparam("sink"), _sinks.disabled_at.is_(None),
-           _FREE_OR_MINE(event_sinks))
+           _free_or_mine(event_sinks))
     .values(lease_owner=bindparam("owner"), lease_until=bindparam("until"))
     .returning(*event_sinks.columns)
 )
