@@ -631,3 +631,39 @@ def test_patron_relay_refuses_a_retry_scale_that_is_not_a_positive_number(patron
     result = patron("relay", "--once")
     assert result.exit_code == 1
     assert f"{schedule.RETRY_SCALE_ENV} must be a positive number, not 'fast'" in result.output
+
+
+class CountingStorage:
+    """A storage that counts the units of work open at once (and the most it saw)."""
+
+    def __init__(self, storage: Any) -> None:
+        self.storage, self.open, self.most = storage, 0, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.storage, name)
+
+    @asynccontextmanager
+    async def unit_of_work(self, *, readonly: bool = False) -> AsyncIterator[Any]:
+        self.open += 1
+        self.most = max(self.most, self.open)
+        try:
+            await asyncio.sleep(0.001)  # a unit's round trip: others may start meanwhile
+            async with self.storage.unit_of_work(readonly=readonly) as unit:
+                yield unit
+        finally:
+            self.open -= 1
+
+
+async def test_a_relay_opens_no_more_units_at_once_than_its_pool_allows_whatever_its_orgs_and_sinks(app, sink_org):
+    orgs = [await sink_org(webhook("crm"), webhook("warehouse")) for _ in range(12)]
+    for org in orgs:
+        await register(org, 1)
+    storage = CountingStorage(storage_of(app))
+    sinks = Sinks()
+    relay = Relay(storage, options=replace(FAST, units=3), sinks=sinks.factory(), orgs={org.id for org in orgs},
+                  metrics=RelayMetrics(private=True))
+    await relay.run(once=True)
+    assert storage.most == 3
+    for org in orgs:
+        assert None not in [event["position"] for event in await stored_events(org)]
+    assert len(sinks["crm"].bodies) == len(sinks["warehouse"].bodies) == 2 * len(orgs)

@@ -402,7 +402,10 @@ def relay(once: bool, metrics_port: int | None, concurrency: int) -> None:
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     port = (0 if once else 9464) if metrics_port is None else metrics_port
-    options = RelayOptions(concurrency=concurrency, retry_scale=scale, stop_grace_seconds=settings.shutdown_grace_seconds)
+    options = RelayOptions(
+        concurrency=concurrency, retry_scale=scale, stop_grace_seconds=settings.shutdown_grace_seconds,
+        units=max(1, settings.db_pool_size - 1),
+    )
 
     async def deliver(engine: Any) -> None:
         from patron import bootstrap

@@ -13,7 +13,8 @@ import random
 import secrets
 import socket
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -89,6 +90,10 @@ class RelayOptions:
     stop_grace_seconds: float = 20.0
     # After a failure of the database, how long a loop waits before it tries again.
     backoff_seconds: float = 1.0
+    # Units of work open at once, over every org and sink this relay holds: fewer than its pool
+    # has connections, so that a relay with hundreds of orgs or sinks waits its turn rather than
+    # failing for want of a connection (the CLI gives it PATRON_DB_POOL_SIZE less one).
+    units: int = 8
 
 
 class Relay:
@@ -128,6 +133,14 @@ class Relay:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._metrics_at = -math.inf
         self._forgot_at = -math.inf
+        self._units = asyncio.Semaphore(self.options.units)
+
+    @asynccontextmanager
+    async def unit(self, *, readonly: bool = False) -> AsyncIterator[Any]:
+        """A unit of work of the relay's storage, one of at most `options.units` open at once
+        (no unit is opened inside another, so waiting for a turn cannot deadlock)."""
+        async with self._units, self.storage.unit_of_work(readonly=readonly) as unit:
+            yield unit
 
     # Running and stopping.
 
@@ -193,7 +206,7 @@ class Relay:
     async def _let_go(self) -> None:
         """Release every lease and leave the relays' table, so that the others take over at once."""
         with contextlib.suppress(Exception):
-            async with self.storage.unit_of_work() as unit:
+            async with self.unit() as unit:
                 await unit.deliveries.release_sinks(self.id)
                 await unit.deliveries.release_streams(self.id)
                 await unit.deliveries.forget_relay(self.id)
@@ -233,14 +246,14 @@ class Relay:
     async def _tick(self) -> bool:
         """Give positions to what was committed since the last tick, and wake the sinks of every
         org whose stream moved (by this relay or another); whether there is more to do at once."""
-        async with self.storage.unit_of_work(readonly=True) as unit:
+        async with self.unit(readonly=True) as unit:
             pending = await unit.deliveries.unpositioned_orgs()
         pending = {org_id for org_id in pending if self._mine(org_id)}
         full = await asyncio.gather(*(self._position(org_id) for org_id in sorted(pending)))
         # The streams of the orgs whose sinks this relay delivers to (another relay may position them).
         watched = {org_id for org_id, _ in self.workers}
         if watched:
-            async with self.storage.unit_of_work(readonly=True) as unit:
+            async with self.unit(readonly=True) as unit:
                 streams = await unit.deliveries.streams_of(sorted(watched))
             for stream in streams:
                 self._moved(stream.org_id, stream.last_position)
@@ -248,7 +261,7 @@ class Relay:
 
     async def _position(self, org_id: int) -> bool:
         now = self.clock()
-        async with self.storage.unit_of_work() as unit:
+        async with self.unit() as unit:
             if not await unit.deliveries.take_stream(org_id, self.id, now, self._lease_end(now)):
                 return False  # another relay positions this org
             positioned = await unit.events.position_pending(org_id, self.options.position_batch)
@@ -274,7 +287,7 @@ class Relay:
     async def _renew(self) -> set[SinkKey]:
         """Say this relay runs, and keep its leases another lease_seconds: the sinks it holds."""
         now = self.clock()
-        async with self.storage.unit_of_work() as unit:
+        async with self.unit() as unit:
             await unit.deliveries.heartbeat(self.id, self.started_at, now)
             await unit.deliveries.renew_streams(self.id, self._lease_end(now))
             held = await unit.deliveries.renew_sinks(self.id, self._lease_end(now))
@@ -302,19 +315,19 @@ class Relay:
                 worker.cancel()
                 self._forget_worker(key)
         await self._load_orgs()
-        async with self.storage.unit_of_work(readonly=True) as unit:
+        async with self.unit(readonly=True) as unit:
             rows = {(row.org_id, row.sink): row for row in await unit.deliveries.sinks()}
             live = set(await unit.deliveries.live_relays(now - timedelta(seconds=self.options.lease_seconds)))
         configured = {(org_id, sink.name): sink for org_id, (_, _, file) in self.orgs.items() for sink in file.sinks}
         missing = [key for key in configured if key not in rows]
         if missing:
-            async with self.storage.unit_of_work() as unit:
+            async with self.unit() as unit:
                 for org_id, name in missing:
                     # A new sink is sent what was committed since the org file that declares it
                     # was applied (its latest application: this relay sees the sink now).
                     start = await unit.deliveries.last_position_before(org_id, self.orgs[org_id][1])
                     await unit.deliveries.open_sink(org_id, name, kind_of(configured[org_id, name]), start)
-            async with self.storage.unit_of_work(readonly=True) as unit:
+            async with self.unit(readonly=True) as unit:
                 rows = {(row.org_id, row.sink): row for row in await unit.deliveries.sinks()}
         for key, row in rows.items():
             if key in configured:
@@ -344,7 +357,7 @@ class Relay:
 
     async def _take(self, key: SinkKey, config: SinkConfig, once: bool) -> None:
         now = self.clock()
-        async with self.storage.unit_of_work() as unit:
+        async with self.unit() as unit:
             row = await unit.deliveries.take_sink(*key, self.id, now, self._lease_end(now))
         if row is None:
             return  # another relay was quicker
@@ -352,7 +365,7 @@ class Relay:
             sink = self.make_sink(key[0], config)
         except Exception:
             log.exception("relay %s: sink %s of org %s cannot be opened; left to retry later", self.id, key[1], key[0])
-            async with self.storage.unit_of_work() as unit:
+            async with self.unit() as unit:
                 await unit.deliveries.release_sink(*key, self.id)
             return
         worker = SinkWorker(self, key[0], config, sink, row)
@@ -373,7 +386,7 @@ class Relay:
             try:
                 if worker.task is not None:
                     await asyncio.gather(worker.task, return_exceptions=True)
-                async with self.storage.unit_of_work() as unit:
+                async with self.unit() as unit:
                     await unit.deliveries.release_sink(*key, self.id)
             finally:
                 if self.workers.get(key) is worker:
@@ -389,7 +402,7 @@ class Relay:
 
     async def _load_orgs(self) -> None:
         """The orgs' files, re-read when one changes (by its fingerprint)."""
-        async with self.storage.unit_of_work(readonly=True) as unit:
+        async with self.unit(readonly=True) as unit:
             fingerprints = await unit.deliveries.org_fingerprints()
             for org_id, (fingerprint, applied_at) in fingerprints.items():
                 known = self.orgs.get(org_id)
@@ -410,7 +423,7 @@ class Relay:
         now = self.clock()
         for (org_id, name), worker in list(self.workers.items()):
             declared = DeclaredSink(name, kind_of(worker.config), worker.config.events)
-            async with self.storage.unit_of_work(readonly=True) as unit:
+            async with self.unit(readonly=True) as unit:
                 state = await unit.event_ops.sink(org_id, declared)
             pending = state.pending or 0
             oldest = state.oldest_pending_at
@@ -430,11 +443,11 @@ class Relay:
         _, _, file = self.orgs[org_id]
         now = self.clock()
         before = now - timedelta(days=file.configs.CONF_EVENT_RETENTION_DAYS)
-        async with self.storage.unit_of_work() as unit:
+        async with self.unit() as unit:
             if not await unit.deliveries.take_stream(org_id, self.id, now, self._lease_end(now)):
                 return  # the relay that holds the org's stream keeps it
             last_position, _ = await unit.events.stream(org_id)
-        async with self.storage.unit_of_work(readonly=True) as unit:
+        async with self.unit(readonly=True) as unit:
             rows = await unit.deliveries.sinks(org_id)
             configured = {sink.name for sink in file.sinks}
             enabled = [row for row in rows if row.sink in configured and row.disabled_at is None]
@@ -442,14 +455,14 @@ class Relay:
         through = plan.removable_through(last_position, [row.position for row in enabled], outstanding)
         most = self.options.retention_batch
         while through > 0 and not self.stopping.is_set():
-            async with self.storage.unit_of_work() as unit:
+            async with self.unit() as unit:
                 removed = await unit.events.remove_expired(org_id, through=through, before=before, most=most)
             if removed < most:
                 break
         for row in rows:
             for remove in (self._remove_attempts, self._remove_dead_letters):
                 while not self.stopping.is_set():
-                    async with self.storage.unit_of_work() as unit:
+                    async with self.unit() as unit:
                         if await remove(unit, org_id, row.sink, before, most) < most:
                             break
 
@@ -577,7 +590,7 @@ class SinkWorker:
     async def _retries_due(self, now: datetime) -> bool:
         # Re-read now and then, for the rows an operator's replay adds.
         if self._next_due is None or time.monotonic() - self._due_read_at >= self.relay.options.supervise_seconds:
-            async with self.relay.storage.unit_of_work(readonly=True) as unit:
+            async with self.relay.unit(readonly=True) as unit:
                 self._next_due = await unit.deliveries.next_due(self.org_id, self.name)
             self._due_read_at = time.monotonic()
         if self._next_due is None or self._next_due > now:
@@ -591,7 +604,7 @@ class SinkWorker:
         """The due retries, each its customer's earliest outstanding event, concurrently; while
         the sink is failing, only the oldest, as a probe."""
         most = 1 if self.health.failing else self.relay.options.batch
-        async with self.relay.storage.unit_of_work(readonly=True) as unit:
+        async with self.relay.unit(readonly=True) as unit:
             due = await unit.deliveries.due_retries(self.org_id, self.name, now, most)
             stored = {event.position: event for event in await unit.deliveries.events_at(self.org_id, [row.position for row in due])}
         self._next_due = None
@@ -624,7 +637,7 @@ class SinkWorker:
         outstanding retry wait behind it; the others go, concurrently across customers and in
         order within each; then the position moves to the batch's end. A `probe` of a failing
         sink is its next event alone."""
-        async with self.relay.storage.unit_of_work(readonly=True) as unit:
+        async with self.relay.unit(readonly=True) as unit:
             batch = await unit.events.read(self.org_id, self.position, 1 if probe else self.relay.options.batch)
             if not batch:
                 return False
@@ -699,7 +712,7 @@ class SinkWorker:
         now = self.relay.clock()
         position = self.position if position is None else position
         health = tally.health
-        async with self.relay.storage.unit_of_work() as unit:
+        async with self.relay.unit() as unit:
             store = unit.deliveries
             await store.save_progress(self.org_id, self.name, self.relay.id, Progress(
                 position, health.consecutive_failures, health.failing_since, tally.last_success_at,
