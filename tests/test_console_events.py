@@ -11,7 +11,7 @@ import pytest
 
 from conftest import Org, org_document
 from test_console import Console, browser  # noqa: F401 (browser: a fixture)
-from test_relay import Sinks, failing_with, register, relay_for, rows_of, webhook
+from test_relay import Sinks, failing_with, register, relay_for, rows_of, webhook, without_its_row, no_relay_running
 
 from patron.console import app as console_app
 from patron.console.sessions import page_of_form
@@ -76,6 +76,7 @@ async def test_the_events_page_shows_each_sink_with_its_health_pending_lag_last_
     sinks["warehouse"].answer = failing_with(410, when=lambda delivery: delivery.event_name == "pointsIssued")
     await register(org, 2)
     await relay_for(app, org, sinks).run(once=True)
+    await no_relay_running(org)
     await browser.as_user(org, "priya")
     page = await browser.http.get("/console/events")
     assert page.status_code == 200
@@ -127,6 +128,7 @@ async def test_an_unknown_sink_is_not_found(browser, events_org):
     org = await events_org(webhook("crm"))
     await browser.as_user(org, "priya")
     assert (await browser.http.get("/console/events/nowhere")).status_code == 404
+    await without_its_row(org, "crm")
     refused = await replay(browser, {"what": "dead", "reason": "x"}, sink="crm")
     assert refused.status_code == 400  # no relay has started it yet: nothing to replay
     assert "No relay has started crm yet" in refused.text

@@ -13,7 +13,10 @@ import orjson
 import pytest
 
 from conftest import Org
-from test_relay import Clock, Sinks, failing_with, register, relay_for, rename, rows_of, sink_org, webhook  # noqa: F401 (sink_org: a fixture)
+from test_relay import (  # noqa: F401 (sink_org: a fixture)
+    Clock, Sinks, failing_with, register, relay_for, rename, rows_of, sink_org, webhook, without_its_row,
+    no_relay_running,
+)
 
 from test_identity_change import storage_of
 
@@ -69,6 +72,7 @@ async def test_status_exits_1_when_events_are_pending_and_no_relay_runs_and_0_on
     sinks = Sinks()
     relay = await delivered_once(app, org, sinks)
     await register(org, 1)
+    await no_relay_running(org)
     code, document = await status(patron, org)
     assert code == 1
     assert any("no relay has been seen" in line for line in document["alarms"])
@@ -81,7 +85,9 @@ async def test_status_of_a_sink_no_relay_has_started_counts_its_events_not_yet_p
     patron, sink_org
 ):
     org = await sink_org(webhook("crm"))
+    await without_its_row(org, "crm")
     await register(org, 1)
+    await no_relay_running(org)
     code, document = await status(patron, org)
     crm = sink_of(document, "crm")
     assert (crm["health"], crm["position"], crm["pending"]) == ("not started", None, 2)
@@ -157,6 +163,7 @@ async def test_status_prints_a_table_of_the_sinks_and_the_relays_seen(app, patro
     sinks["warehouse"].answer = failing_with(422, when=lambda delivery: delivery.event_name == "pointsIssued")
     await register(org, 2)
     await delivered_once(app, org, sinks)
+    await no_relay_running(org)
     result = await run(patron, "status", "--org", str(org.id))
     assert result.exit_code == 1
     lines = result.output.splitlines()
@@ -367,6 +374,7 @@ async def test_a_replay_that_cannot_be_made_is_refused_with_exit_code_2_and_noth
 
 async def test_a_replay_to_a_sink_no_relay_has_started_is_refused(patron, sink_org):
     org = await sink_org(webhook("crm"))
+    await without_its_row(org, "crm")
     result = await run(patron, "replay", "--org", str(org.id), "--sink", "crm", "--dead", "--reason", "x")
     assert result.exit_code == 2
     assert "no relay has started crm yet" in result.output

@@ -194,6 +194,26 @@ async def rename(org: Org, customer: dict[str, Any], lastname: str) -> None:
     assert item(response)["item_status"]["code"] == "1000", response.text
 
 
+async def without_its_row(org: Org, sink: str) -> None:
+    """The sink as no relay has started it: no row (applying an org file opens one; an operator
+    may remove it by hand to start a sink afresh)."""
+    from sqlalchemy import delete
+
+    async with org.engine.begin() as conn:
+        await conn.execute(delete(event_sinks).where(event_sinks.c.org_id == org.id, event_sinks.c.sink == sink))
+
+
+async def no_relay_running(org: Org) -> None:
+    """Forget every relay's heartbeat: the relays are one table for the whole installation, and a
+    relay of an earlier test (tests run one at a time) may still count as seen for 30 s."""
+    from sqlalchemy import delete
+
+    from patron.store.schema import event_relays
+
+    async with org.engine.begin() as conn:
+        await conn.execute(delete(event_relays))
+
+
 async def stored_events(org: Org) -> list[dict[str, Any]]:
     async with org.engine.connect() as conn:
         rows = await conn.execute(select(events).where(events.c.org_id == org.id).order_by(events.c.position, events.c.id))
@@ -670,3 +690,21 @@ async def test_a_relay_opens_no_more_units_at_once_than_its_pool_allows_whatever
     for org in orgs:
         assert None not in [event["position"] for event in await stored_events(org)]
     assert len(sinks["crm"].bodies) == len(sinks["warehouse"].bodies) == 2 * len(orgs)
+
+
+async def test_a_sink_declared_by_an_org_file_is_sent_what_is_committed_from_then_even_if_the_file_is_applied_again(
+    app, http, sink_org
+):
+    org = await sink_org()
+    await register(org, 1)
+    sinks = Sinks()
+    relay = Relay(storage_of(app), options=FAST, sinks=sinks.factory(), orgs={org.id}, metrics=RelayMetrics(private=True))
+    await relay.run(once=True)  # the stream's end moves on before the sink is declared
+    document = {**org.document, "webhooks": [webhook("crm")]}  # type: ignore[attr-defined]
+    await apply(app, http, document)
+    (after_declared,) = await register(org, 1)
+    # Applied again (any change) before any relay has seen the sink: it still starts where it was declared.
+    await apply(app, http, {**document, "configs": {**document.get("configs", {}), "BATCH_LIMIT": 99}})
+    await relay.run(once=True)
+    assert {body["refId"] for body in sinks["crm"].bodies} == {f"{org.id}_{after_declared['user_id']}"}
+    assert len(sinks["crm"].bodies) == 2

@@ -12,7 +12,7 @@ from typing import Literal
 from patron import limits
 from patron.codes import HOLDS_NUL
 from patron.orgs.model import ACCESS_LEVELS
-from patron.orgs.policy import AccessGroup, OrgFile, Webhook
+from patron.orgs.policy import AccessGroup, OrgFile
 
 # A sink failing (no delivery since its first failure in a row) for longer than this, or disabled,
 # makes `patron events status` exit 1: cron and monitoring call someone.
@@ -81,7 +81,7 @@ class DeclaredSink:
 
 def declared_sinks(org_file: OrgFile) -> list[DeclaredSink]:
     return [
-        DeclaredSink(sink.name, "webhook" if isinstance(sink, Webhook) else sink.kind, sink.events)
+        DeclaredSink(sink.name, sink.sink_kind, sink.events)
         for sink in org_file.sinks
     ]
 

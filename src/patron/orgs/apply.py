@@ -71,6 +71,7 @@ async def apply_org(engine: AsyncEngine, org_file: OrgFile) -> ApplyReport:
         await _apply_tills(store, org_file)
         await _apply_api_clients(store, org_file)
         await _apply_console_users(store, org_file)
+        await store.open_sinks(org_id, [(sink.name, sink.sink_kind) for sink in org_file.sinks])
         disabled_tills = await store.disable_tills_except(org_id, [t.code for s in org_file.stores for t in s.tills])
         disabled_api_clients = await store.disable_api_clients_except(org_id, [c.key for c in org_file.api_clients])
         disabled_console_users = await store.disable_console_users_except(org_id, [u.login for u in org_file.console_users])

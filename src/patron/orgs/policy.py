@@ -411,6 +411,10 @@ class Webhook(_Sink):
     # Loopback, private, link-local and metadata addresses are refused unless this is true.
     allow_private: bool = False
 
+    @property
+    def sink_kind(self) -> str:
+        return "webhook"
+
 
 class Broker(_Sink):
     """A [[brokers]] entry (events.md §3): a RabbitMQ topic exchange, at the AMQP URL in the
@@ -419,6 +423,10 @@ class Broker(_Sink):
     kind: Literal["rabbitmq"] = "rabbitmq"
     url_env: _EnvName
     exchange: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+
+    @property
+    def sink_kind(self) -> str:
+        return self.kind
 
 
 class _FieldDefinition(_OrgFileModel):

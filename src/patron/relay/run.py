@@ -50,7 +50,7 @@ def new_relay_id() -> str:
 
 
 def kind_of(config: SinkConfig) -> str:
-    return "webhook" if isinstance(config, Webhook) else config.kind
+    return config.sink_kind
 
 
 def open_sink(org_id: int, config: SinkConfig) -> Sink:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from patron.store.schema import api_clients, console_users, orgs, tills
+from patron.store.schema import api_clients, console_users, event_sinks, event_streams, orgs, tills
 
 
 class OrgStore:
@@ -26,6 +26,23 @@ class OrgStore:
         changed = await self.conn.execute(update(orgs).where(orgs.c.id == org_id).values(**values))
         if changed.rowcount == 0:
             await self.conn.execute(insert(orgs).values(id=org_id, created_at=at, **values))
+
+    async def open_sinks(self, org_id: int, declared: list[tuple[str, str]]) -> list[str]:
+        """A row for each declared sink (name, kind) that has none, starting at the org's stream's
+        end as it is now: a sink is sent what is committed from when its org file was applied. The
+        names of the sinks opened."""
+        existing = set((await self.conn.execute(
+            select(event_sinks.c.sink).where(event_sinks.c.org_id == org_id)
+        )).scalars())
+        new = [(name, kind) for name, kind in declared if name not in existing]
+        if new:
+            end = await self.conn.scalar(
+                select(func.coalesce(func.max(event_streams.c.last_position), 0)).where(event_streams.c.org_id == org_id)
+            )
+            await self.conn.execute(
+                insert(event_sinks), [{"org_id": org_id, "sink": name, "kind": kind, "position": end} for name, kind in new]
+            )
+        return [name for name, _ in new]
 
     async def org_ids(self) -> list[int]:
         return list(await self.conn.scalars(select(orgs.c.id).order_by(orgs.c.id)))
