@@ -47,8 +47,10 @@ test: $(STAMP)
 
 # Faults and sustained load against real `patron serve` processes, on a private PostgreSQL
 # cluster and SQLite files (stress/run.py), with schemathesis fuzzing, abusive callers (7-10),
-# Citus operations under load (11-13), costly searches (14) and sign-in floods and lockouts
-# (15-16); about 22 minutes. STRESS_QUICK=1 shortens the soak.
+# Citus operations under load (11-13), costly searches (14), sign-in floods and lockouts
+# (15-16) and events delivered by real `patron relay` processes to webhooks and RabbitMQ
+# (127.0.0.1:5672, guest/guest) through outages, failing sinks, kill -9 and a cut broker
+# connection (17-20); about 45 minutes. STRESS_QUICK=1 shortens the soak and 17's outage.
 .PHONY: stress
 stress: $(STAMP)
 	command -v wrk >/dev/null || apt-get install -y wrk || (apt-get update && apt-get install -y wrk)

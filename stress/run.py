@@ -34,13 +34,25 @@
 15-16. Sign-in floods and lockouts (issue #29, stress/signin.py): real users and tills get in from
    other addresses while a dozen addresses flood wrong sign-ins (15), 30 tills get in at once after a
    restart, and a named console user locked out from 3 addresses signs in from another (16).
+17-20. Events (issue #31, stress/events.py): registration load on an org with signed webhooks (receivers
+   of the run's own on 127.0.0.1) and a RabbitMQ broker sink (an exchange and queue of the run's own,
+   deleted at the end), delivered by real `patron relay` processes with PATRON_EVENT_RETRY_SCALE=0.01.
+   17. The webhook's receiver down for 10 minutes (60 s with STRESS_QUICK=1), then back.
+   18. One receiver answers 500 to 30 % of deliveries, another takes 20 s: the healthy webhook's and the
+      broker's lag (receipt minus createdAt) stays under 2 s.
+   19. Two relays at once, killed with SIGKILL three times between them.
+   20. The relay's connection to RabbitMQ cut mid-stream (a TCP proxy) and restored, twice.
+   Each checks every committed change against its event (audits against the events table), and that
+   every sink got every event at least once, each customer's in sequence order; it prints committed
+   changes, events, deliveries, duplicates, out of order and lost, and passes when none is lost or
+   out of order (and, in 18, the lag rule holds).
 
 Scenarios 7-10 talk to 127.0.0.1 only, and every loop of theirs is bounded in count and in time.
 Every PostgreSQL scenario runs on a private cluster (initdb into a temporary directory, its own
 port on 127.0.0.1), stopped and removed at the end; the machine's shared server is not touched.
 
-Environment: STRESS_QUICK=1 shortens the soak to 60 s; STRESS_ONLY=1,3 runs some scenarios
-(all sixteen by default);
+Environment: STRESS_QUICK=1 shortens the soak to 60 s and scenario 17's outage to 60 s; STRESS_ONLY=1,3
+runs some scenarios (all twenty by default);
 STRESS_FUZZ_SEED, STRESS_FUZZ_SCALE and STRESS_FUZZ_WORKERS tune scenario 6 (stress/fuzz.py).
 """
 
@@ -59,6 +71,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import abuse  # noqa: E402
 import citus_ops  # noqa: E402
+import events  # noqa: E402
 import fuzz  # noqa: E402
 import infra  # noqa: E402
 import scenarios  # noqa: E402
@@ -86,7 +99,7 @@ def main() -> int:
         print("wrk is not installed (Debian package wrk); `make stress` installs it", file=sys.stderr)
         return 2
     quick = os.environ.get("STRESS_QUICK") == "1"
-    only = {int(n) for n in os.environ.get("STRESS_ONLY", "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16").split(",") if n.strip()}
+    only = {int(n) for n in os.environ.get("STRESS_ONLY", "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20").split(",") if n.strip()}
     soak_seconds = 60 if quick else 120
     started = time.monotonic()
     print(f"Patron stress run: scenarios {sorted(only)}; soak {soak_seconds}s "
@@ -109,7 +122,7 @@ def main() -> int:
         results.append(result)
 
     cluster = None
-    if only & {1, 2, 4, 5, 6, 7, 8, 9, 10, 14, 15, 16}:
+    if only & {1, 2, 4, 5, 6, 7, 8, 9, 10, 14, 15, 16, 17, 18, 19, 20}:
         cluster = infra.PgCluster()
         cluster.init()
         cluster.start()
@@ -132,6 +145,10 @@ def main() -> int:
         attempt(14, "costly searches", lambda: searches.scenario_14(cluster))
         attempt(15, "sign-in flood", lambda: signin.scenario_15(cluster))
         attempt(16, "console lockout", lambda: signin.scenario_16(cluster))
+        attempt(17, "webhook receiver down", lambda: events.scenario_17(cluster, quick))
+        attempt(18, "failing and slow sinks", lambda: events.scenario_18(cluster))
+        attempt(19, "relay kill -9, two relays", lambda: events.scenario_19(cluster))
+        attempt(20, "broker connection cut", lambda: events.scenario_20(cluster))
     finally:
         if cluster is not None:
             cluster.destroy()
