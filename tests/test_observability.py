@@ -377,3 +377,18 @@ def test_the_readme_documents_operating_patron():
                  "PATRON_METRICS_DIR", "PATRON_SHUTDOWN_GRACE_SECONDS", "--migrate", "/metrics", "/ready"):
         assert name in section, name
 
+
+
+def test_the_http_clients_request_lines_which_name_a_webhooks_whole_url_are_not_logged():
+    import subprocess
+    import sys
+
+    shown = subprocess.run(
+        [sys.executable, "-c", (
+            "import logging; from patron.observability.logs import configure_logging; from patron.settings import Settings;"
+            " configure_logging(Settings()); logging.getLogger('httpx').info('HTTP Request: POST https://h/x?token=t');"
+            " logging.getLogger('httpx').warning('a warning of the client')"
+        )],
+        capture_output=True, text=True, check=True,
+    )
+    assert "token=t" not in shown.stderr and "a warning of the client" in shown.stderr

@@ -194,5 +194,8 @@ def configure_logging(settings: Settings) -> None:
     handler.setFormatter(PatronFormatter(_use_text(settings), settings.log_pii))
     root.addHandler(handler)
     root.setLevel(level)
+    # The relay's HTTP client logs every request at INFO with its whole URL: a webhook's URL may
+    # carry a token, and one line per delivery drowns the relay's own. Its warnings still show.
+    logging.getLogger("httpx").setLevel(max(level, logging.WARNING))
 
 
