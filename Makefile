@@ -60,7 +60,10 @@ stress: $(STAMP)
 
 # Patron beside the ceiling of its own stack, on a throwaway PostgreSQL database (bench/run.py);
 # prints one table of figures and ratios, with Citus rows beside the PostgreSQL ones when Citus is
-# installed (BENCH_CITUS); about 4 minutes, up to 4 more waiting for a quiet machine. Not part of `make test`.
+# installed (BENCH_CITUS); about 4 minutes, up to 4 more waiting for a quiet machine. Then the events
+# rows (bench/events.py: sinks' cost, the relay's catch-up, events' latency; needs RabbitMQ on
+# 127.0.0.1:5672), 15 to 30 minutes more on 2 cores while the relay is slower than registrations;
+# BENCH_EVENTS=0 leaves them out. Not part of `make test`.
 # bench/python_path.py measures the Python of a batch alone (no HTTP, no database), for profiling.
 .PHONY: bench
 bench: $(STAMP)

@@ -14,6 +14,12 @@ Beside it, when Citus is here (../shared/citus/cluster.sh and citus.so in Postgr
 the same Patron figures on a Citus cluster of the bench's own (a coordinator and two workers on
 this machine, ports 54370-54372, data under /tmp/patron-bench-citus), each measured right after
 its plain-PostgreSQL twin and given as a ratio to it. BENCH_CITUS=0 leaves them out, =1 requires them.
+
+Then the events rows (issue #31, bench/events.py), on databases of their own with `patron relay`
+beside the server, on PostgreSQL, SQLite and Citus when here: the single add and the batch while a
+webhook and a RabbitMQ exchange receive every event, as a ratio to the same figures with no sink;
+the relay's catch-up after a backlog, as a ratio to the single add; and the end-to-end latency of
+events at half the single add's rate. BENCH_EVENTS=0 leaves them out.
 """
 
 from __future__ import annotations
@@ -42,6 +48,10 @@ from typing import Iterator
 import asyncpg
 import httpx
 
+# bench/events.py uses this module's helpers and state (SERVERS, SQLITE_FILES) as `run`: run as a
+# script, this module is __main__, and without this it would import a second copy.
+sys.modules.setdefault("run", sys.modules[__name__])
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 VENV_BIN = Path(sys.executable).parent
@@ -60,6 +70,7 @@ CITUS_SCRIPT = ROOT.parent / "shared" / "citus" / "cluster.sh"
 # A cluster of the bench's own: never the tests' (54350-54352) or the stress runs' (54360-54363).
 CITUS_ENV = {"CITUS_DIR": "/tmp/patron-bench-citus", "CITUS_PORT": "54370", "CITUS_DB": "patron_bench"}
 CITUS_IMPORT_ROWS = int(os.environ.get("BENCH_CITUS_IMPORT_ROWS", "200000"))
+EVENTS = os.environ.get("BENCH_EVENTS", "1") != "0"  # the events rows (bench/events.py)
 # The issue #19 target for single adds on Citus, on this 2-core machine.
 CITUS_TARGET_RATIO, CITUS_TARGET_P99_MS = 0.5, 50.0
 # Past this % of the CPUs going to someone else during either single add (plain or Citus), the pair
@@ -681,6 +692,15 @@ def main() -> int:
                     measure("get.lua", sqlite_base, None, {"BENCH_MOBILES": str(grown_mobiles)}),
                 )
             SQLITE_FILES.clear()
+        if EVENTS:
+            # Once the servers above have stopped: servers, a relay and sinks of their own.
+            import events
+
+            events_started = time.monotonic()
+            events_url = databases.enter_context(throwaway_database("events"))
+            events_citus_url = databases.enter_context(citus_database("events")) if citus_url else None
+            events_figures = events.measure(events_url, f"sqlite:///{sqlite_folder}/events.db", events_citus_url)
+            events_seconds = time.monotonic() - events_started
 
     def line(name: str, unit: str, value: float, load: Load, *ceilings: float | None) -> None:
         ratios = [f"{value / ceiling_value:5.2f}" if ceiling_value else "    -" for ceiling_value in (*ceilings, None, None)[:2]]
@@ -813,7 +833,10 @@ def main() -> int:
         )
         errors += sum(load.errors for load in (citus_single, citus_batch, citus_get)) + (0 if citus_imported.ok else 1)
 
-    print(f"\nnon-2xx or unexpected item codes: {errors}; wall time {time.monotonic() - started:.0f}s")
+    if EVENTS:
+        errors += events.report(events_figures, events_seconds)
+
+    print(f"\nnon-2xx or unexpected item codes (and failed delivery attempts): {errors}; wall time {time.monotonic() - started:.0f}s")
     return 1 if errors else 0
 
 
