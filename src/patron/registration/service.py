@@ -467,7 +467,7 @@ async def _write(
                 await loyalty.record_referral(org.org_id, customer.id, referrer.id, now)
             if new.memberships:
                 joining = rules.Joining(tuple(new.memberships), tuple(new.entries), tuple(new.effects), new.unpaid)
-            event_type, message = "CREATE", REGISTERED
+            changes, event_type, message = new.changes, "CREATE", REGISTERED
         else:
             customer = resolution.update(target, item, holders, org.configs, now, warnings)
             await _warn_of_look_alikes(customers, org.org_id, target, customer, warnings)
@@ -482,9 +482,7 @@ async def _write(
             event_type, message = "UPDATE", USER_UPDATED if updating else UPDATED
         if joining is not None and joining.unpaid:
             warnings.add(Code.POINTS_NOT_AWARDED)
-        await customers.record_audit(
-            caller, customer, event_type, resolution.changes(target, customer, caller.org.tz), now, warnings.codes
-        )
+        await customers.record_audit(caller, customer, event_type, changes, now, warnings.codes)
         if joining is not None:
             memberships, entries, effects = joining.for_member(customer.id)
             await loyalty.join(memberships, now)
