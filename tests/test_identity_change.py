@@ -31,7 +31,7 @@ from patron.registration.identity import (
     PendingRequestRaced,
 )
 from patron.registration.identity_changes import decide, request_changes, requests_of
-from patron.registration.service import Caller
+from patron.registration.model import Caller
 from patron.store.schema import customers
 
 PATH = "/v1.1/customer/update_identity"

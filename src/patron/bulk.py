@@ -28,9 +28,9 @@ from patron.codes import Code, request_message
 from patron.orgs.model import OrgSettings
 from patron.orgs.policy import STANDARD_EXTENDED_FIELDS
 from patron.registration import fields
-from patron.registration.model import IDENTIFIERS
+from patron.registration.model import IDENTIFIERS, Caller
 from patron.registration.reading import ITEM_FIELDS
-from patron.registration.service import Caller, register
+from patron.registration.service import register
 from patron.settings import Settings
 from patron.store.maintenance import analyze_customer_tables
 from patron.store.unit import Storage

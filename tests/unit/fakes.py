@@ -20,8 +20,7 @@ from patron.codes import Code
 from patron.events.model import Event, Written
 from patron.loyalty.model import LedgerEntry, Membership
 from patron.registration.identity import PENDING, SUPERSEDED, IdentityRequest, PendingRequestRaced
-from patron.registration.model import IDENTIFIERS, Change, Customer
-from patron.registration.service import Caller, IdentifierTaken, LookAlike, NewCustomer
+from patron.registration.model import IDENTIFIERS, Caller, Change, Customer, IdentifierTaken, LookAlike, NewCustomer
 
 UNIQUE = (*IDENTIFIERS, "referral_code")
 

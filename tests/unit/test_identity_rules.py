@@ -38,8 +38,8 @@ from patron.registration.identity_changes import (
     requester_of_caller,
     requests_of,
 )
-from patron.registration.model import ItemRejected
-from patron.registration.service import Caller, update, update_customer_by_id
+from patron.registration.model import Caller, ItemRejected
+from patron.registration.service import update, update_customer_by_id
 
 REVIEWER = "priya"  # tests/orgs/retail.toml: access group admin, identity_review = true
 AGENT = "ravi"  # group care: may write, may not review

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+# Writer is the model's (a registration's Caller makes one); build's functions take it, so build names it too.
 from patron.events.model import Event, Origin
+from patron.events.model import Writer as Writer
 from patron.events.names import EventName
 from patron.loyalty.model import POINTS, LedgerEntry
-from patron.orgs.model import OrgSettings
 from patron.registration.model import IDENTIFIERS, Change, Customer
 
 # The API's names of the identifiers, as the family's event schema names them in `instore`.
@@ -24,25 +24,6 @@ FIELD_TYPES = {**dict.fromkeys(IDENTIFIERS, "Identifier"), "custom_fields": "Cus
 def unix_ms(moment: datetime) -> int:
     """A naive UTC time as Unix milliseconds."""
     return int(moment.replace(tzinfo=timezone.utc).timestamp() * 1000)
-
-
-@dataclass(frozen=True)
-class Writer:
-    """Who made a change, as every event of it says: the org, the till (or console user), when."""
-
-    org: OrgSettings
-    till_code: str | None
-    console_user: str | None
-    at: datetime
-    origin: Origin
-
-    def entered_by(self) -> dict[str, Any]:
-        if self.console_user is not None:
-            return {"consoleUser": self.console_user}
-        till = self.org.till(self.till_code) if self.till_code else None
-        if till is None:
-            return {"till": {"code": self.till_code, "name": None}, "store": None}
-        return {"till": {"code": till.code, "name": till.name}, "store": {"code": till.store.code, "name": till.store.name}}
 
 
 def identifiers(customer: Customer) -> dict[str, Any]:

@@ -1,13 +1,14 @@
-"""An event as the domain makes it, and as the outbox keeps it (events.md §1)."""
+"""An event as the domain makes it, who wrote it, and as the outbox keeps it (events.md §1)."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from patron.events.names import EventName
+from patron.orgs.model import OrgSettings
 
 # What made a change: the API (a request id the envelope names), the console, or an import.
 Origin = Literal["api", "console", "import"]
@@ -57,7 +58,20 @@ class StoredEvent:
     data: dict[str, Any]
 
 
-class EventRepository(Protocol):
-    async def append(self, written: Written, events: list[Event]) -> None:
-        """Write the events of existing customers in the unit, each customer's numbered on from its
-        latest (customers.event_sequence, moved on in the same statement that locks it)."""
+@dataclass(frozen=True)
+class Writer:
+    """Who made a change, as every event of it says: the org, the till (or console user), when."""
+
+    org: OrgSettings
+    till_code: str | None
+    console_user: str | None
+    at: datetime
+    origin: Origin
+
+    def entered_by(self) -> dict[str, Any]:
+        if self.console_user is not None:
+            return {"consoleUser": self.console_user}
+        till = self.org.till(self.till_code) if self.till_code else None
+        if till is None:
+            return {"till": {"code": self.till_code, "name": None}, "store": None}
+        return {"till": {"code": till.code, "name": till.name}, "store": {"code": till.store.code, "name": till.store.name}}

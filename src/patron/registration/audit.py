@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
+
+from patron.registration.ports import AuditStorage
 
 # The user-context headers of the request that wrote a record, by the audit's names for them.
 USER_CONTEXT = ("entity_type", "entity_id", "entity_source", "entity_source_id")
@@ -27,18 +28,6 @@ class AuditRecord:
     # A member-care user who acted in the console, and why.
     console_user: str | None = None
     reason: str | None = None
-
-
-class AuditReader(Protocol):
-    async def audits(self, org_id: int, customer_id: int, limit: int = 100) -> list[dict[str, Any]]: ...
-
-
-class _Unit(Protocol):
-    customers: AuditReader
-
-
-class AuditStorage(Protocol):
-    def unit_of_work(self, *, readonly: bool = False) -> AbstractAsyncContextManager[_Unit]: ...
 
 
 async def audit_trail(org_id: int, customer_id: int, storage: AuditStorage) -> list[AuditRecord]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from patron import limits
 from patron.codes import HOLDS_NUL, Code
@@ -110,39 +110,6 @@ class IdentityRequest:
     @property
     def users(self) -> tuple[str, ...]:
         return tuple((self.requester_users or "").split())
-
-
-class IdentityRequestRepository(Protocol):
-    """The identity change requests of the orgs, inside a unit of work; every call names its org."""
-
-    async def supersede(
-        self, org_id: int, customer_id: int, identifier: str, at: datetime, reason: str
-    ) -> list[IdentityRequest]:
-        """Mark the customer's PENDING request for this identifier SUPERSEDED, if it has one; the
-        requests so marked."""
-
-    async def insert(self, request: IdentityRequest) -> IdentityRequest:
-        """Write a new request; raises PendingRequestRaced when a PENDING one for the same customer
-        and identifier was written by a concurrent unit first."""
-
-    async def get(self, org_id: int, request_id: int) -> IdentityRequest | None: ...
-
-    async def decide(
-        self, org_id: int, request_id: int, status: str, at: datetime, decided_by: str, reason: str
-    ) -> IdentityRequest | None:
-        """Settle a PENDING request; None when it is not (or no longer) PENDING."""
-
-    async def pending(self, org_id: int, limit: int, offset: int) -> list[IdentityRequest]: ...
-
-    async def count_pending(self, org_id: int) -> int: ...
-
-    async def of_customer(self, org_id: int, customer_id: int, limit: int) -> list[IdentityRequest]: ...
-
-    async def pending_of(self, org_id: int, customer_id: int, identifier: str) -> IdentityRequest | None:
-        """The customer's PENDING request for this identifier, if it has one."""
-
-    async def count_pending_of(self, org_id: int, requester: str) -> int:
-        """How many of this caller's requests (Requester.key) are PENDING."""
 
 
 def echo(value: Any) -> str | None:

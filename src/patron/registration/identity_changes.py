@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from patron.codes import IDENTITY_CHANGE_TAKEN, Code, identity_error_message
 from patron.events import build
@@ -42,20 +42,19 @@ from patron.registration.identity import (
     sent_fields,
     taken_reason,
 )
-from patron.registration.model import IDENTIFIER_LABELS, IDENTIFIERS, Customer, ItemRejected, StorageUnavailable
+from patron.registration.model import (
+    IDENTIFIER_LABELS, IDENTIFIERS, Caller, Customer, IdentifierTaken, ItemRejected, StorageUnavailable,
+)
+from patron.registration.ports import IdentityStorage, Repositories
 from patron.registration.reading import INVALID_IDENTIFIER, stored_identifier
 from patron.registration.service import (
-    MAX_ATTEMPTS, Caller, IdentifierTaken, Repositories, emit, request_event, supersede_pending,
+    MAX_ATTEMPTS, emit, request_event, supersede_pending,
 )
 
 log = logging.getLogger("patron.registration")
 
 # The review queue and a customer's requests are read a page at a time.
 PAGE = 50
-
-
-class IdentityStorage(Protocol):
-    def unit_of_work(self, *, readonly: bool = False) -> AbstractAsyncContextManager[Repositories]: ...
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
-
 from patron.loyalty.model import Membership
 from patron.orgs.model import OrgSettings
 from patron.registration import fields, resolution
 from patron.registration.model import Customer
+from patron.registration.ports import Lookups
 
 # The identifiers a customer is looked up by, in the order a request's parameters are read.
 LOOKUP_KEYS = ("mobile", "email", "external_id", "id")
@@ -16,12 +15,6 @@ LOOKUP_KEYS = ("mobile", "email", "external_id", "id")
 
 class LookupRefused(Exception):
     """The look-up cannot be made as asked (the request's error, not an item's)."""
-
-
-class Lookups(Protocol):
-    async def find_with_memberships(
-        self, org_id: int, field: str, values: list[str | int]
-    ) -> dict[str | int, tuple[Customer, list[Membership]]]: ...
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Plain data of registration: the customer as stored, an item as read, and an item's outcome."""
+"""Plain data of registration: the customer as stored, an item as read, who registers it, what a new
+customer's write holds, and an item's outcome."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ from datetime import datetime
 from typing import Any, TypedDict
 
 from patron.codes import Code, item_error_message, warning_text
+from patron.events.model import Event, Origin, Writer, Written
+from patron.loyalty.model import LedgerEntry, Membership, SideEffect
+from patron.orgs.model import OrgSettings
 from patron.registration import external_ids
 
 IDENTIFIERS = ("mobile", "email", "external_id")
@@ -143,3 +147,64 @@ class Change(TypedDict):
     field: str
     previous: Any
     current: Any
+
+
+class IdentifierTaken(Exception):
+    """A unique identifier was written by a concurrent request first."""
+
+
+@dataclass(frozen=True)
+class LookAlike:
+    """A customer's external id as the look-alike check reads it: its key and skeleton."""
+
+    customer_id: int
+    external_id_key: str
+    skeleton: str
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is registering: the org, the till (and API client) and the user-context headers."""
+
+    org: OrgSettings
+    # None for a member-care user in the console, who acts at no till.
+    till_code: str | None
+    api_client_key: str | None
+    request_id: str
+    user_context: dict[str, str | None] = field(default_factory=dict)
+    # mlp_single_enroll=true: a new member joins every programme, not only the default one.
+    all_programmes: bool = False
+    # A member-care user acting in the console, and why (member-care.md §4); None for the API.
+    console_user: str | None = None
+    reason: str | None = None
+    # What its events say made the change (events.md §1): the API, the console, an import.
+    origin: Origin = "api"
+
+    @property
+    def acting_as(self) -> Origin:
+        """What made the change: a console user acts in the console, whatever road reached here."""
+        return "console" if self.console_user is not None else self.origin
+
+    def writer(self, at: datetime) -> Writer:
+        """Who its events say made a change at `at`."""
+        return Writer(self.org, self.till_code, self.console_user, at, self.acting_as)
+
+    def written(self, at: datetime) -> Written:
+        return Written(self.org.org_id, at, self.request_id, self.acting_as, self.console_user)
+
+
+@dataclass
+class NewCustomer:
+    """Everything a registration writes for a customer that does not exist yet."""
+
+    customer: Customer
+    changes: list[Change]
+    memberships: list[Membership]
+    entries: list[LedgerEntry]
+    effects: list[SideEffect]
+    # A referrer was owed points in a programme it does not belong to.
+    unpaid: bool = False
+    # The warnings the item is answered with, kept on its audit record.
+    warnings: list[Code] = field(default_factory=list)
+    # Its events, numbered from 1 in this order (customer.event_sequence is their count).
+    events: list[Event] = field(default_factory=list)

@@ -10,15 +10,13 @@ match nothing (a slab no programme has) answers no customer without asking the s
 from __future__ import annotations
 
 from collections.abc import Iterable
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Protocol
-
 from patron.loyalty.model import Membership
 from patron.orgs.model import OrgSettings
 from patron.registration import fields
 from patron.registration.model import Customer
+from patron.registration.ports import SearchStorage
 from patron.registration.search import MAX_COUNTED, Attribute, Condition, Operator, Page, SearchQuery, Value
 
 
@@ -68,24 +66,6 @@ class Criteria:
 
 # One customer found, with its memberships.
 Found = tuple[Customer, list[Membership]]
-
-
-class SearchRepository(Protocol):
-    async def search(self, criteria: Criteria, page: Page, most: int) -> tuple[int, list[Found]]:
-        """How many customers meet the criteria, counted up to `most` + 1 (no further: past it the
-        number is of no use to a person, and costs what the rows cost), and the page of them,
-        newest registration first (registered_on, then id, descending)."""
-
-
-class SearchUnit(Protocol):
-    customers: SearchRepository
-
-
-class SearchStorage(Protocol):
-    def search_unit(self, timeout: float) -> AbstractAsyncContextManager[SearchUnit]:
-        """A unit of work for one search, run off the event loop, on one snapshot, whose statements
-        the database stops `timeout` seconds after the unit begins: then it raises SearchTimedOut."""
-        ...
 
 
 @dataclass(frozen=True)

@@ -6,32 +6,36 @@ import dataclasses
 import logging
 from collections import Counter
 from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from patron.codes import REGISTERED, UPDATED, USER_UPDATED, Code, item_error_message
 from patron.events import build
-from patron.events.model import Event, EventRepository, Origin, Written
+from patron.events.model import Event
 from patron.loyalty import rules
 from patron.loyalty.model import POINTS, LedgerEntry, Membership, SideEffect
 from patron.orgs.model import OrgSettings
 from patron.orgs.policy import Configs
 from patron.registration import external_ids, fields, resolution
-from patron.registration.identity import ID_SUPERSEDED, UPDATED_REASON, IdentityRequest, IdentityRequestRepository
+from patron.registration.identity import ID_SUPERSEDED, UPDATED_REASON, IdentityRequest
 from patron.registration.model import (
     IDENTIFIER_LABELS,
     IDENTIFIERS,
     LOYALTY,
     NON_LOYALTY,
+    Caller,
     Change,
     Customer,
     CustomerInput,
+    IdentifierTaken,
     ItemRejected,
+    LookAlike,
+    NewCustomer,
     StorageUnavailable,
     Warnings,
 )
+from patron.registration.ports import CustomerRepository, Repositories, Storage
 from patron.registration.reading import read_item
 
 log = logging.getLogger("patron.registration")
@@ -39,19 +43,6 @@ log = logging.getLogger("patron.registration")
 # A lost race is resolved again as if the item had arrived second; a second loss in a row
 # would need a third writer on the same identifiers, so a few attempts are plenty.
 MAX_ATTEMPTS = 5
-
-
-class IdentifierTaken(Exception):
-    """A unique identifier was written by a concurrent request first."""
-
-
-@dataclass(frozen=True)
-class LookAlike:
-    """A customer's external id as the look-alike check reads it: its key and skeleton."""
-
-    customer_id: int
-    external_id_key: str
-    skeleton: str
 
 
 def looks_alike(customer: Customer, others: Sequence[LookAlike]) -> bool:
@@ -62,95 +53,6 @@ def looks_alike(customer: Customer, others: Sequence[LookAlike]) -> bool:
         other.skeleton == skeleton and other.customer_id != customer.id and external_ids.across_scripts(key, other.external_id_key)
         for other in others
     )
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who is registering: the org, the till (and API client) and the user-context headers."""
-
-    org: OrgSettings
-    # None for a member-care user in the console, who acts at no till.
-    till_code: str | None
-    api_client_key: str | None
-    request_id: str
-    user_context: dict[str, str | None] = field(default_factory=dict)
-    # mlp_single_enroll=true: a new member joins every programme, not only the default one.
-    all_programmes: bool = False
-    # A member-care user acting in the console, and why (member-care.md §4); None for the API.
-    console_user: str | None = None
-    reason: str | None = None
-    # What its events say made the change (events.md §1): the API, the console, an import.
-    origin: Origin = "api"
-
-    @property
-    def acting_as(self) -> Origin:
-        """What made the change: a console user acts in the console, whatever road reached here."""
-        return "console" if self.console_user is not None else self.origin
-
-    def writer(self, at: datetime) -> build.Writer:
-        """Who its events say made a change at `at`."""
-        return build.Writer(self.org, self.till_code, self.console_user, at, self.acting_as)
-
-    def written(self, at: datetime) -> Written:
-        return Written(self.org.org_id, at, self.request_id, self.acting_as, self.console_user)
-
-
-class CustomerRepository(Protocol):
-    async def holders(self, org_id: int, identifiers: dict[str, str]) -> dict[str, Customer]:
-        """The customers holding these identifier values, by identifier; no other unit changes
-        them until this one ends."""
-
-    async def find(self, org_id: int, field: str, value: str | int) -> Customer | None: ...
-
-    async def locked(self, org_id: int, customer_id: int) -> Customer | None:
-        """The customer by id; no other unit changes it until this one ends."""
-
-    async def insert(self, customer: Customer, at: datetime) -> Customer: ...
-
-    async def update(self, customer: Customer, at: datetime) -> None: ...
-
-    async def look_alikes(self, org_id: int, skeletons: list[str]) -> list[LookAlike]:
-        """The customers whose external id has one of these skeletons (external_ids.skeleton)."""
-
-    async def record_audit(
-        self, caller: Caller, customer: Customer, event_type: str, changes: list[Change], at: datetime,
-        warnings: Sequence[Code] = (),
-    ) -> None: ...
-
-
-class LoyaltyRepository(Protocol):
-    async def memberships(self, org_id: int, customer_id: int) -> list[Membership]: ...
-
-    async def join(self, joined: list[Membership], at: datetime) -> None: ...
-
-    async def append(self, entries: list[LedgerEntry], request_id: str, at: datetime) -> None: ...
-
-    async def credit(self, org_id: int, customer_id: int, program_id: int, points: int) -> int | None: ...
-
-    async def record_referral(self, org_id: int, referee_id: int, referrer_id: int, at: datetime) -> bool: ...
-
-
-class Repositories(Protocol):
-    customers: CustomerRepository
-    loyalty: LoyaltyRepository
-    identity_requests: IdentityRequestRepository
-    events: EventRepository
-
-
-class Storage(Protocol):
-    """Where registrations read and write: units of work, and new customers written on their own."""
-
-    def unit_of_work(self) -> AbstractAsyncContextManager[Repositories]:
-        """One transaction: committed when the block ends, rolled back on any exception."""
-
-    async def look_alikes(self, org_id: int, skeletons: list[str]) -> list[LookAlike]:
-        """The customers whose external id has one of these skeletons, read outside any unit of work."""
-
-    async def insert_new(self, new_customers: list[NewCustomer], caller: Caller, at: datetime) -> list[int | None]:
-        """Write each new customer with its audit record, memberships, ledger entries and events, unless
-        one of its identifiers is taken (then nothing of it), each atomic and committed on its own,
-        outside any unit of work; each one's new id, or None. Concurrent registrations' new
-        customers may be written together, in the order they came."""
 
 
 @dataclass
@@ -167,23 +69,6 @@ class ItemResult:
     @property
     def success(self) -> bool:
         return self.code == Code.ITEM_OK
-
-
-@dataclass
-class NewCustomer:
-    """Everything a registration writes for a customer that does not exist yet."""
-
-    customer: Customer
-    changes: list[Change]
-    memberships: list[Membership]
-    entries: list[LedgerEntry]
-    effects: list[SideEffect]
-    # A referrer was owed points in a programme it does not belong to.
-    unpaid: bool = False
-    # The warnings the item is answered with, kept on its audit record.
-    warnings: list[Code] = field(default_factory=list)
-    # Its events, numbered from 1 in this order (customer.event_sequence is their count).
-    events: list[Event] = field(default_factory=list)
 
 
 async def register(

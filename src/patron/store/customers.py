@@ -18,10 +18,9 @@ from sqlalchemy.sql.expression import Executable
 from patron.codes import Code
 from patron.loyalty.model import Membership
 from patron.registration.audit import USER_CONTEXT
-from patron.registration.model import IDENTIFIERS, Change, Customer
+from patron.registration.model import IDENTIFIERS, Caller, Change, Customer, IdentifierTaken, LookAlike, NewCustomer
 from patron.registration.search import Page
 from patron.registration.searching import Criteria
-from patron.registration.service import Caller, IdentifierTaken, LookAlike, NewCustomer
 from patron.store.db import named_binds
 from patron.store.loyalty import MEMBERSHIP_COLUMNS
 from patron.store.schema import customer_audits, customers, memberships
