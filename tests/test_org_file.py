@@ -187,16 +187,16 @@ def test_omitted_keys_take_the_documented_defaults(tmp_path):
     assert org.default_program is None
 
 
-def test_unknown_key_is_refused_with_its_path(tmp_path):
+def test_unknown_key_is_refused_with_its_path_and_the_nearest_key_of_its_table(tmp_path):
     found = problems(tmp_path, ORG + POS.replace('code = "t1"', 'code = "t1"\npasword_md5 = "x"'))
 
-    assert found == {"stores[0].tills[0].pasword_md5": "unknown key"}
+    assert found == {"stores[0].tills[0].pasword_md5": "unknown key (did you mean 'password_md5'?)"}
 
 
-def test_unknown_config_is_refused(tmp_path):
+def test_unknown_config_is_refused_with_the_nearest_config(tmp_path):
     found = problems(tmp_path, configs("CONF_ALLOW_MOBILE_UPDATES = true\n"))
 
-    assert found == {"configs.CONF_ALLOW_MOBILE_UPDATES": "unknown key"}
+    assert found == {"configs.CONF_ALLOW_MOBILE_UPDATES": "unknown key (did you mean 'CONF_ALLOW_MOBILE_UPDATE'?)"}
 
 
 def test_missing_key_is_reported_as_field_required(tmp_path):

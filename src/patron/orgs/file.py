@@ -1,13 +1,17 @@
 """Reads org files (TOML) into the org's policy (orgs.policy); a bad file is refused whole, with
 every problem named by its key."""
 
+import difflib
 import hashlib
 import os
 import re
 import tomllib
+import types
+import typing
 from pathlib import Path
+from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from patron.orgs.policy import CROSS_CHECK_ERROR, OrgFile, Till, key_path
@@ -60,9 +64,50 @@ def _problems(error: ValidationError) -> list[tuple[str, str]]:
             continue  # a default copied from a key that is itself wrong, and reported as such
         if detail["type"] == CROSS_CHECK_ERROR:
             problems += [problem.under(detail["loc"]) for problem in detail["ctx"]["problems"]]
+        elif detail["type"] == "extra_forbidden":
+            problems.append((key_path(detail["loc"]), _reason(detail) + _did_you_mean(detail["loc"])))
         else:
             problems.append((key_path(detail["loc"]), _reason(detail)))
     return problems
+
+
+def _did_you_mean(loc: tuple[int | str, ...]) -> str:
+    """For an unknown key, the nearest key its table has, as the import names a column's."""
+    model = _table_at(loc[:-1])
+    if model is None or not isinstance(loc[-1], str):
+        return ""
+    known: dict[str, str] = {}
+    for name, field in model.model_fields.items():
+        for spelling in (name, *getattr(field.validation_alias, "choices", [])):
+            if isinstance(spelling, str):
+                known[spelling.lower()] = spelling
+    nearest = difflib.get_close_matches(loc[-1].lower(), known, n=1, cutoff=0.6)
+    return f" (did you mean {known[nearest[0]]!r}?)" if nearest else ""
+
+
+def _table_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The model of the table at `loc` in an org file (a list's entries are its entry model)."""
+    model: type[BaseModel] | None = OrgFile
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part) if model is not None else None
+        if field is None:
+            return None
+        model = _model_in(field.annotation)
+    return model
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model a field holds: itself, or inside list[...], X | None and Annotated[...]."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if typing.get_origin(annotation) in (list, tuple, typing.Union, types.UnionType, typing.Annotated):
+        for argument in typing.get_args(annotation):
+            found = _model_in(argument)
+            if found is not None:
+                return found
+    return None
 
 
 def parse_org_document(data: dict, path: str = "<memory>", *, stored: bool = False) -> OrgFile:
