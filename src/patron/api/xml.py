@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 from xml.etree.ElementTree import Element, ParseError, SubElement, TreeBuilder, tostring
+from xml.parsers import expat
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import DefusedXMLParser
@@ -32,9 +33,12 @@ class _Builder(TreeBuilder):
         self.most = most
         self.depth = 0
         self.children = 0
+        # The elements open where the parser stands: what a malformed body left unclosed.
+        self.open: list[str] = []
 
     def start(self, tag: str, attrs: dict[str, str]) -> Element:
         self.depth += 1
+        self.open.append(tag)
         if self.depth == 2:
             self.children += 1
             if self.most is not None and self.children > self.most:
@@ -43,6 +47,7 @@ class _Builder(TreeBuilder):
 
     def end(self, tag: str) -> Element:
         self.depth -= 1
+        self.open.pop()
         return super().end(tag)
 
 
@@ -53,7 +58,8 @@ def parse(body: bytes, most_items: int | None = None) -> dict[str, Any]:
     same shapes it sees from JSON (a list or a single object wherever a list is allowed).
     `most_items`: how many children the root may have.
     """
-    parser = DefusedXMLParser(target=_Builder(most_items), forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    builder = _Builder(most_items)
+    parser = DefusedXMLParser(target=builder, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     try:
         parser.feed(body)
         element = parser.close()
@@ -61,8 +67,35 @@ def parse(body: bytes, most_items: int | None = None) -> dict[str, Any]:
         raise XmlBodyError(f"forbidden XML construct: {type(exc).__name__}") from exc
     except ParseError as exc:
         line, column = exc.position
-        raise XmlBodyError(f"malformed XML at line {line}, column {column + 1}") from exc
+        raise XmlBodyError(f"malformed XML at line {line}, column {column + 1}: {_what_is_wrong(exc, builder.open)}") from exc
     return {element.tag: _value(element, 1)}
+
+
+_EXPAT = expat.errors.codes
+# Element names as the detail quotes them: the caller's own, cut short.
+_SHOWN_NAME = 50
+
+
+def _what_is_wrong(exc: ParseError, open_elements: list[str]) -> str:
+    """Expat's reason in words a sender can act on, with the element the parser expected to close."""
+    shown = [f"<{name[:_SHOWN_NAME]}>" for name in open_elements]
+    innermost = open_elements[-1][:_SHOWN_NAME] if open_elements else None
+    if exc.code == _EXPAT[expat.errors.XML_ERROR_TAG_MISMATCH] and innermost:
+        return f"a closing tag does not match the open element: </{innermost}> expected (open: {''.join(shown)})"
+    if exc.code == _EXPAT[expat.errors.XML_ERROR_UNCLOSED_TOKEN]:
+        return "the body ends inside a tag" + (f" (open: {''.join(shown)})" if shown else "")
+    if exc.code == _EXPAT[expat.errors.XML_ERROR_NO_ELEMENTS]:
+        if innermost:
+            return f"the body ends before </{innermost}>: unclosed {''.join(shown)}"
+        return "no element found: the body is empty or not XML"
+    if exc.code == _EXPAT[expat.errors.XML_ERROR_JUNK_AFTER_DOC_ELEMENT]:
+        return "something follows the root element's end: a body holds one root element"
+    if exc.code == _EXPAT[expat.errors.XML_ERROR_INVALID_TOKEN]:
+        where = f" inside <{innermost}>" if innermost else ""
+        return f"not well-formed{where}: a character that cannot stand there (an unescaped & or <, a tag without its name or quotes)"
+    if exc.code == _EXPAT[expat.errors.XML_ERROR_SYNTAX] and not open_elements:
+        return "syntax error: an XML body starts with its root element (<root>)"
+    return expat.ErrorString(exc.code) or "not well-formed"
 
 
 def _value(element: Element, depth: int) -> Any:
