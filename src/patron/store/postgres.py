@@ -19,7 +19,6 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from patron.registration.model import Caller, LookAlike, NewCustomer
 from patron.registration.search import SearchTimedOut
 from patron.store import customers as customers_module
-from patron.store.console import PgConsole
 from patron.store.customers import (
     CUSTOMER_COLUMNS,
     INSERTED_CUSTOMER,
@@ -37,7 +36,7 @@ from patron.store.customers import (
     look_alikes_statement,
     stored_form,
 )
-from patron.store.db import UNOBSERVED, DriverPool, StoreObserver, inserted_columns, is_citus, json_text, named_binds
+from patron.store.db import DriverPool, inserted_columns, is_citus, json_text, named_binds
 from patron.store.event_ops import PgEventOperations
 from patron.store.events import INSERTED_EVENT, UNPOSITIONED, EventStore
 from patron.store.identity_requests import PgIdentityRequests
@@ -435,16 +434,12 @@ class PostgresStorage:
     driver's pool; new customers and look-ups outside units, shared with other concurrent requests
     of the org (store.shared)."""
 
-    def __init__(self, driver: DriverPool, observer: StoreObserver = UNOBSERVED) -> None:
+    def __init__(self, driver: DriverPool) -> None:
         self.driver = driver
         self.registrations: SharedStatements[Registration, list[int | None]] = SharedStatements(
-            self._register, lambda registration: len(registration.new_customers),
-            on_statement=lambda requests: observer.statement_shared("register", requests),
+            self._register, lambda registration: len(registration.new_customers)
         )
-        self.lookups: SharedStatements[Lookup, Found] = SharedStatements(
-            self._look_up, lambda lookup: len(lookup.values),
-            on_statement=lambda requests: observer.statement_shared("look_up", requests),
-        )
+        self.lookups: SharedStatements[Lookup, Found] = SharedStatements(self._look_up, lambda lookup: len(lookup.values))
 
     def unit_of_work(self, *, readonly: bool = False) -> AbstractAsyncContextManager[StoreUnit]:
         return self._unit(single_statement=readonly)
@@ -457,19 +452,11 @@ class PostgresStorage:
         async with self.driver.connection() as conn:
             if single_statement:
                 yield StoreUnit(PgCustomers(conn), PgLoyalty(conn), PgIdentityRequests(conn), PgEvents(conn), PgDeliveries(conn),
-                                PgEventOperations(conn), PgConsole(conn))
+                                PgEventOperations(conn))
                 return
             async with conn.transaction():
                 yield StoreUnit(PgCustomers(conn), PgLoyalty(conn), PgIdentityRequests(conn), PgEvents(conn), PgDeliveries(conn),
-                                PgEventOperations(conn), PgConsole(conn))
-
-    @asynccontextmanager
-    async def snapshot(self) -> AsyncIterator[StoreUnit]:
-        """A read-only unit on one snapshot (REPEATABLE READ): what a console page shows together is of one moment."""
-        async with self.driver.connection() as conn:
-            async with conn.transaction(isolation="repeatable_read", readonly=True):
-                yield StoreUnit(PgCustomers(conn), PgLoyalty(conn), PgIdentityRequests(conn), PgEvents(conn), PgDeliveries(conn),
-                                PgEventOperations(conn), PgConsole(conn))
+                                PgEventOperations(conn))
 
     @asynccontextmanager
     async def search_unit(self, timeout: float) -> AsyncIterator[StoreUnit]:
@@ -482,8 +469,7 @@ class PostgresStorage:
                 async with conn.transaction(isolation="repeatable_read", readonly=True):
                     deadlined = _Deadlined(conn, time.monotonic() + timeout, timeout)
                     yield StoreUnit(PgCustomers(deadlined), PgLoyalty(deadlined), PgIdentityRequests(deadlined),
-                                    PgEvents(deadlined), PgDeliveries(deadlined), PgEventOperations(deadlined),
-                                    PgConsole(deadlined))
+                                    PgEvents(deadlined), PgDeliveries(deadlined), PgEventOperations(deadlined))
         except asyncpg.QueryCanceledError as exc:
             raise SearchTimedOut(timeout) from exc
 
