@@ -1,13 +1,19 @@
-"""A small typed Python client of Patron's HTTP API, sync and async, on httpx (the `client` extra)."""
+"""A small typed Python client of Patron's HTTP API, sync and async, on httpx (the `client` extra).
+
+Each operation is written once, as a flow: a generator that yields the HTTP requests it needs
+(a token first, a retry after a refused token) and returns the typed result. `PatronClient` runs
+flows on `httpx.Client`, `AsyncPatronClient` on `httpx.AsyncClient`; nothing else differs.
+"""
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Coroutine, Generator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, overload
 
 import httpx
 
@@ -15,6 +21,10 @@ from patron.codes import Code
 
 ADD_PATH = "/v1.1/customer/add"
 GET_PATH = "/v1.1/customer/get"
+UPDATE_PATH = "/v1.1/customer/update"
+UPDATE_IDENTITY_PATH = "/v1.1/customer/update_identity"
+SEARCH_PATH = "/v1.1/customer/search"
+EVENTS_PATH = "/v1.1/events"
 TOKEN_PATH = "/v3/oauth/token/generate"
 AUDITS_PATH = "/api_gateway/v2/audits"
 TOKEN_HEADER = "X-CAP-API-OAUTH-TOKEN"
@@ -27,6 +37,9 @@ TOKEN_RENEWAL_MARGIN_SECONDS = 30.0
 # Answers after which a fresh token may help: the token was refused or had expired.
 TOKEN_REFUSALS = (int(Code.AUTHENTICATION_FAILED), int(Code.TOKEN_EXPIRED))
 BATCH_OUTCOMES = (int(Code.SUCCESS), int(Code.PARTIAL_SUCCESS), int(Code.ALL_FAILED))
+
+T = TypeVar("T")
+P = ParamSpec("P")
 
 
 class PatronError(Exception):
@@ -51,6 +64,9 @@ class PatronError(Exception):
         self.raw = raw
 
 
+# --- Results ------------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class ItemStatus:
     success: bool
@@ -69,6 +85,11 @@ class ItemStatus:
         )
 
 
+def _text_or_none(raw: Mapping[str, Any], name: str) -> str | None:
+    value = raw.get(name)
+    return None if value is None else str(value)
+
+
 @dataclass(frozen=True)
 class CustomerItem:
     """One item of a batch answer: its outcome and, when there is one, the customer."""
@@ -82,16 +103,12 @@ class CustomerItem:
 
     @classmethod
     def from_raw(cls, raw: dict[str, Any]) -> CustomerItem:
-        def identifier(name: str) -> str | None:
-            value = raw.get(name)
-            return None if value is None else str(value)
-
         return cls(
             status=ItemStatus.from_raw(raw["item_status"]),
             user_id=raw.get("user_id"),
-            mobile=identifier("mobile"),
-            email=identifier("email"),
-            external_id=identifier("external_id"),
+            mobile=_text_or_none(raw, "mobile"),
+            email=_text_or_none(raw, "email"),
+            external_id=_text_or_none(raw, "external_id"),
             raw=raw,
         )
 
@@ -101,36 +118,80 @@ class CustomerItem:
 
 
 @dataclass(frozen=True)
-class BatchResult:
-    """The envelope of customer/add and customer/get: the request-level outcome and one item per customer."""
+class IdentityChange:
+    """One item of customer/update_identity's answer: 1040 waiting for review, 1000 applied at
+    once (`updated`), or an error; the values as stored on success, as sent on failure."""
+
+    status: ItemStatus
+    user_id: int | None
+    identifier: str | None
+    old_value: str | None
+    new_value: str | None
+    updated: bool
+    raw: dict[str, Any]
+
+    @classmethod
+    def from_raw(cls, raw: dict[str, Any]) -> IdentityChange:
+        return cls(
+            status=ItemStatus.from_raw(raw["item_status"]),
+            user_id=raw.get("user_id"),
+            identifier=_text_or_none(raw, "identifier"),
+            old_value=_text_or_none(raw, "old_value"),
+            new_value=_text_or_none(raw, "new_value"),
+            updated=raw.get("updated") == "true",
+            raw=raw,
+        )
+
+    @property
+    def success(self) -> bool:
+        return self.status.success
+
+    @property
+    def waiting_for_review(self) -> bool:
+        return self.status.code == Code.IDENTITY_CHANGE_REQUESTED
+
+
+Item = TypeVar("Item", CustomerItem, IdentityChange)
+
+
+@dataclass(frozen=True)
+class _Batch(Generic[Item]):
+    """The envelope of the batch answers: the request-level outcome and one item per item sent."""
 
     code: int
     message: str
     success: bool
     total: int
     success_count: int
-    items: tuple[CustomerItem, ...]
+    items: tuple[Item, ...]
     request_id: str | None
     raw: dict[str, Any]
-
-    @classmethod
-    def from_raw(cls, raw: dict[str, Any], request_id: str | None) -> BatchResult:
-        response = raw["response"]
-        status = response["status"]
-        return cls(
-            code=int(status["code"]),
-            message=status["message"],
-            success=status["success"] == "true",
-            total=int(status.get("total", 0)),
-            success_count=int(status.get("success_count", 0)),
-            items=tuple(CustomerItem.from_raw(entry) for entry in response["customers"]["customer"]),
-            request_id=request_id,
-            raw=raw,
-        )
 
     @property
     def all_succeeded(self) -> bool:
         return self.code == Code.SUCCESS
+
+
+def _batch_fields(raw: dict[str, Any], request_id: str | None) -> dict[str, Any]:
+    status = raw["response"]["status"]
+    return {
+        "code": int(status["code"]),
+        "message": status["message"],
+        "success": status["success"] == "true",
+        "total": int(status.get("total", 0)),
+        "success_count": int(status.get("success_count", 0)),
+        "request_id": request_id,
+        "raw": raw,
+    }
+
+
+class BatchResult(_Batch[CustomerItem]):
+    """The envelope of customer/add, get and update: one CustomerItem per customer."""
+
+    @classmethod
+    def from_raw(cls, raw: dict[str, Any], request_id: str | None) -> Self:
+        items = tuple(CustomerItem.from_raw(entry) for entry in raw["response"]["customers"]["customer"])
+        return cls(items=items, **_batch_fields(raw, request_id))
 
 
 class AddResult(BatchResult):
@@ -139,6 +200,136 @@ class AddResult(BatchResult):
 
 class GetResult(BatchResult):
     """What customer/get answered."""
+
+
+class UpdateResult(BatchResult):
+    """What customer/update answered: its one item is the customer as stored now."""
+
+
+class IdentityResult(_Batch[IdentityChange]):
+    """What customer/update_identity answered: one IdentityChange per change sent."""
+
+    @classmethod
+    def from_raw(cls, raw: dict[str, Any], request_id: str | None) -> Self:
+        items = tuple(IdentityChange.from_raw(entry) for entry in raw["response"]["customers"]["customer"])
+        return cls(items=items, **_batch_fields(raw, request_id))
+
+
+@dataclass(frozen=True)
+class FoundCustomer:
+    """A customer a search found; points and slab of the default programme."""
+
+    user_id: int
+    firstname: str
+    lastname: str
+    mobile: str | None
+    email: str | None
+    external_id: str | None
+    loyalty_points: int
+    lifetime_points: int
+    current_slab: str | None
+    registered_on: str
+    registered_by: str | None
+    attributes: dict[str, str]
+    raw: dict[str, Any]
+
+    @classmethod
+    def from_raw(cls, raw: dict[str, Any]) -> FoundCustomer:
+        return cls(
+            user_id=int(raw["user_id"]),
+            firstname=raw.get("firstname") or "",
+            lastname=raw.get("lastname") or "",
+            mobile=_text_or_none(raw, "mobile"),
+            email=_text_or_none(raw, "email"),
+            external_id=_text_or_none(raw, "external_id"),
+            loyalty_points=int(raw.get("loyalty_points") or 0),
+            lifetime_points=int(raw.get("lifetime_points") or 0),
+            current_slab=raw.get("current_slab"),
+            registered_on=raw.get("registered_on", ""),
+            registered_by=raw.get("registered_by"),
+            attributes={entry["name"]: entry["value"] for entry in _listed(raw.get("attributes"), "attribute")},
+            raw=raw,
+        )
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """A page of customer/search: `count` every match (up to the cap; `count_capped` beyond it),
+    `customers` this page's, newest registration first."""
+
+    count: int
+    count_capped: bool
+    start: int
+    rows: int
+    customers: tuple[FoundCustomer, ...]
+    request_id: str | None
+    raw: dict[str, Any]
+
+    @classmethod
+    def from_raw(cls, raw: dict[str, Any], request_id: str | None) -> SearchResult:
+        page = raw["response"]["customer"]
+        return cls(
+            count=int(page["count"]),
+            count_capped=bool(page["count_capped"]),
+            start=int(page["start"]),
+            rows=int(page["rows"]),
+            customers=tuple(FoundCustomer.from_raw(entry) for entry in _listed(page.get("results"), "item")),
+            request_id=request_id,
+            raw=raw,
+        )
+
+    @property
+    def next_start(self) -> int | None:
+        """Where the next page starts, or None when this one is the last."""
+        following = self.start + len(self.customers)
+        return following if self.customers and following < self.count else None
+
+
+@dataclass(frozen=True)
+class Event:
+    """An event of the feed: the same document a webhook or broker sink receives (docs/events.md)."""
+
+    event_id: str
+    name: str
+    org_id: int
+    ref_id: str
+    customer_id: int | None
+    api_request_id: str | None
+    console_user: str | None
+    source: str | None
+    created_at: int
+    sequence: int
+    data: dict[str, Any]
+    raw: dict[str, Any]
+
+    @classmethod
+    def from_raw(cls, raw: dict[str, Any]) -> Event:
+        data = raw.get("data") or {}
+        customer_id = (data.get("customerIdentifiers") or {}).get("customerId")
+        return cls(
+            event_id=raw["eventId"],
+            name=raw["eventName"],
+            org_id=int(raw["orgId"]),
+            ref_id=raw["refId"],
+            customer_id=None if customer_id is None else int(customer_id),
+            api_request_id=raw.get("apiRequestId"),
+            console_user=raw.get("consoleUser"),
+            source=raw.get("source"),
+            created_at=int(raw["createdAt"]),
+            sequence=int(raw["sequence"]),
+            data=data,
+            raw=raw,
+        )
+
+
+@dataclass(frozen=True)
+class EventPage:
+    """A page of the feed, oldest first; pass `next` as `after` to read on (an empty page keeps
+    its cursor: read again later for what comes)."""
+
+    events: tuple[Event, ...]
+    next: str
+    request_id: str | None
 
 
 @dataclass(frozen=True)
@@ -185,6 +376,9 @@ def password_md5(password: str) -> str:
     return hashlib.md5(password.encode("utf-8")).hexdigest()
 
 
+# --- The protocol, without I/O ------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class _Call:
     method: str
@@ -194,8 +388,12 @@ class _Call:
     headers: dict[str, str] | None = None
 
 
-class _Protocol:
-    """Everything but the I/O: credentials, request shapes and reading answers, shared by both clients."""
+# A flow yields the calls it needs, is sent each one's response, and returns its result.
+Flow = Generator[_Call, httpx.Response, T]
+
+
+class _Session:
+    """Credentials and the token: how every call is authorized, for both clients."""
 
     def __init__(
         self,
@@ -229,13 +427,20 @@ class _Protocol:
     def uses_token(self) -> bool:
         return self.basic is None
 
-    def token_needed(self) -> bool:
-        return self.uses_token and (self.token is None or time.monotonic() >= self.token_renews_at)
+    def send(self, call: _Call) -> Flow[httpx.Response]:
+        """The call, authorized: with a token fetched first when one is needed, and, when Patron
+        refuses the token (its secret key rotated, the clock moved), one fresh token and one retry."""
+        if self.uses_token and (self.token is None or time.monotonic() >= self.token_renews_at):
+            yield from self._renew_token()
+        response = yield self._authorized(call)
+        if self.uses_token and response.status_code in TOKEN_REFUSALS:
+            yield from self._renew_token()
+            response = yield self._authorized(call)
+        return response
 
-    def token_call(self) -> _Call:
-        return _Call("POST", TOKEN_PATH, {}, {"key": self.api_key, "secret": self.api_secret})
-
-    def accept_token(self, response: httpx.Response) -> None:
+    def _renew_token(self) -> Flow[None]:
+        self.token = None
+        response = yield _Call("POST", TOKEN_PATH, {}, {"key": self.api_key, "secret": self.api_secret})
         body = _json(response)
         if response.status_code != 200 or not isinstance(body, dict) or not body.get("data"):
             raise _gateway_error(response, body)
@@ -243,65 +448,142 @@ class _Protocol:
         ttl = float(body["data"]["ttlSeconds"])
         self.token_renews_at = time.monotonic() + max(ttl - TOKEN_RENEWAL_MARGIN_SECONDS, ttl / 2)
 
-    def forget_token(self) -> None:
-        self.token = None
-
-    def auth_headers(self) -> dict[str, str]:
+    def _authorized(self, call: _Call) -> _Call:
         if self.basic is not None:
-            return {"Authorization": self.basic}
-        headers = {TOKEN_HEADER: self.token or ""}
-        if self.attribution_till:
-            headers[ATTRIBUTION_TYPE_HEADER] = "TILL"
-            headers[ATTRIBUTION_CODE_HEADER] = self.attribution_till
-        return headers
+            auth = {"Authorization": self.basic}
+        else:
+            auth = {TOKEN_HEADER: self.token or ""}
+            if self.attribution_till:
+                auth[ATTRIBUTION_TYPE_HEADER] = "TILL"
+                auth[ATTRIBUTION_CODE_HEADER] = self.attribution_till
+        return _Call(call.method, call.path, call.params, call.json, {**auth, **(call.headers or {})})
 
-    # The three operations.
 
-    @staticmethod
-    def add_call(customers: Sequence[Mapping[str, Any]] | Mapping[str, Any], headers: Mapping[str, str] | None, query: Mapping[str, Any]) -> _Call:
-        batch = [dict(customers)] if isinstance(customers, Mapping) else [dict(c) for c in customers]
-        if not batch:
-            raise ValueError("add needs at least one customer")
-        return _Call("POST", ADD_PATH, _query(query), {"root": {"customer": batch}}, dict(headers or {}))
+# The operations, each once. The first parameter is the session; the rest are the method's.
 
-    @staticmethod
-    def get_call(lookups: Mapping[str, Any], query: Mapping[str, Any]) -> _Call:
-        given = {key: value for key, value in lookups.items() if value is not None}
-        if len(given) != 1:
-            raise ValueError(f"give exactly one of {', '.join(LOOKUP_KEYS)}")
-        ((key, value),) = given.items()
-        values = [value] if isinstance(value, (str, int)) else list(value)
-        return _Call("GET", GET_PATH, {key: ",".join(str(v) for v in values), **_query(query)})
 
-    @staticmethod
-    def audits_call(user_id: int, include_user_context: bool) -> _Call:
-        params = {"entityType": "CUSTOMER", "entityId": str(user_id), "includeUserContext": _flag(include_user_context)}
-        return _Call("GET", AUDITS_PATH, params)
+def _add(
+    session: _Session,
+    customers: Sequence[Mapping[str, Any]] | Mapping[str, Any],
+    *,
+    headers: Mapping[str, str] | None = None,
+    **query: Any,
+) -> Flow[AddResult]:
+    """Register or update customers (customer/add); `headers` may carry the USER-CONTEXT-* audit
+    headers, `query` the API's flags (`mlp_single_enroll=True`). Item failures are in the result."""
+    batch = [dict(customers)] if isinstance(customers, Mapping) else [dict(c) for c in customers]
+    if not batch:
+        raise ValueError("add needs at least one customer")
+    call = _Call("POST", ADD_PATH, _query(query), {"root": {"customer": batch}}, dict(headers or {}))
+    return _batch(AddResult, (yield from session.send(call)))
 
-    @staticmethod
-    def batch(response: httpx.Response, result_type: type[BatchResult]) -> Any:
-        body = _json(response)
-        response_block = body.get("response") if isinstance(body, dict) else None
-        if response.status_code in BATCH_OUTCOMES and isinstance(response_block, dict) and "customers" in response_block:
-            return result_type.from_raw(body, response.headers.get(REQUEST_ID_HEADER))
-        status = response_block.get("status") if isinstance(response_block, dict) else None
-        if not isinstance(status, dict):
-            raise _unreadable(response)
-        raise PatronError(
-            int(status.get("code", response.status_code)),
-            status.get("message", ""),
-            http_status=response.status_code,
-            detail=status.get("detail"),
+
+def _get(
+    session: _Session,
+    *,
+    mobile: str | Sequence[str] | None = None,
+    email: str | Sequence[str] | None = None,
+    external_id: str | Sequence[str] | None = None,
+    id: int | Sequence[int] | None = None,  # noqa: A002 - the API's own name for the user_id
+    **query: Any,
+) -> Flow[GetResult]:
+    """Look customers up (customer/get) by exactly one kind of identifier, one value or several."""
+    given = {
+        key: value
+        for key, value in {"mobile": mobile, "email": email, "external_id": external_id, "id": id}.items()
+        if value is not None
+    }
+    if len(given) != 1:
+        raise ValueError(f"give exactly one of {', '.join(LOOKUP_KEYS)}")
+    ((key, value),) = given.items()
+    values = [value] if isinstance(value, (str, int)) else list(value)
+    call = _Call("GET", GET_PATH, {key: ",".join(str(v) for v in values), **_query(query)})
+    return _batch(GetResult, (yield from session.send(call)))
+
+
+def _update(
+    session: _Session,
+    customer: Mapping[str, Any],
+    *,
+    headers: Mapping[str, str] | None = None,
+    **query: Any,
+) -> Flow[UpdateResult]:
+    """Change one existing customer (customer/update), named by any of its identifiers; never
+    registers one (item code 1012 when no customer matches)."""
+    if not isinstance(customer, Mapping):
+        raise TypeError("update changes one customer: give one mapping")
+    call = _Call("POST", UPDATE_PATH, _query(query), {"root": {"customer": [dict(customer)]}}, dict(headers or {}))
+    return _batch(UpdateResult, (yield from session.send(call)))
+
+
+def _update_identity(
+    session: _Session,
+    changes: Sequence[Mapping[str, Any]] | Mapping[str, Any],
+    *,
+    headers: Mapping[str, str] | None = None,
+) -> Flow[IdentityResult]:
+    """Ask to change identifiers (customer/update_identity): each change names `identifier`
+    (mobile, email, external_id), `old_value` and `new_value`; it waits for review (1040) or,
+    where the org approves at once, is applied (1000, `updated`)."""
+    batch = [dict(changes)] if isinstance(changes, Mapping) else [dict(c) for c in changes]
+    if not batch:
+        raise ValueError("update_identity needs at least one change")
+    call = _Call("POST", UPDATE_IDENTITY_PATH, {}, {"root": {"customer": batch}}, dict(headers or {}))
+    return _batch(IdentityResult, (yield from session.send(call)))
+
+
+def _search(
+    session: _Session,
+    q: str | Sequence[str],
+    *,
+    start: int | None = None,
+    rows: int | None = None,
+) -> Flow[SearchResult]:
+    """Find customers (customer/search) meeting every condition, `ATTRIBUTE:OPERATOR:VALUE`
+    (docs/member-care.md); give one string with the conditions joined by `&`, or a list of them."""
+    conditions = q if isinstance(q, str) else "&".join(q)
+    params = {"q": conditions, **_query({"start": start, "rows": rows})}
+    response = yield from session.send(_Call("GET", SEARCH_PATH, params))
+    body = _json(response)
+    if response.status_code == 200 and isinstance(body, dict) and "customer" in (body.get("response") or {}):
+        return SearchResult.from_raw(body, response.headers.get(REQUEST_ID_HEADER))
+    raise _request_error(response, body)
+
+
+def _events(session: _Session, *, after: str | None = None, limit: int | None = None) -> Flow[EventPage]:
+    """A page of the org's event feed (GET /v1.1/events), oldest first: from the oldest event kept,
+    or after the cursor `after` (an earlier page's `next`); at most `limit` (1 to 1000) events."""
+    params = _query({"after": after, "limit": limit})
+    response = yield from session.send(_Call("GET", EVENTS_PATH, params))
+    body = _json(response)
+    if response.status_code == 200 and isinstance(body, dict) and isinstance(body.get("events"), list):
+        return EventPage(
+            events=tuple(Event.from_raw(event) for event in body["events"]),
+            next=body["next"],
             request_id=response.headers.get(REQUEST_ID_HEADER),
-            raw=body,
         )
+    raise _request_error(response, body)
 
-    @staticmethod
-    def audits(response: httpx.Response) -> list[AuditRecord]:
-        body = _json(response)
-        if response.status_code != 200 or not isinstance(body, dict) or not isinstance(body.get("data"), list):
-            raise _gateway_error(response, body)
-        return [AuditRecord.from_raw(record) for record in body["data"]]
+
+def _audits(session: _Session, user_id: int, *, include_user_context: bool = True) -> Flow[list[AuditRecord]]:
+    """A customer's audit trail (/api_gateway/v2/audits), oldest first."""
+    params = {"entityType": "CUSTOMER", "entityId": str(user_id), "includeUserContext": _flag(include_user_context)}
+    response = yield from session.send(_Call("GET", AUDITS_PATH, params))
+    body = _json(response)
+    if response.status_code != 200 or not isinstance(body, dict) or not isinstance(body.get("data"), list):
+        raise _gateway_error(response, body)
+    return [AuditRecord.from_raw(record) for record in body["data"]]
+
+
+Batch = TypeVar("Batch", AddResult, GetResult, UpdateResult, IdentityResult)
+
+
+def _batch(result_type: type[Batch], response: httpx.Response) -> Batch:
+    body = _json(response)
+    response_block = body.get("response") if isinstance(body, dict) else None
+    if response.status_code in BATCH_OUTCOMES and isinstance(response_block, dict) and "customers" in response_block:
+        return result_type.from_raw(body, response.headers.get(REQUEST_ID_HEADER))
+    raise _request_error(response, body)
 
 
 def _md5_hex(value: str) -> str:
@@ -318,12 +600,20 @@ def _json(response: httpx.Response) -> Any:
         return None
 
 
+def _listed(value: Any, key: str) -> list[Any]:
+    """A list of the answers' wrapped shape (`{"item": [...]}`), empty when absent."""
+    inner = value.get(key) if isinstance(value, dict) else None
+    return inner if isinstance(inner, list) else []
+
+
 def _flag(value: bool) -> str:
     return "true" if value else "false"
 
 
 def _query(query: Mapping[str, Any]) -> dict[str, str]:
-    return {key: _flag(value) if isinstance(value, bool) else str(value) for key, value in query.items()}
+    return {
+        key: _flag(value) if isinstance(value, bool) else str(value) for key, value in query.items() if value is not None
+    }
 
 
 def _unreadable(response: httpx.Response) -> PatronError:
@@ -333,6 +623,22 @@ def _unreadable(response: httpx.Response) -> PatronError:
         http_status=response.status_code,
         request_id=response.headers.get(REQUEST_ID_HEADER),
         raw=response.text,
+    )
+
+
+def _request_error(response: httpx.Response, body: Any) -> PatronError:
+    """A v1.1 refusal: the status block of the envelope, with its detail."""
+    response_block = body.get("response") if isinstance(body, dict) else None
+    status = response_block.get("status") if isinstance(response_block, dict) else None
+    if not isinstance(status, dict):
+        return _unreadable(response)
+    return PatronError(
+        int(status.get("code", response.status_code)),
+        status.get("message", ""),
+        http_status=response.status_code,
+        detail=status.get("detail"),
+        request_id=response.headers.get(REQUEST_ID_HEADER),
+        raw=body,
     )
 
 
@@ -350,7 +656,72 @@ def _gateway_error(response: httpx.Response, body: Any) -> PatronError:
     )
 
 
-class PatronClient:
+# --- The two clients: one set of operations, two ways to run a flow -----------------------------
+
+
+class _Operation(Generic[P, T]):
+    """An operation as a method of both clients: on a PatronClient it returns the result, on an
+    AsyncPatronClient a coroutine of it; the signature and docstring are the flow's."""
+
+    def __init__(self, flow: Callable[Concatenate[_Session, P], Flow[T]]) -> None:
+        self.flow = flow
+
+    @overload
+    def __get__(self, client: None, owner: type[Any]) -> _Operation[P, T]: ...
+    @overload
+    def __get__(self, client: PatronClient, owner: type[Any]) -> Callable[P, T]: ...
+    @overload
+    def __get__(self, client: AsyncPatronClient, owner: type[Any]) -> Callable[P, Coroutine[Any, Any, T]]: ...
+
+    def __get__(self, client: _Client | None, owner: type[Any]) -> Any:
+        if client is None:
+            return self
+        flow = self.flow
+
+        @functools.wraps(flow)
+        def operation(*args: P.args, **kwargs: P.kwargs) -> Any:
+            return client._run(flow(client._session, *args, **kwargs))
+
+        return operation
+
+
+class _Client:
+    add = _Operation(_add)
+    get = _Operation(_get)
+    update = _Operation(_update)
+    update_identity = _Operation(_update_identity)
+    search = _Operation(_search)
+    events = _Operation(_events)
+    audits = _Operation(_audits)
+
+    def __init__(
+        self,
+        *,
+        till: str | None,
+        password: str | None,
+        password_md5: str | None,
+        api_key: str | None,
+        api_secret: str | None,
+        attribution_till: str | None,
+    ) -> None:
+        self._session = _Session(
+            till=till,
+            password=password,
+            password_md5_hex=password_md5,
+            api_key=api_key,
+            api_secret=api_secret,
+            attribution_till=attribution_till,
+        )
+
+    def _run(self, flow: Flow[Any]) -> Any:
+        raise NotImplementedError
+
+
+def _request_of(call: _Call) -> dict[str, Any]:
+    return {"method": call.method, "url": call.path, "params": call.params, "json": call.json, "headers": call.headers}
+
+
+class PatronClient(_Client):
     """A blocking client. Use as a context manager, or call close().
 
     >>> with PatronClient("http://127.0.0.1:8000", till="store123", password="Pass123") as patron:
@@ -370,12 +741,8 @@ class PatronClient:
         transport: httpx.BaseTransport | None = None,
         timeout: float = 10.0,
     ) -> None:
-        self._protocol = _Protocol(
-            till=till,
-            password=password,
-            password_md5_hex=password_md5,
-            api_key=api_key,
-            api_secret=api_secret,
+        super().__init__(
+            till=till, password=password, password_md5=password_md5, api_key=api_key, api_secret=api_secret,
             attribution_till=attribution_till,
         )
         self._http = httpx.Client(base_url=base_url, transport=transport, timeout=timeout)
@@ -389,53 +756,19 @@ class PatronClient:
     def close(self) -> None:
         self._http.close()
 
-    def add(
-        self,
-        customers: Sequence[Mapping[str, Any]] | Mapping[str, Any],
-        *,
-        headers: Mapping[str, str] | None = None,
-        **query: Any,
-    ) -> AddResult:
-        """Register or update customers; `headers` may carry the USER-CONTEXT-* audit headers."""
-        return self._protocol.batch(self._send(_Protocol.add_call(customers, headers, query)), AddResult)
-
-    def get(
-        self,
-        *,
-        mobile: str | Sequence[str] | None = None,
-        email: str | Sequence[str] | None = None,
-        external_id: str | Sequence[str] | None = None,
-        id: int | Sequence[int] | None = None,  # noqa: A002 - the API's own name for the user_id
-        **query: Any,
-    ) -> GetResult:
-        lookups = {"mobile": mobile, "email": email, "external_id": external_id, "id": id}
-        return self._protocol.batch(self._send(_Protocol.get_call(lookups, query)), GetResult)
-
-    def audits(self, user_id: int, *, include_user_context: bool = True) -> list[AuditRecord]:
-        return self._protocol.audits(self._send(_Protocol.audits_call(user_id, include_user_context)))
-
-    def _send(self, call: _Call) -> httpx.Response:
-        if self._protocol.token_needed():
-            self._renew_token()
-        response = self._request(call)
-        if self._protocol.uses_token and response.status_code in TOKEN_REFUSALS:
-            # Patron's secret key may have rotated, or the clock moved: one fresh token, one retry.
-            self._renew_token()
-            response = self._request(call)
-        return response
-
-    def _renew_token(self) -> None:
-        token_call = self._protocol.token_call()
-        self._protocol.forget_token()
-        self._protocol.accept_token(self._http.post(token_call.path, json=token_call.json))
-
-    def _request(self, call: _Call) -> httpx.Response:
-        headers = {**self._protocol.auth_headers(), **(call.headers or {})}
-        return self._http.request(call.method, call.path, params=call.params, json=call.json, headers=headers)
+    def _run(self, flow: Flow[T]) -> T:
+        try:
+            call = next(flow)
+            while True:
+                call = flow.send(self._http.request(**_request_of(call)))
+        except StopIteration as finished:
+            result: T = finished.value
+            return result
 
 
-class AsyncPatronClient:
-    """The same client for asyncio. Use as an async context manager, or await aclose()."""
+class AsyncPatronClient(_Client):
+    """The same client for asyncio: the same methods, awaited. Use as an async context manager,
+    or await aclose()."""
 
     def __init__(
         self,
@@ -450,12 +783,8 @@ class AsyncPatronClient:
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: float = 10.0,
     ) -> None:
-        self._protocol = _Protocol(
-            till=till,
-            password=password,
-            password_md5_hex=password_md5,
-            api_key=api_key,
-            api_secret=api_secret,
+        super().__init__(
+            till=till, password=password, password_md5=password_md5, api_key=api_key, api_secret=api_secret,
             attribution_till=attribution_till,
         )
         self._http = httpx.AsyncClient(base_url=base_url, transport=transport, timeout=timeout)
@@ -469,46 +798,11 @@ class AsyncPatronClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def add(
-        self,
-        customers: Sequence[Mapping[str, Any]] | Mapping[str, Any],
-        *,
-        headers: Mapping[str, str] | None = None,
-        **query: Any,
-    ) -> AddResult:
-        """Register or update customers; `headers` may carry the USER-CONTEXT-* audit headers."""
-        return self._protocol.batch(await self._send(_Protocol.add_call(customers, headers, query)), AddResult)
-
-    async def get(
-        self,
-        *,
-        mobile: str | Sequence[str] | None = None,
-        email: str | Sequence[str] | None = None,
-        external_id: str | Sequence[str] | None = None,
-        id: int | Sequence[int] | None = None,  # noqa: A002 - the API's own name for the user_id
-        **query: Any,
-    ) -> GetResult:
-        lookups = {"mobile": mobile, "email": email, "external_id": external_id, "id": id}
-        return self._protocol.batch(await self._send(_Protocol.get_call(lookups, query)), GetResult)
-
-    async def audits(self, user_id: int, *, include_user_context: bool = True) -> list[AuditRecord]:
-        return self._protocol.audits(await self._send(_Protocol.audits_call(user_id, include_user_context)))
-
-    async def _send(self, call: _Call) -> httpx.Response:
-        if self._protocol.token_needed():
-            await self._renew_token()
-        response = await self._request(call)
-        if self._protocol.uses_token and response.status_code in TOKEN_REFUSALS:
-            # Patron's secret key may have rotated, or the clock moved: one fresh token, one retry.
-            await self._renew_token()
-            response = await self._request(call)
-        return response
-
-    async def _renew_token(self) -> None:
-        token_call = self._protocol.token_call()
-        self._protocol.forget_token()
-        self._protocol.accept_token(await self._http.post(token_call.path, json=token_call.json))
-
-    async def _request(self, call: _Call) -> httpx.Response:
-        headers = {**self._protocol.auth_headers(), **(call.headers or {})}
-        return await self._http.request(call.method, call.path, params=call.params, json=call.json, headers=headers)
+    async def _run(self, flow: Flow[T]) -> T:
+        try:
+            call = next(flow)
+            while True:
+                call = flow.send(await self._http.request(**_request_of(call)))
+        except StopIteration as finished:
+            result: T = finished.value
+            return result
