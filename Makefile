@@ -1,32 +1,38 @@
-# Patron: `make run` serves a demo org on 127.0.0.1:8000; `make test` runs the suite.
+# Patron: `make run` serves a demo org on 127.0.0.1:8000 (PATRON_HOST, PATRON_PORT); `make test` runs the suite.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# What running needs (`make run`, `make shell`), and the test tools on top of it (`make test`).
+RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
 export PATRON_DATABASE_URL ?= sqlite:///./var/patron.db
 
 .PHONY: run test install clean
 
-$(STAMP): pyproject.toml
+$(RUN_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(RUN_STAMP)
+
+$(STAMP): $(RUN_STAMP) pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(RUN_STAMP)
 
 var/secret_key:
 	mkdir -p var
 	$(BIN)/python -c "import secrets; print(secrets.token_urlsafe(48))" > var/secret_key
 	chmod 600 var/secret_key
 
-run: $(STAMP) var/secret_key
+run: $(RUN_STAMP) var/secret_key
 	$(BIN)/patron db upgrade
 	$(BIN)/patron org apply examples/demo-org.toml
 	$(BIN)/patron demo examples/demo-org.toml
 	@echo
 	@echo "The patron command is $(BIN)/patron (or run 'make shell' for a shell with it on the PATH)."
-	@echo "Serving on http://127.0.0.1:8000 (docs at /docs, the member-care console at /console/); Ctrl-C stops it."
+	@echo "Serving on http://$${PATRON_HOST:-127.0.0.1}:$${PATRON_PORT:-8000} (docs at /docs, the member-care console at /console/); Ctrl-C stops it."
 	@echo "Beside it, 'patron relay' delivers the orgs' events to their webhooks and brokers:"
 	@echo "  its log: tail -f var/relay.log    its metrics: http://127.0.0.1:9464/metrics"
 	@# The relay runs as long as the server does, and is stopped cleanly (TERM) when it ends.
@@ -38,7 +44,7 @@ run: $(STAMP) var/secret_key
 
 # A shell with .venv/bin first on the PATH (patron, python), in the checkout; exit to leave.
 .PHONY: shell
-shell: $(STAMP)
+shell: $(RUN_STAMP)
 	@echo "patron is on the PATH here: try 'patron --help'. Exit to leave."
 	@PATH="$(CURDIR)/$(BIN):$$PATH" PATRON_DATABASE_URL="$(PATRON_DATABASE_URL)" $${SHELL:-/bin/sh}
 

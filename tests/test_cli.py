@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import tomli_w
 
+from conftest import ROOT as ROOT_DIR
 from conftest import org_document
 
 
@@ -221,3 +222,75 @@ def test_an_unexpected_failure_is_one_line_and_exit_1_and_its_traceback_only_wit
     ]
     debugged = _run_patron("--debug", "check", "--org", "1")
     assert isinstance(debugged.exception, RuntimeError)
+
+
+def test_demo_prints_two_console_sign_ins_that_can_review_each_others_identity_changes(patron):
+    from patron.orgs.file import load_org_file
+
+    org_file = load_org_file("examples/demo-org.toml")
+    reviewers = {group.name for group in org_file.access_groups if group.identity_review}
+    users = [user for user in org_file.console_users if user.access_group in reviewers]
+    assert len(users) >= 2
+    output = patron("demo", "examples/demo-org.toml").output
+    for user in users:
+        assert f"login:    {user.login}\n  password: {user.password}" in output
+    assert f"asked for as {users[0].login} is approved as {users[1].login}" in output
+
+
+def test_demo_into_a_pipe_its_reader_closed_exits_quietly(tmp_path):
+    import subprocess
+
+    from served import VENV_BIN
+
+    # `true` reads nothing and exits: every write of patron's meets a closed pipe.
+    script = f"'{VENV_BIN / 'patron'}' demo examples/demo-org.toml 2>'{tmp_path / 'stderr'}' | true; echo ${{PIPESTATUS[0]}}"
+    status = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60, cwd=ROOT_DIR).stdout
+    assert (tmp_path / "stderr").read_text() == "" and status.strip() == "141"
+
+
+def test_serve_listens_on_patron_port_and_logs_no_alembic_plugin_lines(tmp_path):
+    import subprocess
+    import time
+
+    import httpx
+
+    from served import VENV_BIN, free_port, sqlite_env
+
+    port = free_port()
+    env = sqlite_env(tmp_path, PATRON_PORT=str(port), PATRON_LOG_FORMAT="text")
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen([str(VENV_BIN / "patron"), "serve"], env=env, cwd=ROOT_DIR, stdout=out, stderr=out)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+    finally:
+        process.terminate()
+        process.wait(10)
+    text = log.read_text()
+    assert f"running on http://127.0.0.1:{port}" in text
+    assert "alembic" not in text
+
+
+def test_make_run_installs_only_what_running_needs_and_says_the_port_it_serves_on():
+    import subprocess
+
+    def planned(target: str) -> list[str]:
+        return subprocess.run(
+            ["make", "-n", "-B", target], capture_output=True, text=True, check=True, cwd=ROOT_DIR, timeout=30
+        ).stdout.splitlines()
+
+    run = planned("run")
+    installs = [line for line in run if "pip install" in line and "--upgrade pip" not in line]
+    assert installs == [".venv/bin/python -m pip install --quiet -e ."]
+    assert any("pip install --quiet -e '.[test]'" in line for line in planned("test"))
+    (serving,) = [line for line in run if line.startswith('echo "Serving on')]
+    said = subprocess.run(["bash", "-c", serving], capture_output=True, text=True, env={"PATRON_PORT": "8123"}).stdout
+    assert said.startswith("Serving on http://127.0.0.1:8123 ")
+    assert any(line.endswith(".venv/bin/patron serve; \\") for line in run)

@@ -187,7 +187,9 @@ def _write_state(job: ImportJob, rows_done: int) -> None:
     os.replace(temporary, job.state_path)
 
 
-async def run_import(engine: AsyncEngine, job: ImportJob, on_batch: Callable[[Progress], None] | None = None) -> Progress:
+async def check_import(engine: AsyncEngine, job: ImportJob) -> tuple[OrgSettings, str]:
+    """The org and the till an import is attributed to, once its org, till, header and state file
+    are found sound; ImportRefused, saying why, before anything is shown or written."""
     orgs = OrgCache(engine, ttl=3600)
     org = await orgs.get(job.org_id)
     if org is None:
@@ -198,6 +200,12 @@ async def run_import(engine: AsyncEngine, job: ImportJob, on_batch: Callable[[Pr
     unknown = unknown_columns(job.path, org)
     if unknown:
         raise ImportRefused(f"{job.path.name}: no field of org {job.org_id} is named {', '.join(unknown)}; nothing was imported")
+    _read_state(job)
+    return org, till
+
+
+async def run_import(engine: AsyncEngine, job: ImportJob, on_batch: Callable[[Progress], None] | None = None) -> Progress:
+    org, till = await check_import(engine, job)
     start_after = _read_state(job)
     # This process holds a batch being read and those it runs; others hold the one they run.
     loop.collect_rarely(customers_at_once=3 * job.batch_size)

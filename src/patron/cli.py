@@ -92,6 +92,11 @@ class _OneLineErrors(click.Group):
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt, SystemExit):
             raise
+        except BrokenPipeError:
+            # The reader went away (`patron demo | head`): nothing to say, and nothing left to
+            # flush at exit. 141 is what a shell reports for a writer its pipe's SIGPIPE ended.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(141)
         except Exception as exc:
             if ctx.params.get("debug"):
                 raise
@@ -103,6 +108,18 @@ class _OneLineErrors(click.Group):
                 raise click.ClickException(f"settings refused: {problems}") from exc
             first = (str(exc).strip().splitlines() or [""])[0]
             raise click.ClickException(f"{type(exc).__name__}: {first} (run with --debug for the traceback)") from exc
+
+
+def _configure_logging(settings: Settings) -> None:
+    """Patron's log format for a long-running command. Alembic announces each of its plugins at
+    INFO whenever the schema's revision is read, which the server and the relay do at every start:
+    news to nobody."""
+    import logging
+
+    from patron.observability import configure_logging
+
+    configure_logging(settings)
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 @click.group(cls=_OneLineErrors)
@@ -260,7 +277,7 @@ def customer_import(
         TimeRemainingColumn,
     )
 
-    from patron.bulk import ImportJob, ImportRefused, count_rows, run_import
+    from patron.bulk import ImportJob, ImportRefused, check_import, count_rows, run_import
 
     job = ImportJob(
         path=file,
@@ -272,6 +289,11 @@ def customer_import(
         workers=workers,
         expected_rows=count_rows(file),
     )
+    # The org, the till and the header are checked before a bar is drawn: a refusal is one line.
+    try:
+        _run(lambda engine: check_import(engine, job))
+    except ImportRefused as exc:
+        raise click.ClickException(str(exc)) from exc
     columns = (
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -337,10 +359,10 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
     """Serve the API."""
     import uvicorn
 
-    from patron.observability import configure_logging, multiprocess_metrics
+    from patron.observability import multiprocess_metrics
 
     settings = Settings()
-    configure_logging(settings)
+    _configure_logging(settings)
     if migrate:
         ctx.invoke(db_upgrade)
     else:
@@ -391,12 +413,11 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
 )
 def relay(once: bool, metrics_port: int | None, concurrency: int) -> None:
     """Deliver the orgs' events to their webhooks and brokers (docs/events.md); run beside `patron serve`."""
-    from patron.observability import configure_logging
     from patron.relay.run import RelayOptions, run_relay
     from patron.relay.schedule import RETRY_SCALE_ENV, retry_scale
 
     settings = Settings()
-    configure_logging(settings)
+    _configure_logging(settings)
     try:
         scale = retry_scale(os.environ.get(RETRY_SCALE_ENV))
     except ValueError as exc:
@@ -663,10 +684,12 @@ def demo(file: str) -> None:
     base = f"http://{settings.host}:{settings.port}"
     mobile = _demo_mobile(org_file)
     xml_mobile = mobile[:-1] + str((int(mobile[-1]) + 1) % 10)
+    # People of their own, not the README's or docs/quickstart.md's: whatever order a newcomer
+    # pastes the three in, each registers someone new (an email in common would make one an update).
     body = orjson.dumps(
-        {"root": {"customer": [{"mobile": mobile, "firstname": "Asha", "lastname": "Rao", "email": "asha.rao@example.com"}]}}
+        {"root": {"customer": [{"mobile": mobile, "firstname": "Priya", "lastname": "Nair", "email": "priya.nair@example.com"}]}}
     ).decode()
-    xml_body = f"<root><customer><mobile>{xml_mobile}</mobile><firstname>Ravi</firstname></customer></root>"
+    xml_body = f"<root><customer><mobile>{xml_mobile}</mobile><firstname>Kabir</firstname></customer></root>"
     click.echo(f"Demo org {org_file.org.id} ({org_file.org.name})")
     click.echo(f"  till:     {till.code}")
     if till.password:
@@ -677,7 +700,7 @@ def demo(file: str) -> None:
     click.echo("\nRead it back:")
     click.echo(f"  curl -s '{base}/v1.1/customer/get?mobile={mobile}' {basic}")
     click.echo("\nFind customers (conditions ATTRIBUTE:OPERATOR:VALUE, joined by %26):")
-    click.echo(f"  curl -s '{base}/v1.1/customer/search?q=firstname:STARTS:as%26type:EQUALS:LOYALTY' {basic}")
+    click.echo(f"  curl -s '{base}/v1.1/customer/search?q=firstname:STARTS:pr%26type:EQUALS:LOYALTY' {basic}")
     click.echo("\nThe same in XML:")
     click.echo(f"  curl -s -X POST '{base}/v1.1/customer/add.xml' {basic} -H 'Content-Type: application/xml' -d '{xml_body}'")
     group = next((g for g in org_file.access_groups if g.name == store.access_group), None)
@@ -693,11 +716,21 @@ def demo(file: str) -> None:
             f"-d '{credentials}' | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"data\"][\"accessToken\"])')"
         )
         click.echo(f"  curl -s '{base}/v1.1/customer/get?mobile={mobile}' -H \"X-CAP-API-OAUTH-TOKEN: $TOKEN\"")
-    console_user = next((user for user in org_file.console_users if user.password), None)
-    if console_user is not None:
+    console_users = [user for user in org_file.console_users if user.password]
+    if console_users:
         click.echo(f"\nThe member-care console: {base}/console/")
-        click.echo(f"  login:    {console_user.login}")
-        click.echo(f"  password: {console_user.password}")
+        for user in console_users:
+            click.echo(f"  login:    {user.login}")
+            click.echo(f"  password: {user.password}    ({user.name})")
+        reviewers = [user.login for user in console_users if _reviews_identity(org_file, user.access_group)]
+        if len(reviewers) >= 2:
+            click.echo(
+                f"  An identifier change asked for as {reviewers[0]} is approved as {reviewers[1]}: nobody approves their own."
+            )
+
+
+def _reviews_identity(org_file: OrgFile, access_group: str) -> bool:
+    return any(group.name == access_group and group.identity_review for group in org_file.access_groups)
 
 
 def _demo_mobile(org_file: OrgFile) -> str:
