@@ -207,14 +207,32 @@ def org_show(org_id: int) -> None:
     click.echo(orjson.dumps(definition, option=orjson.OPT_INDENT_2).decode())
 
 
+def _console_password_hashes(org_id: int, definition: dict[str, Any]) -> dict[str, str]:
+    """The slow hashes of the org's console users, by login: no secret (an org file may hold them),
+    and what lets an exported file be applied again without a new password for each."""
+    from patron.store.db import transaction
+    from patron.store.orgs import OrgStore
+
+    logins = [user["login"] for user in definition.get("console_users") or []]
+
+    async def read(engine: Any) -> dict[str, str]:
+        async with transaction(engine, readonly=True) as conn:
+            rows = await OrgStore(conn).console_users_by_login(logins)
+        return {login: row.password_hash for login, row in rows.items() if row.org_id == org_id}
+
+    return _run(read) if logins else {}
+
+
 @org.command("export")
 @click.argument("org_id", type=int)
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the org file here, not to standard output.")
 def org_export(org_id: int, output: str | None) -> None:
-    """Write an org as applied back as an org file (its secrets are not stored: fill them in)."""
+    """Write an org as applied back as an org file (tills' passwords and API clients' secrets are
+    not stored: fill them in; console users keep their password hashes)."""
     from patron.orgs.export import org_file_text
 
-    text = org_file_text(org_id, _applied_definition(org_id))
+    definition = _applied_definition(org_id)
+    text = org_file_text(org_id, definition, _console_password_hashes(org_id, definition))
     if output is None:
         click.echo(text, nl=False)
         return
@@ -223,7 +241,7 @@ def org_export(org_id: int, output: str | None) -> None:
             file.write(text)
     except OSError as exc:
         raise click.ClickException(f"cannot write {output}: {exc.strerror or exc}") from exc
-    click.echo(f"org {org_id} written to {output}; fill in its secrets before applying it")
+    click.echo(f"org {org_id} written to {output}; fill in its tills' passwords and API clients' secrets before applying it")
 
 
 @org.command("hash-password")

@@ -1,5 +1,5 @@
 """An org as applied, written back as an org file (`patron org export`): sections as people write them,
-and a note where each secret goes, since secrets are never stored."""
+a note where each secret goes, since secrets are never stored, and console users' password hashes."""
 
 from __future__ import annotations
 
@@ -11,16 +11,25 @@ import tomli_w
 _SECRET_NOTES = {
     "stores.tills": '# password = "..."  # not stored: give the till\'s password (or password_md5) before applying',
     "api_clients": '# secret = "..."  # not stored: give the API client\'s secret before applying',
-    "console_users": '# password = "..."  # not stored: give the user\'s password (or password_hash) before applying',
 }
+# A console user without a stored hash (none is applied without one) would need a password.
+_NO_HASH_NOTE = '# password = "..."  # no password hash stored: give the user\'s password (or password_hash) before applying'
 
 
-def org_file_text(org_id: int, definition: dict[str, Any]) -> str:
-    """The org file of an applied definition (as `patron org show` prints it)."""
+def org_file_text(org_id: int, definition: dict[str, Any], password_hashes: dict[str, str] | None = None) -> str:
+    """The org file of an applied definition (as `patron org show` prints it), with each console
+    user's argon2id hash (by login) as its `password_hash`: a slow hash is no secret, and the file
+    then applies again with every console user's password and sessions as they are."""
+    document = _without_nulls(definition)
+    hashes = password_hashes or {}
+    for user in document.get("console_users", []):
+        if user["login"] in hashes:
+            user["password_hash"] = hashes[user["login"]]
     lines = [
         f"# Org {org_id} as applied, written by `patron org export`.",
-        "# Secrets are never stored: fill in each till's password, each API client's secret and each console user's password.",
-        *_toml_table("", _without_nulls(definition)),
+        "# Secrets are never stored: fill in each till's password and each API client's secret."
+        " Console users keep their password hashes.",
+        *_toml_table("", document),
     ]
     return "\n".join(lines) + "\n"
 
@@ -46,6 +55,8 @@ def _toml_table(path: str, table: dict[str, Any]) -> list[str]:
     lines = tomli_w.dumps(plain).splitlines() if plain else []
     if path in _SECRET_NOTES:
         lines.append(_SECRET_NOTES[path])
+    elif path == "console_users" and "password_hash" not in table:
+        lines.append(_NO_HASH_NOTE)
     for key, value in table.items():
         child = f"{path}.{key}" if path else key
         entries = [value] if isinstance(value, dict) else value if is_tables(value) else []
