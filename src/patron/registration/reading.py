@@ -11,7 +11,7 @@ from patron import limits
 from patron.codes import Code
 from patron.orgs.model import OrgSettings
 from patron.orgs.policy import STANDARD_EXTENDED_FIELDS, Configs
-from patron.registration import fields
+from patron.registration import fields, hints, why
 from patron.registration.extra_fields import normalise
 from patron.registration.model import (
     IDENTIFIERS,
@@ -81,6 +81,9 @@ def sent(raw: dict[str, Any], key: str) -> bool:
     return value is not None and not (isinstance(value, str) and not value.strip())
 
 
+_READ_KEYS = frozenset(ITEM_FIELDS)
+
+
 def read_item(
     raw: Any, org: OrgSettings, calling_till: str | None, now: datetime, *, registering: bool = True,
     naming: bool = True,
@@ -92,6 +95,9 @@ def read_item(
     identifier at all (the console's edit names it by id)."""
     if not isinstance(raw, dict):
         raise ItemRejected(Code.NO_VALID_IDENTIFIER)
+    if not _READ_KEYS.issuperset(raw):
+        for hint in why.unknown_keys(raw, ITEM_FIELDS):
+            hints.note(hint)
     warnings = Warnings()
     item = CustomerInput()
     _read_identifiers(raw, org, item, warnings, registering, naming)
@@ -145,7 +151,10 @@ def _identifier(name: str, value: Any, org: OrgSettings) -> str | None:
     """The identifier's stored form, under the org's rules for it; None if it is not valid."""
     configs = org.configs
     if name == "mobile":
-        return fields.mobile(value, org.base_country, org.supported_countries, configs.CONF_CLIENT_DEFAULT_COUNTRYCODE_PASSED)
+        stored = fields.mobile(value, org.base_country, org.supported_countries, configs.CONF_CLIENT_DEFAULT_COUNTRYCODE_PASSED)
+        if stored is None:
+            hints.note(why.mobile(value, org))
+        return stored
     if name == "email":
         return fields.email(value)
     return fields.external_id(value, configs.CONF_CLIENT_EXTERNAL_ID_MIN_LENGTH, configs.CONF_CLIENT_EXTERNAL_ID_MAX_LENGTH)
@@ -230,6 +239,7 @@ def _read_extra_fields(raw: dict[str, Any], org: OrgSettings, item: CustomerInpu
         value = normalise(declared, entry.get("value"), org.tz) if declared else None
         if value is None:
             warnings.add(Code.INVALID_CUSTOM_FIELD)
+            hints.note(why.extra_field("custom", name and name.strip(), declared, (f.name for f in org.custom_fields.values())))
         else:
             item.custom_fields[declared.name] = value
 
@@ -240,6 +250,8 @@ def _read_extra_fields(raw: dict[str, Any], org: OrgSettings, item: CustomerInpu
         value = normalise(declared, entry.get("value"), org.tz, org.store_codes) if declared else None
         if value is None:
             warnings.add(Code.INVALID_EXTENDED_FIELD, name or "")
+            known = (f.name for f in (*STANDARD_EXTENDED_FIELDS.values(), *org.extended_fields.values()))
+            hints.note(why.extra_field("extended", name and name.strip(), declared, known))
         else:
             item.extended_fields[declared.name] = value
 
