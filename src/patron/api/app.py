@@ -23,6 +23,7 @@ from patron.api.customers import add_customer, get_customer, update_customer, up
 from patron.api.errors import ApiError
 from patron.api.events import read_events
 from patron.api.gateway import gateway_response, generate_token, list_audits
+from patron.api.home import home_routes
 from patron.api.openapi import DOCS_ASSETS, SWAGGER_UI_FILES, docs_page, openapi_document
 from patron.api.search import search_customers
 from patron.codes import Code, request_message
@@ -153,6 +154,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/ready", ready, methods=["GET"]),
         Route("/openapi.json", openapi_document, methods=["GET"]),
         Route("/docs", docs_page, methods=["GET"]),
+        *home_routes(),
         Mount(DOCS_ASSETS, app=StaticFiles(directory=SWAGGER_UI_FILES), name="docs-assets"),
         console_mount(),
     ]
