@@ -13,7 +13,7 @@ import pytest
 
 from conftest import SECRET_KEY, item, new_mobile
 from envelope import answer, wire
-from patron.api import auth as auth_module
+from patron.auth import guard as guard_module
 from patron.codes import MESSAGES, Code
 from patron.orgs.apply import apply_org
 from patron.orgs.file import parse_org_document
@@ -125,13 +125,13 @@ async def test_an_unknown_a_disabled_and_a_wrongly_authenticated_till_each_cost_
     document["stores"][0]["tills"].pop(1)
     await reapply(app, document)
     hashed: list[str] = []
-    real_verify = auth_module.verify_secret
+    real_verify = guard_module.verify_secret
 
     def counting_verify(stored_hash: str, secret: str) -> bool:
         hashed.append(secret)
         return real_verify(stored_hash, secret)
 
-    monkeypatch.setattr(auth_module, "verify_secret", counting_verify)
+    monkeypatch.setattr(guard_module, "verify_secret", counting_verify)
     for headers in (basic(b"nobody.at.all:" + md5("x").encode()), org.basic(removed), org.basic(password="wrong")):
         hashed.clear()
         await refused_as(client, headers)

@@ -22,10 +22,10 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from conftest import Clock, new_mobile
-from patron.api import auth as auth_module
+from patron.auth import guard as guard_module
 from patron.api.app import create_app
-from patron.api.auth import CredentialGuard
-from patron.api.ratelimit import FailureCounter, RecentKeys
+from patron.auth.guard import CredentialGuard
+from patron.auth.ratelimit import FailureCounter, RecentKeys
 from patron.codes import INVALID_CLIENT, INVALID_CLIENT_MESSAGE, MESSAGES, Code
 from patron.orgs.apply import apply_org
 from patron.orgs.file import parse_org_document
@@ -87,13 +87,13 @@ def assert_too_many(response: httpx.Response) -> int:
 def hashes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The secrets of every slow hash run from now on."""
     hashed: list[str] = []
-    real = auth_module.verify_secret
+    real = guard_module.verify_secret
 
     def counting(stored_hash: str, secret: str) -> bool:
         hashed.append(secret)
         return real(stored_hash, secret)
 
-    monkeypatch.setattr(auth_module, "verify_secret", counting)
+    monkeypatch.setattr(guard_module, "verify_secret", counting)
     return hashed
 
 
@@ -370,7 +370,7 @@ async def test_slow_hashes_are_bounded_and_cached_callers_do_not_wait(settings, 
             assert (await get(till, org.basic())).status_code == ADMITTED  # verified, now cached
             gate, lock = threading.Event(), threading.Lock()
             running, most = [0], [0]
-            real = auth_module.verify_secret
+            real = guard_module.verify_secret
 
             def held_hash(stored_hash: str, secret: str) -> bool:
                 with lock:
@@ -381,7 +381,7 @@ async def test_slow_hashes_are_bounded_and_cached_callers_do_not_wait(settings, 
                     running[0] -= 1
                 return real(stored_hash, secret)
 
-            monkeypatch.setattr(auth_module, "verify_secret", held_hash)
+            monkeypatch.setattr(guard_module, "verify_secret", held_hash)
             guesses = [asyncio.ensure_future(get(guesser, wrong(org, org.till(n % 3)))) for n in range(10)]
             try:
                 hashes = guard_of(app).hashes
@@ -437,13 +437,13 @@ async def test_hashes_for_networks_that_have_been_failing_run_at_the_lowest_prio
     import threading
 
     priorities: list[int] = []
-    real = auth_module.verify_secret
+    real = guard_module.verify_secret
 
     def observed(stored: str, secret: str) -> bool:
         priorities.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
         return real(stored, secret)
 
-    monkeypatch.setattr(auth_module, "verify_secret", observed)
+    monkeypatch.setattr(guard_module, "verify_secret", observed)
     clock = Clock()
     async with guarded_app(settings, clock, credential_cache_seconds=0, secret_key="") as app, caller(app, STORE_NAT) as till:
         assert (await get(till, org.basic())).status_code == ADMITTED  # first time: not yet verified here
@@ -529,7 +529,7 @@ async def test_a_network_that_has_been_failing_holds_all_slow_hash_slots_but_one
         settings, auth_hash_concurrency=2, auth_unverified_hashes_per_second=0, auth_failures_per_address=100
     ) as app, caller(app, GUESSER) as guesser, caller(app, STORE_NAT) as till:
         assert (await get(guesser, wrong(org, "made.up." + secrets.token_hex(4)))).status_code == 401
-        gate, real = threading.Event(), auth_module.verify_secret
+        gate, real = threading.Event(), guard_module.verify_secret
         good = hashlib.md5(org.passwords[newcomer].encode()).hexdigest()
 
         def held(stored_hash: str, secret: str) -> bool:
@@ -537,7 +537,7 @@ async def test_a_network_that_has_been_failing_holds_all_slow_hash_slots_but_one
                 gate.wait(10)
             return real(stored_hash, secret)
 
-        monkeypatch.setattr(auth_module, "verify_secret", held)
+        monkeypatch.setattr(guard_module, "verify_secret", held)
         hashes = guard_of(app).hashes
         guesses = [asyncio.ensure_future(get(guesser, wrong(org, "made.up." + secrets.token_hex(4)))) for _ in range(3)]
         try:

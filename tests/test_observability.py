@@ -19,7 +19,7 @@ from conftest import item, new_mobile
 from prometheus_client.parser import text_string_to_metric_families
 
 from patron.api.app import create_app
-from patron.api.auth import NOT_MD5_HINT
+from patron.auth.authenticate import NOT_MD5_HINT
 from patron.cli import main
 from patron.codes import MESSAGES, Code
 from patron.observability import (
@@ -33,6 +33,7 @@ from patron.observability import (
     multiprocess_metrics,
 )
 from patron.observability.outcome import ItemOutcome
+from patron.observability.record import record_of
 from patron.settings import Settings
 
 REMOTE = ("10.0.0.5", 1234)
@@ -232,7 +233,7 @@ async def test_an_unhandled_error_is_one_error_line_naming_only_the_exception_cl
     observer = Observer(Settings(log_format="json"), captured.append)
 
     async def failing(scope: Any, receive: Any, send: Any) -> None:
-        scope["state"]["request_id"] = "r1"
+        record_of(scope).request_id = "r1"
         raise RuntimeError("leaked 919812345678 asha@example.com")
 
     scope = {"type": "http", "method": "GET", "path": "/v1.1/customer/get", "headers": [], "state": {}}

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from conftest import Clock, item, new_mobile
-from patron.api.ratelimit import RateLimiter, retry_after
+from patron.auth.ratelimit import RateLimiter, retry_after
 from patron.codes import MESSAGES, Code
 from patron.orgs.apply import apply_org
 from patron.orgs.file import OrgFileError, parse_org_document

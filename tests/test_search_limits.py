@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import insert, select
 
 from conftest import Org, item, new_mobile
-from patron.api.admission import SearchGate
+from patron.admission import SearchGate
 from patron.codes import Code
 from patron.orgs.model import OrgSettings
 from patron.registration.search import MAX_COUNTED, Page, read_query

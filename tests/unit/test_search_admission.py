@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from patron.api.admission import SearchesBusy, SearchGate
+from patron.admission import SearchesBusy, SearchGate
 
 
 async def test_a_caller_at_its_bound_is_refused_at_once_while_another_caller_runs():

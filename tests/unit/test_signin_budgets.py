@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from conftest import Clock
-from patron.api.ratelimit import BudgetRefused, FairBudget, FairQueue, network_of
+from patron.auth.ratelimit import BudgetRefused, FairBudget, FairQueue, network_of
 
 
 async def settle() -> None:

@@ -18,24 +18,24 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from patron import bootstrap
 from patron.api.codec import encode, error_document, response_format
-from patron.api.context import services
+from patron.api.context import REQUEST_ID_HEADER, services
 from patron.api.customers import add_customer, get_customer, update_customer, update_identity
-from patron.api.errors import ApiError
 from patron.api.events import read_events
 from patron.api.gateway import gateway_response, generate_token, list_audits
 from patron.api.home import home_routes
 from patron.api.openapi import DOCS_ASSETS, SWAGGER_UI_FILES, docs_page, openapi_document
 from patron.api.search import search_customers
 from patron.codes import Code, request_message
+from patron.errors import ApiError
 from patron.console.app import console_mount
 from patron.loop import collect_rarely
 from patron.observability import ObservabilityMiddleware, Observer, configure_logging
+from patron.observability.record import begin_record, record_of
 from patron.settings import Settings, get_settings
 from patron.store.db import DatabaseUnavailable, transaction
 
 log = logging.getLogger("patron.api")
 
-REQUEST_ID_HEADER = b"x-cap-requestid"
 GATEWAY_PREFIXES = ("/v3/", "/api_gateway/")
 
 
@@ -50,7 +50,7 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = secrets.token_hex(16)
-        scope.setdefault("state", {})["request_id"] = request_id
+        begin_record(scope, request_id)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -110,7 +110,7 @@ async def on_unexpected(request: Request, exc: Exception) -> Response:
     # Logged with its traceback by the server; the caller sees the envelope, never the traceback.
     response = _error_response(request, ApiError(Code.ALL_FAILED, detail="internal error"))
     # This answer is made outside the request-id middleware, so it carries the id itself.
-    request_id = request.scope.get("state", {}).get("request_id")
+    request_id = record_of(request.scope).request_id
     if request_id:
         response.headers[REQUEST_ID_HEADER.decode()] = request_id
     return response

@@ -1,49 +1,37 @@
-"""What every request handler shares: the services of the running app and request-level helpers."""
+"""What every request handler shares: the app's services, the caller, the request's id, its body."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import cast
 
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 
-from patron.api.admission import SearchGate
-from patron.api.auth import Authenticator, Principal
-from patron.api.errors import ApiError
+from patron.auth.principals import Principal
+from patron.bootstrap import Services
 from patron.codes import Code
-from patron.orgs.cache import OrgCache
-from patron.settings import Settings
-from patron.store.unit import Storage
+from patron.errors import ApiError
+from patron.observability.record import record_of
 
-
-@dataclass
-class Services:
-    settings: Settings
-    engine: AsyncEngine
-    orgs: OrgCache
-    auth: Authenticator
-    # Customers and loyalty: the store of the database's engine (store.postgres, store.sqlite).
-    storage: Storage
-    # Searches running in this worker, of the API and the console alike (api.admission).
-    searches: SearchGate
+# Every answer names its request's id (given by api.app's middleware, kept in the audit log).
+REQUEST_ID_HEADER = b"x-cap-requestid"
 
 
 def services(request: Request) -> Services:
-    return request.app.state.services
+    return cast(Services, request.app.state.services)
 
 
 async def authorized(request: Request, resource: str, level: str) -> Principal:
     """The caller, authenticated (401), named on the request line, and allowed `level` on
     `resource` by its access group (403)."""
     principal = await services(request).auth.authenticate(request)
-    request.scope["state"]["principal"] = principal
+    record_of(request.scope).principal = principal
     principal.require(resource, level)
     return principal
 
 
 def request_id(request: Request) -> str:
-    return request.scope["state"]["request_id"]
+    return record_of(request.scope).request_id
 
 
 def utc_now() -> datetime:

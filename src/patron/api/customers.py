@@ -23,6 +23,7 @@ from patron.api.present import added_item, identity_item, missing_item, retrieve
 from patron.codes import Code
 from patron.registration import fields
 from patron.observability.outcome import ItemOutcome
+from patron.observability.record import record_of
 from patron.registration.lookup import LOOKUP_KEYS, Looked, LookupRefused, look_up
 from patron.registration.identity_changes import IdentityOutcome, request_changes
 from patron.registration.service import Caller, ItemResult, batch_code, batch_status, register
@@ -64,7 +65,7 @@ async def get_customer(request: Request) -> Response:
         retrieved_item(one.customer, one.memberships, org) if one.customer else missing_item(key, one.asked)
         for one in looked
     ]
-    request.scope["state"]["items"] = [_looked_outcome(key, one) for one in looked]
+    record_of(request.scope).items = [_looked_outcome(key, one) for one in looked]
     found = sum(one.customer is not None for one in looked)
     code = batch_code(found, len(looked))
     return encode(customers_document(code, items, found), response_format(request), int(code))
@@ -83,7 +84,7 @@ async def update_identity(request: Request) -> Response:
     caller, items, body_format = await _write_request(request)
     outcomes = await request_changes(items, caller, services(request).storage, utc_now())
     code = batch_code(sum(outcome.success for outcome in outcomes), len(outcomes))
-    request.scope["state"]["items"] = [_identity_outcome(outcome) for outcome in outcomes]
+    record_of(request.scope).items = [_identity_outcome(outcome) for outcome in outcomes]
     answered = [identity_item(outcome) for outcome in outcomes]
     body = customers_document(code, answered, sum(outcome.success for outcome in outcomes))
     return encode(body, response_format(request, body_format), int(code))
@@ -93,7 +94,7 @@ def _registered(request: Request, results: list[ItemResult], answered: list[Any]
     """The answer of add or update: the batch's status around each item's answer, as the
     request line and the metrics count them."""
     code = batch_status(results)
-    request.scope["state"]["items"] = [_added_outcome(result) for result in results]
+    record_of(request.scope).items = [_added_outcome(result) for result in results]
     body = customers_document(code, answered, sum(result.success for result in results))
     return encode(body, response_format(request, body_format), int(code))
 

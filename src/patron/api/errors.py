@@ -1,15 +1,5 @@
-"""ApiError: a request-level failure that carries its own code, and so its HTTP status."""
+"""The API's name for a request-level refusal: `patron.errors.ApiError`, which auth and the console raise too."""
 
-from __future__ import annotations
+from patron.errors import ApiError
 
-from patron.codes import Code
-
-
-class ApiError(Exception):
-    """Answered in the envelope with `code` as both the request code and the HTTP status."""
-
-    def __init__(self, code: Code, detail: str | None = None, headers: dict[str, str] | None = None) -> None:
-        super().__init__(detail or code.name)
-        self.code = code
-        self.detail = detail
-        self.headers = headers or {}
+__all__ = ["ApiError"]

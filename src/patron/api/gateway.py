@@ -12,6 +12,7 @@ from patron.api import answers
 from patron.api.context import authorized, read_body, services
 from patron.api.errors import ApiError
 from patron.codes import INVALID_CLIENT, INVALID_CLIENT_MESSAGE, Code
+from patron.observability.record import record_of
 from patron.registration.audit import AuditRecord, audit_trail
 from patron.registration.fields import local_text
 
@@ -32,7 +33,8 @@ async def generate_token(request: Request) -> Response:
         raise ApiError(Code.INVALID_INPUT, detail=f"malformed JSON at line {exc.lineno}, column {exc.colno}") from exc
     if not isinstance(body, dict):
         raise ApiError(Code.INVALID_INPUT, detail="the body must be a JSON object with key and secret")
-    request.scope["state"]["api_client"] = body.get("key")
+    key = body.get("key")
+    record_of(request.scope).api_client = key if isinstance(key, str) else None
     if not app.auth.secret_key:
         raise ApiError(Code.NOT_CONFIGURED, detail=OAUTH_NOT_CONFIGURED)
     try:
@@ -42,7 +44,7 @@ async def generate_token(request: Request) -> Response:
         # go to the app's error handler, which answers them in this envelope with Retry-After.
         if exc.code != Code.AUTHENTICATION_FAILED:
             raise
-        request.scope["state"]["code"] = INVALID_CLIENT
+        record_of(request.scope).code = INVALID_CLIENT
         return gateway_response(None, 401, [{"code": INVALID_CLIENT, "message": INVALID_CLIENT_MESSAGE}])
     return gateway_response({"accessToken": token, "ttlSeconds": ttl})
 

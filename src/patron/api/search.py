@@ -6,7 +6,7 @@ from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 
-from patron.api.admission import SearchesBusy
+from patron.admission import SearchesBusy
 from patron.api.codec import encode, format_param, response_format, search_document
 from patron.api.context import authorized, services
 from patron.api.errors import ApiError

@@ -15,10 +15,10 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from patron.api.app import REQUEST_ID_HEADER
 from patron.api.codec import error_document
-from patron.api.errors import ApiError
+from patron.api.context import REQUEST_ID_HEADER
 from patron.codes import Code
+from patron.errors import ApiError
 from patron.settings import Settings, get_settings
 
 log = logging.getLogger("patron.api.server")

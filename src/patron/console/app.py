@@ -24,8 +24,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from patron import limits
-from patron.api.admission import SearchesBusy
-from patron.api.context import read_body, utc_now
+from patron.admission import SearchesBusy
+from patron.api.context import read_body, request_id, utc_now
 from patron.api.errors import ApiError
 from patron.codes import HOLDS_NUL, Code
 from patron.console import charts, sessions
@@ -547,7 +547,7 @@ def _caller(request: Request, signed: Signed, reason: str) -> Caller:
         org=signed.org,
         till_code=None,
         api_client_key=None,
-        request_id=request.scope["state"]["request_id"],
+        request_id=request_id(request),
         console_user=signed.login,
         reason=reason,
     )
@@ -692,7 +692,7 @@ async def decide(request: Request, signed: Signed, form: dict[str, str]) -> Resp
     try:
         decided = await identity_changes.decide(
             signed.org, int(raw), decision == "approve", signed.login, reason, _services(request).storage, utc_now(),
-            trace_id=request.scope["state"]["request_id"],
+            trace_id=request_id(request),
         )
     except identity.DecisionRefused as refused:
         return flash_to(request, back, f"Request {raw}: {refused}")

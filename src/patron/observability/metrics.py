@@ -63,6 +63,7 @@ class Metrics:
         self._latency: dict[str, Any] = {}
         self._items: dict[tuple[str, str], Any] = {}
         self._warnings: dict[str, Any] = {}
+        self._statements: dict[str, Any] = {}
 
     def request(self, route: str, status: int, seconds: float) -> None:
         counter = self._requests.get((route, status))
@@ -79,6 +80,12 @@ class Metrics:
         if counter is None:
             counter = self._items[(route, code)] = self.items.labels(route, code)
         counter.inc(count)
+
+    def shared_statement(self, statement: str, requests: int) -> None:
+        histogram = self._statements.get(statement)
+        if histogram is None:
+            histogram = self._statements[statement] = self.requests_per_statement.labels(statement)
+        histogram.observe(requests)
 
     def auth_lockout(self, kind: str, scope: str) -> None:
         self.auth_lockouts.labels(kind, scope).inc()

@@ -8,7 +8,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -17,12 +17,8 @@ from patron.codes import Code, request_message
 from patron.observability.logs import LineWriter, RequestLog
 from patron.observability.masking import mask_text
 from patron.observability.metrics import MULTIPROC_ENV, exposition, metrics
-from patron.observability.outcome import ItemOutcome
-from patron.registration import hints
+from patron.observability.record import record_of
 from patron.settings import Settings
-
-if TYPE_CHECKING:
-    from patron.store.unit import Storage
 
 METRICS_PATH = "/metrics"
 LOCAL_CLIENTS = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
@@ -42,33 +38,23 @@ class Observer:
         self._token = token.encode() if token else None
         self._pool_sizes: list[int] = []
 
-    def watch_pool(self, engine: Any) -> None:
-        """Count connections in use through the pool's events, so each worker keeps its own
-        figure, and the multiprocess scrape adds them up."""
-        from sqlalchemy import event
+    # What the store tells (store.db.StoreObserver): the bootstrap hands this observer to the
+    # engine, the driver's pool and the store as it opens them.
 
-        pool = engine.sync_engine.pool
-        size = pool.size() if hasattr(pool, "size") else 0
+    def pool_opened(self, size: int) -> None:
+        """A pool that may hold `size` connections: each worker adds its own, and the multiprocess
+        scrape adds them up."""
         self.metrics.pool_size.inc(size)
-        in_use = self.metrics.pool_in_use
-        event.listen(pool, "checkout", lambda *_: in_use.inc())
-        event.listen(pool, "checkin", lambda *_: in_use.dec())
         self._pool_sizes.append(size)
 
-    def watch_storage(self, storage: Storage) -> None:
-        """The driver's own pool (PostgreSQL) counts in the same figures as SQLAlchemy's; the
-        shared statements tell how many requests each carried, and the SQLite writer how many
-        units each transaction did."""
-        from patron.store.postgres import PostgresStorage
+    def connections_in_use(self, change: int) -> None:
+        self.metrics.pool_in_use.inc(change)
 
-        if isinstance(storage, PostgresStorage):
-            self.metrics.pool_size.inc(storage.driver.size)
-            storage.driver.on_use = self.metrics.pool_in_use.inc
-            self._pool_sizes.append(storage.driver.size)
-            storage.registrations.on_statement = self.metrics.requests_per_statement.labels("register").observe
-            storage.lookups.on_statement = self.metrics.requests_per_statement.labels("look_up").observe
-        else:
-            storage.file.writer.on_commit = self.metrics.units_per_transaction.observe
+    def statement_shared(self, statement: str, requests: int) -> None:
+        self.metrics.shared_statement(statement, requests)
+
+    def transaction_committed(self, units: int) -> None:
+        self.metrics.units_per_transaction.observe(units)
 
     def close(self) -> None:
         if isinstance(self.log.sink, LineWriter):
@@ -99,8 +85,8 @@ class Observer:
         seconds = time.perf_counter() - started
         route = scope.get("route")
         route_path = route.path if route is not None else (METRICS_PATH if scope["path"] == METRICS_PATH else UNMATCHED)
-        state = scope.get("state") or {}
-        items: list[ItemOutcome] | None = state.get("items")
+        record = record_of(scope)
+        items = record.items
         metrics = self.metrics
         metrics.request(route_path, status, seconds)
         failed = 0
@@ -126,40 +112,34 @@ class Observer:
         path = scope["path"]
         if route is None:
             path = path[:MAX_TEXT] if log.pii else mask_text(path[:MAX_TEXT])
-        record: dict[str, Any] = {
+        line: dict[str, Any] = {
             "ts": log.timestamp(),
             "level": "error" if failing else "info",
-            "rid": state.get("request_id"),
+            "rid": record.request_id or None,
             "method": scope["method"],
             "path": path,
             "status": status,
-            "code": state.get("code", status),
+            "code": status if record.code is None else record.code,
             "ms": round(seconds * 1000, 2),
         }
-        principal = state.get("principal")
+        principal = record.principal
         if principal is not None:
-            record["org"] = principal.org.org_id
-            record["till"] = principal.till_code
+            line["org"] = principal.org_id
+            line["till"] = principal.till_code
             if principal.api_client_key is not None:
-                record["client"] = principal.api_client_key
-        elif isinstance(state.get("api_client"), str):
-            record["client"] = state["api_client"][:MAX_TEXT]
+                line["client"] = principal.api_client_key
+        elif record.api_client is not None:
+            line["client"] = record.api_client[:MAX_TEXT]
         if items is not None:
-            record["items"] = len(items)
-            record["failed"] = failed
-            record["items_detail"] = log.items(items)
+            line["items"] = len(items)
+            line["failed"] = failed
+            line["items_detail"] = log.items(items)
         if error is not None:
             # The class only: an exception's text may quote the request.
-            record["error"] = type(error).__name__
-        if status == Code.AUTHENTICATION_FAILED and state.get("hint"):
-            record["hint"] = state["hint"]
-        noted = hints.current()
-        if noted:
-            # Why a value was refused or ignored (registration.why): the operator's, never the wire's.
-            record["hints"] = noted
-        log.write(record)
-
-
+            line["error"] = type(error).__name__
+        if status == Code.AUTHENTICATION_FAILED and record.hint:
+            line["hint"] = record.hint
+        log.write(line)
 
 
 class ObservabilityMiddleware:
@@ -186,16 +166,15 @@ class ObservabilityMiddleware:
                 status = message["status"]
             await send(message)
 
-        with hints.noting():
-            try:
-                if scope["path"] == METRICS_PATH:
-                    await self._scrape(scope, observed_send)
-                else:
-                    await self.app(scope, receive, observed_send)
-            except BaseException as exc:
-                self.observer.finish(scope, status or int(Code.ALL_FAILED), started, exc)
-                raise
-            self.observer.finish(scope, status, started)
+        try:
+            if scope["path"] == METRICS_PATH:
+                await self._scrape(scope, observed_send)
+            else:
+                await self.app(scope, receive, observed_send)
+        except BaseException as exc:
+            self.observer.finish(scope, status or int(Code.ALL_FAILED), started, exc)
+            raise
+        self.observer.finish(scope, status, started)
 
     async def _scrape(self, scope: Scope, send: Send) -> None:
         if scope["method"] not in ("GET", "HEAD"):

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 import orjson
@@ -25,6 +25,42 @@ from patron.registration.model import StorageUnavailable
 
 class DatabaseUnavailable(StorageUnavailable):
     """Patron cannot reach its database; the request is answered 503 and nothing is written."""
+
+
+class StoreObserver(Protocol):
+    """What the store tells about its use, to whoever the bootstrap hands it at construction
+    (observability's Observer, which turns it into metrics)."""
+
+    def pool_opened(self, size: int) -> None:
+        """A pool that may hold `size` connections was opened."""
+
+    def connections_in_use(self, change: int) -> None:
+        """+1 when a connection is taken from a pool, -1 when it is given back."""
+
+    def statement_shared(self, statement: str, requests: int) -> None:
+        """One statement ("register", "look_up") carried this many requests (store.shared)."""
+
+    def transaction_committed(self, units: int) -> None:
+        """One transaction of the SQLite writer committed this many units of work."""
+
+
+class Unobserved:
+    """A StoreObserver that is told everything and keeps nothing: the command line's, the tests'."""
+
+    def pool_opened(self, size: int) -> None:
+        pass
+
+    def connections_in_use(self, change: int) -> None:
+        pass
+
+    def statement_shared(self, statement: str, requests: int) -> None:
+        pass
+
+    def transaction_committed(self, units: int) -> None:
+        pass
+
+
+UNOBSERVED = Unobserved()
 
 
 def async_url(database_url: str) -> URL:
@@ -93,11 +129,33 @@ _SERVER_SETTINGS = {"application_name": "patron", "plan_cache_mode": "force_gene
 
 
 def create_engine(
-    database_url: str, *, pool_size: int = 10, timeout: float = 5.0, sqlite_synchronous: str = "NORMAL"
+    database_url: str,
+    *,
+    pool_size: int = 10,
+    timeout: float = 5.0,
+    sqlite_synchronous: str = "NORMAL",
+    observer: StoreObserver | None = None,
 ) -> AsyncEngine:
+    """SQLAlchemy's engine for the URL; with an `observer`, told of its pool's size and use."""
     url = async_url(database_url)
     if url.get_backend_name() == "sqlite":
-        return _sqlite_engine(url, timeout, sqlite_synchronous)
+        engine = _sqlite_engine(url, timeout, sqlite_synchronous)
+    else:
+        engine = _postgresql_engine(url, pool_size, timeout)
+    if observer is not None:
+        _observe_pool(engine, observer)
+    return engine
+
+
+def _observe_pool(engine: AsyncEngine, observer: StoreObserver) -> None:
+    """Connections in use counted through the pool's events, so each worker keeps its own figure."""
+    pool = engine.sync_engine.pool
+    observer.pool_opened(pool.size() if hasattr(pool, "size") else 0)
+    event.listen(pool, "checkout", lambda *_: observer.connections_in_use(1))
+    event.listen(pool, "checkin", lambda *_: observer.connections_in_use(-1))
+
+
+def _postgresql_engine(url: URL, pool_size: int, timeout: float) -> AsyncEngine:
     engine = create_async_engine(
         url,
         json_serializer=json_text,
@@ -201,9 +259,11 @@ class DriverPool:
         await self.pool.close()
 
 
-async def create_driver_pool(database_url: str, *, size: int = 10, timeout: float = 5.0) -> DriverPool | None:
-    """The driver pool on PostgreSQL, None on SQLite. Connections open on first use, so an idle
-    worker holds none."""
+async def create_driver_pool(
+    database_url: str, *, size: int = 10, timeout: float = 5.0, observer: StoreObserver = UNOBSERVED
+) -> DriverPool | None:
+    """The driver pool on PostgreSQL, None on SQLite, telling `observer` its size and use.
+    Connections open on first use, so an idle worker holds none."""
     url = async_url(database_url)
     if url.get_backend_name() != "postgresql":
         return None
@@ -221,7 +281,8 @@ async def create_driver_pool(database_url: str, *, size: int = 10, timeout: floa
         # (a round trip saved each time).
         reset=_no_reset,
     )
-    return DriverPool(pool, size, timeout)
+    observer.pool_opened(size)
+    return DriverPool(pool, size, timeout, observer.connections_in_use)
 
 
 async def _driver_codecs(conn: PatronConnection) -> None:

@@ -36,7 +36,7 @@ from patron.store.customers import (
     look_alikes_statement,
     stored_form,
 )
-from patron.store.db import DriverPool, inserted_columns, is_citus, json_text, named_binds
+from patron.store.db import UNOBSERVED, DriverPool, StoreObserver, inserted_columns, is_citus, json_text, named_binds
 from patron.store.event_ops import PgEventOperations
 from patron.store.events import INSERTED_EVENT, UNPOSITIONED, EventStore
 from patron.store.identity_requests import PgIdentityRequests
@@ -434,12 +434,16 @@ class PostgresStorage:
     driver's pool; new customers and look-ups outside units, shared with other concurrent requests
     of the org (store.shared)."""
 
-    def __init__(self, driver: DriverPool) -> None:
+    def __init__(self, driver: DriverPool, observer: StoreObserver = UNOBSERVED) -> None:
         self.driver = driver
         self.registrations: SharedStatements[Registration, list[int | None]] = SharedStatements(
-            self._register, lambda registration: len(registration.new_customers)
+            self._register, lambda registration: len(registration.new_customers),
+            on_statement=lambda requests: observer.statement_shared("register", requests),
         )
-        self.lookups: SharedStatements[Lookup, Found] = SharedStatements(self._look_up, lambda lookup: len(lookup.values))
+        self.lookups: SharedStatements[Lookup, Found] = SharedStatements(
+            self._look_up, lambda lookup: len(lookup.values),
+            on_statement=lambda requests: observer.statement_shared("look_up", requests),
+        )
 
     def unit_of_work(self, *, readonly: bool = False) -> AbstractAsyncContextManager[StoreUnit]:
         return self._unit(single_statement=readonly)

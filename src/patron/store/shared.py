@@ -54,13 +54,14 @@ class SharedStatements(Generic[Item, Result]):
         *,
         lanes: int = LANES,
         most: int = MOST_PER_STATEMENT,
+        on_statement: Callable[[int], None] = lambda items: None,
     ) -> None:
         self.statement = statement
         self.size = size
         self.lanes = lanes
         self.most = most
         # Told how many items each statement carried (the metrics).
-        self.on_statement: Callable[[int], None] = lambda items: None
+        self.on_statement = on_statement
         self._keys: dict[Hashable, _Key[Item, Result]] = {}
         self._statements: set[asyncio.Task[None]] = set()
 

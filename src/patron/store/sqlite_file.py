@@ -22,7 +22,7 @@ from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 
 from patron.registration.search import SearchTimedOut
 from patron.security import lowest_priority
-from patron.store.db import DatabaseUnavailable, is_unavailable, json_text, sqlite_pragmas
+from patron.store.db import UNOBSERVED, DatabaseUnavailable, StoreObserver, is_unavailable, json_text, sqlite_pragmas
 
 T = TypeVar("T")
 
@@ -172,7 +172,9 @@ class GroupWriter:
     lock is released, where SQLite's own busy handler polls with sleeps of up to 100 ms.
     """
 
-    def __init__(self, path: str, *, timeout: float, synchronous: str) -> None:
+    def __init__(
+        self, path: str, *, timeout: float, synchronous: str, on_commit: Callable[[int], None] = lambda units: None
+    ) -> None:
         self.path = path
         self.timeout = timeout
         self.synchronous = synchronous
@@ -183,7 +185,7 @@ class GroupWriter:
         self._draining: asyncio.Task[None] | None = None
         self._checkpoints = Checkpointer(path, timeout=timeout, synchronous=synchronous)
         # Told how many units each transaction carried (the metrics).
-        self.on_commit: Callable[[int], None] = lambda units: None
+        self.on_commit = on_commit
 
     async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """`work`'s answer once the transaction it ran in is committed; its exception if it raised
@@ -616,12 +618,22 @@ class SqliteFile:
     loop. A read by key takes tens of microseconds, less than a hand-off to a thread would, and in
     WAL mode it never waits for a writer; so the reader runs its statements in place."""
 
-    def __init__(self, path: str, *, timeout: float = 5.0, synchronous: str = "NORMAL", searches: int = 4) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        timeout: float = 5.0,
+        synchronous: str = "NORMAL",
+        searches: int = 4,
+        observer: StoreObserver = UNOBSERVED,
+    ) -> None:
         if path in ("", ":memory:"):
             raise ValueError("Patron serves an SQLite file, not an in-memory database (each connection would have its own)")
         sqlite_pragmas(timeout, synchronous)  # refuses a setting Patron does not offer, before any connection
         self.path = str(Path(path))
-        self.writer = GroupWriter(self.path, timeout=timeout, synchronous=synchronous)
+        self.writer = GroupWriter(
+            self.path, timeout=timeout, synchronous=synchronous, on_commit=observer.transaction_committed
+        )
         self.searcher = Searcher(self.path, threads=searches, timeout=timeout, synchronous=synchronous)
         self._reader: SqliteConnection | None = None
         self._timeout = timeout

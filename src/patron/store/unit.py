@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from patron.loyalty.model import Membership
 from patron.registration.model import Customer
 from patron.store.customers import CustomerStore
-from patron.store.db import DriverPool, is_sqlite
+from patron.store.db import UNOBSERVED, DriverPool, StoreObserver, is_sqlite
 from patron.store.event_ops import EventOperations
 from patron.store.events import EventStore
 from patron.store.identity_requests import IdentityRequestStore
@@ -51,15 +51,18 @@ def open_storage(
     timeout: float = 5.0,
     sqlite_synchronous: str = "NORMAL",
     searches: int = 4,
+    observer: StoreObserver = UNOBSERVED,
 ) -> Storage:
     """The store of the engine's database: SQLite's on its file (with `searches` threads for
-    searches), else PostgreSQL's on the driver pool."""
+    searches), else PostgreSQL's on the driver pool; either tells `observer` of its use."""
     if is_sqlite(engine):
         from patron.store.sqlite import SqliteStorage
 
-        return SqliteStorage(engine.url.database or "", timeout=timeout, synchronous=sqlite_synchronous, searches=searches)
+        return SqliteStorage(
+            engine.url.database or "", timeout=timeout, synchronous=sqlite_synchronous, searches=searches, observer=observer
+        )
     if driver is None:
         raise ValueError("PostgreSQL's store runs on the driver's pool (store.db.create_driver_pool)")
     from patron.store.postgres import PostgresStorage
 
-    return PostgresStorage(driver)
+    return PostgresStorage(driver, observer)
