@@ -284,11 +284,11 @@ async def test_only_a_unique_violation_is_a_race_for_an_identifier(app, org):
     async with storage.unit_of_work(readonly=True) as unit:
         existing = await unit.customers.find(org.id, "mobile", mobile)
     assert existing is not None
-    taken = dataclasses.replace(existing, id=None, referral_code=None)
+    taken = dataclasses.replace(existing, referral_code=None)
     with pytest.raises(IdentifierTaken):
         async with storage.unit_of_work() as unit:
             await unit.customers.insert(taken, datetime(2026, 12, 5))
-    broken = dataclasses.replace(existing, id=None, mobile=new_mobile(), referral_code=None, type=None)
+    broken = dataclasses.replace(existing, mobile=new_mobile(), referral_code=None, type=None)
     with pytest.raises(Exception) as raised:
         async with storage.unit_of_work() as unit:
             await unit.customers.insert(broken, datetime(2026, 12, 5))

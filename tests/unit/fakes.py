@@ -20,7 +20,7 @@ from patron.codes import Code
 from patron.events.model import Event, Written
 from patron.loyalty.model import LedgerEntry, Membership
 from patron.registration.identity import PENDING, SUPERSEDED, IdentityRequest, PendingRequestRaced
-from patron.registration.model import IDENTIFIERS, Caller, Change, Customer, IdentifierTaken, LookAlike, NewCustomer
+from patron.registration.model import IDENTIFIERS, Caller, Change, Customer, CustomerFields, IdentifierTaken, LookAlike, NewCustomer
 
 UNIQUE = (*IDENTIFIERS, "referral_code")
 
@@ -73,12 +73,12 @@ class FakeCustomers:
             if c.org_id == org_id and c.external_id_skeleton is not None and c.external_id_skeleton in skeletons
         ]
 
-    async def insert(self, customer: Customer, at: datetime) -> Customer:
-        customer.id = self.tables.next_id
-        self._check_unique(customer)
+    async def insert(self, customer: CustomerFields, at: datetime) -> Customer:
+        stored = customer.stored(self.tables.next_id)
+        self._check_unique(stored)
         self.tables.next_id += 1
-        self.tables.customers[customer.id] = copy.deepcopy(customer)
-        return customer
+        self.tables.customers[stored.id] = copy.deepcopy(stored)
+        return stored
 
     async def update(self, customer: Customer, at: datetime) -> None:
         self._check_unique(customer)
@@ -249,9 +249,8 @@ class FakeStorage:
         ids: list[int | None] = []
         async with self.unit_of_work() as unit:
             for new in new_customers:
-                customer = dataclasses.replace(new.customer)
                 try:
-                    await unit.customers.insert(customer, at)
+                    customer = await unit.customers.insert(new.customer, at)
                 except IdentifierTaken:
                     ids.append(None)
                     continue

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import datetime
 from typing import Any
 
@@ -11,7 +11,7 @@ from patron.events.model import StoredEvent
 from patron.events.names import EventName
 from patron.orgs.file import parse_org_document
 from patron.orgs.model import OrgSettings
-from patron.registration.model import Change, Customer
+from patron.registration.model import Change, Customer, CustomerFields
 
 ORG_ID = 7
 AT = datetime(2024, 8, 1, 8, 28, 32, 412000)
@@ -154,7 +154,7 @@ def test_thin_leaves_the_body_it_was_given_untouched():
 
 def test_envelope_fills_the_customer_id_and_ref_id_from_the_stored_customer_id():
     # A new customer's body is built before the database gives its id.
-    new = build.customer_added(replace(ASHA, id=None), WRITER)
+    new = build.customer_added(CustomerFields(**{each.name: getattr(ASHA, each.name) for each in fields(CustomerFields)}), WRITER)
     body = build.envelope(stored(new.data, customer_id=991), pii=True)
     assert body["data"]["customerIdentifiers"]["customerId"] == 991
     assert body["refId"] == f"{ORG_ID}_991"

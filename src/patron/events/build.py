@@ -10,7 +10,7 @@ from patron.events.model import Event, Origin
 from patron.events.model import Writer as Writer
 from patron.events.names import EventName
 from patron.loyalty.model import POINTS, LedgerEntry
-from patron.registration.model import IDENTIFIERS, Change, Customer
+from patron.registration.model import IDENTIFIERS, Change, Customer, CustomerFields
 
 # The API's names of the identifiers, as the family's event schema names them in `instore`.
 INSTORE = {"mobile": "mobile", "email": "email", "external_id": "externalId"}
@@ -26,14 +26,14 @@ def unix_ms(moment: datetime) -> int:
     return int(moment.replace(tzinfo=timezone.utc).timestamp() * 1000)
 
 
-def identifiers(customer: Customer) -> dict[str, Any]:
+def identifiers(customer: CustomerFields) -> dict[str, Any]:
     return {
-        "customerId": customer.id,
+        "customerId": customer.stored_id,
         "instore": {INSTORE[name]: customer.identifier(name) for name in IDENTIFIERS},
     }
 
 
-def _common(customer: Customer, writer: Writer) -> dict[str, Any]:
+def _common(customer: CustomerFields, writer: Writer) -> dict[str, Any]:
     return {
         "customerIdentifiers": identifiers(customer),
         "loyaltyType": customer.type,
@@ -47,8 +47,9 @@ def _pairs(values: dict[str, str]) -> list[dict[str, str]]:
     return [{"key": key, "value": value} for key, value in values.items()]
 
 
-def customer_added(customer: Customer, writer: Writer) -> Event:
-    return Event(EventName.CUSTOMER_ADDED, customer.id, {
+def customer_added(customer: CustomerFields, writer: Writer) -> Event:
+    """A customer written now; a new one's id is filled in when the database gives it."""
+    return Event(EventName.CUSTOMER_ADDED, customer.stored_id, {
         **_common(customer, writer),
         "firstName": customer.firstname,
         "lastName": customer.lastname,
@@ -87,7 +88,7 @@ def customer_updated(after: Customer, changes: list[Change], writer: Writer) -> 
     return Event(EventName.CUSTOMER_UPDATED, after.id, {**_common(after, writer), "updatedFields": fields})
 
 
-def points_issued(customer: Customer | None, entry: LedgerEntry, balance: int | None, writer: Writer) -> Event:
+def points_issued(customer: CustomerFields | None, entry: LedgerEntry, balance: int | None, writer: Writer) -> Event:
     """Points or an alternate currency credited by one ledger entry. `customer`: the one credited
     when the caller holds it (a referrer is known by id only); `balance`: its points after."""
     data: dict[str, Any] = {

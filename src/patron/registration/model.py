@@ -3,7 +3,7 @@ customer's write holds, and an item's outcome."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, TypedDict
 
@@ -23,11 +23,11 @@ NON_LOYALTY = "NON_LOYALTY"
 
 
 @dataclass
-class Customer:
-    """One customer of one org, as stored. Times are naive UTC."""
+class CustomerFields:
+    """A customer's values, all but the id the database gives it: a new customer's as a
+    registration plans it, before it is written. Times are naive UTC."""
 
     org_id: int
-    id: int | None
     mobile: str | None
     email: str | None
     external_id: str | None
@@ -69,6 +69,26 @@ class Customer:
     def external_id_skeleton(self) -> str | None:
         """What the external id looks like (external_ids.skeleton): stored, indexed, never read back."""
         return external_ids.skeleton(self.external_id_key)
+
+    @property
+    def stored_id(self) -> int | None:
+        """Its id once stored; None before."""
+        return None
+
+    def stored(self, customer_id: int) -> Customer:
+        """The customer as stored under the id the database gave it."""
+        return Customer(id=customer_id, **{each.name: getattr(self, each.name) for each in fields(CustomerFields)})
+
+
+@dataclass
+class Customer(CustomerFields):
+    """One customer of one org, as stored."""
+
+    id: int = field(kw_only=True)
+
+    @property
+    def stored_id(self) -> int:
+        return self.id
 
 
 @dataclass
@@ -197,7 +217,7 @@ class Caller:
 class NewCustomer:
     """Everything a registration writes for a customer that does not exist yet."""
 
-    customer: Customer
+    customer: CustomerFields
     changes: list[Change]
     memberships: list[Membership]
     entries: list[LedgerEntry]

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from patron.codes import Code
 from patron.events.model import Event, Written
 from patron.loyalty.model import LedgerEntry, Membership
-from patron.registration.model import Caller, Change, Customer, LookAlike, NewCustomer
+from patron.registration.model import Caller, Change, Customer, CustomerFields, LookAlike, NewCustomer
 
 if TYPE_CHECKING:
     # Read for their types alone: the modules that hold them run on these ports.
@@ -36,7 +36,9 @@ class CustomerRepository(Protocol):
         """The customer by id; no other unit changes it until this one ends."""
         ...
 
-    async def insert(self, customer: Customer, at: datetime) -> Customer: ...
+    async def insert(self, customer: CustomerFields, at: datetime) -> Customer:
+        """Write a new customer; the customer as stored, with the id the database gave it."""
+        ...
 
     async def update(self, customer: Customer, at: datetime) -> None: ...
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from patron.codes import Code
@@ -16,6 +16,7 @@ from patron.registration.model import (
     NON_LOYALTY,
     Change,
     Customer,
+    CustomerFields,
     CustomerInput,
     ItemRejected,
     Warnings,
@@ -48,7 +49,11 @@ def identifier_keys(values: dict[str, str], configs: Configs) -> dict[str, str]:
     return {name: identifier_key(name, value, configs) for name, value in values.items()}
 
 
-def keyed(customer: Customer, configs: Configs) -> Customer:
+# A customer stored or planned: keyed gives back what it was given.
+Planned = TypeVar("Planned", bound=CustomerFields)
+
+
+def keyed(customer: Planned, configs: Configs) -> Planned:
     """The customer with its external id's key as the org's rule makes it: every rule that sets
     an external id ends here, so that the unique index holds what the rule compares."""
     customer.external_id_key = external_ids.key(customer.external_id, configs.CONF_EXTERNAL_ID_CASE_INSENSITIVE)
@@ -103,12 +108,12 @@ def new_type(item: CustomerInput) -> str:
     return item.type or LOYALTY
 
 
-def create(org_id: int, item: CustomerInput, calling_till: str | None, now: datetime, configs: Configs) -> Customer:
+def create(org_id: int, item: CustomerInput, calling_till: str | None, now: datetime, configs: Configs) -> CustomerFields:
+    """The customer an item creates, as planned: its id is the database's to give."""
     if item.registered_on_out_of_range:
         raise ItemRejected(Code.REGISTRATION_DATE_OUT_OF_RANGE)
-    return keyed(Customer(
+    return keyed(CustomerFields(
         org_id=org_id,
-        id=None,
         mobile=item.mobile,
         email=item.email,
         external_id=item.external_id,
@@ -208,7 +213,7 @@ AUDITED_FIELDS = (
 AUDITED_TIMES = frozenset({"registered_on", "updated_on"})
 
 
-def changes(before: Customer | None, after: Customer, tz: ZoneInfo) -> list[Change]:
+def changes(before: Customer | None, after: CustomerFields, tz: ZoneInfo) -> list[Change]:
     """Each field whose value differs, with its previous and current value; an instant as the
     API writes it, in the org's timezone, so the log reads as the answers did."""
     if before is None:

@@ -27,6 +27,7 @@ from patron.registration.model import (
     Caller,
     Change,
     Customer,
+    CustomerFields,
     CustomerInput,
     IdentifierTaken,
     ItemRejected,
@@ -45,12 +46,12 @@ log = logging.getLogger("patron.registration")
 MAX_ATTEMPTS = 5
 
 
-def looks_alike(customer: Customer, others: Sequence[LookAlike]) -> bool:
+def looks_alike(customer: CustomerFields, others: Sequence[LookAlike]) -> bool:
     """Whether the customer's external id looks like another customer's but differs from it by a
     letter of another script (external_ids.across_scripts): warned of, never merged."""
     key, skeleton = customer.external_id_key, customer.external_id_skeleton
     return key is not None and any(
-        other.skeleton == skeleton and other.customer_id != customer.id and external_ids.across_scripts(key, other.external_id_key)
+        other.skeleton == skeleton and other.customer_id != customer.stored_id and external_ids.across_scripts(key, other.external_id_key)
         for other in others
     )
 
@@ -197,7 +198,6 @@ async def _create_if_new(
     for (position, new), new_id in zip(planned.items(), new_ids, strict=True):
         if new_id is None:
             continue
-        new.customer.id = new_id
         for membership in new.memberships:
             membership.customer_id = new_id
         warnings = answered.get(position) or readings[position][1]
@@ -205,7 +205,7 @@ async def _create_if_new(
             code=Code.ITEM_OK,
             message=warnings.message(REGISTERED),
             warnings=warnings,
-            customer=new.customer,
+            customer=new.customer.stored(new_id),
             created=True,
             memberships=new.memberships,
             side_effects=[rules.for_customer(effect, new_id) for effect in new.effects],
@@ -260,7 +260,7 @@ def _plan_new(
 
 
 def _points_events(
-    customer: Customer, entries: list[LedgerEntry], memberships: list[Membership], writer: build.Writer
+    customer: CustomerFields, entries: list[LedgerEntry], memberships: list[Membership], writer: build.Writer
 ) -> list[Event]:
     """pointsIssued for each of the customer's own entries (none of a referrer's), with the points
     of its membership after them."""
@@ -268,12 +268,12 @@ def _points_events(
     return [
         build.points_issued(customer, entry, balances.get(entry.program_id), writer)
         for entry in entries
-        if entry.customer_id in (None, customer.id) and entry.amount
+        if entry.customer_id in (None, customer.stored_id) and entry.amount
     ]
 
 
 def _joining(
-    customer: Customer,
+    customer: CustomerFields,
     caller: Caller,
     joined_on: date,
     welcomes: dict[date, rules.Joining],
@@ -326,7 +326,7 @@ async def _write(
 ) -> ItemResult:
     org = caller.org
     item = dataclasses.replace(item)
-    sent = {name: item.identifier(name) for name in IDENTIFIERS if item.identifier(name) is not None}
+    sent = {name: value for name in IDENTIFIERS if (value := item.identifier(name)) is not None}
     keys = resolution.identifier_keys(sent, org.configs)
     async with storage.unit_of_work() as repositories:
         customers, loyalty = repositories.customers, repositories.loyalty
@@ -375,12 +375,12 @@ async def _write(
             writer = caller.writer(now)
             # A new customer's own points were in its events already; an existing one joining now gets them here.
             issued = [] if target is None else _points_events(customer, entries, memberships, writer)
+            # The only other customer a joining credits is its referrer.
             for entry in entries:
-                if entry.customer_id != customer.id and entry.currency == POINTS:
-                    balance = await loyalty.credit(org.org_id, entry.customer_id, entry.program_id, entry.amount)
+                if referrer is not None and entry.customer_id == referrer.id and entry.currency == POINTS:
+                    balance = await loyalty.credit(org.org_id, referrer.id, entry.program_id, entry.amount)
                     if entry.amount:
-                        credited = referrer if referrer is not None and referrer.id == entry.customer_id else None
-                        issued.append(build.points_issued(credited, entry, balance, writer))
+                        issued.append(build.points_issued(referrer, entry, balance, writer))
             await emit(repositories, caller, now, issued)
         else:
             memberships, effects = await loyalty.memberships(org.org_id, customer.id), []
@@ -401,7 +401,7 @@ async def emit(repositories: Repositories, caller: Caller, now: datetime, events
 
 
 async def _warn_of_look_alikes(
-    customers: CustomerRepository, org_id: int, before: Customer | None, after: Customer, warnings: Warnings
+    customers: CustomerRepository, org_id: int, before: Customer | None, after: CustomerFields, warnings: Warnings
 ) -> None:
     """Warn (EXTERNAL_ID_LOOKS_ALIKE) when the external id the item gives the customer looks like
     another customer's in another script; found by the skeleton's index, not by a scan."""

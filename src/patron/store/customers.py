@@ -18,7 +18,9 @@ from sqlalchemy.sql.expression import Executable
 from patron.codes import Code
 from patron.loyalty.model import Membership
 from patron.registration.audit import USER_CONTEXT
-from patron.registration.model import IDENTIFIERS, Caller, Change, Customer, IdentifierTaken, LookAlike, NewCustomer
+from patron.registration.model import (
+    IDENTIFIERS, Caller, Change, Customer, CustomerFields, IdentifierTaken, LookAlike, NewCustomer,
+)
 from patron.registration.search import Page
 from patron.registration.searching import Criteria
 from patron.store.db import named_binds
@@ -53,11 +55,11 @@ def customer_of(row: Mapping[str, Any]) -> Customer:
     return Customer(**values)
 
 
-def stored_form(columns: list[str] | tuple[str, ...]) -> Callable[[Customer], list[Any]]:
+def stored_form(columns: list[str] | tuple[str, ...]) -> Callable[[CustomerFields], list[Any]]:
     """Reads these columns of a customer as the database is given them (named fields as pairs)."""
     read, named = operator.attrgetter(*columns), [columns.index(name) for name in _NAMED_FIELDS]
 
-    def values(customer: Customer) -> list[Any]:
+    def values(customer: CustomerFields) -> list[Any]:
         stored = list(read(customer))
         for index in named:
             stored[index] = list(stored[index].items())
@@ -69,7 +71,7 @@ def stored_form(columns: list[str] | tuple[str, ...]) -> Callable[[Customer], li
 _stored_values = stored_form(STORED_COLUMNS)
 
 
-def stored_values(customer: Customer) -> dict[str, Any]:
+def stored_values(customer: CustomerFields) -> dict[str, Any]:
     return dict(zip(STORED_COLUMNS, _stored_values(customer)))
 
 
@@ -291,7 +293,7 @@ class CustomerStore:
         rows = await self._look_alikes.fetch(self.conn, {"org_id": org_id, "skeletons": values})
         return [LookAlike(row["id"], row["external_id_key"], row["external_id_skeleton"]) for row in rows]
 
-    async def insert(self, customer: Customer, at: datetime) -> Customer:
+    async def insert(self, customer: CustomerFields, at: datetime) -> Customer:
         values = {"org_id": customer.org_id, **stored_values(customer), "created_at": at, "modified_at": at}
         try:
             (row,) = await self._insert.fetch(self.conn, values)
@@ -299,8 +301,7 @@ class CustomerStore:
             if not self.unique_violation(exc):
                 raise
             raise IdentifierTaken(str(exc)) from exc
-        customer.id = row["id"]
-        return customer
+        return customer.stored(row["id"])
 
     async def update(self, customer: Customer, at: datetime) -> None:
         values = {**stored_values(customer), "modified_at": at, "key_org_id": customer.org_id, "key_id": customer.id}
