@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import httpx
@@ -13,9 +14,13 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 from starlette.routing import Mount, Route
 
-from conftest import item, new_mobile
-from patron.api.openapi import DOCS_ASSETS, DOCUMENT
+from conftest import Org, item, new_mobile, org_document
+from patron.api import xml
+from patron.api.openapi import DOCS_ASSETS, DOCUMENT, samples
 from patron.codes import ITEM_ERRORS, MESSAGES, REGISTERED, RETRIEVED, UPDATED, WARNINGS, Code
+from patron.orgs.apply import apply_org
+from patron.orgs.file import parse_org_document
+from patron.registration.reading import read_item
 
 DOCUMENT_URI = "urn:patron:openapi"
 FORMAT_SUFFIXES = (".json", ".xml")
@@ -151,16 +156,14 @@ async def test_a_real_add_response_fits_the_documented_schema(make_org):
     referrer = item(await org.add({"mobile": new_mobile(), "firstname": "Ravi"}))
     referral_code = item(await org.get(id=referrer["user_id"]))["referral_code"]
     mobile = new_mobile()
+    # The document's sample request, with identifiers no other test holds and the referrer's real code.
     sent = {
+        **samples.ASHA_ITEM,
         "mobile": mobile,
         "email": f"asha.{mobile}@example.com",
-        "firstname": "Asha",
+        "external_id": f"ACME-{mobile}",
         "referral_code": referral_code,
         "fraud_status": {"status": "Fraus_Suspected"},
-        "commChannels": [{"type": "mobile", "value": mobile, "primary": "true", "verified": "true"}],
-        "subscriptions": {"subscription": [{"channel": "sms", "priority": "TRANS", "is_subscribed": 1}]},
-        "custom_fields": {"field": [{"name": "pincode", "value": "560034"}, {"name": "nope", "value": "x"}]},
-        "extended_fields": {"field": [{"name": "gender", "value": "F"}]},
     }
     registered = await org.add(sent, {"mobile": "12345"})
     assert registered.status_code == 201, registered.text
@@ -214,3 +217,58 @@ async def test_gateway_answers_fit_the_documented_schema(org, http):
 
     for probe in ("/health", "/ready"):
         assert_documented_answer(await http.get(probe), probe, "get")
+
+
+# --- the examples are what Patron answers for the sample requests --------------------------------
+
+# What differs between two runs of the same request: ids Patron assigns, and the dates of the day.
+VARYING = {"user_id", "customer_id", "registered_on", "updated_on", "tier_expiry_date", "slabExpiryDate", "referral_code"}
+
+
+def _steady(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: "…" if key in VARYING else _steady(child) for key, child in value.items()}
+    if isinstance(value, list):
+        return [_steady(child) for child in value]
+    return value
+
+
+@pytest.fixture
+async def sample_org(http, app) -> Org:
+    """The document's sample org, applied under a fresh id (drawn as the test orgs draw theirs)."""
+    document = copy.deepcopy(samples.ORG_DOCUMENT)
+    document["org"]["id"] = org_document("plain")["org"]["id"]
+    till = document["stores"][0]["tills"][0]
+    till.update(code=f"{till['code']}.{document['org']['id']}", password="Pass123")
+    org_file = parse_org_document(document)
+    await apply_org(app.state.services.engine, org_file)
+    return Org(http, org_file, {till["code"]: "Pass123"}, app.state.services.engine)
+
+
+def _documented_item(path: str, method: str, status: int, name: str) -> dict[str, Any]:
+    content = DOCUMENT["paths"][path][method]["responses"][str(status)]["content"]["application/json"]
+    return content["examples"][name]["value"]["response"]["customers"]["customer"][0]
+
+
+async def test_the_documented_registration_is_what_patron_answers_for_the_sample_request(sample_org):
+    ravi = item(await sample_org.add({"mobile": "919812340001"}))
+    code = item(await sample_org.get(id=ravi["user_id"]))["referral_code"]
+    registered = await sample_org.add({**samples.ASHA_ITEM, "referral_code": code.lower()})
+    assert registered.status_code == 200, registered.text
+    documented = _documented_item("/v1.1/customer/add", "post", 200, "withMobileAndEmail")
+    assert _steady(item(registered)) == _steady(documented)
+
+    found = await sample_org.get(mobile=samples.ASHA.mobile)
+    documented = _documented_item("/v1.1/customer/get", "get", 200, "found")
+    answered = item(found)
+    assert answered["registered_till"]["code"] == sample_org.till()
+    answered["registered_till"]["code"] = answered["associated_with"] = samples.TILL
+    assert _steady(answered) == _steady(documented)
+
+
+def test_the_xml_request_example_reads_as_the_json_one():
+    body = DOCUMENT["paths"]["/v1.1/customer/add"]["post"]["requestBody"]["content"]
+    as_xml = xml.parse(body["application/xml"]["example"].encode())["root"]["customer"]
+    as_json = body["application/json"]["examples"]["withMobileAndEmail"]["value"]["root"]["customer"][0]
+    read = [read_item(sent, samples.ORG, samples.TILL, samples.REGISTERED_AT) for sent in (as_xml, as_json)]
+    assert read[0] == read[1]

@@ -13,38 +13,21 @@ from patron.orgs.model import OrgSettings
 from patron.orgs.policy import STANDARD_EXTENDED_FIELDS, Configs
 from patron.registration import fields, hints, why
 from patron.registration.extra_fields import normalise
+from patron.registration.inputs import (  # the item's vocabularies, declared with its shape
+    FRAUD_STATUSES,
+    ITEM_FIELDS,
+    SOURCES,
+    SUBSCRIPTION_CHANNELS,
+    SUBSCRIPTION_PRIORITIES,
+    TYPES,
+)
 from patron.registration.model import (
     IDENTIFIERS,
-    LOYALTY,
     NON_LOYALTY,
     CustomerInput,
     ItemRejected,
     Warnings,
 )
-
-TYPES = {"loyalty": LOYALTY, "non_loyalty": NON_LOYALTY}
-SOURCES = {
-    name.lower(): name
-    for name in (
-        "INSTORE", "WEB_ENGAGE", "WECHAT", "FACEBOOK", "MARTJACK", "TMALL", "TAOBAO", "JD",
-        "ECOMMERCE", "WEBSITE", "LINE", "MOBILE_APP",
-    )
-}
-FRAUD_STATUSES = {
-    name.lower(): name
-    for name in (
-        "NONE", "NORMAL", "OUTLIER", "FRAUD", "INTERNAL", "INVALID", "MARKED", "CONFIRMED",
-        "RECONFIRMED", "NOT_FRAUD",
-    )
-}
-# Every field of an item that read_item reads (spec §2), as the add API spells it.
-ITEM_FIELDS = (
-    *IDENTIFIERS, "firstname", "lastname", "registered_on", "updated_on", "type", "source", "accountId",
-    "fraud_status", "registered_till", "associated_with", "referral_code", "commChannels", "subscriptions",
-    "custom_fields", "extended_fields",
-)
-SUBSCRIPTION_CHANNELS = {"sms": "sms", "email": "email"}
-SUBSCRIPTION_PRIORITIES = {"trans": "TRANS", "bulk": "BULK"}
 
 INVALID_IDENTIFIER = {"mobile": Code.INVALID_MOBILE, "email": Code.INVALID_EMAIL, "external_id": Code.INVALID_EXTERNAL_ID}
 REQUIRED_IDENTIFIER = {"mobile": Code.MOBILE_REQUIRED, "email": Code.EMAIL_REQUIRED, "external_id": Code.EXTERNAL_ID_REQUIRED}
