@@ -28,7 +28,7 @@ ROOMS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "store": (("store/",), (*EDGE_SUPPORT, *DOMAIN)),
     "orgs": (("orgs/",), (*EDGE_SUPPORT, "registration", "store")),
     "auth": (("auth/",), (*EDGE_SUPPORT, "orgs", "store", "observability")),
-    "observability": (("observability/",), ("bottom", "settings.py")),
+    "observability": (("observability/",), ("bottom", "settings.py", "registration/hints.py")),
     "bootstrap": (("bootstrap.py",), (*EDGE_SUPPORT, "orgs", "store", "auth")),
     "api": (("api/",), (*EDGE_SUPPORT, *DOMAIN, "orgs", "store", "auth", "observability", "bootstrap")),
     "mount": (

@@ -18,6 +18,7 @@ from patron.observability.logs import LineWriter, RequestLog
 from patron.observability.masking import mask_text
 from patron.observability.metrics import MULTIPROC_ENV, exposition, metrics
 from patron.observability.record import record_of
+from patron.registration import hints
 from patron.settings import Settings
 
 METRICS_PATH = "/metrics"
@@ -139,6 +140,10 @@ class Observer:
             line["error"] = type(error).__name__
         if status == Code.AUTHENTICATION_FAILED and record.hint:
             line["hint"] = record.hint
+        noted = hints.current()
+        if noted:
+            # Why a value was refused or ignored (registration.why): the operator's, never the wire's.
+            line["hints"] = noted
         log.write(line)
 
 
@@ -166,15 +171,16 @@ class ObservabilityMiddleware:
                 status = message["status"]
             await send(message)
 
-        try:
-            if scope["path"] == METRICS_PATH:
-                await self._scrape(scope, observed_send)
-            else:
-                await self.app(scope, receive, observed_send)
-        except BaseException as exc:
-            self.observer.finish(scope, status or int(Code.ALL_FAILED), started, exc)
-            raise
-        self.observer.finish(scope, status, started)
+        with hints.noting():
+            try:
+                if scope["path"] == METRICS_PATH:
+                    await self._scrape(scope, observed_send)
+                else:
+                    await self.app(scope, receive, observed_send)
+            except BaseException as exc:
+                self.observer.finish(scope, status or int(Code.ALL_FAILED), started, exc)
+                raise
+            self.observer.finish(scope, status, started)
 
     async def _scrape(self, scope: Scope, send: Send) -> None:
         if scope["method"] not in ("GET", "HEAD"):
