@@ -37,7 +37,7 @@ ROOMS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     ),
     "console": (
         ("console/",),
-        (*EDGE_SUPPORT, *DOMAIN, "orgs", "store", "bootstrap", "api/context.py", "api/errors.py"),
+        (*EDGE_SUPPORT, *DOMAIN, "orgs", "store", "bootstrap", "api/context.py"),
     ),
     "relay": (("relay/",), (*EDGE_SUPPORT, *DOMAIN, "orgs", "store")),
     "commands": (("bulk.py", "checks.py"), (*EDGE_SUPPORT, *DOMAIN, "orgs", "store", "bootstrap")),

@@ -17,7 +17,6 @@ import pytest
 
 from conftest import SECRET_KEY, new_mobile
 from patron.api.codec import error_document
-from patron.api.errors import ApiError
 from patron.api.gateway import INVALID_CLIENT
 from patron.client import (
     AddResult,
@@ -31,6 +30,7 @@ from patron.client import (
     password_md5,
 )
 from patron.codes import IDENTITY_CHANGE_TAKEN, ITEM_ERRORS, MESSAGES, REGISTERED, UPDATED, USER_UPDATED, WARNINGS, Code
+from patron.errors import ApiError
 from test_event_feed import positioned
 
 BASE_URL = "http://patron.test"

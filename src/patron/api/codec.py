@@ -9,8 +9,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from patron.api import answers, xml
-from patron.api.errors import ApiError
 from patron.codes import Code, request_message
+from patron.errors import ApiError
 
 JSON_TYPES = ("application/json", "text/json")
 XML_TYPES = ("application/xml", "text/xml")

@@ -18,9 +18,9 @@ from patron.api.codec import (
     too_many_items,
 )
 from patron.api.context import authorized, read_body, request_id, services, utc_now
-from patron.api.errors import ApiError
 from patron.api.present import added_item, identity_item, missing_item, retrieved_item, updated_item
 from patron.codes import Code
+from patron.errors import ApiError
 from patron.registration import fields
 from patron.observability.outcome import ItemOutcome
 from patron.observability.record import record_of

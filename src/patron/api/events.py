@@ -15,8 +15,8 @@ from starlette.responses import Response
 from patron.api import answers
 from patron.api.codec import encode, error_document
 from patron.api.context import authorized, services
-from patron.api.errors import ApiError
 from patron.codes import Code
+from patron.errors import ApiError
 from patron.events.build import envelope
 from patron.events.model import StoredEvent
 from patron.store.db import DatabaseUnavailable

@@ -10,8 +10,8 @@ from starlette.responses import Response
 
 from patron.api import answers
 from patron.api.context import authorized, read_body, services
-from patron.api.errors import ApiError
 from patron.codes import INVALID_CLIENT, INVALID_CLIENT_MESSAGE, Code
+from patron.errors import ApiError
 from patron.observability.record import record_of
 from patron.registration.audit import AuditRecord, audit_trail
 from patron.registration.fields import local_text

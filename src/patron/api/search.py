@@ -9,9 +9,9 @@ from starlette.responses import Response
 from patron.admission import SearchesBusy
 from patron.api.codec import encode, format_param, response_format, search_document
 from patron.api.context import authorized, services
-from patron.api.errors import ApiError
 from patron.api.present import found_item
 from patron.codes import Code
+from patron.errors import ApiError
 from patron.registration.search import SearchRefused, SearchTimedOut, read_page, read_query
 from patron.registration.searching import search
 

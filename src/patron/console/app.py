@@ -26,11 +26,11 @@ from starlette.types import Receive, Scope, Send
 from patron import limits
 from patron.admission import SearchesBusy
 from patron.api.context import read_body, request_id, utc_now
-from patron.api.errors import ApiError
 from patron.codes import HOLDS_NUL, Code
 from patron.console import charts, sessions
 from patron.console.overview import DAYS, WARNING_DAYS, OverviewCache, warning_name
 from patron.console.sessions import Access, Signed
+from patron.errors import ApiError
 from patron.events.operations import (
     RELAY_SEEN,
     RelaySeen,
