@@ -1,0 +1,47 @@
+"""The front door in a real browser: the page fetches nothing but from Patron, shows Patron's icon
+(served from the package), and its links lead to the API reference and the console's sign-in."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from served import SCREENSHOTS, Server, chromium, served, sqlite_env
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    tmp = tmp_path_factory.mktemp("home-page")
+    with served(tmp, "home", sqlite_env(tmp)) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with chromium("the front door") as launched:
+        yield launched
+
+
+def test_the_front_door_shows_patrons_icon_and_leads_to_the_docs_and_the_console(server, browser):
+    context = browser.new_context(viewport={"width": 1024, "height": 700})
+    page = context.new_page()
+    # Watched, not intercepted: under Playwright's request interception Chromium leaves
+    # /favicon.ico unfetched, which no browser of a user does.
+    elsewhere: list[str] = []
+    page.on("request", lambda request: None if request.url.startswith(server.base) else elsewhere.append(request.url))
+    page.goto(f"{server.base}/", wait_until="networkidle")
+    icon_width = page.locator("h1 img").evaluate("img => img.naturalWidth")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "home.png"))
+    page.get_by_role("link", name="API reference").click()
+    page.wait_for_url(f"{server.base}/docs")
+    page.go_back()
+    page.get_by_role("link", name="Member-care console").click()
+    page.wait_for_load_state("networkidle")
+    console_url = page.url
+    context.close()
+
+    assert elsewhere == []
+    assert icon_width > 0
+    assert console_url.startswith(f"{server.base}/console/login")
