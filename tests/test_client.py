@@ -368,3 +368,16 @@ def test_both_clients_send_the_same_requests_for_every_operation():
     asyncio.run(run_async())
     assert len(blocking_sent) == len(operations) and blocking_sent == async_sent
     assert "q=firstname%3AEQUALS%3Aasha%26type%3AEQUALS%3ALOYALTY" in blocking_sent[4][1]
+
+
+def test_each_operation_shows_its_parameters_and_docstring_on_both_clients():
+    import inspect
+
+    with PatronClient(BASE_URL, till="t", password="p") as blocking:
+        asynchronous = AsyncPatronClient(BASE_URL, till="t", password="p")
+        for name in ("add", "get", "update", "update_identity", "search", "events", "audits"):
+            shown = inspect.signature(getattr(blocking, name))
+            assert "session" not in shown.parameters, name
+            assert shown == inspect.signature(getattr(asynchronous, name)), name
+            assert getattr(blocking, name).__doc__ and getattr(blocking, name).__name__ == name
+        assert list(inspect.signature(blocking.search).parameters) == ["q", "start", "rows"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import inspect
 import time
 from collections.abc import Callable, Coroutine, Generator, Mapping, Sequence
 from dataclasses import dataclass
@@ -665,6 +666,13 @@ class _Operation(Generic[P, T]):
 
     def __init__(self, flow: Callable[Concatenate[_Session, P], Flow[T]]) -> None:
         self.flow = flow
+        self.__doc__ = flow.__doc__
+        # What help() shows: the flow's parameters after the session (the result is the flow's
+        # return value, or for the async client a coroutine of it).
+        signature = inspect.signature(flow)
+        self.signature = signature.replace(
+            parameters=list(signature.parameters.values())[1:], return_annotation=inspect.Signature.empty
+        )
 
     @overload
     def __get__(self, client: None, owner: type[Any]) -> _Operation[P, T]: ...
@@ -682,6 +690,8 @@ class _Operation(Generic[P, T]):
         def operation(*args: P.args, **kwargs: P.kwargs) -> Any:
             return client._run(flow(client._session, *args, **kwargs))
 
+        operation.__name__ = operation.__qualname__ = flow.__name__.lstrip("_")
+        operation.__signature__ = self.signature  # type: ignore[attr-defined]
         return operation
 
 
