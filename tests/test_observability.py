@@ -278,6 +278,28 @@ async def test_metrics_count_requests_items_and_warnings(org, http, app):
     assert "patron_db_pool_in_use" in after and grew("patron_db_pool_in_use") == 0
 
 
+async def test_the_store_tells_the_metrics_its_shared_statements_and_its_writers_commits(org, http, app):
+    before = (await http.get("/metrics")).text
+    mobile = new_mobile()
+    assert item(await org.add({"mobile": mobile}))["item_status"]["code"] == str(int(Code.ITEM_OK))
+    assert item(await org.get(mobile=mobile))["item_status"]["code"] == str(int(Code.ITEM_OK))
+    after = (await http.get("/metrics")).text
+
+    def grew(name: str, **labels: str) -> float:
+        return sample(after, name, **labels) - sample(before, name, **labels)
+
+    if hasattr(app.state.services.storage, "registrations"):
+        # PostgreSQL: the add's new customer and the get's look-up, each in a statement of its own.
+        assert grew("patron_requests_per_statement_count", statement="register") == 1
+        assert grew("patron_requests_per_statement_count", statement="look_up") == 1
+        assert grew("patron_units_per_transaction_count") == 0
+    else:
+        # SQLite: the add's unit went in one transaction of the file's writer; a look-up only reads.
+        assert grew("patron_units_per_transaction_count") == 1
+        assert grew("patron_units_per_transaction_sum") == 1
+        assert grew("patron_requests_per_statement_count", statement="look_up") == 0
+
+
 async def test_metrics_refuse_a_remote_client_when_no_token_is_set(app):
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=REMOTE), base_url="http://patron.test") as remote:
         response = await remote.get("/metrics")
