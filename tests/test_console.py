@@ -406,6 +406,31 @@ async def test_the_customer_page_shows_profile_fields_memberships_ledger_and_the
         assert shown in page, shown
 
 
+async def test_a_customers_page_is_read_in_one_snapshot(app, org):
+    """What the page shows together is of one moment: a change committed while it is read is on the
+    next reading, whole (the customer and its audit record), and on none of this one."""
+    mobile = new_mobile()
+    customer = await a_customer(org, mobile=mobile)
+    storage = app.state.services.storage
+
+    async def read(unit: Any) -> tuple[str, list[str]]:
+        ((held, _),) = (await unit.customers.find_many_with_memberships(org.id, "id", [customer])).values()
+        return held.firstname, [row["event_type"] for row in await unit.customers.audits(org.id, customer)]
+
+    async with storage.snapshot() as unit:
+        before = await read(unit)
+        body = {"root": {"customer": [{"mobile": mobile, "firstname": "Ashwini"}]}}
+        response = await org.http.post(
+            "/v1.1/customer/update", content=orjson.dumps(body), headers={"Content-Type": "application/json", **org.basic()}
+        )
+        assert response.status_code == 200, response.text
+        during = await read(unit)
+    async with storage.snapshot() as unit:
+        after = await read(unit)
+    assert before == during == ("Asha", ["CREATE"])
+    assert after == ("Ashwini", ["UPDATE", "CREATE"])
+
+
 async def test_the_overview_counts_registrations_by_day_source_till_type_and_slab(browser, org):
     for _ in range(3):
         await a_customer(org, type="LOYALTY")

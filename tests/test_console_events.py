@@ -13,7 +13,7 @@ from conftest import Org, org_document
 from test_console import Console, browser  # noqa: F401 (browser: a fixture)
 from test_relay import Sinks, failing_with, register, relay_for, rows_of, webhook, without_its_row, no_relay_running
 
-from patron.console import app as console_app
+from patron.console.pages import events as console_events
 from patron.console.sessions import page_of_form
 from patron.orgs.apply import apply_org
 from patron.orgs.file import parse_org_document
@@ -106,7 +106,7 @@ async def test_the_events_page_is_in_the_navigation_of_users_whose_group_has_eve
 async def test_a_sinks_page_lists_its_dead_letters_newest_first_paged_with_links_to_their_customers(
     app, browser, events_org, monkeypatch
 ):
-    monkeypatch.setattr(console_app, "DEAD_LETTER_PAGE", 2)
+    monkeypatch.setattr(console_events, "DEAD_LETTER_PAGE", 2)
     org = await events_org(webhook("crm"))
     await dead_lettered(app, org, 3)
     dead = sorted(await rows_of(org, event_retries, status="dead"), key=lambda row: (row["updated_at"], row["position"]),

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from conftest import Org
-from patron.console.app import MAX_FORM_BYTES, SECURITY_HEADERS
+from patron.console.web import MAX_FORM_BYTES, SECURITY_HEADERS
 from served import Server, served, sqlite_env
 from test_console import Console, a_customer
 

@@ -11,6 +11,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
@@ -19,9 +20,8 @@ from starlette.responses import Response
 from patron.events.operations import may_replay, may_see_events
 from patron.orgs.model import ACCESS_LEVELS, OrgSettings
 from patron.orgs.policy import AccessGroup
+from patron.registration.ports import ConsoleStorage, NewSession
 from patron.settings import Settings
-from patron.store.console import ConsoleStore
-from patron.store.db import transaction
 
 SESSION_COOKIE = "patron_console"
 # The sign-in form's own CSRF token (no session yet): the same value in a cookie and in the form.
@@ -31,6 +31,10 @@ COOKIE_PATH = "/console"
 HOME = "/console/"
 # A result message's UTF-8 bytes: well within a cookie's 4096 once in base64 with its signature.
 FLASH_BYTES = 1500
+
+
+# What a page requires of its user's access group, declared once per page (console.guards).
+Requires = Literal["read", "write", "review", "events", "replay"]
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,14 @@ class Access:
         """Approve or reject identity change requests (the group's identity_review)."""
         return self.identity_review and self.read
 
+    def allows(self, requires: Requires | None) -> bool:
+        """Whether the group may open a page that requires this (None: any signed-in user may)."""
+        if requires is None:
+            return True
+        allowed = {"read": self.read, "write": self.write, "review": self.review, "events": self.events_page,
+                   "replay": self.replay}
+        return allowed[requires]
+
 
 @dataclass(frozen=True)
 class Signed:
@@ -82,7 +94,7 @@ class Signed:
     csrf_token: str
 
     def csrf_ok(self, sent: str | None) -> bool:
-        return bool(sent) and hmac.compare_digest(sent.encode(), self.csrf_token.encode())  # type: ignore[union-attr]
+        return sent is not None and sent != "" and hmac.compare_digest(sent.encode(), self.csrf_token.encode())
 
 
 def session_id_of(secret: str) -> str:
@@ -93,23 +105,17 @@ def new_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
-async def start(engine: object, login: str, org_id: int, generation: int, settings: Settings, now: datetime) -> str:
+async def start(
+    storage: ConsoleStorage, login: str, org_id: int, generation: int, settings: Settings, now: datetime
+) -> str:
     """A new session for the user; returns the secret the cookie carries."""
     secret = new_secret()
     lifetime = timedelta(seconds=settings.console_session_seconds)
-    async with transaction(engine) as conn:  # type: ignore[arg-type]
-        store = ConsoleStore(conn)
+    session = NewSession(session_id_of(secret), login, org_id, generation, secrets.token_urlsafe(32), now, now + lifetime)
+    async with storage.unit_of_work() as unit:
         # The user's sessions that are over go now: a few rows of one login, by its index.
-        await store.purge_sessions(login, now, now - lifetime)
-        await store.start_session(
-            session_id_of(secret),
-            login,
-            org_id,
-            generation,
-            secrets.token_urlsafe(32),
-            now,
-            now + lifetime,
-        )
+        await unit.console.purge_sessions(login, now, now - lifetime)
+        await unit.console.start_session(session)
     return secret
 
 
@@ -125,7 +131,7 @@ def set_cookie(response: Response, request: Request, settings: Settings, name: s
     # Lax, not Strict: a link to a customer's page from a ticket or an e-mail opens it signed in;
     # every change is a POST, which Lax keeps from other sites, and each carries a CSRF token; a
     # search (a GET that costs the database) opened from another site is shown, not run
-    # (app._from_another_site).
+    # (pages.customers.from_another_site).
     response.set_cookie(
         name, value, max_age=max_age, path=COOKIE_PATH, httponly=True, samesite="lax", secure=secure(request, settings)
     )
@@ -195,4 +201,6 @@ def flash_of(request: Request, settings: Settings) -> str | None:
 
 def login_token_ok(request: Request, sent: str | None) -> bool:
     cookie = request.cookies.get(LOGIN_COOKIE)
-    return bool(cookie and sent) and hmac.compare_digest(cookie.encode(), sent.encode())  # type: ignore[union-attr]
+    if not cookie or not sent:
+        return False
+    return hmac.compare_digest(cookie.encode(), sent.encode())

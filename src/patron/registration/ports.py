@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from patron.codes import Code
 from patron.events.model import Event, Written
+from patron.events.operations import DeadLetter, DeclaredSink, RelaySeen, ReplayRecord, SinkState
 from patron.loyalty.model import LedgerEntry, Membership
 from patron.registration.model import Caller, Change, Customer, CustomerFields, LookAlike, NewCustomer
 
@@ -294,14 +295,31 @@ class ConsoleRepository(Protocol):
         ...
 
 
-class ConsoleCustomers(Lookups, AuditReader, Protocol):
+class ConsoleCustomers(AuditReader, Protocol):
     async def find_many_with_memberships(
         self, org_id: int, field: str, values: list[str | int]
     ) -> dict[str | int, tuple[Customer, list[Membership]]]: ...
 
 
+class SinkReports(Protocol):
+    """The Events page's reads of the relay's tables (events.md §4)."""
+
+    async def sink_states(self, org_id: int, declared: Sequence[DeclaredSink]) -> list[SinkState]: ...
+
+    async def relays_seen(self, since: datetime) -> list[RelaySeen]: ...
+
+    async def replays(self, org_id: int, limit: int) -> list[ReplayRecord]:
+        """The org's latest replays, newest first."""
+        ...
+
+    async def dead_letters(self, org_id: int, sink: str, limit: int, offset: int = 0) -> list[DeadLetter]:
+        """The sink's dead letters, the most recently given up first."""
+        ...
+
+
 class ConsoleUnit(Protocol):
-    """What the console reads in one unit: its own repository, and the customers and their requests."""
+    """What the console reads in one unit: its own repository, the customers, their requests, and
+    the relay's tables."""
 
     @property
     def console(self) -> ConsoleRepository: ...
@@ -311,6 +329,9 @@ class ConsoleUnit(Protocol):
 
     @property
     def identity_requests(self) -> IdentityRequestRepository: ...
+
+    @property
+    def event_ops(self) -> SinkReports: ...
 
 
 class ConsoleStorage(Protocol):

@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from patron.registration.model import Caller, LookAlike, NewCustomer
 from patron.registration.search import SearchTimedOut
 from patron.store import customers as customers_module
+from patron.store.console import PgConsole
 from patron.store.customers import (
     CUSTOMER_COLUMNS,
     INSERTED_CUSTOMER,
@@ -456,11 +457,19 @@ class PostgresStorage:
         async with self.driver.connection() as conn:
             if single_statement:
                 yield StoreUnit(PgCustomers(conn), PgLoyalty(conn), PgIdentityRequests(conn), PgEvents(conn), PgDeliveries(conn),
-                                PgEventOperations(conn))
+                                PgEventOperations(conn), PgConsole(conn))
                 return
             async with conn.transaction():
                 yield StoreUnit(PgCustomers(conn), PgLoyalty(conn), PgIdentityRequests(conn), PgEvents(conn), PgDeliveries(conn),
-                                PgEventOperations(conn))
+                                PgEventOperations(conn), PgConsole(conn))
+
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[StoreUnit]:
+        """A read-only unit on one snapshot (REPEATABLE READ): what a console page shows together is of one moment."""
+        async with self.driver.connection() as conn:
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                yield StoreUnit(PgCustomers(conn), PgLoyalty(conn), PgIdentityRequests(conn), PgEvents(conn), PgDeliveries(conn),
+                                PgEventOperations(conn), PgConsole(conn))
 
     @asynccontextmanager
     async def search_unit(self, timeout: float) -> AsyncIterator[StoreUnit]:
@@ -473,7 +482,8 @@ class PostgresStorage:
                 async with conn.transaction(isolation="repeatable_read", readonly=True):
                     deadlined = _Deadlined(conn, time.monotonic() + timeout, timeout)
                     yield StoreUnit(PgCustomers(deadlined), PgLoyalty(deadlined), PgIdentityRequests(deadlined),
-                                    PgEvents(deadlined), PgDeliveries(deadlined), PgEventOperations(deadlined))
+                                    PgEvents(deadlined), PgDeliveries(deadlined), PgEventOperations(deadlined),
+                                    PgConsole(deadlined))
         except asyncpg.QueryCanceledError as exc:
             raise SearchTimedOut(timeout) from exc
 

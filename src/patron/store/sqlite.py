@@ -3,6 +3,7 @@ as max(id) + 1 under the write lock, and a request's new customers written as on
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import sqlite3
 from collections.abc import AsyncIterator, Callable
@@ -16,6 +17,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from patron.registration.model import Caller, LookAlike, NewCustomer
 from patron.store import customers as customers_module
+from patron.store.console import SqliteConsole
 from patron.store.customers import (
     FIRST_CUSTOMER_ID,
     INSERTED_CUSTOMER,
@@ -34,7 +36,7 @@ from patron.store.identity_requests import SqliteIdentityRequests
 from patron.store.loyalty import INSERT_MEMBERSHIPS, LEDGER_VALUES, MEMBERSHIP_COLUMNS, REFERRAL_VALUES, LoyaltyStore, entry_columns
 from patron.store.relay import SqliteDeliveries
 from patron.store.schema import customer_audits, customers, event_streams, events, points_ledger, referrals
-from patron.store.sqlite_file import SqliteFile
+from patron.store.sqlite_file import READER_MMAP_BYTES, SqliteConnection, SqliteFile, connect
 from patron.store.statements import SqliteStatement, is_sqlite_unique_violation
 from patron.store.unit import Found, StoreUnit
 
@@ -112,6 +114,8 @@ class SqliteStorage:
         observer: StoreObserver = UNOBSERVED,
     ) -> None:
         self.file = SqliteFile(path, timeout=timeout, synchronous=synchronous, searches=searches, observer=observer)
+        self._snapshot: SqliteConnection | None = None
+        self._snapshot_turn = asyncio.Lock()
 
     def unit_of_work(self, *, readonly: bool = False) -> AbstractAsyncContextManager[StoreUnit]:
         return self._unit(readonly)
@@ -121,18 +125,39 @@ class SqliteStorage:
         """A search's unit, on the file's searcher: off the event loop, stopped at its deadline."""
         async with self.file.searcher.search(timeout) as conn:
             yield StoreUnit(SqliteCustomers(conn), SqliteLoyalty(conn), SqliteIdentityRequests(conn), SqliteEvents(conn),
-                            SqliteDeliveries(conn), SqliteEventOperations(conn))
+                            SqliteDeliveries(conn), SqliteEventOperations(conn), SqliteConsole(conn))
+
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[StoreUnit]:
+        """A read-only unit in one read transaction (one snapshot of the file, which in WAL mode never
+        waits for the writer), on a connection of its own: the reader's is shared, and must never be
+        left inside a transaction while its holder awaits. Snapshots take turns on it; each is a
+        page's few reads by key, run in place as the reader's are."""
+        async with self._snapshot_turn:
+            if self._snapshot is None:
+                writer = self.file.writer
+                self._snapshot = SqliteConnection(
+                    connect(writer.path, timeout=writer.timeout, synchronous=writer.synchronous, mmap_bytes=READER_MMAP_BYTES)
+                )
+            conn = self._snapshot
+            conn.raw.execute("BEGIN")
+            try:
+                yield StoreUnit(SqliteCustomers(conn), SqliteLoyalty(conn), SqliteIdentityRequests(conn), SqliteEvents(conn),
+                                SqliteDeliveries(conn), SqliteEventOperations(conn), SqliteConsole(conn))
+            finally:
+                if conn.raw.in_transaction:
+                    conn.raw.execute("ROLLBACK")
 
     @asynccontextmanager
     async def _unit(self, readonly: bool) -> AsyncIterator[StoreUnit]:
         if readonly:
             reader = self.file.reader
             yield StoreUnit(SqliteCustomers(reader), SqliteLoyalty(reader), SqliteIdentityRequests(reader), SqliteEvents(reader),
-                            SqliteDeliveries(reader), SqliteEventOperations(reader))
+                            SqliteDeliveries(reader), SqliteEventOperations(reader), SqliteConsole(reader))
             return
         async with self.file.writer.unit() as conn:
             yield StoreUnit(SqliteCustomers(conn), SqliteLoyalty(conn), SqliteIdentityRequests(conn), SqliteEvents(conn),
-                            SqliteDeliveries(conn), SqliteEventOperations(conn))
+                            SqliteDeliveries(conn), SqliteEventOperations(conn), SqliteConsole(conn))
 
     async def insert_new(self, new_customers: list[NewCustomer], caller: Caller, at: datetime) -> list[int | None]:
         (ids,) = await self.file.writer.run(sqlite_register_new([Registration(new_customers, caller, at)]))
@@ -146,6 +171,9 @@ class SqliteStorage:
         return await SqliteCustomers(self.file.reader).find_many_with_memberships(org_id, field, values)
 
     async def close(self) -> None:
+        if self._snapshot is not None:
+            self._snapshot.raw.close()
+            self._snapshot = None
         await self.file.close()
 
 

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from patron.loyalty.model import Membership
 from patron.registration.model import Customer
+from patron.store.console import ConsoleStore
 from patron.store.customers import CustomerStore
 from patron.store.db import UNOBSERVED, DriverPool, StoreObserver, is_sqlite
 from patron.store.event_ops import EventOperations
@@ -37,6 +38,8 @@ class StoreUnit:
     deliveries: DeliveryStore
     # Operators': sinks' health and backlog, dead letters, replays (store.event_ops).
     event_ops: EventOperations
+    # The member-care console's: sessions, a customer page's ledger and referrals, the overview (store.console).
+    console: ConsoleStore
 
 
 # The database as registrations and look-ups use it (registration.service.Storage, with look-ups
