@@ -4,6 +4,7 @@ request's log line says which rule refused or ignored a value, and what would pa
 from __future__ import annotations
 
 from conftest import item, new_mobile
+from test_console import a_customer, browser  # noqa: F401 - the console fixture
 from test_observability import line_of, lines  # noqa: F401 - the fixture that captures the lines
 
 from patron.codes import ITEM_ERRORS, Code
@@ -34,3 +35,12 @@ async def test_an_unknown_key_and_a_skipped_custom_field_are_named_in_the_line_n
 async def test_a_request_with_nothing_to_explain_has_no_hints_in_its_line(org, lines):
     response = await org.add({"mobile": new_mobile(), "firstname": "Asha"})
     assert "hints" not in line_of(lines, response)
+
+
+async def test_the_console_says_why_a_national_mobile_is_refused_as_a_new_value(browser, org):
+    customer = await a_customer(org)
+    await browser.as_user(org, "ravi")
+    page = f"/console/customers/{customer}"
+    refused = await browser.post(f"{page}/identity", {"identifier": "mobile", "new_value": "9876543210", "reason": "r"}, page)
+    assert refused.status_code == 400
+    assert "without a country code" in refused.text and "CONF_CLIENT_DEFAULT_COUNTRYCODE_PASSED = true" in refused.text

@@ -22,7 +22,7 @@ from patron.console.web import NOT_FOUND, Refused, flash_to, render, request_id,
 from patron.loyalty.model import Membership
 from patron.orgs.model import OrgSettings
 from patron.orgs.policy import CustomField, ExtendedField, Program, Slab
-from patron.registration import identity_changes, lookup, service
+from patron.registration import hints, identity_changes, lookup, service
 from patron.registration.audit import AuditRecord, audit_trail
 from patron.registration.identity import IdentityRequest
 from patron.registration.model import IDENTIFIER_LABELS, IDENTIFIERS, Caller, Customer
@@ -248,7 +248,8 @@ async def request_identity_change(request: Request, signed: Signed, form: dict[s
         customer_id, name, new_value, _caller(request, signed, reason), services(request).storage, utc_now()
     )
     if not result.success:
-        errors["new_value"] = f"{result.message} (code {int(result.code)})"
+        # With why, when the rule that refused the value said (a mobile without its country code).
+        errors["new_value"] = " ".join([f"{result.message} (code {int(result.code)})", *hints.current()])
         return await _render(request, signed, await _record(request, signed, customer_id), 400, form, errors, "identity")
     return flash_to(request, f"/console/customers/{customer_id}", result.message)
 
