@@ -15,7 +15,7 @@ from patron.auth.guard import CredentialGuard
 from patron.orgs.cache import OrgCache
 from patron.settings import Settings
 from patron.store.db import UNOBSERVED, StoreObserver, create_driver_pool, create_engine
-from patron.store.unit import Storage, open_storage
+from patron.store.storage import Storage, open_storage
 
 
 @dataclass

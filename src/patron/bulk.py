@@ -33,7 +33,7 @@ from patron.registration.reading import ITEM_FIELDS
 from patron.registration.service import register
 from patron.settings import Settings
 from patron.store.maintenance import analyze_customer_tables
-from patron.store.unit import Storage
+from patron.store.storage import Storage
 
 
 # Columns that hold a list of {name, value} in the add API.

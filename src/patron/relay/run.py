@@ -30,7 +30,7 @@ from patron.relay import plan, schedule
 from patron.relay.metrics import RelayMetrics
 from patron.relay.sinks import Delivery, Outcome, Sink
 from patron.store.relay import Attempt, LeaseLost, Progress, RetryRow, SinkRow
-from patron.store.unit import Storage
+from patron.store.storage import Storage
 
 log = logging.getLogger("patron.relay")
 
