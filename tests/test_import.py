@@ -240,3 +240,34 @@ def test_json_lines_report_in_file_order_with_a_code_for_a_malformed_line_and_on
     one = tmp_path / "one.jsonl"
     one.write_text(json.dumps({"mobile": new_mobile()}) + "\n")
     assert "1 row in " in patron("customer", "import", str(one), "--org", org_id).output
+
+
+def test_the_sample_files_import_into_the_demo_org_as_docs_import_md_says(tmp_path):
+    import re
+    import shutil
+
+    from click.testing import CliRunner
+
+    from conftest import ROOT
+    from patron.cli import main
+    from patron.store.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'patron.db'}"
+    upgrade(url)
+
+    def run(*args: str):  # noqa: ANN202
+        return CliRunner().invoke(main, list(args), env={"PATRON_DATABASE_URL": url}, catch_exceptions=False)
+
+    assert run("org", "apply", str(ROOT / "examples" / "demo-org.toml")).exit_code == 0
+    page = (ROOT / "docs" / "import.md").read_text(encoding="utf-8")
+    for name in ("customers.csv", "customers.jsonl"):
+        shutil.copy(ROOT / "examples" / name, tmp_path / name)
+    imported = run("customer", "import", str(tmp_path / "customers.csv"), "--org", "1001", "--workers", "1")
+    counts = re.search(r"5 rows in [\d.]+s \(\d+ rows/s\): (.*)", page).group(1)
+    assert counts in imported.output and "warnings (the value was not applied, the row was): 1017 x1" in page
+    assert "warnings (the value was not applied, the row was): 1017 x1" in imported.output
+    shown = page.split("<!-- report:customers.csv -->\n```csv\n", 1)[1].split("```", 1)[0]
+    assert (tmp_path / "customers.csv.rejected.csv").read_text() == shown
+    lines = run("customer", "import", str(tmp_path / "customers.jsonl"), "--org", "1001", "--workers", "1").output
+    assert "3 rows" in lines and "2 created, 0 updated, 1 rejected" in lines and "2 created, 0 updated, 1 rejected" in page
+    assert (tmp_path / "customers.jsonl.rejected.csv").read_text().splitlines()[1].startswith("3,1034,")

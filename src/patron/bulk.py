@@ -1,4 +1,5 @@
-"""Bulk import of customers from CSV or JSON lines: the add API's rules, in batches, resumable."""
+"""Customers in bulk: imported from CSV or JSON lines with the add API's rules, in batches,
+resumable; exported, streamed, in the same columns, so that an export imports back."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -28,10 +29,11 @@ from patron.codes import Code, request_message
 from patron.orgs.model import OrgSettings
 from patron.orgs.policy import STANDARD_EXTENDED_FIELDS
 from patron.registration import fields
-from patron.registration.model import IDENTIFIERS, Caller
+from patron.registration.model import IDENTIFIERS, Caller, Customer
 from patron.registration.reading import ITEM_FIELDS
 from patron.registration.service import register
 from patron.settings import Settings
+from patron.store.customer_export import customer_pages
 from patron.store.maintenance import analyze_customer_tables
 from patron.store.storage import Storage
 
@@ -463,6 +465,89 @@ async def import_batch(caller: Caller, storage: Storage, batch: list[tuple[int, 
         if warnings:
             outcome.warned.append(ReportedRow(number, str(int(result.code)), result.message, warnings, shown))
     return outcome
+
+
+class ExportRefused(Exception):
+    """The export cannot start (an unknown org)."""
+
+
+# The columns an export writes before the org's fields: the add API's fields a customer keeps
+# (its own referral code and its points are the org's to give again, not the file's to set).
+EXPORTED_FIELDS = (
+    *IDENTIFIERS, "firstname", "lastname", "registered_on", "type", "source", "accountId", "fraud_status",
+    "registered_till", "associated_with",
+)
+
+
+def export_item(customer: Customer, org: OrgSettings) -> dict[str, Any]:
+    """A customer as an add item the import reads back into the same customer: registration time
+    in the org's timezone, as the API writes it; nothing that is not set."""
+    item: dict[str, Any] = {
+        "mobile": customer.mobile,
+        "email": customer.email,
+        "external_id": customer.external_id,
+        "firstname": customer.firstname or None,
+        "lastname": customer.lastname or None,
+        "registered_on": fields.local_text(customer.registered_on, org.tz),
+        "type": customer.type,
+        "source": customer.source.lower(),
+        "accountId": customer.account_id,
+        "fraud_status": customer.fraud_status,
+        "registered_till": customer.registered_till,
+        "associated_with": customer.associated_with,
+    }
+    item = {name: value for name, value in item.items() if value is not None}
+    for key, values in (("custom_fields", customer.custom_fields), ("extended_fields", customer.extended_fields)):
+        if values:
+            item[key] = {"field": [{"name": name, "value": value} for name, value in values.items()]}
+    if customer.subscriptions:
+        item["subscriptions"] = {"subscription": customer.subscriptions}
+    if customer.comm_channels:
+        item["commChannels"] = {"commChannel": customer.comm_channels}
+    return item
+
+
+def export_columns(org: OrgSettings) -> list[str]:
+    """A CSV export's header: the exported fields, then custom.NAME for each custom field of the
+    org and extended.NAME for each extended field, standard and the org's, as the import reads them."""
+    extended = {**STANDARD_EXTENDED_FIELDS, **org.extended_fields}
+    return [
+        *EXPORTED_FIELDS,
+        *(f"custom.{kind.name}" for kind in org.custom_fields.values()),
+        *(f"extended.{kind.name}" for kind in extended.values()),
+    ]
+
+
+def _csv_row(item: dict[str, Any], columns: list[str]) -> list[str]:
+    cells = {name: str(value) for name, value in item.items() if name in EXPORTED_FIELDS}
+    for prefix, key in (("custom.", "custom_fields"), ("extended.", "extended_fields")):
+        for entry in item.get(key, {}).get("field", []):
+            cells[prefix + entry["name"]] = entry["value"]
+    return [cells.get(column, "") for column in columns]
+
+
+async def export_customers(engine: AsyncEngine, org_id: int, out: TextIO, file_format: str = "csv") -> int:
+    """Write every customer of the org to `out`, a page at a time, as CSV (the exported fields and
+    the org's fields; lists of objects, subscriptions and commChannels, are JSON lines' alone) or as
+    JSON lines (one add item a line, everything the import reads); the number written."""
+    org = await OrgCache(engine, ttl=3600).get(org_id)
+    if org is None:
+        raise ExportRefused(f"no org {org_id}")
+    columns = export_columns(org)
+    writer = csv.writer(out) if file_format == "csv" else None
+    if writer is not None:
+        writer.writerow(columns)
+    written = 0
+    async for page in customer_pages(engine, org_id):
+        for customer in page:
+            item = export_item(customer, org)
+            if writer is not None:
+                writer.writerow(_csv_row(item, columns))
+            else:
+                out.write(orjson.dumps(item).decode() + "\n")
+        written += len(page)
+        out.flush()
+    return written
 
 
 class _Report:
