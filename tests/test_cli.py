@@ -248,7 +248,8 @@ def test_demo_into_a_pipe_its_reader_closed_exits_quietly(tmp_path):
     assert (tmp_path / "stderr").read_text() == "" and status.strip() == "141"
 
 
-def test_serve_listens_on_patron_port_and_logs_no_alembic_plugin_lines(tmp_path):
+@pytest.mark.parametrize("options", [[], ["--migrate"]], ids=["serve", "serve --migrate"])
+def test_serve_listens_on_patron_port_and_logs_no_alembic_lines_when_nothing_migrates(tmp_path, options):
     import subprocess
     import time
 
@@ -260,7 +261,9 @@ def test_serve_listens_on_patron_port_and_logs_no_alembic_plugin_lines(tmp_path)
     env = sqlite_env(tmp_path, PATRON_PORT=str(port), PATRON_LOG_FORMAT="text")
     log = tmp_path / "serve.log"
     with open(log, "wb") as out:
-        process = subprocess.Popen([str(VENV_BIN / "patron"), "serve"], env=env, cwd=ROOT_DIR, stdout=out, stderr=out)
+        process = subprocess.Popen(
+            [str(VENV_BIN / "patron"), "serve", *options], env=env, cwd=ROOT_DIR, stdout=out, stderr=out
+        )
     try:
         deadline = time.monotonic() + 30
         while True:

@@ -112,14 +112,25 @@ class _OneLineErrors(click.Group):
 
 def _configure_logging(settings: Settings) -> None:
     """Patron's log format for a long-running command. Alembic announces each of its plugins at
-    INFO whenever the schema's revision is read, which the server and the relay do at every start:
-    news to nobody."""
+    INFO whenever the schema's revision is read, which the server and the relay do at every start,
+    and its database dialect whenever it migrates (serve --migrate): news to nobody. A migration it
+    runs is still logged."""
     import logging
 
     from patron.observability import configure_logging
 
     configure_logging(settings)
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    migration = logging.getLogger("alembic.runtime.migration")
+    if not any(isinstance(known, _AlembicPreamble) for known in migration.filters):
+        migration.addFilter(_AlembicPreamble())
+
+
+class _AlembicPreamble:
+    """Drops alembic's two lines about the dialect it runs on, said before every migration or none."""
+
+    def filter(self, record: Any) -> bool:
+        return not str(record.msg).startswith(("Context impl ", "Will assume "))
 
 
 @click.group(cls=_OneLineErrors)
