@@ -30,7 +30,7 @@ from patron.orgs.model import OrgSettings
 from patron.orgs.policy import STANDARD_EXTENDED_FIELDS
 from patron.registration import fields
 from patron.registration.model import IDENTIFIERS, Caller, Customer
-from patron.registration.reading import ITEM_FIELDS
+from patron.registration.inputs import ITEM_FIELDS
 from patron.registration.service import register
 from patron.settings import Settings
 from patron.store.customer_export import customer_pages
@@ -328,10 +328,10 @@ async def _import_rows(
             in_flight.append(_InFlight(asyncio.ensure_future(run_batch(batch)), keys, batch[-1][0], len(batch)))
         await wait(list(in_flight))
     finally:
-        for batch in in_flight:
-            batch.task.cancel()
+        for flight in in_flight:
+            flight.task.cancel()
         # The first failure has been raised; what the others ended with is not news.
-        await asyncio.gather(*(batch.task for batch in in_flight), return_exceptions=True)
+        await asyncio.gather(*(flight.task for flight in in_flight), return_exceptions=True)
 
 
 @asynccontextmanager

@@ -26,7 +26,8 @@ from patron.observability.outcome import ItemOutcome
 from patron.observability.record import record_of
 from patron.registration.lookup import LOOKUP_KEYS, Looked, LookupRefused, look_up
 from patron.registration.identity_changes import IdentityOutcome, request_changes
-from patron.registration.service import Caller, ItemResult, batch_code, batch_status, register
+from patron.registration.model import Caller
+from patron.registration.service import ItemResult, batch_code, batch_status, register
 
 USER_CONTEXT_HEADERS = {
     "entity_type": "user-context-entity-type",

@@ -11,7 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import phonenumbers
-from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata, PhoneNumber, region_code_for_country_code
+from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata, PhoneNumber, PhoneNumberDesc, region_code_for_country_code
 
 from patron import limits
 
@@ -150,7 +150,7 @@ def mobile(value: Any, base_country: str, supported: list[str], default_country_
     digits = mobile_digits(raw)
     if not digits.isdigit() or not 6 <= len(digits) <= 17:
         return None
-    candidates = [("+" + digits, None)]
+    candidates: list[tuple[str, str | None]] = [("+" + digits, None)]
     if default_country_code:
         candidates.append((digits, base_country))
     for number_text, region in candidates:
@@ -216,6 +216,8 @@ def _is_mobile(number: PhoneNumber, region: str | None) -> bool:
     metadata, with each pattern compiled once: number_type looks every pattern up in the re
     module's cache and runs most twice (match, then fullmatch), which cost two thirds of a mobile's
     check. tests/test_phone_numbers.py holds it to number_type for every region's numbers."""
+    if number.country_code is None or region is None:
+        return False  # no region of its own: no region's plan makes it a mobile
     metadata = PhoneMetadata.metadata_for_region_or_calling_code(number.country_code, region)
     return metadata is not None and _is_mobile_national(phonenumbers.national_significant_number(number), metadata)
 
@@ -245,7 +247,7 @@ class _MobileRule:
 
     @classmethod
     def of(cls, metadata: Any, length: int) -> _MobileRule:
-        def pattern(description: Any) -> str | None:
+        def pattern(description: PhoneNumberDesc | None) -> str | None:
             if description is None or not description.national_number_pattern:
                 return None
             if description.possible_length and length not in description.possible_length:

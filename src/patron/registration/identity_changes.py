@@ -15,7 +15,6 @@ from patron.codes import IDENTITY_CHANGE_TAKEN, Code, identity_error_message
 from patron.events import build
 from patron.orgs.model import OrgSettings
 from patron.registration import fields, resolution
-from patron.registration.audit import USER_CONTEXT
 from patron.registration.identity import (
     APPLIED_REASON,
     APPROVED,
@@ -223,7 +222,10 @@ async def _request_one(
                         reason=caller.reason,
                         requester=requester.key,
                         requester_users=" ".join(requester.users) or None,
-                        **{f"context_{key}": caller.user_context.get(key) for key in USER_CONTEXT},
+                        context_entity_type=caller.user_context.get("entity_type"),
+                        context_entity_id=caller.user_context.get("entity_id"),
+                        context_entity_source=caller.user_context.get("entity_source"),
+                        context_entity_source_id=caller.user_context.get("entity_source_id"),
                     )
                 )
                 await emit(unit, caller, now, [request_event(customer, request, caller, now)])

@@ -59,11 +59,12 @@ class CustomerFields:
             self.external_id_key = self.external_id
 
     def identifier(self, name: str) -> str | None:
-        return getattr(self, name)
+        value: str | None = getattr(self, name)
+        return value
 
     def key(self, name: str) -> str | None:
         """An identifier as the org's unique index compares it."""
-        return self.external_id_key if name == "external_id" else getattr(self, name)
+        return self.external_id_key if name == "external_id" else self.identifier(name)
 
     @property
     def external_id_skeleton(self) -> str | None:
@@ -117,7 +118,8 @@ class CustomerInput:
     registered_on_out_of_range: bool = False
 
     def identifier(self, name: str) -> str | None:
-        return getattr(self, name)
+        value: str | None = getattr(self, name)
+        return value
 
 
 @dataclass

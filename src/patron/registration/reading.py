@@ -220,7 +220,7 @@ def _read_extra_fields(raw: dict[str, Any], org: OrgSettings, item: CustomerInpu
         name = fields.text(entry.get("name")) if isinstance(entry, dict) else None
         declared = org.custom_fields.get(name.strip().lower()) if name else None
         value = normalise(declared, entry.get("value"), org.tz) if declared else None
-        if value is None:
+        if declared is None or value is None:
             warnings.add(Code.INVALID_CUSTOM_FIELD)
             hints.note(why.extra_field("custom", name and name.strip(), declared, (f.name for f in org.custom_fields.values())))
         else:
@@ -231,7 +231,7 @@ def _read_extra_fields(raw: dict[str, Any], org: OrgSettings, item: CustomerInpu
         key = name.strip().lower() if name else ""
         declared = STANDARD_EXTENDED_FIELDS.get(key) or org.extended_fields.get(key)
         value = normalise(declared, entry.get("value"), org.tz, org.store_codes) if declared else None
-        if value is None:
+        if declared is None or value is None:
             warnings.add(Code.INVALID_EXTENDED_FIELD, name or "")
             known = (f.name for f in (*STANDARD_EXTENDED_FIELDS.values(), *org.extended_fields.values()))
             hints.note(why.extra_field("extended", name and name.strip(), declared, known))

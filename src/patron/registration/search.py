@@ -39,7 +39,8 @@ from patron.orgs.model import OrgSettings
 from patron.orgs.policy import FieldType
 from patron.registration import fields
 from patron.registration.extra_fields import normalise
-from patron.registration.reading import TYPES, stored_identifier
+from patron.registration.inputs import TYPES
+from patron.registration.reading import stored_identifier
 
 MAX_CONDITIONS = 10
 MAX_VALUE = 200
