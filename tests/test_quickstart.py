@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -198,7 +199,7 @@ ORDERS = [("demo", "readme", "quickstart"), ("readme", "quickstart", "demo"), ("
 @pytest.mark.parametrize("order", ORDERS, ids="-".join)
 def test_the_readmes_make_runs_and_the_quickstarts_commands_do_what_they_say_in_any_order(fresh_database, tmp_path, order):
     env = {
-        **__import__("os").environ,
+        **os.environ,
         "PATRON_DATABASE_URL": fresh_database,
         "PATRON_SECRET_KEY": "quickstart-test-secret-key-" + "k" * 32,
         "PATRON_LOG_FORMAT": "json",
