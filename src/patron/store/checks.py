@@ -78,8 +78,8 @@ class CheckStore:
                     .limit(_PAGE)
                 )
             ).all()
-            for customer_id, value in rows:
-                yield customer_id, value
+            for row in rows:
+                yield row.id, row[1]
             if len(rows) < _PAGE:
                 return
             after = rows[-1][0]

@@ -27,11 +27,11 @@ async def distribute(conn: AsyncConnection) -> list[str]:
     and the registration function delegated by org. What it did, one line each (nothing when
     the schema already was)."""
     done = []
-    kinds = dict(
+    kinds: dict[str, str] = dict(
         (await conn.execute(text("SELECT logicalrelid::regclass::text, partmethod FROM pg_dist_partition"))).all()
     )
     # An earlier revision has fewer tables: those it has are distributed now, the rest when they come.
-    existing = set((await conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"))).scalars())
+    existing: set[str] = set((await conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"))).scalars())
     for table in REFERENCE:
         if table in existing and table not in kinds:
             await conn.execute(text("SELECT create_reference_table(:table)"), {"table": table})

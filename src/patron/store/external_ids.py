@@ -44,8 +44,8 @@ class ExternalIdStore:
                     .limit(_PAGE)
                 )
             ).all()
-            for customer_id, external_id, key in rows:
-                yield customer_id, external_id, key
+            for row in rows:
+                yield row.id, row.external_id, row.external_id_key
             if len(rows) < _PAGE:
                 return
             after = rows[-1][0]

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.engine import Row, ScalarResult
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from patron.store.schema import api_clients, console_users, event_sinks, event_streams, orgs, tills
@@ -31,7 +32,7 @@ class OrgStore:
         """A row for each declared sink (name, kind) that has none, starting at the org's stream's
         end as it is now: a sink is sent what is committed from when its org file was applied. The
         names of the sinks opened."""
-        existing = set((await self.conn.execute(
+        existing: set[str] = set((await self.conn.execute(
             select(event_sinks.c.sink).where(event_sinks.c.org_id == org_id)
         )).scalars())
         new = [(name, kind) for name, kind in declared if name not in existing]
@@ -65,7 +66,7 @@ class OrgStore:
             await self.conn.execute(insert(tills).values(code=code, **values))
 
     async def disable_tills_except(self, org_id: int, keep: list[str]) -> list[str]:
-        rows = await self.conn.scalars(
+        rows: ScalarResult[str] = await self.conn.scalars(
             select(tills.c.code).where(tills.c.org_id == org_id, tills.c.enabled.is_(True), tills.c.code.not_in(keep))
         )
         disabled = list(rows)
@@ -91,7 +92,7 @@ class OrgStore:
             await self.conn.execute(insert(api_clients).values(key=key, **values))
 
     async def disable_api_clients_except(self, org_id: int, keep: list[str]) -> list[str]:
-        rows = await self.conn.scalars(
+        rows: ScalarResult[str] = await self.conn.scalars(
             select(api_clients.c.key).where(
                 api_clients.c.org_id == org_id, api_clients.c.enabled.is_(True), api_clients.c.key.not_in(keep)
             )
@@ -107,7 +108,7 @@ class OrgStore:
 
     async def secret_hashes(self, org_id: int) -> list[list[str]]:
         """The stored hash of each enabled till, API client and console user of the org, by name."""
-        rows = []
+        rows: list[Row[str, str]] = []
         for table, name, hashed in (
             (tills, tills.c.code, tills.c.password_hash),
             (api_clients, api_clients.c.key, api_clients.c.secret_hash),
@@ -145,7 +146,7 @@ class OrgStore:
             await self.conn.execute(insert(console_users).values(login=login, **values))
 
     async def disable_console_users_except(self, org_id: int, keep: list[str]) -> list[str]:
-        rows = await self.conn.scalars(
+        rows: ScalarResult[str] = await self.conn.scalars(
             select(console_users.c.login).where(
                 console_users.c.org_id == org_id, console_users.c.enabled.is_(True), console_users.c.login.not_in(keep)
             )

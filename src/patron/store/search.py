@@ -273,7 +273,7 @@ class SearchStatements:
         where = builder.where()
         source = builder.source()
         bind = builder.bind
-        matching = select(literal_column("1")).select_from(source).where(*where)
+        matching: Select[int] = select(literal_column("1")).select_from(source).where(*where)
         count = select(func.count()).select_from(matching.limit(bindparam("most", type_=BigInteger)).subquery("matching"))
         # The page's ids first, ordered by the (org_id, registered_on, id) index where the plan
         # walks it; then their rows and memberships.

@@ -39,8 +39,8 @@ def _on_sqlite() -> bool:
 
 def _ignoring_case(bind: sa.engine.Connection) -> set[int]:
     """The orgs whose stored definition matches external ids ignoring case."""
-    ignoring = set()
-    for org_id, definition in bind.execute(sa.text("SELECT id, definition FROM orgs")):
+    ignoring: set[int] = set()
+    for org_id, definition in bind.execute(sa.text("SELECT id, definition FROM orgs")).tuples():
         configs = (json.loads(definition) if isinstance(definition, str) else definition or {}).get("configs") or {}
         if configs.get(_SETTING) is True:
             ignoring.add(org_id)
@@ -62,7 +62,7 @@ def _backfill(bind: sa.engine.Connection) -> None:
         if not rows:
             return
         values = []
-        for org_id, customer_id, external_id in rows:
+        for org_id, customer_id, external_id in (row.tuple() for row in rows):
             key = external_ids.key(external_id, org_id in ignoring)
             values.append({"org_id": org_id, "id": customer_id, "key": key, "skeleton": external_ids.skeleton(key)})
         bind.execute(write, values)
