@@ -17,6 +17,7 @@ from sqlalchemy import insert, select, update
 
 from conftest import Org, item, new_mobile, org_document
 from test_identity_change import tied_org
+from patron.console.labels import mobile as grouped
 from patron.orgs.apply import apply_org
 from patron.orgs.file import parse_org_document
 from patron.registration import identity_changes
@@ -485,7 +486,7 @@ async def test_an_identity_change_waits_for_review_and_is_applied_when_approved(
 
     await browser.as_user(org, "priya")
     queue = await browser.http.get("/console/identity-requests")
-    assert new in queue.text and "Lost their phone" in queue.text
+    assert grouped(new) in queue.text and "Lost their phone" in queue.text
     request_id = re.search(r'/console/identity-requests/(\d+)/decision', queue.text).group(1)
     decided = await browser.post(
         f"/console/identity-requests/{request_id}/decision",
@@ -495,7 +496,7 @@ async def test_an_identity_change_waits_for_review_and_is_applied_when_approved(
     assert decided.status_code == 303 and decided.headers["location"] == f"/console/customers/{customer}"
     page = (await browser.http.get(decided.headers["location"])).text
     assert "approved" in page and "APPROVED" in page and "Checked their ID" in page
-    assert new in page
+    assert grouped(new) in page
     found = await org.get(mobile=new, format="json")
     assert item(found)["user_id"] == customer
 
@@ -577,7 +578,7 @@ async def test_console_actions_name_the_customer_by_id_whatever_its_identifiers_
     )
     assert asked.status_code == 303, asked.text
     shown = (await browser.http.get(page)).text
-    assert "Ashwini" in shown and "PENDING" in shown and new in shown
+    assert "Ashwini" in shown and "PENDING" in shown and grouped(new) in shown
     async with org.engine.connect() as conn:
         (request,) = (await conn.execute(
             select(identity_change_requests).where(
@@ -627,7 +628,7 @@ async def test_a_reviewer_sees_only_reject_for_a_request_they_asked_through_a_ti
     await browser.as_user(org, "priya")
     queue = (await browser.http.get("/console/identity-requests")).text
     request_id = re.search(r"/console/identity-requests/(\d+)/decision", queue).group(1)
-    assert f"till till.admin.{org.id} ({org.console_user('priya')})" in queue
+    assert f"till till.admin.{org.id}, Head office ({org.console_user('priya')})" in queue
     assert "You stand behind this request" in queue and 'value="approve"' not in queue
     # Sent all the same, the approval is refused and the request waits for another reviewer.
     approved = await browser.post(

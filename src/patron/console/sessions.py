@@ -35,6 +35,17 @@ FLASH_BYTES = 1500
 
 # What a page requires of its user's access group, declared once per page (console.guards).
 Requires = Literal["read", "write", "review", "events", "replay"]
+# A result message's kind: done (green), done but a value was not saved (amber), refused (red).
+Level = Literal["ok", "warn", "refused"]
+LEVELS: tuple[Level, ...] = ("ok", "warn", "refused")
+
+
+@dataclass(frozen=True)
+class Flash:
+    """A result message, shown once, and its kind."""
+
+    text: str
+    level: Level = "ok"
 
 
 @dataclass(frozen=True)
@@ -175,17 +186,18 @@ def _flash_signature(payload: str, request: Request, settings: Settings) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def flash_cookie(message: str, request: Request, settings: Settings) -> str:
-    """A result message as a cookie's value: its UTF-8 in base64url (a cookie is Latin-1 at most,
-    and the message quotes what people typed, in any script), cut to FLASH_BYTES, and signed."""
-    data = message.encode()
+def flash_cookie(message: str, request: Request, settings: Settings, level: Level = "ok") -> str:
+    """A result message as a cookie's value: its kind and its UTF-8 in base64url (a cookie is
+    Latin-1 at most, and the message quotes what people typed, in any script), cut to FLASH_BYTES,
+    and signed (the kind with it: no one turns a refusal green)."""
+    data = f"{level}\n{message}".encode()
     if len(data) > FLASH_BYTES:
         data = data[: FLASH_BYTES - 3].decode(errors="ignore").encode() + "…".encode()
     payload = base64.urlsafe_b64encode(data).rstrip(b"=").decode()
     return f"{payload}.{_flash_signature(payload, request, settings)}"
 
 
-def flash_of(request: Request, settings: Settings) -> str | None:
+def flash_of(request: Request, settings: Settings) -> Flash | None:
     """The result message the request's cookie carries, when the console wrote it for this session."""
     value = request.cookies.get(FLASH_COOKIE, "")
     payload, _, signature = value.partition(".")
@@ -194,9 +206,13 @@ def flash_of(request: Request, settings: Settings) -> str | None:
     if not hmac.compare_digest(signature.encode(), _flash_signature(payload, request, settings).encode()):
         return None
     try:
-        return base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode()
+        level, _, text = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode().partition("\n")
     except (binascii.Error, UnicodeDecodeError, ValueError):
         return None
+    for known in LEVELS:
+        if level == known:
+            return Flash(text, known)
+    return None
 
 
 def login_token_ok(request: Request, sent: str | None) -> bool:

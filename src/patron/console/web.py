@@ -18,7 +18,7 @@ from patron.api.context import read_body, request_id
 from patron.codes import Code
 from patron.console import filters, sessions
 from patron.console.overview import OverviewCache
-from patron.console.sessions import Signed
+from patron.console.sessions import Flash, Level, Signed
 from patron.errors import ApiError
 
 if TYPE_CHECKING:
@@ -123,11 +123,13 @@ def render(
     status: int = 200,
     pending: int | None = None,
     headers: dict[str, str] | None = None,
+    message: Flash | None = None,
 ) -> HTMLResponse:
     """The page's template filled with its data's fields, and what every page shows: who is signed
-    in, the result message once, and `pending` (the review queue's count, for those who may see it)."""
+    in, the result message once (`message`, or the one a redirect left), and `pending` (the review
+    queue's count, for those who may see it)."""
     settings = services(request).settings
-    flash = sessions.flash_of(request, settings) if sessions.FLASH_COOKIE in request.cookies else None
+    flash = message or (sessions.flash_of(request, settings) if sessions.FLASH_COOKIE in request.cookies else None)
     context: dict[str, Any] = {field.name: getattr(data, field.name) for field in dataclasses.fields(data)}
     html = _templates.get_template(template).render(
         request=request, signed=signed, flash=flash, path=request.url.path, status=status, pending=pending, **context
@@ -146,12 +148,13 @@ def redirect(url: str) -> RedirectResponse:
     return RedirectResponse(url, 303, headers={"Cache-Control": "no-store"})
 
 
-def flash_to(request: Request, url: str, message: str) -> RedirectResponse:
-    """A redirect that shows `message` once on the page it leads to (an HttpOnly cookie, signed)."""
+def flash_to(request: Request, url: str, message: str, level: Level = "ok") -> RedirectResponse:
+    """A redirect that shows `message` once on the page it leads to (an HttpOnly cookie, signed):
+    green when done (`ok`), amber when done but a value was not saved (`warn`), red when refused."""
     response = redirect(url)
     settings = services(request).settings
     sessions.set_cookie(
-        response, request, settings, sessions.FLASH_COOKIE, sessions.flash_cookie(message, request, settings), 60
+        response, request, settings, sessions.FLASH_COOKIE, sessions.flash_cookie(message, request, settings, level), 60
     )
     return response
 

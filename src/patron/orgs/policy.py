@@ -431,6 +431,8 @@ class Broker(_Sink):
 
 class _FieldDefinition(_OrgFileModel):
     name: _Text
+    # (Patron) what the console calls the field; without one, its name made readable.
+    label: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)] | None = None
     type: FieldKind
     max_length: int = Field(default=250, ge=1, le=250)
     regex: Annotated[str, AfterValidator(_compiles)] | None = None

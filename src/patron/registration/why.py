@@ -8,6 +8,7 @@ from typing import Any
 
 import phonenumbers
 
+from patron import limits
 from patron.codes import Code
 from patron.orgs.model import OrgSettings
 from patron.orgs.policy import FieldType
@@ -66,6 +67,11 @@ def extra_field(kind: str, name: str | None, declared: FieldType | None, known: 
             f"; did you mean {near!r}?" if near else ""
         )
     return f"{code}: {kind} field {declared.name!r}: the value is not {rule(declared)}"
+
+
+def person_name() -> str:
+    """The rule of a first or last name (fields.person_name), in words."""
+    return f"letters of any script, digits, spaces, hyphens and apostrophes, of at most {limits.NAME} characters"
 
 
 def rule(kind: FieldType) -> str:

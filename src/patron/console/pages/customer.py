@@ -15,9 +15,10 @@ from starlette.routing import Route
 from patron import limits
 from patron.api.context import utc_now
 from patron.codes import HOLDS_NUL
+from patron.console import outcome
 from patron.console.guards import action, page, pending_count
 from patron.console.pages.identity_requests import own_requests
-from patron.console.sessions import Signed
+from patron.console.sessions import Flash, Signed
 from patron.console.web import NOT_FOUND, Refused, flash_to, render, request_id, services
 from patron.loyalty.model import Membership
 from patron.orgs.model import OrgSettings
@@ -62,6 +63,8 @@ class CustomerPage:
     form: dict[str, str] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     open_form: str = ""
+    # Values the profile's edit sent but could not save, by form key: why, in a sentence.
+    not_saved: dict[str, str] = field(default_factory=dict)
 
 
 class _Lent:
@@ -125,7 +128,8 @@ def _programs(org: OrgSettings, memberships: list[Membership]) -> dict[int, tupl
 
 async def _render(
     request: Request, signed: Signed, record: CustomerRecord, status: int = 200, form: dict[str, str] | None = None,
-    errors: dict[str, str] | None = None, open_form: str = "",
+    errors: dict[str, str] | None = None, open_form: str = "", not_saved: dict[str, str] | None = None,
+    message: Flash | None = None,
 ) -> Response:
     org = signed.org
     data = CustomerPage(
@@ -133,8 +137,10 @@ async def _render(
         labels=IDENTIFIER_LABELS, custom_fields=org.definition.custom_fields,
         extended_fields=org.definition.extended_fields, reason_limit=limits.REASON,
         own=own_requests(signed, record.requests), form=form or {}, errors=errors or {}, open_form=open_form,
+        not_saved=not_saved or {},
     )
-    return render(request, "customer.html", signed, data, status=status, pending=await pending_count(request, signed))
+    pending = await pending_count(request, signed)
+    return render(request, "customer.html", signed, data, status=status, pending=pending, message=message)
 
 
 @page(requires="read")
@@ -153,14 +159,12 @@ def _reason(form: dict[str, str], errors: dict[str, str]) -> str:
     return reason
 
 
-def _profile_label(key: str) -> str | None:
+def _profile_label(key: str, org: OrgSettings) -> str | None:
     """A field of the profile form as its label names it; None for any other key."""
-    if key in ("firstname", "lastname"):
-        return "First name" if key == "firstname" else "Last name"
     kind, _, name = key.partition(".")
-    if kind == "custom" and name:
-        return name
-    return f"{name} (extended)" if kind == "extended" and name else None
+    if key in ("firstname", "lastname") or (kind in ("custom", "extended") and name):
+        return outcome.label_of(key, org)
+    return None
 
 
 def _caller(request: Request, signed: Signed, reason: str) -> Caller:
@@ -203,9 +207,9 @@ async def edit_profile(request: Request, signed: Signed, form: dict[str, str]) -
     record = await _record(request, signed, customer_id)
     errors: dict[str, str] = {}
     reason = _reason(form, errors)
-    holding = [key for key, value in form.items() if "\x00" in value and _profile_label(key)]
+    holding = [key for key, value in form.items() if "\x00" in value and _profile_label(key, signed.org)]
     if holding:
-        errors["profile"] = f"{_profile_label(holding[0])} {NUL_REFUSED}"
+        errors["profile"] = f"{_profile_label(holding[0], signed.org)} {NUL_REFUSED}"
     # The customer is named by its id, not by an identifier: the one on the page, whoever holds
     # its values now and whatever the org's rules for them say today.
     item = _changed_fields(form, record.customer, signed.org)
@@ -213,13 +217,24 @@ async def edit_profile(request: Request, signed: Signed, form: dict[str, str]) -
         errors["profile"] = "Nothing was changed."
     if errors:
         return await _render(request, signed, record, 400, form, errors, "profile")
+    now = utc_now()
     result = await service.update_customer_by_id(
-        customer_id, item, _caller(request, signed, reason), services(request).storage, utc_now()
+        customer_id, item, _caller(request, signed, reason), services(request).storage, now
     )
     if not result.success:
         errors["profile"] = f"{result.message} (code {int(result.code)})"
         return await _render(request, signed, await _record(request, signed, customer_id), 400, form, errors, "profile")
-    return flash_to(request, f"/console/customers/{customer_id}", result.message)
+    # A value the update skipped (its warning) is not saved: said in amber, and the form shown
+    # again with what was typed, marked, the rest as now stored.
+    skipped = outcome.not_saved(item, signed.org, now, result.customer or record.customer)
+    said = outcome.message(item, skipped, result.warnings, signed.org)
+    if not skipped:
+        return flash_to(request, f"/console/customers/{customer_id}", said.text, said.level)
+    typed = {**{s.key: s.value for s in skipped}, "reason": reason}
+    return await _render(
+        request, signed, await _record(request, signed, customer_id), 200, typed, None, "profile",
+        {s.key: s.sentence() for s in skipped}, said,
+    )
 
 
 @action(requires="write")

@@ -157,7 +157,9 @@ async def replay_events(request: Request, signed: Signed, form: dict[str, str]) 
         )
     except ReplayRefused as refused:
         return await _render_sink(request, signed, 400, form, {"replay": sentence(str(refused))})
-    return flash_to(request, f"/console/events/{name}", replayed.message())
+    # Amber when not all of it will be sent: the sink is still disabled, or events were left out or lost.
+    short = replayed.disabled or bool(replayed.plan.left_out()) or bool(replayed.removed_while_disabled)
+    return flash_to(request, f"/console/events/{name}", replayed.message(), "warn" if short else "ok")
 
 
 ROUTES = [

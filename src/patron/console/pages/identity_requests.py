@@ -12,7 +12,7 @@ from patron import limits
 from patron.api.context import utc_now
 from patron.console import sessions
 from patron.console.guards import action, page
-from patron.console.sessions import Signed
+from patron.console.sessions import Level, Signed
 from patron.console.web import NOT_FOUND, Paging, Refused, at, flash_to, paging, render, request_id, services, start_of
 from patron.registration import identity, identity_changes
 from patron.registration.identity import IdentityRequest
@@ -57,11 +57,15 @@ async def identity_requests(request: Request, signed: Signed) -> Response:
     return render(request, "identity_requests.html", signed, data, pending=count)
 
 
-def _decided(request_id: int, decided: identity_changes.Decision) -> str:
+def _decided(request_id: int, decided: identity_changes.Decision, approving: bool) -> tuple[str, Level]:
+    """The decision as said: green when done as asked; red when an approval was turned into a
+    rejection (the value changed or was taken meanwhile)."""
     if decided.applied:
-        return f"Request {request_id} approved: the change is applied."
+        return f"Request {request_id} approved: the change is applied.", "ok"
     reason = decided.request.decision_reason
-    return f"Request {request_id} rejected" + (f": {reason}" if reason else ".")
+    if approving:
+        return f"Request {request_id} could not be approved and is rejected" + (f": {reason}" if reason else "."), "refused"
+    return f"Request {request_id} rejected" + (f": {reason}" if reason else "."), "ok"
 
 
 @action(requires="review")
@@ -73,17 +77,18 @@ async def decide(request: Request, signed: Signed, form: dict[str, str]) -> Resp
     decision = form.get("decision")
     reason = form.get("reason", "").strip()
     if decision not in ("approve", "reject"):
-        return flash_to(request, back, "Choose Approve or Reject.")
+        return flash_to(request, back, "Choose Approve or Reject.", "refused")
     if not reason:
-        return flash_to(request, back, "Give a reason for the decision: it is kept in the audit trail.")
+        return flash_to(request, back, "Give a reason for the decision: it is kept in the audit trail.", "refused")
     try:
         decided = await identity_changes.decide(
             signed.org, int(raw), decision == "approve", signed.login, reason, services(request).storage, utc_now(),
             trace_id=request_id(request),
         )
     except identity.DecisionRefused as refused:
-        return flash_to(request, back, f"Request {raw}: {refused}")
-    return flash_to(request, back, _decided(int(raw), decided))
+        said = str(refused)
+        return flash_to(request, back, f"Request {raw} was not decided: {said}{'' if said.endswith('.') else '.'}", "refused")
+    return flash_to(request, back, *_decided(int(raw), decided, decision == "approve"))
 
 
 ROUTES = [
