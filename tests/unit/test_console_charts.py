@@ -48,22 +48,68 @@ def test_column_heights_are_proportional_to_the_values():
 def test_bar_lengths_are_proportional_and_labels_are_escaped():
     root = parsed(charts.bar_chart([("<script>", 4), ("b & c", 2)], title="By <source>", description="d"))
     widths = [float(rect.get("width")) for rect in bars(root)]
-    assert widths[0] == pytest.approx(2 * widths[1])
+    assert widths[0] == pytest.approx(2 * widths[1], abs=0.15)
     assert "<script>" in [text.text for text in root.iter(f"{SVG}text")]  # as text, not as markup
     assert root.find(f"{SVG}title").text == "By <source>"
 
 
-def test_a_long_label_is_cut_but_its_bar_keeps_the_whole_name():
+def label_lines(text: ET.Element) -> list[str]:
+    spans = text.findall(f"{SVG}tspan")
+    return [span.text for span in spans] if spans else [text.text]
+
+
+def test_a_long_label_is_wrapped_whole_onto_a_second_line():
     name = "91015 Invalid extended field value"
     root = parsed(charts.bar_chart([(name, 1)], title="t", description="d"))
-    assert any(text.text.endswith("…") for text in root.iter(f"{SVG}text"))
+    (label,) = [text for text in root.iter(f"{SVG}text") if text.find(f"{SVG}tspan") is not None]
+    lines = label_lines(label)
+    assert len(lines) == 2 and " ".join(lines) == name
     assert bars(root)[0].find(f"{SVG}title").text == f"{name}: 1"
+
+
+def test_a_label_too_long_for_two_lines_is_shortened_and_keeps_its_whole_text_in_a_title():
+    name = "A store whose name goes on and on past anything two lines of a chart can hold, Bengaluru"
+    root = parsed(charts.bar_chart([(name, 1)], title="t", description="d"))
+    (label,) = [text for text in root.iter(f"{SVG}text") if text.find(f"{SVG}tspan") is not None]
+    lines = label_lines(label)
+    assert len(lines) == 2 and lines[-1].endswith("…")
+    assert label.find(f"{SVG}title").text == name
+
+
+def test_labels_that_fit_are_written_as_they_are_with_no_title():
+    root = parsed(charts.bar_chart([("INSTORE", 3), ("WEBSITE", 2)], title="t", description="d"))
+    labels = [text for text in root.iter(f"{SVG}text") if text.get("text-anchor") == "end"]
+    assert [text.text for text in labels] == ["INSTORE", "WEBSITE"]
+    assert all(text.find(f"{SVG}title") is None for text in labels)
+
+
+@pytest.mark.parametrize("draw", [charts.column_chart, charts.bar_chart, charts.share_bar])
+def test_a_chart_is_as_wide_as_its_card_its_height_from_the_viewbox(draw):
+    root = parsed(draw([("a", 1), ("b", 2)], title="t", description="d"))
+    assert root.get("width") == "100%" and root.get("height") is None
+    assert len(root.get("viewBox").split()) == 4
+
+
+def test_a_month_of_days_is_labelled_first_and_last_with_no_label_past_either_edge():
+    days = [(f"{day:02d} Nov", day % 4) for day in range(1, 31)]
+    root = parsed(charts.column_chart(days, title="t", description="d"))
+    width = float(root.get("viewBox").split()[2])
+    labels = [text for text in root.iter(f"{SVG}text") if text.text and text.text.endswith("Nov")]
+    shown = [text.text for text in labels]
+    assert shown[0] == "01 Nov" and shown[-1] == "30 Nov" and len(shown) >= 10
+    for text in labels:
+        x, half = float(text.get("x")), charts.text_width(text.text) / 2
+        left = {"start": x, "middle": x - half, "end": x - 2 * half}[text.get("text-anchor")]
+        assert 0 <= left and left + 2 * half <= width, text.text
+    # Side by side, none overlapping the next.
+    centres = [float(text.get("x")) for text in labels]
+    assert all(b - a >= charts.text_width("30 Nov") for a, b in zip(centres[:-2], centres[1:-1]))
 
 
 def test_a_share_bar_splits_its_width_by_share_and_says_the_percentages():
     root = parsed(charts.share_bar([("Loyalty", 3), ("Non-loyalty", 1)], title="t", description="d", width=400))
     widths = [float(rect.get("width")) for rect in bars(root)]
-    assert widths == [pytest.approx(300), pytest.approx(100)]
+    assert widths == [pytest.approx(300), pytest.approx(100)]  # of the viewBox's 400
     legend = [text.text for text in root.iter(f"{SVG}text")]
     assert legend == ["Loyalty: 3 (75%)", "Non-loyalty: 1 (25%)"]
 
