@@ -16,7 +16,17 @@ import pytest
 import tomli_w
 from click.testing import CliRunner
 
-from conftest import PG_ADMIN_DSN, REQUIRE_PG, _admin, _pg_reachable, new_mobile, org_document
+from conftest import (
+    CITUS_ADMIN_DSN,
+    PG_ADMIN_DSN,
+    REQUIRE_CITUS,
+    REQUIRE_PG,
+    _admin,
+    _citus_database,
+    _pg_reachable,
+    new_mobile,
+    org_document,
+)
 from patron.cli import main
 from patron.store.customer_export import customer_pages
 from patron.store.db import create_engine
@@ -31,6 +41,9 @@ def migrated_database(backend: str, folder: Path) -> Iterator[str]:
         upgrade(url)
         yield url
         return
+    if backend == "citus":
+        yield from _citus_database()  # a database of its own on every node, migrated
+        return
     name = f"patron_test_{uuid.uuid4().hex[:12]}"
     asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
     try:
@@ -41,14 +54,16 @@ def migrated_database(backend: str, folder: Path) -> Iterator[str]:
         asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "postgresql", "citus"])
 def backend(request: pytest.FixtureRequest) -> str:
-    if request.param == "postgresql":
-        problem = _pg_reachable()
-        if problem:
-            if REQUIRE_PG:
-                pytest.fail(f"PostgreSQL is required (PATRON_TEST_REQUIRE_PG=1) but unreachable: {problem}")
-            pytest.skip(f"no PostgreSQL at {PG_ADMIN_DSN} ({problem})")
+    dsn, required = {"postgresql": (PG_ADMIN_DSN, REQUIRE_PG), "citus": (CITUS_ADMIN_DSN, REQUIRE_CITUS)}.get(
+        request.param, (None, False)
+    )
+    problem = _pg_reachable(dsn) if dsn else None
+    if problem:
+        if required:
+            pytest.fail(f"{request.param} is required but unreachable at {dsn}: {problem}")
+        pytest.skip(f"no {request.param} at {dsn} ({problem})")
     return request.param
 
 
