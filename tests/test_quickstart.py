@@ -19,6 +19,7 @@ from xml.etree import ElementTree
 import pytest
 
 from conftest import PG_ADMIN_DSN, REQUIRE_PG, ROOT, _admin, _pg_reachable
+from patron import codes
 from served import VENV_BIN, served
 
 DOCUMENTED_BASE = "http://127.0.0.1:8000"
@@ -104,9 +105,7 @@ def _status(item: dict) -> tuple[str, str]:
     return str(item["item_status"]["code"]), item["item_status"]["message"]
 
 
-REGISTERED = ("1000", "Customer registration successful")
-UPDATED = ("1000", "Customer successfully updated")
-RETRIEVED = ("1000", "Customer successfully retrieved")
+REGISTERED, UPDATED, RETRIEVED = (("1000", message) for message in (codes.REGISTERED, codes.UPDATED, codes.RETRIEVED))
 
 
 def _sent(command: str) -> list[dict]:
@@ -170,7 +169,7 @@ def check(command: str, output: str, shell: dict[str, str]) -> None:
         assert any(e.get("updatedField") == "firstname" for r in records for e in r["events"]), output
     elif "PYTHON" in command:
         lines = output.splitlines()
-        assert lines[0].startswith("200 1000 Customer registration successful"), output
+        assert lines[0].startswith(f"200 1000 {codes.REGISTERED} "), output
         assert lines[1] == "Base" and len(lines) > 2, output
     else:
         raise AssertionError(f"no check for {command}")
