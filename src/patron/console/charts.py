@@ -99,14 +99,21 @@ def _label(x: float, y: float, label: str, lines: list[str], *, anchor: str = "s
     return f'<text x="{x:.1f}" y="{y:.1f}" font-size="{FONT}" fill="{fill}" text-anchor="{anchor}">{whole}{spans}</text>'
 
 
-def column_chart(points: Sequence[tuple[str, int]], *, title: str, description: str, height: int = 240) -> str:
-    """Vertical bars in order (days, say), the value axis from 0 to a round top. Labels are written
-    under their bars as often as they fit side by side, the first and the last always, none cut
-    at the edges."""
+def column_chart(
+    points: Sequence[tuple[str, int]],
+    *,
+    title: str,
+    description: str,
+    height: int = 240,
+    slot: int = 32,
+    kind: str = "chart",
+) -> str:
+    """Vertical bars in order (days, say), `slot` units apart, the value axis from 0 to a round top.
+    Labels are written under their bars as often as they fit side by side, the first and the last
+    always, none cut at the edges."""
     left, right, top, bottom = 48, 8, 12, 30
-    slot = 32
-    width = max(480, left + right + slot * len(points))
-    svg = _open(width, height, title, description, "chart chart-wide")
+    width = max(slot * 10, left + right + slot * len(points))
+    svg = _open(width, height, title, description, kind)
     parts = [svg]
     plot_w, plot_h = width - left - right, height - top - bottom
     ceiling = nice_ceiling(max((value for _, value in points), default=0))
@@ -147,7 +154,7 @@ def column_chart(points: Sequence[tuple[str, int]], *, title: str, description: 
     return "".join(parts)
 
 
-def bar_chart(points: Sequence[tuple[str, int]], *, title: str, description: str, width: int = 440) -> str:
+def bar_chart(points: Sequence[tuple[str, int]], *, title: str, description: str, width: int = 400) -> str:
     """Horizontal bars, one row per category in the order given, each labelled with its value; the
     label column as wide as the longest label needs, up to LABEL_SHARE, a longer label wrapped."""
     gap, bar_h, pad = 8, 14, 6
@@ -178,7 +185,7 @@ def bar_chart(points: Sequence[tuple[str, int]], *, title: str, description: str
     return "".join(parts)
 
 
-def share_bar(parts_of: Sequence[tuple[str, int]], *, title: str, description: str, width: int = 440) -> str:
+def share_bar(parts_of: Sequence[tuple[str, int]], *, title: str, description: str, width: int = 400) -> str:
     """One bar split in the parts' shares of their total, with a legend of counts and percents."""
     bar_h, legend_row, swatch = 28, LINE + 8, 14
     total = sum(value for _, value in parts_of)

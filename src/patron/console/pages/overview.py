@@ -21,6 +21,7 @@ from patron.registration.ports import ConsoleStorage
 @dataclass(frozen=True)
 class Charts:
     days: Markup
+    days_narrow: Markup  # the same month drawn for a phone's width, its text as large
     source: Markup
     store: Markup
     till: Markup
@@ -44,11 +45,13 @@ def _listed(points: list[tuple[str, int]]) -> str:
 
 def _charts(figures: Overview, days: list[tuple[str, int]]) -> Charts:
     types = [("Loyalty" if t == "LOYALTY" else "Non-loyalty" if t == "NON_LOYALTY" else t, n) for t, n in figures.by_type]
+    days_title = f"Registrations per day, last {DAYS} days"
+    days_description = f"{figures.registered} registrations from {days[0][0]} to {days[-1][0]}."
     return Charts(
-        days=Markup(charts.column_chart(
-            days,
-            title=f"Registrations per day, last {DAYS} days",
-            description=f"{figures.registered} registrations from {days[0][0]} to {days[-1][0]}.",
+        days=Markup(charts.column_chart(days, title=days_title, description=days_description, kind="chart days-wide")),
+        # A phone shows this one instead (the page's stylesheet): a third as wide, fewer days labelled.
+        days_narrow=Markup(charts.column_chart(
+            days, title=days_title, description=days_description, slot=12, kind="chart days-narrow"
         )),
         source=Markup(charts.bar_chart(figures.by_source, title="Registrations by source", description=_listed(figures.by_source))),
         store=Markup(charts.bar_chart(figures.by_store, title="Registrations by store", description=_listed(figures.by_store))),
