@@ -48,7 +48,9 @@ shell: $(RUN_STAMP)
 	@echo "patron is on the PATH here: try 'patron --help'. Exit to leave."
 	@PATH="$(CURDIR)/$(BIN):$$PATH" PATRON_DATABASE_URL="$(PATRON_DATABASE_URL)" $${SHELL:-/bin/sh}
 
+# The types first ([tool.mypy] in pyproject.toml: src/patron, strict over the domain), then the suite.
 test: $(STAMP)
+	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest
 
 # Faults and sustained load against real `patron serve` processes, on a private PostgreSQL

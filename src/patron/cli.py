@@ -798,6 +798,8 @@ def _demo_mobile(org_file: OrgFile) -> str:
     import phonenumbers
 
     example = phonenumbers.example_number_for_type(org_file.org.base_country, phonenumbers.PhoneNumberType.MOBILE)
+    if example is None:
+        raise click.ClickException(f"phonenumbers knows no example mobile of {org_file.org.base_country}")
     digits = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)[1:]
     moved = digits[:-2] + "01"
     return moved if phonenumbers.is_valid_number(phonenumbers.parse("+" + moved)) else digits

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, overload
 
 import orjson
 from starlette.requests import Request
@@ -117,7 +118,7 @@ def too_many_items(most: int) -> str:
     return f"more than {most} items in one request: send at most BATCH_LIMIT items at a time"
 
 
-def encode(document: dict[str, Any], response_format_: str, status_code: int, headers: dict[str, str] | None = None) -> Response:
+def encode(document: Mapping[str, Any], response_format_: str, status_code: int, headers: dict[str, str] | None = None) -> Response:
     if response_format_ == "xml":
         return Response(xml.render(document), status_code, headers, media_type="application/xml")
     return Response(orjson.dumps(document), status_code, headers, media_type="application/json")
@@ -135,10 +136,19 @@ def status_block(code: Code, total: int | None = None, success_count: int | None
     return block
 
 
+@overload
 def customers_document(
-    code: Code, items: list[answers.AddedCustomer | answers.FailedItem] | list[answers.RetrievedCustomer | answers.MissingCustomer], successes: int
-) -> answers.AddResponse | answers.GetResponse:
-    """The answer of customer/add and customer/get: the batch's status, then each customer's item."""
+    code: Code, items: list[answers.AddedCustomer | answers.FailedItem], successes: int
+) -> answers.AddResponse: ...
+@overload
+def customers_document(
+    code: Code, items: list[answers.RetrievedCustomer | answers.MissingCustomer], successes: int
+) -> answers.GetResponse: ...
+@overload
+def customers_document(code: Code, items: list[answers.IdentityChangeItem], successes: int) -> answers.IdentityResponse: ...
+def customers_document(code: Code, items: Sequence[Mapping[str, Any]], successes: int) -> Mapping[str, Any]:
+    """The answer of customer/add, get, update and update_identity: the batch's status, then each
+    customer's item."""
     return {"response": {"status": status_block(code, len(items), successes), "customers": {"customer": items}}}
 
 

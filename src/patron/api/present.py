@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from patron.api import answers
 from patron.api.answers import code_text
@@ -59,7 +59,17 @@ def _points_summary(membership: Membership, program: Program) -> answers.PointsS
     }
 
 
-def _loyalty(memberships: list[Membership], org: OrgSettings) -> dict[str, Any]:
+class _Loyalty(TypedDict):
+    """The points and tier a customer's answers show, of its default programme."""
+
+    lifetime_points: int
+    loyalty_points: int
+    current_slab: str | None
+    tier_expiry_date: str | None
+    points_summaries: answers.PointsSummaries
+
+
+def _loyalty(memberships: list[Membership], org: OrgSettings) -> _Loyalty:
     """Points and tier: the customer-level values are those of the default programme."""
     programs, default = org.programs, org.definition.default_program
     ordered = memberships
@@ -92,7 +102,8 @@ def _side_effect(effect: SideEffect) -> answers.PointsEffect | answers.Alternate
     if effect.is_referrer:
         shown["is_referrer"] = "true"
     shown["type"] = "points"
-    return shown
+    # Built key by key, in the order the family's answers have them, the optional ones between.
+    return cast(answers.PointsEffect, shown)
 
 
 def customer_body(customer: Customer, memberships: list[Membership], org: OrgSettings) -> answers.CustomerBody:
@@ -114,7 +125,8 @@ def customer_body(customer: Customer, memberships: list[Membership], org: OrgSet
         "reason": "",
         "custom_fields": _fields(customer.custom_fields),
         "extended_fields": _fields(customer.extended_fields),
-        "subscriptions": {"subscription": customer.subscriptions},
+        # The reader keeps each subscription in the answer's shape (reading._subscription).
+        "subscriptions": {"subscription": cast(list[answers.Subscription], customer.subscriptions)},
     }
 
 
@@ -130,11 +142,12 @@ def added_item(result: ItemResult, org: OrgSettings) -> answers.AddedCustomer | 
 
 
 def _failed_item(result: ItemResult, status: answers.ItemStatus) -> answers.FailedItem:
-    failed: dict[str, Any] = {name: result.sent.get(name) for name in IDENTIFIERS}
-    if result.customer is not None:
-        failed["user_id"] = result.customer.id
-    failed["item_status"] = status
-    return failed
+    sent = result.sent
+    if result.customer is None:
+        return {"mobile": sent.get("mobile"), "email": sent.get("email"), "external_id": sent.get("external_id"),
+                "item_status": status}
+    return {"mobile": sent.get("mobile"), "email": sent.get("email"), "external_id": sent.get("external_id"),
+            "user_id": result.customer.id, "item_status": status}
 
 
 def retrieved_item(customer: Customer, memberships: list[Membership], org: OrgSettings) -> answers.RetrievedCustomer:
@@ -149,11 +162,10 @@ def retrieved_item(customer: Customer, memberships: list[Membership], org: OrgSe
         },
         "associated_with": customer.associated_with,
         "referral_code": customer.referral_code,
-        "commChannels": customer.comm_channels,
+        # The reader keeps each channel in the answer's shape (reading: type, value, primary, verified, meta).
+        "commChannels": cast(list[answers.CommChannel], customer.comm_channels),
         "identifiers": [
-            {"type": name, "value": customer.identifier(name)}
-            for name in IDENTIFIERS
-            if customer.identifier(name) is not None
+            {"type": name, "value": value} for name in IDENTIFIERS if (value := customer.identifier(name)) is not None
         ],
         "item_status": item_status(True, Code.ITEM_OK, RETRIEVED, []),
     }
@@ -169,17 +181,13 @@ def updated_item(result: ItemResult, org: OrgSettings) -> answers.UpdatedCustome
 
 def identity_item(outcome: IdentityOutcome) -> answers.IdentityChangeItem:
     """customer/update_identity's item."""
-    shown: dict[str, Any] = {}
-    if outcome.customer_id is not None:
-        shown["user_id"] = outcome.customer_id
-    shown.update(
-        identifier=outcome.identifier,
-        old_value=outcome.old_value,
-        new_value=outcome.new_value,
-        updated="true" if outcome.updated else "false",
-        item_status=item_status(outcome.success, outcome.code, outcome.message, []),
-    )
-    return shown
+    updated: answers.TrueFalse = "true" if outcome.updated else "false"
+    status = item_status(outcome.success, outcome.code, outcome.message, [])
+    if outcome.customer_id is None:
+        return {"identifier": outcome.identifier, "old_value": outcome.old_value, "new_value": outcome.new_value,
+                "updated": updated, "item_status": status}
+    return {"user_id": outcome.customer_id, "identifier": outcome.identifier, "old_value": outcome.old_value,
+            "new_value": outcome.new_value, "updated": updated, "item_status": status}
 
 
 def found_item(customer: Customer, memberships: list[Membership], org: OrgSettings) -> answers.FoundCustomer:
@@ -203,9 +211,10 @@ def found_item(customer: Customer, memberships: list[Membership], org: OrgSettin
 
 
 def missing_item(asked_by: str, value: str) -> answers.MissingCustomer:
-    return {
+    # Keyed by what it was asked by (one of LOOKUP_KEYS), which a TypedDict's literal cannot name.
+    return cast(answers.MissingCustomer, {
         asked_by: value,
         "item_status": item_status(
             False, Code.CUSTOMER_NOT_FOUND, item_error_message(Code.CUSTOMER_NOT_FOUND), []
         ),
-    }
+    })

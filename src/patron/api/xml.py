@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 from xml.etree.ElementTree import Element, ParseError, SubElement, TreeBuilder, tostring
 from xml.parsers import expat
@@ -118,7 +119,7 @@ def _value(element: Element, depth: int) -> Any:
     return result
 
 
-def render(document: dict[str, Any]) -> bytes:
+def render(document: Mapping[str, Any]) -> bytes:
     """A JSON-shaped response as XML: a list is its key's element repeated, None an empty element.
 
     An empty list is written as XML clients count it. Inside a wrapper, where the list is the

@@ -145,7 +145,7 @@ async def _apply_tills(store: OrgStore, org_file: OrgFile) -> None:
             "org_id": org_id,
             "store_code": store_entry.code,
             "name": till.name,
-            "password_hash": row.password_hash if keep_hash else hash_secret(md5),
+            "password_hash": row.password_hash if row is not None and keep_hash else hash_secret(md5),
             "enabled": True,
         }
         if row is None or any(getattr(row, key) != value for key, value in values.items()):
@@ -159,10 +159,13 @@ async def _apply_api_clients(store: OrgStore, org_file: OrgFile) -> None:
         row = existing.get(client.key)
         if row is not None and row.org_id != org_id:
             raise OrgConflict(f"api_clients[{index}].key: API client key {client.key!r} already belongs to org {row.org_id}")
+        if client.secret is None:
+            # Only an org as stored has none, and a stored org is never applied.
+            raise OrgRefused(f"api_clients[{index}].secret: field required")
         keep_hash = row is not None and verify_secret(row.secret_hash, client.secret)
         values = {
             "org_id": org_id,
-            "secret_hash": row.secret_hash if keep_hash else hash_secret(client.secret),
+            "secret_hash": row.secret_hash if row is not None and keep_hash else hash_secret(client.secret),
             "access_group": client.access_group,
             "default_till": client.default_till,
             "token_ttl_seconds": client.token_ttl_seconds,
@@ -191,6 +194,9 @@ async def _apply_console_users(store: OrgStore, org_file: OrgFile) -> None:
             )
         if user.password_hash is not None:
             password_hash = user.password_hash
+        elif user.password is None:
+            # Only an org as stored has neither, and a stored org is never applied.
+            raise OrgRefused(f"console_users[{index}]: give exactly one of password, password_hash")
         elif row is not None and verify_secret(row.password_hash, user.password):
             password_hash = row.password_hash
         else:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from patron.registration.ports import AuditStorage
+
+# What a record is of: a customer written, or an identity change request asked for or settled.
+EventType = Literal["CREATE", "UPDATE", "ID_REQUESTED", "ID_APPROVED", "ID_REJECTED", "ID_SUPERSEDED"]
 
 # The user-context headers of the request that wrote a record, by the audit's names for them.
 USER_CONTEXT = ("entity_type", "entity_id", "entity_source", "entity_source_id")
@@ -17,7 +20,7 @@ class AuditRecord:
     request_id: str
     customer_id: int
     created_at: datetime
-    event_type: str  # CREATE | UPDATE
+    event_type: EventType
     till_code: str | None
     api_client_key: str | None
     user_context: dict[str, str | None]

@@ -7,7 +7,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from functools import lru_cache
-from typing import Any
+from typing import Any, overload
 from zoneinfo import ZoneInfo
 
 import phonenumbers
@@ -367,11 +367,17 @@ def choice(value: Any, options: dict[str, str]) -> str | None:
 
 # A request's items share their times (registered and updated "now"), each shown several times:
 # in the answer, the audit record and the memberships. Cached, they convert once per request.
-@lru_cache(maxsize=1024)
+@overload
+def local_text(moment: datetime, tz: ZoneInfo) -> str: ...
+@overload
+def local_text(moment: datetime | None, tz: ZoneInfo) -> str | None: ...
 def local_text(moment: datetime | None, tz: ZoneInfo) -> str | None:
     """Naive UTC → 'YYYY-MM-DD HH:MM:SS' in the org's timezone."""
-    if moment is None:
-        return None
+    return None if moment is None else _local_text(moment, tz)
+
+
+@lru_cache(maxsize=1024)
+def _local_text(moment: datetime, tz: ZoneInfo) -> str:
     # isoformat, not strftime, which writes the years before 1000 without their leading zeros.
     return moment.replace(tzinfo=timezone.utc).astimezone(tz).replace(tzinfo=None).isoformat(" ", "seconds")
 

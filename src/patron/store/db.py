@@ -233,7 +233,8 @@ class DriverPool:
                 raise
             self.on_use(1)
             try:
-                yield conn
+                # The pool's proxy forwards every Connection method; asyncpg-stubs types it apart from one.
+                yield conn  # type: ignore[misc]
             except (OSError, *_DRIVER_ERRORS) as exc:
                 if not is_unavailable(exc):
                     raise
@@ -285,7 +286,10 @@ async def create_driver_pool(
     return DriverPool(pool, size, timeout, observer.connections_in_use)
 
 
-async def _driver_codecs(conn: PatronConnection) -> None:
+async def _driver_codecs(conn: asyncpg.Connection) -> None:
+    # The pool opens PatronConnections (its connection_class), which the init callback's type cannot say.
+    if not isinstance(conn, PatronConnection):
+        raise TypeError(f"the pool opened a {type(conn).__name__}, not a PatronConnection")
     # As on SQLAlchemy's connections, where the same driver statements run: JSON goes in as JSON
     # text and comes out as Python values.
     for json_type in ("json", "jsonb"):

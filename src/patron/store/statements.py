@@ -7,12 +7,15 @@ database does for them. A store compiles the schema's statements with its engine
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import asyncpg
 from sqlalchemy import JSON
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
+from sqlalchemy.engine.interfaces import Dialect
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.sql.expression import Executable
 
 from patron.store.db import json_text
@@ -34,18 +37,30 @@ class Statement(Protocol):
 _ASYNCPG = PGDialect_asyncpg()
 
 
+def _compile(statement: Executable, dialect: Dialect) -> SQLCompiler:
+    """The statement's SQL compiler: every statement here (a select, insert, update or text) is a
+    clause element, compiled by SQL's compiler, which the Executable type does not say."""
+    if not isinstance(statement, ClauseElement):
+        raise TypeError(f"not a SQL statement: {statement!r}")
+    compiled = statement.compile(dialect=dialect)
+    if not isinstance(compiled, SQLCompiler):
+        raise TypeError(f"not compiled as SQL: {statement!r}")
+    return compiled
+
+
 class PgStatement:
     """A statement compiled for asyncpg, run on one of the DriverPool's connections."""
 
     def __init__(self, statement: Executable) -> None:
-        compiled = statement.compile(dialect=_ASYNCPG)
+        compiled = _compile(statement, _ASYNCPG)
         self.sql = str(compiled)
         self._names = tuple(compiled.positiontup or ())
         # Values of JSON columns go to the driver as JSON text, as SQLAlchemy sends them.
         self._json = frozenset(name for name, bind in compiled.binds.items() if isinstance(bind.type, JSON))
 
     async def fetch(self, conn: asyncpg.Connection, parameters: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-        return await conn.fetch(self.sql, *self.arguments(parameters))
+        # A Record is read as a mapping (by column name, keys(), items()), which asyncpg-stubs does not declare.
+        return await conn.fetch(self.sql, *self.arguments(parameters))  # type: ignore[return-value]
 
     async def execute(self, conn: asyncpg.Connection, parameters: Mapping[str, Any]) -> None:
         await conn.execute(self.sql, *self.arguments(parameters))
@@ -82,9 +97,14 @@ class SqliteStatement:
     read back as that dialect reads them; run on a connection of store.sqlite_file."""
 
     def __init__(self, statement: Executable, *, stored: frozenset[str] = frozenset()) -> None:
-        compiled = statement.compile(dialect=SQLITE)
+        compiled = _compile(statement, SQLITE)
         self.sql = str(compiled)
-        processors = compiled._bind_processors
+        processors: dict[str, Callable[[Any], Any]] = {}
+        for bound, processor in compiled._bind_processors.items():
+            # A sequence of processors is a tuple's (an IN of tuples), which no statement here binds.
+            if not callable(processor):
+                raise TypeError(f"{bound}: a bind of tuples")
+            processors[bound] = processor
         self.names = tuple(compiled.positiontup or ())
         # Values the statement carries itself (a literal: coalesce(max(id), 0) + 1), already processed.
         self._fixed = {
@@ -122,7 +142,7 @@ class SqliteStatement:
             for name, process in self._binds
         )
 
-    def rows(self, rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    def rows(self, rows: list[tuple[Any, ...]]) -> list[Mapping[str, Any]]:
         columns = self.columns
         if self._plain_results:
             return [dict(zip(columns, row)) for row in rows]
