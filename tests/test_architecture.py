@@ -15,20 +15,20 @@ DOCUMENT = ROOT / "docs" / "architecture.md"
 # The rooms' table of docs/architecture.md, row for row: the room, its modules (as the document
 # spells them: a folder ends in "/"), and what it may import (rooms, or single modules).
 EDGE_SUPPORT = ("bottom", "support")
-DOMAIN = ("registration", "loyalty", "events")
+DOMAIN = ("customers", "loyalty", "events")
 ROOMS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "bottom": (
         ("codes.py", "limits.py", "orgs/policy.py", "orgs/model.py", "events/names.py"),
         ("bottom",),
     ),
     "loyalty": (("loyalty/",), ("bottom",)),
-    "registration": (("registration/",), ("bottom", "loyalty", "events")),
-    "events": (("events/",), ("bottom", "registration/model.py", "loyalty/model.py")),
+    "customers": (("customers/",), ("bottom", "loyalty", "events")),
+    "events": (("events/",), ("bottom", "customers/model.py", "loyalty/model.py")),
     "support": (("settings.py", "security.py", "errors.py", "admission.py", "loop.py"), ("bottom",)),
     "store": (("store/",), (*EDGE_SUPPORT, *DOMAIN)),
-    "orgs": (("orgs/",), (*EDGE_SUPPORT, "registration", "store")),
+    "orgs": (("orgs/",), (*EDGE_SUPPORT, "customers", "store")),
     "auth": (("auth/",), (*EDGE_SUPPORT, "orgs", "store", "observability")),
-    "observability": (("observability/",), ("bottom", "settings.py", "registration/hints.py")),
+    "observability": (("observability/",), ("bottom", "settings.py", "customers/hints.py")),
     "bootstrap": (("bootstrap.py",), (*EDGE_SUPPORT, "orgs", "store", "auth")),
     "api": (("api/",), (*EDGE_SUPPORT, *DOMAIN, "orgs", "store", "auth", "observability", "bootstrap")),
     "mount": (
@@ -57,7 +57,7 @@ def module_of(path: Path) -> str:
 
 
 def dotted(spelled: str) -> str:
-    """`orgs/policy.py` and `registration/` as module names: patron.orgs.policy, patron.registration."""
+    """`orgs/policy.py` and `customers/` as module names: patron.orgs.policy, patron.customers."""
     return "patron." + spelled.removesuffix("/").removesuffix(".py").replace("/", ".")
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import Table, func, insert, select, text
 from conftest import item, new_mobile
 from patron import checks
 from patron.checks import check_org
-from patron.registration import external_ids
+from patron.customers import external_ids
 from patron.cli import main
 from patron.store.db import is_sqlite, transaction
 from patron.store.schema import customer_audits, customers, memberships, points_ledger, referrals

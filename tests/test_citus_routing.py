@@ -227,7 +227,7 @@ async def test_an_identity_change_and_its_review_run_on_the_orgs_worker(citus, a
     from datetime import UTC, datetime
 
     from patron.orgs.model import OrgSettings
-    from patron.registration.identity_changes import decide, pending, requests_of
+    from patron.customers.identity_review import decide, pending, requests_of
 
     mobile = new_mobile()
     customer = item(await org.add({"mobile": mobile}))

@@ -147,7 +147,7 @@ def test_demo_prints_a_search_the_demo_org_can_read_and_the_consoles_sign_in(pat
 
     from patron.orgs.file import load_org_file
     from patron.orgs.model import OrgSettings
-    from patron.registration.search import read_query
+    from patron.customers.search.query import read_query
 
     result = patron("demo", "examples/demo-org.toml")
     url = re.search(r"'(http://[^']*/v1\.1/customer/search\?[^']*)'", result.output).group(1)

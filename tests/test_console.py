@@ -20,7 +20,7 @@ from test_identity_change import tied_org
 from patron.console.labels import mobile as grouped
 from patron.orgs.apply import apply_org
 from patron.orgs.file import parse_org_document
-from patron.registration import identity_changes
+from patron.customers import identity_review
 from patron.store.schema import console_sessions, customers, identity_change_requests
 
 PAGES = ("/console/", "/console/customers", "/console/customers/100001", "/console/identity-requests")
@@ -589,7 +589,7 @@ async def test_console_actions_name_the_customer_by_id_whatever_its_identifiers_
 
 
 async def test_the_review_queue_pages_and_counts_every_pending_request(browser, org, monkeypatch):
-    monkeypatch.setattr(identity_changes, "PAGE", 2)
+    monkeypatch.setattr(identity_review, "PAGE", 2)
     mobiles = [new_mobile() for _ in range(3)]
     added = await org.add(*({"mobile": mobile} for mobile in mobiles))
     assert added.status_code == 200, added.text

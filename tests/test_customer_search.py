@@ -19,8 +19,8 @@ from conftest import Org, item, new_mobile, org_document
 from patron.orgs.apply import apply_org
 from patron.orgs.file import parse_org_document
 from patron.orgs.model import OrgSettings
-from patron.registration.search import MAX_COUNTED, Page, read_page, read_query
-from patron.registration.searching import criteria_of, search_box
+from patron.customers.search.query import MAX_COUNTED, Page, read_page, read_query
+from patron.customers.search.run import criteria_of, search_box
 from patron.store.customers import CUSTOMER_COLUMNS
 from patron.store.schema import customers
 from patron.store.search import SearchStatements
@@ -444,7 +444,7 @@ async def test_answers_fit_the_openapi_document(org):
     assert_documented_answer(await search(org, "foo:EQUALS:x"), PATH, "get")
 
 
-# The console's search box (registration.searching.search_box), on the store of each backend
+# The console's search box (customers.search.run.search_box), on the store of each backend
 
 
 async def box(org: Org, app: Any, text: str) -> set[int]:

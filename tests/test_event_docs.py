@@ -21,7 +21,7 @@ from patron.loyalty.model import POINTS, EntryKind, LedgerEntry
 from patron.orgs.file import parse_org_document
 from patron.orgs.model import OrgSettings
 from patron.orgs.policy import Broker, Webhook
-from patron.registration.model import Customer
+from patron.customers.model import Customer
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 CATALOGUE = "## The catalogue"

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import command
 
 from conftest import PG_ADMIN_DSN, _admin, _citus_database, _pg_reachable
-from patron.registration import external_ids
+from patron.customers import external_ids
 from patron.store.db import create_engine
 from patron.store.migrate import alembic_config, upgrade
 

@@ -238,7 +238,7 @@ async def test_audit_records_carry_the_user_context_headers(org, http):
 
 
 async def test_audit_records_keep_the_warning_codes_the_item_was_answered_with(org, app):
-    from patron.registration.audit import audit_trail
+    from patron.customers.audit import audit_trail
 
     warned, clean = new_mobile(), new_mobile()
     unknown_field = {"custom_fields": {"field": [{"name": "no_such_field", "value": "x"}]}}

@@ -20,7 +20,7 @@ from patron.codes import IDENTITY_CHANGE_TAKEN, Code
 from patron.orgs.apply import apply_org
 from patron.orgs.file import parse_org_document
 from patron.orgs.model import OrgSettings
-from patron.registration.identity import (
+from patron.customers.identity_requests import (
     APPROVED,
     PENDING,
     REJECTED,
@@ -30,8 +30,8 @@ from patron.registration.identity import (
     IdentityRequest,
     PendingRequestRaced,
 )
-from patron.registration.identity_changes import decide, request_changes, requests_of
-from patron.registration.model import Caller
+from patron.customers.identity_review import decide, request_changes, requests_of
+from patron.customers.model import Caller
 from patron.store.schema import customers
 
 PATH = "/v1.1/customer/update_identity"

@@ -190,7 +190,7 @@ FAULTY = "Faulty"
 
 @pytest.fixture
 def fault_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
-    caplog.set_level(logging.ERROR, logger="patron.registration")
+    caplog.set_level(logging.ERROR, logger="patron.customers")
     return caplog
 
 
@@ -209,16 +209,16 @@ def _assert_fault_answered(response: Any, faulty_index: int, logs: pytest.LogCap
 
 
 async def test_a_fault_while_reading_an_item_fails_that_item_alone_with_1099(client, org, monkeypatch, fault_logs):
-    from patron.registration import service
+    from patron.customers import registration
 
-    read_item = service.read_item
+    read_item = registration.read_item
 
     def faulty_read(raw: Any, *args: Any, **kwargs: Any) -> Any:
         if raw.get("firstname") == FAULTY:
             raise ValueError("a fault of Patron's")
         return read_item(raw, *args, **kwargs)
 
-    monkeypatch.setattr(service, "read_item", faulty_read)
+    monkeypatch.setattr(registration, "read_item", faulty_read)
     mobiles = [new_mobile() for _ in range(3)]
     response = await add(client, org, {"mobile": mobiles[0]}, {"mobile": mobiles[1], "firstname": FAULTY},
                          {"mobile": mobiles[2]})
@@ -230,16 +230,16 @@ async def test_a_fault_while_reading_an_item_fails_that_item_alone_with_1099(cli
 async def test_a_fault_while_planning_a_new_customer_fails_that_item_alone_with_1099(
     client, org, monkeypatch, fault_logs
 ):
-    from patron.registration import service
+    from patron.customers import registration
 
-    plan_new = service._plan_new
+    plan_new = registration._plan_new
 
     def faulty_plan(item: Any, *args: Any) -> Any:
         if item.firstname == FAULTY:
             raise OverflowError("date value out of range")
         return plan_new(item, *args)
 
-    monkeypatch.setattr(service, "_plan_new", faulty_plan)
+    monkeypatch.setattr(registration, "_plan_new", faulty_plan)
     mobiles = [new_mobile() for _ in range(3)]
     response = await add(client, org, {"mobile": mobiles[0], "firstname": FAULTY}, {"mobile": mobiles[1]},
                          {"mobile": mobiles[2]})

@@ -8,7 +8,7 @@ import unicodedata
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from patron.registration import fields
+from patron.customers import fields
 
 
 def by_the_rule(name: str) -> str | None:

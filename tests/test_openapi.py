@@ -20,7 +20,7 @@ from patron.api.openapi import DOCS_ASSETS, DOCUMENT, samples
 from patron.codes import ITEM_ERRORS, MESSAGES, REGISTERED, RETRIEVED, UPDATED, WARNINGS, Code
 from patron.orgs.apply import apply_org
 from patron.orgs.file import parse_org_document
-from patron.registration.reading import read_item
+from patron.customers.reading import read_item
 
 DOCUMENT_URI = "urn:patron:openapi"
 FORMAT_SUFFIXES = (".json", ".xml")

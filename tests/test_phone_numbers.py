@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from phonenumbers import PhoneNumberDesc
 from phonenumbers.phonenumberutil import _number_type_helper
 
-from patron.registration import fields
+from patron.customers import fields
 
 REGIONS = sorted(phonenumbers.SUPPORTED_REGIONS)
 COUNTRY_CODES = sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)

@@ -245,8 +245,8 @@ async def test_new_customers_written_together_are_each_written_whole_unless_an_e
     from datetime import datetime, timezone
 
     from patron.checks import check_org
-    from patron.registration.model import Caller, CustomerInput
-    from patron.registration.service import _plan_new
+    from patron.customers.model import Caller, CustomerInput
+    from patron.customers.registration import _plan_new
 
     org = await make_org("rewards")
     settings = await app.state.services.orgs.get(org.id)
@@ -276,7 +276,7 @@ async def test_only_a_unique_violation_is_a_race_for_an_identifier(app, org):
     import dataclasses
     from datetime import datetime
 
-    from patron.registration.model import IdentifierTaken
+    from patron.customers.model import IdentifierTaken
 
     mobile = new_mobile()
     item(await org.add({"mobile": mobile}))

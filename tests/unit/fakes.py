@@ -19,8 +19,8 @@ from typing import Any
 from patron.codes import Code
 from patron.events.model import Event, Written
 from patron.loyalty.model import LedgerEntry, Membership
-from patron.registration.identity import PENDING, SUPERSEDED, IdentityRequest, PendingRequestRaced
-from patron.registration.model import IDENTIFIERS, Caller, Change, Customer, CustomerFields, IdentifierTaken, LookAlike, NewCustomer
+from patron.customers.identity_requests import PENDING, SUPERSEDED, IdentityRequest, PendingRequestRaced
+from patron.customers.model import IDENTIFIERS, Caller, Change, Customer, CustomerFields, IdentifierTaken, LookAlike, NewCustomer
 
 UNIQUE = (*IDENTIFIERS, "referral_code")
 
@@ -214,7 +214,7 @@ class FakeUnit:
 
 
 class FakeStorage:
-    """registration.service.Storage in memory. `fail_on(mobile)` makes writing that customer raise,
+    """customers.registration.Storage in memory. `fail_on(mobile)` makes writing that customer raise,
     as a fault of the database's would."""
 
     def __init__(self) -> None:

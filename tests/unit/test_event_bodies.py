@@ -11,7 +11,7 @@ from patron.events.model import StoredEvent
 from patron.events.names import EventName
 from patron.orgs.file import parse_org_document
 from patron.orgs.model import OrgSettings
-from patron.registration.model import Change, Customer, CustomerFields
+from patron.customers.model import Change, Customer, CustomerFields
 
 ORG_ID = 7
 AT = datetime(2024, 8, 1, 8, 28, 32, 412000)

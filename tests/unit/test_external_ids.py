@@ -1,4 +1,4 @@
-"""How external ids are matched (registration.external_ids), as pure functions: the key, the
+"""How external ids are matched (customers.external_ids), as pure functions: the key, the
 skeleton, look-alikes across scripts, and an org's keys under a new rule."""
 
 from __future__ import annotations
@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from patron.registration import external_ids
-from patron.registration.fields import identity_key
-from patron.registration.search import Attribute, Condition, Operator
-from patron.registration.searching import box_alternatives
+from patron.customers import external_ids
+from patron.customers.fields import identity_key
+from patron.customers.search.query import Attribute, Condition, Operator
+from patron.customers.search.run import box_alternatives
 from test_search_query import org_of
 
 

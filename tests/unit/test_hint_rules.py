@@ -1,5 +1,5 @@
-"""Errors that say why (#30 item 6): a value refused or ignored is noted for the log line (registration.hints,
-registration.why) with the rule that refused it; the item's answer stays the API family's."""
+"""Errors that say why (#30 item 6): a value refused or ignored is noted for the log line (customers.hints,
+customers.why) with the rule that refused it; the item's answer stays the API family's."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import pytest
 from patron.codes import Code
 from patron.orgs.file import parse_org_document
 from patron.orgs.model import OrgSettings
-from patron.registration import hints
-from patron.registration.model import ItemRejected
-from patron.registration.reading import read_item
+from patron.customers import hints
+from patron.customers.model import ItemRejected
+from patron.customers.reading import read_item
 
 ORGS = Path(__file__).resolve().parent.parent / "orgs"
 NOW = datetime(2026, 12, 5, 10, 0)

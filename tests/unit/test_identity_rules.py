@@ -15,7 +15,7 @@ from test_registration_rules import NOW, ORGS, add, caller_of
 from patron.codes import Code
 from patron.orgs.file import parse_org_document
 from patron.orgs.model import OrgSettings
-from patron.registration.identity import (
+from patron.customers.identity_requests import (
     APPLIED_REASON,
     APPROVED,
     ID_SUPERSEDED,
@@ -30,7 +30,7 @@ from patron.registration.identity import (
     own_road,
     read_change,
 )
-from patron.registration.identity_changes import (
+from patron.customers.identity_review import (
     decide,
     pending,
     request_change_of,
@@ -38,8 +38,8 @@ from patron.registration.identity_changes import (
     requester_of_caller,
     requests_of,
 )
-from patron.registration.model import Caller, ItemRejected
-from patron.registration.service import update, update_customer_by_id
+from patron.customers.model import Caller, ItemRejected
+from patron.customers.registration import update, update_customer_by_id
 
 REVIEWER = "priya"  # tests/orgs/retail.toml: access group admin, identity_review = true
 AGENT = "ravi"  # group care: may write, may not review

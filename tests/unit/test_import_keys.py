@@ -3,7 +3,7 @@
 import pytest
 
 from patron.bulk import _identifier_values
-from patron.registration.fields import identity_key
+from patron.customers.fields import identity_key
 
 ONE_MOBILE = ["919845012345", "+91 98450 12345", "09845012345", "9845012345", "(+91) 98450-12345",
               "\u0669\u0661\u0669\u0668\u0664\u0665\u0660\u0661\u0662\u0663\u0664\u0665",  # Arabic-Indic digits

@@ -14,10 +14,10 @@ import pytest
 from patron.codes import Code
 from patron.orgs.file import parse_org_document
 from patron.orgs.model import OrgSettings
-from patron.registration import fields
-from patron.registration.identity import NUL_REASON, decision_reason, read_change
-from patron.registration.model import ItemRejected
-from patron.registration.reading import read_item
+from patron.customers import fields
+from patron.customers.identity_requests import NUL_REASON, decision_reason, read_change
+from patron.customers.model import ItemRejected
+from patron.customers.reading import read_item
 
 ORG = OrgSettings.from_file(
     parse_org_document(tomllib.loads((Path(__file__).parent.parent / "orgs" / "retail.toml").read_text()), "retail.toml")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from patron.console.query_builder import EMPTY_ROWS, Row, fields_of, read, rows_of, shown_rows, write
-from patron.registration.search import MAX_CONDITIONS, OPERATORS, Kind, Operator, SearchRefused, read_query
+from patron.customers.search.query import MAX_CONDITIONS, OPERATORS, Kind, Operator, SearchRefused, read_query
 from test_search_query import ORG, org_of
 
 FIELDS = fields_of(ORG)

@@ -13,8 +13,8 @@ from fakes import FakeStorage
 from patron.codes import Code
 from patron.orgs.file import parse_org_document
 from patron.orgs.model import OrgSettings
-from patron.registration.model import Caller
-from patron.registration.service import ItemResult, register
+from patron.customers.model import Caller
+from patron.customers.registration import ItemResult, register
 
 ORGS = Path(__file__).resolve().parent.parent / "orgs"
 NOW = datetime(2026, 12, 5, 10, 0)

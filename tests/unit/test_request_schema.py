@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from patron.api.openapi import DOCUMENT, samples
-from patron.registration.identity import read_change
-from patron.registration.inputs import ITEM_FIELDS
-from patron.registration.reading import read_item
+from patron.customers.identity_requests import read_change
+from patron.customers.inputs import ITEM_FIELDS
+from patron.customers.reading import read_item
 
 SCHEMAS = DOCUMENT["components"]["schemas"]
 REF = "#/components/schemas/"

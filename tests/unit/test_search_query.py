@@ -11,7 +11,7 @@ import pytest
 
 from patron.orgs.file import parse_org_document
 from patron.orgs.model import OrgSettings
-from patron.registration.search import (
+from patron.customers.search.query import (
     MAX_CONDITIONS,
     MAX_COUNTED,
     MAX_SCANNING,

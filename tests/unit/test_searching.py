@@ -1,12 +1,12 @@
-"""A search's conditions as a store runs them (registration.searching): the org's own names settled
+"""A search's conditions as a store runs them (customers.search.run): the org's own names settled
 over the org file, registration days as UTC moments, and what the console's search box may name."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from patron.registration.search import Attribute, Condition, Operator, read_query
-from patron.registration.searching import Criteria, Registered, box_alternatives, criteria_of
+from patron.customers.search.query import Attribute, Condition, Operator, read_query
+from patron.customers.search.run import Criteria, Registered, box_alternatives, criteria_of
 from test_search_query import ORG
 
 

@@ -21,13 +21,13 @@ from patron.api.context import authorized, read_body, request_id, services, utc_
 from patron.api.present import added_item, identity_item, missing_item, retrieved_item, updated_item
 from patron.codes import Code
 from patron.errors import ApiError
-from patron.registration import fields
+from patron.customers import fields
 from patron.observability.outcome import ItemOutcome
 from patron.observability.record import record_of
-from patron.registration.lookup import LOOKUP_KEYS, Looked, LookupRefused, look_up
-from patron.registration.identity_changes import IdentityOutcome, request_changes
-from patron.registration.model import Caller
-from patron.registration.service import ItemResult, batch_code, batch_status, register
+from patron.customers.lookup import LOOKUP_KEYS, Looked, LookupRefused, look_up
+from patron.customers.identity_review import IdentityOutcome, request_changes
+from patron.customers.model import Caller
+from patron.customers.registration import ItemResult, batch_code, batch_status, register
 
 USER_CONTEXT_HEADERS = {
     "entity_type": "user-context-entity-type",

@@ -13,8 +13,8 @@ from patron.api.context import authorized, read_body, services
 from patron.codes import INVALID_CLIENT, INVALID_CLIENT_MESSAGE, Code
 from patron.errors import ApiError
 from patron.observability.record import record_of
-from patron.registration.audit import AuditRecord, audit_trail
-from patron.registration.fields import local_text
+from patron.customers.audit import AuditRecord, audit_trail
+from patron.customers.fields import local_text
 
 
 def gateway_response(data: Any, status_code: int = 200, errors: list[dict[str, Any]] | None = None) -> Response:

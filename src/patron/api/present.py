@@ -13,10 +13,10 @@ from patron.loyalty.model import CurrencyEffect, Membership, SideEffect
 from patron.loyalty.rules import next_slab
 from patron.orgs.policy import Program
 from patron.orgs.model import OrgSettings
-from patron.registration.fields import local_text
-from patron.registration.model import IDENTIFIERS, Customer
-from patron.registration.identity_changes import IdentityOutcome
-from patron.registration.service import ItemResult
+from patron.customers.fields import local_text
+from patron.customers.model import IDENTIFIERS, Customer
+from patron.customers.identity_review import IdentityOutcome
+from patron.customers.registration import ItemResult
 
 
 def _fields(values: dict[str, str]) -> answers.FieldList:

@@ -12,8 +12,8 @@ from patron.api.context import authorized, services
 from patron.api.present import found_item
 from patron.codes import Code
 from patron.errors import ApiError
-from patron.registration.search import SearchRefused, SearchTimedOut, read_page, read_query
-from patron.registration.searching import search
+from patron.customers.search.query import SearchRefused, SearchTimedOut, read_page, read_query
+from patron.customers.search.run import search
 
 async def search_customers(request: Request) -> Response:
     app = services(request)

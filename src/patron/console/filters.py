@@ -14,7 +14,7 @@ from patron.console import labels
 from patron.console.overview import warning_name
 from patron.events.operations import age
 from patron.orgs.model import OrgSettings
-from patron.registration.identity import IdentityRequest
+from patron.customers.identity_requests import IdentityRequest
 
 # How the audit timeline names each kind of record.
 EVENTS = {

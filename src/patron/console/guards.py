@@ -13,8 +13,8 @@ from patron.api.context import utc_now
 from patron.console import sessions
 from patron.console.sessions import Access, Requires, Signed
 from patron.console.web import FORBIDDEN, Refused, error_page, read_form, redirect, services
-from patron.registration import identity_changes
-from patron.registration.ports import ConsoleStorage
+from patron.customers import identity_review
+from patron.customers.ports import ConsoleStorage
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 PageHandler = Callable[[Request, Signed], Awaitable[Response]]
@@ -98,4 +98,4 @@ async def pending_count(request: Request, signed: Signed) -> int | None:
     """The review queue's count every page's navigation shows, to those who may open the queue."""
     if not signed.access.read:
         return None
-    return await identity_changes.pending_count(signed.org.org_id, services(request).storage)
+    return await identity_review.pending_count(signed.org.org_id, services(request).storage)

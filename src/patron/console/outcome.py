@@ -1,5 +1,5 @@
 """What a console edit did, field by field: each value saved, or not saved with the warning code
-that skipped it and the rule it broke (the domain's reader and registration.why's words), and the
+that skipped it and the rule it broke (the domain's reader and customers.why's words), and the
 result message that says so: green when all was saved, amber when a value was not."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from patron.console.labels import field_label
 from patron.console.sessions import Flash
 from patron.orgs.model import OrgSettings
 from patron.orgs.policy import STANDARD_EXTENDED_FIELDS, FieldType
-from patron.registration import hints, why
-from patron.registration.model import Customer, Warnings
-from patron.registration.reading import read_item
+from patron.customers import hints, why
+from patron.customers.model import Customer, Warnings
+from patron.customers.reading import read_item
 
 
 @dataclass(frozen=True)

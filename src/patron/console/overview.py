@@ -11,8 +11,8 @@ from datetime import date, datetime, timedelta
 
 from patron.codes import Code
 from patron.orgs.model import OrgSettings
-from patron.registration.fields import local_date, local_midnight_utc
-from patron.registration.ports import ConsoleStorage
+from patron.customers.fields import local_date, local_midnight_utc
+from patron.customers.ports import ConsoleStorage
 
 DAYS = 30
 WARNING_DAYS = 7

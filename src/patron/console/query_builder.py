@@ -1,7 +1,7 @@
 """The search page's condition pickers: the rows a person fills in (field, operator, value) written
 as customer/search's `q` grammar (ATTRIBUTE:OPERATOR:VALUE joined by &), and a query's text read
 back into rows, so that a query built with the pickers is shown in them again. What a condition
-means, and whether it can be asked, stays registration.search's to say."""
+means, and whether it can be asked, stays customers.search.query's to say."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from patron.console import labels
 from patron.orgs.model import OrgSettings
-from patron.registration.search import (
+from patron.customers.search.query import (
     ATTRIBUTES,
     CUSTOM_FIELD_KINDS,
     MAX_CONDITIONS,

@@ -10,7 +10,7 @@ from patron.events.model import Event, Origin
 from patron.events.model import Writer as Writer
 from patron.events.names import EventName
 from patron.loyalty.model import POINTS, LedgerEntry
-from patron.registration.model import IDENTIFIERS, Change, Customer, CustomerFields
+from patron.customers.model import IDENTIFIERS, Change, Customer, CustomerFields
 
 # The API's names of the identifiers, as the family's event schema names them in `instore`.
 INSTORE = {"mobile": "mobile", "email": "email", "external_id": "externalId"}

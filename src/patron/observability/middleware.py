@@ -18,7 +18,7 @@ from patron.observability.logs import LineWriter, RequestLog
 from patron.observability.masking import mask_text
 from patron.observability.metrics import MULTIPROC_ENV, exposition, metrics
 from patron.observability.record import record_of
-from patron.registration import hints
+from patron.customers import hints
 from patron.settings import Settings
 
 METRICS_PATH = "/metrics"
@@ -142,7 +142,7 @@ class Observer:
             line["hint"] = record.hint
         noted = hints.current()
         if noted:
-            # Why a value was refused or ignored (registration.why): the operator's, never the wire's.
+            # Why a value was refused or ignored (customers.why): the operator's, never the wire's.
             line["hints"] = noted
         log.write(line)
 

@@ -9,7 +9,7 @@ from sqlalchemy import and_, exists, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from patron.loyalty.model import POINTS
-from patron.registration.model import IDENTIFIERS, NON_LOYALTY
+from patron.customers.model import IDENTIFIERS, NON_LOYALTY
 from patron.store.schema import (
     customer_audits,
     customers,

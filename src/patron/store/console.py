@@ -1,4 +1,4 @@
-"""The member-care console's SQL (registration.ports.ConsoleRepository): sessions, a customer page's
+"""The member-care console's SQL (customers.ports.ConsoleRepository): sessions, a customer page's
 ledger and referrals, the review queue's names and the org overview's counts; every query of an
 org's data scoped by org_id (one value, so one shard on Citus), compiled for each engine by the
 subclasses at the end."""
@@ -13,7 +13,7 @@ import orjson
 from sqlalchemy import ARRAY, BigInteger, and_, bindparam, case, delete, func, insert, literal_column, or_, select, update
 from sqlalchemy.sql.expression import ColumnElement, Executable
 
-from patron.registration.ports import ConsoleSession, LedgerLine, NewSession, Referral
+from patron.customers.ports import ConsoleSession, LedgerLine, NewSession, Referral
 from patron.store.db import named_binds
 from patron.store.schema import console_sessions, console_users, customer_audits, customers, memberships, points_ledger, referrals
 from patron.store.statements import PgStatement, SqliteStatement, Statement

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from patron.registration.model import Customer
+from patron.customers.model import Customer
 from patron.store.customers import SELECT_CUSTOMER, customer_of
 from patron.store.db import transaction
 from patron.store.schema import customers

@@ -17,12 +17,12 @@ from sqlalchemy.sql.expression import Executable
 
 from patron.codes import Code
 from patron.loyalty.model import Membership
-from patron.registration.audit import USER_CONTEXT
-from patron.registration.model import (
+from patron.customers.audit import USER_CONTEXT
+from patron.customers.model import (
     IDENTIFIERS, Caller, Change, Customer, CustomerFields, IdentifierTaken, LookAlike, NewCustomer,
 )
-from patron.registration.search import Page
-from patron.registration.searching import Criteria
+from patron.customers.search.query import Page
+from patron.customers.search.run import Criteria
 from patron.store.db import named_binds
 from patron.store.loyalty import MEMBERSHIP_COLUMNS
 from patron.store.schema import customer_audits, customers, memberships
@@ -101,7 +101,7 @@ def audit_context(caller: Caller) -> dict[str, Any]:
     }
 
 
-# The column an identifier is found by: an external id by its key (registration.resolution.identifier_key),
+# The column an identifier is found by: an external id by its key (customers.resolution.identifier_key),
 # which the org's unique index holds; every look-up by an identifier is given keys.
 KEY_COLUMNS = {"external_id": "external_id_key"}
 

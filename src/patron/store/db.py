@@ -20,7 +20,7 @@ from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql.expression import BindParameter
 
-from patron.registration.model import StorageUnavailable
+from patron.customers.model import StorageUnavailable
 
 
 class DatabaseUnavailable(StorageUnavailable):

@@ -13,7 +13,7 @@ import asyncpg
 from sqlalchemy import bindparam, func, insert, literal_column, select, update
 from sqlalchemy.sql.expression import Executable
 
-from patron.registration.identity import PENDING, SUPERSEDED, IdentityRequest, PendingRequestRaced
+from patron.customers.identity_requests import PENDING, SUPERSEDED, IdentityRequest, PendingRequestRaced
 from patron.store.db import inserted_columns, named_binds
 from patron.store.schema import identity_change_requests as requests
 from patron.store.statements import PgStatement, SqliteStatement, Statement, is_sqlite_unique_violation

@@ -16,8 +16,8 @@ import asyncpg
 from sqlalchemy import ARRAY, BigInteger, Text, bindparam, func, insert, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from patron.registration.model import Caller, LookAlike, NewCustomer
-from patron.registration.search import SearchTimedOut
+from patron.customers.model import Caller, LookAlike, NewCustomer
+from patron.customers.search.query import SearchTimedOut
 from patron.store import customers as customers_module
 from patron.store.console import PgConsole
 from patron.store.customers import (

@@ -160,7 +160,7 @@ customers = Table(
     Column("comm_channels", Document, nullable=False),
     Column("created_at", Timestamp, nullable=False),
     Column("modified_at", Timestamp, nullable=False),
-    # The external id as the org compares it (registration.external_ids.key): the external id
+    # The external id as the org compares it (customers.external_ids.key): the external id
     # itself, or its case-folded form where the org matches external ids ignoring case; the
     # org's unique index is on it. Unbounded: case folding may lengthen a value (ß is ss).
     Column("external_id_key", String()),

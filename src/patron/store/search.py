@@ -1,4 +1,4 @@
-"""The customer search's statements (registration.searching.Criteria), built with SQLAlchemy Core.
+"""The customer search's statements (customers.search.run.Criteria), built with SQLAlchemy Core.
 
 A search's statements take the shape of its query, so they are built for each search, with every
 value a bind parameter, and compiled once for each shape and engine (a cache keyed by SQLAlchemy's
@@ -48,8 +48,8 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.expression import BindParameter, Select
 
-from patron.registration.search import Attribute, Condition, Operator, Page
-from patron.registration.searching import Criteria
+from patron.customers.search.query import Attribute, Condition, Operator, Page
+from patron.customers.search.run import Criteria
 from patron.store.loyalty import MEMBERSHIP_COLUMNS
 from patron.store.schema import customers, memberships
 from patron.store.statements import PgStatement, Statement
@@ -57,7 +57,7 @@ from patron.store.statements import PgStatement, Statement
 # The last code point: every text that starts with a prefix sorts below prefix + TOP.
 TOP = "\U0010ffff"
 _POINTS = {Attribute.LOYALTY_POINTS: "loyalty_points", Attribute.LIFETIME_POINTS: "lifetime_points"}
-# Stored in the one form a condition's values are read into (registration.search).
+# Stored in the one form a condition's values are read into (customers.search.query).
 _AS_STORED = {Attribute.MOBILE: "mobile", Attribute.EMAIL: "email", Attribute.TYPE: "type", Attribute.USER_ID: "id"}
 # Stored as sent: compared in lower case.
 _FOLDED = {
@@ -193,7 +193,7 @@ class _Builder:
             return self.as_stored(customers.c[_AS_STORED[attribute]], condition)
         if attribute in _FOLDED:
             return self.folded(customers.c[_FOLDED[attribute]], condition)
-        raise ValueError(f"{attribute} is settled by registration.searching, not searched as a column")
+        raise ValueError(f"{attribute} is settled by customers.search.run, not searched as a column")
 
     def as_stored(self, column: ColumnElement[Any], condition: Condition) -> ColumnElement[Any]:
         bind, values, operator = self.bind, condition.values, condition.operator
@@ -255,7 +255,7 @@ class _Builder:
 
 
 def _stored_text(value: Any) -> str:
-    """A date or local time as custom fields store them (registration.extra_fields)."""
+    """A date or local time as custom fields store them (customers.extra_fields)."""
     if isinstance(value, datetime):
         return value.isoformat(" ", "seconds")
     if isinstance(value, date):

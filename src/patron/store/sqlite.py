@@ -15,7 +15,7 @@ import orjson
 from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from patron.registration.model import Caller, LookAlike, NewCustomer
+from patron.customers.model import Caller, LookAlike, NewCustomer
 from patron.store import customers as customers_module
 from patron.store.console import SqliteConsole
 from patron.store.customers import (

@@ -20,7 +20,7 @@ from typing import Any, Generic, TypeVar
 import orjson
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 
-from patron.registration.search import SearchTimedOut
+from patron.customers.search.query import SearchTimedOut
 from patron.security import lowest_priority
 from patron.store.db import UNOBSERVED, DatabaseUnavailable, StoreObserver, is_unavailable, json_text, sqlite_pragmas
 

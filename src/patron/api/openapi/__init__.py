@@ -1,5 +1,5 @@
 """The OpenAPI 3.1 description of Patron's HTTP API, and the two pages that serve it: request schemas
-read from the items the domain declares (registration.inputs), responses from the answers' types
+read from the items the domain declares (customers.inputs), responses from the answers' types
 (api.answers), examples made by Patron's own reader and presenters from sample customers (samples)."""
 
 from __future__ import annotations

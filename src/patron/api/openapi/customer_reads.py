@@ -9,8 +9,8 @@ from patron.api.openapi import examples
 from patron.api.openapi.parameters import CALLER_SECURITY, SUFFIX_NOTE, attribution, param
 from patron.api.openapi.responses import batch_response, both_formats, common_failures, envelope_error
 from patron.codes import Code
-from patron.registration.search import ATTRIBUTES as SEARCH_ATTRIBUTES
-from patron.registration.search import (
+from patron.customers.search.query import ATTRIBUTES as SEARCH_ATTRIBUTES
+from patron.customers.search.query import (
     CUSTOM_FIELD_KINDS,
     DEFAULT_ROWS,
     DEFAULT_START,
@@ -53,7 +53,7 @@ def get_operation() -> dict[str, Any]:
 
 
 def _search_operators() -> str:
-    """Each attribute with the operators it takes, from the reader's own table (registration.search)."""
+    """Each attribute with the operators it takes, from the reader's own table (customers.search.query)."""
     lines = [
         f"- `{attribute.value}`: {', '.join(OPERATORS[rule.kind])}" for attribute, rule in SEARCH_ATTRIBUTES.items()
     ]

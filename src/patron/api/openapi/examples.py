@@ -1,4 +1,4 @@
-"""The customer endpoints' examples: Patron's own reader and presenters (registration.reading,
+"""The customer endpoints' examples: Patron's own reader and presenters (customers.reading,
 api.present) run on the sample org and customers (samples), so that an example says what Patron
 answers, to the letter, and changes when the answer does."""
 
@@ -16,10 +16,10 @@ from patron.api.present import added_item, found_item, identity_item, missing_it
 from patron.codes import IDENTITY_CHANGE_TAKEN, REGISTERED, USER_UPDATED, Code, identity_error_message, item_error_message
 from patron.loyalty.model import Membership
 from patron.orgs.model import OrgSettings
-from patron.registration.identity_changes import IdentityOutcome
-from patron.registration.model import IDENTIFIER_LABELS, Customer, ItemRejected, Warnings
-from patron.registration.reading import read_item
-from patron.registration.service import ItemResult
+from patron.customers.identity_review import IdentityOutcome
+from patron.customers.model import IDENTIFIER_LABELS, Customer, ItemRejected, Warnings
+from patron.customers.reading import read_item
+from patron.customers.registration import ItemResult
 
 Examples = dict[str, dict[str, Any]]
 

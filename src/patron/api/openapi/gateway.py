@@ -11,7 +11,7 @@ from patron.api.openapi.parameters import CALLER_SECURITY, attribution
 from patron.api.openapi.responses import common_failures, gateway_error, json_answer, retry_later
 from patron.api.openapi.schemas import ref
 from patron.codes import INVALID_CLIENT, INVALID_CLIENT_MESSAGE, Code
-from patron.registration.fields import local_text
+from patron.customers.fields import local_text
 
 
 def token_operation() -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """The request half of the components: the bodies' envelopes around the items the domain declares
-(registration.inputs), which the reader reads by the same names, vocabularies and lengths."""
+(customers.inputs), which the reader reads by the same names, vocabularies and lengths."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pydantic import ConfigDict, Field, with_config
 from typing_extensions import TypedDict
 
 from patron.api.openapi.schemas import component_schemas
-from patron.registration.inputs import CustomerItem, IdentityChangeItem
+from patron.customers.inputs import CustomerItem, IdentityChangeItem
 
 # The components keep the names the document has always given the items.
 ITEM_COMPONENTS = {"CustomerItem": "CustomerInput", "IdentityChangeItem": "IdentityChangeInput"}

@@ -15,8 +15,8 @@ from patron.loyalty.model import Membership
 from patron.loyalty.rules import Joining
 from patron.orgs.file import parse_org_document
 from patron.orgs.model import OrgSettings
-from patron.registration.inputs import CustomerItem, IdentityChangeItem
-from patron.registration.model import Customer
+from patron.customers.inputs import CustomerItem, IdentityChangeItem
+from patron.customers.model import Customer
 
 ORG_ID = 100458
 STORE = "blr.koramangala"

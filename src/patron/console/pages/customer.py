@@ -23,11 +23,11 @@ from patron.console.web import NOT_FOUND, Refused, flash_to, render, request_id,
 from patron.loyalty.model import Membership
 from patron.orgs.model import OrgSettings
 from patron.orgs.policy import CustomField, ExtendedField, Program, Slab
-from patron.registration import hints, identity_changes, lookup, service
-from patron.registration.audit import AuditRecord, audit_trail
-from patron.registration.identity import IdentityRequest
-from patron.registration.model import IDENTIFIER_LABELS, IDENTIFIERS, Caller, Customer
-from patron.registration.ports import ConsoleStorage, ConsoleUnit, LedgerLine, Referral
+from patron.customers import hints, identity_review, lookup, registration
+from patron.customers.audit import AuditRecord, audit_trail
+from patron.customers.identity_requests import IdentityRequest
+from patron.customers.model import IDENTIFIER_LABELS, IDENTIFIERS, Caller, Customer
+from patron.customers.ports import ConsoleStorage, ConsoleUnit, LedgerLine, Referral
 
 # Ledger rows and referrals a customer's page lists, newest first.
 LISTED = 100
@@ -97,7 +97,7 @@ async def read_customer(storage: ConsoleStorage, org: OrgSettings, customer_id: 
             ledger=await unit.console.ledger(org_id, customer_id, LISTED),
             referred_by=await unit.console.referred_by(org_id, customer_id),
             referred=await unit.console.referred(org_id, customer_id, LISTED),
-            requests=await unit.identity_requests.of_customer(org_id, customer_id, identity_changes.PAGE),
+            requests=await unit.identity_requests.of_customer(org_id, customer_id, identity_review.PAGE),
             audits=await audit_trail(org_id, customer_id, lent) if audits else None,
         )
 
@@ -218,7 +218,7 @@ async def edit_profile(request: Request, signed: Signed, form: dict[str, str]) -
     if errors:
         return await _render(request, signed, record, 400, form, errors, "profile")
     now = utc_now()
-    result = await service.update_customer_by_id(
+    result = await registration.update_customer_by_id(
         customer_id, item, _caller(request, signed, reason), services(request).storage, now
     )
     if not result.success:
@@ -259,7 +259,7 @@ async def request_identity_change(request: Request, signed: Signed, form: dict[s
     if errors:
         return await _render(request, signed, record, 400, form, errors, "identity")
     # By id: the old value is the customer's own as it is when the request is written.
-    result = await identity_changes.request_change_of(
+    result = await identity_review.request_change_of(
         customer_id, name, new_value, _caller(request, signed, reason), services(request).storage, utc_now()
     )
     if not result.success:

@@ -19,8 +19,9 @@ from patron.console.sessions import Signed
 from patron.console.web import Paging, render, services
 from patron.loyalty.model import Membership
 from patron.orgs.model import OrgSettings
-from patron.registration import search, searching
-from patron.registration.model import Customer
+from patron.customers.search.query import SearchRefused, SearchTimedOut, read_page, read_query
+from patron.customers.search.run import SearchResult, search, search_box
+from patron.customers.model import Customer
 
 SEARCH_ROWS = "20"
 
@@ -39,7 +40,7 @@ class Found:
 class CustomersPage:
     q: str
     conditions: str  # the conditions searched, as the grammar writes them: the text box shows them
-    result: searching.SearchResult | None
+    result: SearchResult | None
     rows: list[Found]
     error: str | None
     error_field: str | None  # the field the error is shown at: "q" or "filter"
@@ -82,7 +83,7 @@ def conditions_asked(params: QueryParams) -> str:
     return query_builder.write(rows) if rows else text
 
 
-def _paging(request: Request, result: searching.SearchResult, conditions: str) -> Paging:
+def _paging(request: Request, result: SearchResult, conditions: str) -> Paging:
     # The next page asks what this one showed: the query as searched, not the form's parts.
     params = request.query_params
     asked = {"q": params.get("q", "")} if not conditions else {"filter": conditions}
@@ -108,14 +109,14 @@ async def customers_page(request: Request, signed: Signed) -> Response:
     org = signed.org
     fields = query_builder.fields_of(org)
     text = params.get("q", "").strip()
-    result: searching.SearchResult | None = None
+    result: SearchResult | None = None
     error: str | None = None
     error_field: str | None = None
     try:
         conditions = conditions_asked(params)
         # The pickers show the conditions searched, whichever way they were written.
         pickers = query_builder.read(conditions, fields)
-    except search.SearchRefused as refused:
+    except SearchRefused as refused:
         # Rows the grammar cannot say: shown as the user left them, with why; nothing searched.
         conditions, pickers = params.get("filter", "").strip(), query_builder.rows_of(params)
         error, error_field = refused.message, "filter"
@@ -129,21 +130,21 @@ async def customers_page(request: Request, signed: Signed) -> Response:
         services_ = services(request)
         storage, timeout = services_.storage, services_.settings.search_timeout_seconds
         try:
-            page_asked = search.read_page(params.get("start"), params.get("rows") or SEARCH_ROWS)
-        except search.SearchRefused as refused:
-            page_asked, error, error_field = search.read_page(None, SEARCH_ROWS), refused.message, "q"
+            page_asked = read_page(params.get("start"), params.get("rows") or SEARCH_ROWS)
+        except SearchRefused as refused:
+            page_asked, error, error_field = read_page(None, SEARCH_ROWS), refused.message, "q"
         if error is None:
             try:
                 async with services_.searches.admit(("console", org.org_id, signed.login)):
                     if conditions:
                         error_field = "filter"
-                        query = search.read_query(conditions, org)
-                        result = await searching.search(org, query, page_asked, storage, timeout)
+                        query = read_query(conditions, org)
+                        result = await search(org, query, page_asked, storage, timeout)
                     else:
                         error_field = "q"
-                        result = await searching.search_box(text, org, page_asked, storage, timeout)
+                        result = await search_box(text, org, page_asked, storage, timeout)
                 error_field = None
-            except (search.SearchRefused, search.SearchTimedOut, SearchesBusy) as refused:
+            except (SearchRefused, SearchTimedOut, SearchesBusy) as refused:
                 error = refused.message
     data = CustomersPage(
         q=text,

@@ -30,7 +30,7 @@ from patron.events.operations import (
     selection,
 )
 from patron.events.operators import replay
-from patron.registration.ports import ConsoleStorage, ConsoleUnit
+from patron.customers.ports import ConsoleStorage, ConsoleUnit
 
 # Dead letters shown at a time on a sink's page; replays listed.
 DEAD_LETTER_PAGE = 25

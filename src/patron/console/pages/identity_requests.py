@@ -14,10 +14,10 @@ from patron.console import sessions
 from patron.console.guards import action, page
 from patron.console.sessions import Level, Signed
 from patron.console.web import NOT_FOUND, Paging, Refused, at, flash_to, paging, render, request_id, services, start_of
-from patron.registration import identity, identity_changes
-from patron.registration.identity import IdentityRequest
-from patron.registration.model import IDENTIFIER_LABELS
-from patron.registration.ports import ConsoleStorage
+from patron.customers import identity_review
+from patron.customers.identity_requests import PENDING, DecisionRefused, IdentityRequest, own_road
+from patron.customers.model import IDENTIFIER_LABELS
+from patron.customers.ports import ConsoleStorage
 
 QUEUE = "/console/identity-requests"
 
@@ -36,7 +36,7 @@ def own_requests(signed: Signed, requests: list[IdentityRequest]) -> set[int | N
     """The pending requests the signed-in user stands behind, which they may reject but not approve:
     the page offers them Reject alone."""
     return {
-        r.id for r in requests if r.status == identity.PENDING and identity.own_road(signed.org, r, signed.login)
+        r.id for r in requests if r.status == PENDING and own_road(signed.org, r, signed.login)
     }
 
 
@@ -46,18 +46,18 @@ async def identity_requests(request: Request, signed: Signed) -> Response:
     org_id, start = signed.org.org_id, start_of(request)
     # The page, its count and its customers' names of one moment.
     async with storage.snapshot() as unit:
-        waiting = await unit.identity_requests.pending(org_id, identity_changes.PAGE, start)
+        waiting = await unit.identity_requests.pending(org_id, identity_review.PAGE, start)
         count = await unit.identity_requests.count_pending(org_id)
         names = await unit.console.customer_names(org_id, sorted({r.customer_id for r in waiting}))
     data = QueuePage(
         requests=waiting, names=names, labels=IDENTIFIER_LABELS,
-        paging=paging(lambda first: at(QUEUE, first), start, len(waiting), count, identity_changes.PAGE),
+        paging=paging(lambda first: at(QUEUE, first), start, len(waiting), count, identity_review.PAGE),
         reason_limit=limits.REASON, own=own_requests(signed, waiting),
     )
     return render(request, "identity_requests.html", signed, data, pending=count)
 
 
-def _decided(request_id: int, decided: identity_changes.Decision, approving: bool) -> tuple[str, Level]:
+def _decided(request_id: int, decided: identity_review.Decision, approving: bool) -> tuple[str, Level]:
     """The decision as said: green when done as asked; red when an approval was turned into a
     rejection (the value changed or was taken meanwhile)."""
     if decided.applied:
@@ -81,11 +81,11 @@ async def decide(request: Request, signed: Signed, form: dict[str, str]) -> Resp
     if not reason:
         return flash_to(request, back, "Give a reason for the decision: it is kept in the audit trail.", "refused")
     try:
-        decided = await identity_changes.decide(
+        decided = await identity_review.decide(
             signed.org, int(raw), decision == "approve", signed.login, reason, services(request).storage, utc_now(),
             trace_id=request_id(request),
         )
-    except identity.DecisionRefused as refused:
+    except DecisionRefused as refused:
         said = str(refused)
         return flash_to(request, back, f"Request {raw} was not decided: {said}{'' if said.endswith('.') else '.'}", "refused")
     return flash_to(request, back, *_decided(int(raw), decided, decision == "approve"))

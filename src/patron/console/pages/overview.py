@@ -15,7 +15,7 @@ from patron.console.guards import page, pending_count
 from patron.console.overview import DAYS, WARNING_DAYS, Overview
 from patron.console.sessions import Signed
 from patron.console.web import overviews, render, services
-from patron.registration.ports import ConsoleStorage
+from patron.customers.ports import ConsoleStorage
 
 
 @dataclass(frozen=True)

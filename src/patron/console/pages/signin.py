@@ -17,7 +17,7 @@ from patron.console.guards import action, signed_in
 from patron.console.sessions import Signed
 from patron.console.web import Refused, error_page, read_form, redirect, render, services
 from patron.errors import ApiError
-from patron.registration.ports import ConsoleStorage
+from patron.customers.ports import ConsoleStorage
 
 log = logging.getLogger("patron.console")
 

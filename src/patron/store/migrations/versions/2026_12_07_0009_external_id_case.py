@@ -3,7 +3,7 @@
 customers gains `external_id_key`, the external id as the org compares it (the external id itself,
 or its case-folded NFKC form under CONF_EXTERNAL_ID_CASE_INSENSITIVE), and the org's unique index on
 external ids moves onto it; and `external_id_skeleton`, what the external id looks like
-(registration.external_ids.skeleton), with a partial index, so that a new external id's look-alikes
+(customers.external_ids.skeleton), with a partial index, so that a new external id's look-alikes
 across scripts are found without a scan. Both are computed here, in Python, for every customer
 that has an external id, a thousand rows at a time.
 
@@ -21,7 +21,7 @@ import json
 import sqlalchemy as sa
 from alembic import op
 
-from patron.registration import external_ids
+from patron.customers import external_ids
 
 revision = "0009"
 down_revision = "0008"

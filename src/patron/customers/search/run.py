@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from patron.loyalty.model import Membership
 from patron.orgs.model import OrgSettings
-from patron.registration import fields
-from patron.registration.model import Customer
-from patron.registration.ports import SearchStorage
-from patron.registration.search import MAX_COUNTED, Attribute, Condition, Operator, Page, SearchQuery, Value
+from patron.customers import fields
+from patron.customers.model import Customer
+from patron.customers.ports import SearchStorage
+from patron.customers.search.query import MAX_COUNTED, Attribute, Condition, Operator, Page, SearchQuery, Value
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from confusable_homoglyphs import categories, confusables
 
-from patron.registration import fields
+from patron.customers import fields
 
 # Characters that belong to no one script: digits, punctuation, combining marks. A look-alike
 # between one of them and a letter (0 and O, 1 and l) is not one of another script.

@@ -17,9 +17,9 @@ from patron.loyalty import rules
 from patron.loyalty.model import POINTS, LedgerEntry, Membership, SideEffect
 from patron.orgs.model import OrgSettings
 from patron.orgs.policy import Configs
-from patron.registration import external_ids, fields, resolution
-from patron.registration.identity import ID_SUPERSEDED, UPDATED_REASON, IdentityRequest
-from patron.registration.model import (
+from patron.customers import external_ids, fields, resolution
+from patron.customers.identity_requests import ID_SUPERSEDED, UPDATED_REASON, IdentityRequest
+from patron.customers.model import (
     IDENTIFIER_LABELS,
     IDENTIFIERS,
     LOYALTY,
@@ -36,10 +36,10 @@ from patron.registration.model import (
     StorageUnavailable,
     Warnings,
 )
-from patron.registration.ports import CustomerRepository, Repositories, Storage
-from patron.registration.reading import read_item
+from patron.customers.ports import CustomerRepository, Repositories, Storage
+from patron.customers.reading import read_item
 
-log = logging.getLogger("patron.registration")
+log = logging.getLogger("patron.customers")
 
 # A lost race is resolved again as if the item had arrived second; a second loss in a row
 # would need a third writer on the same identifiers, so a few attempts are plenty.

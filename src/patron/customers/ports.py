@@ -16,13 +16,13 @@ from patron.codes import Code
 from patron.events.model import Event, Written
 from patron.events.operations import DeadLetter, DeclaredSink, RelaySeen, ReplayRecord, SinkState
 from patron.loyalty.model import LedgerEntry, Membership
-from patron.registration.model import Caller, Change, Customer, CustomerFields, LookAlike, NewCustomer
+from patron.customers.model import Caller, Change, Customer, CustomerFields, LookAlike, NewCustomer
 
 if TYPE_CHECKING:
     # Read for their types alone: the modules that hold them run on these ports.
-    from patron.registration.identity import IdentityRequest
-    from patron.registration.search import Page
-    from patron.registration.searching import Criteria, Found
+    from patron.customers.identity_requests import IdentityRequest
+    from patron.customers.search.query import Page
+    from patron.customers.search.run import Criteria, Found
 
 
 class CustomerRepository(Protocol):

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from patron.codes import Code
 from patron.orgs.policy import Configs
-from patron.registration.model import (
+from patron.customers.model import (
     IDENTIFIER_LABELS,
     IDENTIFIERS,
     LOYALTY,
@@ -21,9 +21,9 @@ from patron.registration.model import (
     ItemRejected,
     Warnings,
 )
-from patron.registration import external_ids
-from patron.registration.fields import local_text
-from patron.registration.reading import require_identifiers
+from patron.customers import external_ids
+from patron.customers.fields import local_text
+from patron.customers.reading import require_identifiers
 
 UPDATE_CONFIG = {
     "mobile": "CONF_ALLOW_MOBILE_UPDATE",

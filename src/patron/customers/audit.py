@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from patron.registration.ports import AuditStorage
+from patron.customers.ports import AuditStorage
 
 # What a record is of: a customer written, or an identity change request asked for or settled.
 EventType = Literal["CREATE", "UPDATE", "ID_REQUESTED", "ID_APPROVED", "ID_REJECTED", "ID_SUPERSEDED"]

@@ -1,4 +1,4 @@
-"""The words of the hints (registration.hints): which rule refused a value, and what would pass it."""
+"""The words of the hints (customers.hints): which rule refused a value, and what would pass it."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from patron import limits
 from patron.codes import Code
 from patron.orgs.model import OrgSettings
 from patron.orgs.policy import FieldType
-from patron.registration import fields
+from patron.customers import fields
 
 # A caller's key or field name, as a hint quotes it.
 _SHOWN = 50

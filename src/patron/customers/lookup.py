@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from patron.loyalty.model import Membership
 from patron.orgs.model import OrgSettings
-from patron.registration import fields, resolution
-from patron.registration.model import Customer
-from patron.registration.ports import Lookups
+from patron.customers import fields, resolution
+from patron.customers.model import Customer
+from patron.customers.ports import Lookups
 
 # The identifiers a customer is looked up by, in the order a request's parameters are read.
 LOOKUP_KEYS = ("mobile", "email", "external_id", "id")

@@ -23,7 +23,7 @@ identical conditions are merged; at most MAX_SCANNING conditions may read every 
 org (those no index serves: SCANS_EVERY_CUSTOMER); an ENDS value is at most MAX_SUFFIX characters
 (LIKE '%suffix' costs up to its length times a stored value's length on each row); matches are
 counted up to MAX_COUNTED and paged through only that far. What is left is bounded by the search's
-deadline (registration.searching).
+deadline (customers.search.run).
 """
 
 from __future__ import annotations
@@ -37,10 +37,10 @@ from enum import Enum, StrEnum
 from patron.codes import HOLDS_NUL
 from patron.orgs.model import OrgSettings
 from patron.orgs.policy import FieldType
-from patron.registration import fields
-from patron.registration.extra_fields import normalise
-from patron.registration.inputs import TYPES
-from patron.registration.reading import stored_identifier
+from patron.customers import fields
+from patron.customers.extra_fields import normalise
+from patron.customers.inputs import TYPES
+from patron.customers.reading import stored_identifier
 
 MAX_CONDITIONS = 10
 MAX_VALUE = 200

@@ -11,9 +11,9 @@ from patron import limits
 from patron.codes import Code
 from patron.orgs.model import OrgSettings
 from patron.orgs.policy import STANDARD_EXTENDED_FIELDS, Configs
-from patron.registration import fields, hints, why
-from patron.registration.extra_fields import normalise
-from patron.registration.inputs import (  # the item's vocabularies, declared with its shape
+from patron.customers import fields, hints, why
+from patron.customers.extra_fields import normalise
+from patron.customers.inputs import (  # the item's vocabularies, declared with its shape
     FRAUD_STATUSES,
     ITEM_FIELDS,
     SOURCES,
@@ -21,7 +21,7 @@ from patron.registration.inputs import (  # the item's vocabularies, declared wi
     SUBSCRIPTION_PRIORITIES,
     TYPES,
 )
-from patron.registration.model import (
+from patron.customers.model import (
     IDENTIFIERS,
     NON_LOYALTY,
     CustomerInput,

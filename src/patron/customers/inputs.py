@@ -1,7 +1,7 @@
 """What a request item may send, declared once as types: the reader's field names, vocabularies
 and lengths, which the OpenAPI document's request schemas are generated from (api.openapi.requests).
 
-The item is read leniently (registration.reading, registration.identity); these types say what it
+The item is read leniently (customers.reading, customers.identity_requests); these types say what it
 reads and in which shapes, so that a field the reader reads and the document omits, or the other way
 round, is a failing test (tests/unit/test_item_inputs.py) rather than a page that lies.
 """
@@ -15,7 +15,7 @@ from typing_extensions import TypedDict
 
 from patron import limits
 from patron.orgs.policy import STANDARD_EXTENDED_FIELDS
-from patron.registration.model import LOYALTY, NON_LOYALTY
+from patron.customers.model import LOYALTY, NON_LOYALTY
 
 # Each vocabulary maps the lower-cased spelling the reader accepts to the one it stores.
 TYPES = {"loyalty": LOYALTY, "non_loyalty": NON_LOYALTY}

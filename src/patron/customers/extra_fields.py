@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pycountry
 
 from patron.orgs.policy import FieldType
-from patron.registration import fields
+from patron.customers import fields
 
 
 _ENUM_ALIASES = {"gender": {"m": "Male", "f": "Female", "o": "Other"}}

@@ -9,10 +9,10 @@ from typing import Any
 from patron import limits
 from patron.codes import HOLDS_NUL, Code
 from patron.orgs.model import OrgSettings
-from patron.registration import fields
-from patron.registration.lookup import lookup_value
-from patron.registration.model import IDENTIFIER_LABELS, IDENTIFIERS, Change, ItemRejected
-from patron.registration.reading import INVALID_IDENTIFIER, stored_identifier
+from patron.customers import fields
+from patron.customers.lookup import lookup_value
+from patron.customers.model import IDENTIFIER_LABELS, IDENTIFIERS, Change, ItemRejected
+from patron.customers.reading import INVALID_IDENTIFIER, stored_identifier
 
 PENDING = "PENDING"
 APPROVED = "APPROVED"

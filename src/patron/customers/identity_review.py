@@ -14,8 +14,8 @@ from typing import Any
 from patron.codes import IDENTITY_CHANGE_TAKEN, Code, identity_error_message
 from patron.events import build
 from patron.orgs.model import OrgSettings
-from patron.registration import fields, resolution
-from patron.registration.identity import (
+from patron.customers import fields, resolution
+from patron.customers.identity_requests import (
     APPLIED_REASON,
     APPROVED,
     GONE_REASON,
@@ -41,16 +41,16 @@ from patron.registration.identity import (
     sent_fields,
     taken_reason,
 )
-from patron.registration.model import (
+from patron.customers.model import (
     IDENTIFIER_LABELS, IDENTIFIERS, Caller, Customer, IdentifierTaken, ItemRejected, StorageUnavailable,
 )
-from patron.registration.ports import IdentityStorage, Repositories
-from patron.registration.reading import INVALID_IDENTIFIER, stored_identifier
-from patron.registration.service import (
+from patron.customers.ports import IdentityStorage, Repositories
+from patron.customers.reading import INVALID_IDENTIFIER, stored_identifier
+from patron.customers.registration import (
     MAX_ATTEMPTS, emit, request_event, supersede_pending,
 )
 
-log = logging.getLogger("patron.registration")
+log = logging.getLogger("patron.customers")
 
 # The review queue and a customer's requests are read a page at a time.
 PAGE = 50

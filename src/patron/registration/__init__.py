@@ -1,1 +1,0 @@
-"""Customer registration: reading items, identity resolution and batch outcomes; no HTTP, no SQL."""
