@@ -46,20 +46,6 @@ REFERRAL_IS_SOUND = "referral-is-sound"
 REFERRED_ONCE = "referred-once"
 NON_LOYALTY_HAS_NO_MEMBERSHIP = "non-loyalty-has-no-membership"
 
-RULES = (
-    UNIQUE_IDENTIFIER,
-    IDENTIFIER_IN_NORMAL_FORM,
-    EXTERNAL_ID_KEY,
-    EXTERNAL_ID_LOOK_ALIKE,
-    POINTS_MATCH_LEDGER,
-    LEDGER_HAS_OWNER,
-    MEMBERSHIP_HAS_CUSTOMER,
-    CUSTOMER_HAS_CREATE_AUDIT,
-    REFERRAL_IS_SOUND,
-    REFERRED_ONCE,
-    NON_LOYALTY_HAS_NO_MEMBERSHIP,
-)
-
 
 def _ids(ids: list[int]) -> str:
     return ", ".join(str(customer_id) for customer_id in ids)

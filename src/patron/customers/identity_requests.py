@@ -18,7 +18,6 @@ PENDING = "PENDING"
 APPROVED = "APPROVED"
 REJECTED = "REJECTED"
 SUPERSEDED = "SUPERSEDED"
-STATUSES = (PENDING, APPROVED, REJECTED, SUPERSEDED)
 
 # The audit's event types of an identity change; the change itself is audited as an UPDATE.
 ID_REQUESTED = "ID_REQUESTED"

@@ -45,9 +45,6 @@ class OrgStore:
             )
         return [name for name, _ in new]
 
-    async def org_ids(self) -> list[int]:
-        return list(await self.conn.scalars(select(orgs.c.id).order_by(orgs.c.id)))
-
     # Tills: the code alone names the org.
 
     async def till(self, code: str) -> Any:

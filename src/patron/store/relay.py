@@ -157,7 +157,6 @@ RELEASE_STREAMS = (
     update(event_streams).where(_streams.lease_owner == bindparam("owner")).values(lease_owner=null(), lease_until=null())
 )
 
-SINK_COLUMNS = [column.name for column in event_sinks.columns]
 SINKS = select(event_sinks)
 SINKS_OF = select(event_sinks).where(_sinks.org_id == bindparam("org_id"))
 TAKE_SINK = (
