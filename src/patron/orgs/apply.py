@@ -131,24 +131,38 @@ async def _match_external_ids(
     await external_id_store.rekey(org_id, changed)
 
 
+def _refuse_if_elsewhere(row: Any, org_id: int, where: str, what: str) -> None:
+    """A till code, API-client key or login is one org's: another org's file may not claim it."""
+    if row is not None and row.org_id != org_id:
+        raise OrgConflict(f"{where}: {what} already belongs to org {row.org_id}")
+
+
+def _kept_or_new_hash(stored: str | None, secret: str) -> str:
+    """The stored hash while it still verifies the file's secret (applying a file again rehashes
+    nothing, and ends no session or token), else a hash of the new secret."""
+    return stored if stored is not None and verify_secret(stored, secret) else hash_secret(secret)
+
+
+def _differs(row: Any, values: dict[str, Any]) -> bool:
+    """A new row, or one whose stored values are not the file's: only then is it written."""
+    return row is None or any(getattr(row, key) != value for key, value in values.items())
+
+
 async def _apply_tills(store: OrgStore, org_file: OrgFile) -> None:
     org_id = org_file.org.id
     declared = [(f"stores[{i}].tills[{j}].code", s, t) for i, s in enumerate(org_file.stores) for j, t in enumerate(s.tills)]
     existing = await store.tills_by_code([t.code for _, _, t in declared])
     for key, store_entry, till in declared:
         row = existing.get(till.code)
-        if row is not None and row.org_id != org_id:
-            raise OrgConflict(f"{key}: till code {till.code!r} already belongs to org {row.org_id}")
-        md5 = md5_of_password(till)
-        keep_hash = row is not None and verify_secret(row.password_hash, md5)
+        _refuse_if_elsewhere(row, org_id, key, f"till code {till.code!r}")
         values = {
             "org_id": org_id,
             "store_code": store_entry.code,
             "name": till.name,
-            "password_hash": row.password_hash if row is not None and keep_hash else hash_secret(md5),
+            "password_hash": _kept_or_new_hash(None if row is None else row.password_hash, md5_of_password(till)),
             "enabled": True,
         }
-        if row is None or any(getattr(row, key) != value for key, value in values.items()):
+        if _differs(row, values):
             await store.save_till(till.code, values, exists=row is not None)
 
 
@@ -157,24 +171,22 @@ async def _apply_api_clients(store: OrgStore, org_file: OrgFile) -> None:
     existing = await store.api_clients_by_key([c.key for c in org_file.api_clients])
     for index, client in enumerate(org_file.api_clients):
         row = existing.get(client.key)
-        if row is not None and row.org_id != org_id:
-            raise OrgConflict(f"api_clients[{index}].key: API client key {client.key!r} already belongs to org {row.org_id}")
+        _refuse_if_elsewhere(row, org_id, f"api_clients[{index}].key", f"API client key {client.key!r}")
         if client.secret is None:
             # Only an org as stored has none, and a stored org is never applied.
             raise OrgRefused(f"api_clients[{index}].secret: field required")
-        keep_hash = row is not None and verify_secret(row.secret_hash, client.secret)
         values = {
             "org_id": org_id,
-            "secret_hash": row.secret_hash if row is not None and keep_hash else hash_secret(client.secret),
+            "secret_hash": _kept_or_new_hash(None if row is None else row.secret_hash, client.secret),
             "access_group": client.access_group,
             "default_till": client.default_till,
             "token_ttl_seconds": client.token_ttl_seconds,
             "enabled": True,
         }
-        if row is not None and not keep_hash:
+        if row is not None and values["secret_hash"] != row.secret_hash:
             # A new secret revokes the tokens the old one was given.
             values["token_generation"] = row.token_generation + 1
-        if row is None or any(getattr(row, key) != value for key, value in values.items()):
+        if _differs(row, values):
             await store.save_api_client(client.key, values, exists=row is not None)
 
 
@@ -183,8 +195,7 @@ async def _apply_console_users(store: OrgStore, org_file: OrgFile) -> None:
     existing = await store.console_users_by_login([user.login for user in org_file.console_users])
     for index, user in enumerate(org_file.console_users):
         row = existing.get(user.login)
-        if row is not None and row.org_id != org_id:
-            raise OrgConflict(f"console_users[{index}].login: login {user.login!r} already belongs to org {row.org_id}")
+        _refuse_if_elsewhere(row, org_id, f"console_users[{index}].login", f"login {user.login!r}")
         if user.password_hash is not None and not is_current_hash(user.password_hash):
             # A cheaper hash would verify faster than the decoy an unknown login is checked
             # against, and so tell which logins exist.
@@ -197,10 +208,8 @@ async def _apply_console_users(store: OrgStore, org_file: OrgFile) -> None:
         elif user.password is None:
             # Only an org as stored has neither, and a stored org is never applied.
             raise OrgRefused(f"console_users[{index}]: give exactly one of password, password_hash")
-        elif row is not None and verify_secret(row.password_hash, user.password):
-            password_hash = row.password_hash
         else:
-            password_hash = hash_secret(user.password)
+            password_hash = _kept_or_new_hash(None if row is None else row.password_hash, user.password)
         values = {
             "org_id": org_id,
             "name": user.name,
@@ -211,5 +220,5 @@ async def _apply_console_users(store: OrgStore, org_file: OrgFile) -> None:
         if row is not None and password_hash != row.password_hash:
             # A new password ends every session the old one opened.
             values["session_generation"] = row.session_generation + 1
-        if row is None or any(getattr(row, key) != value for key, value in values.items()):
+        if _differs(row, values):
             await store.save_console_user(user.login, values, exists=row is not None)
