@@ -16,6 +16,8 @@ from collections.abc import Callable, Coroutine, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, overload
 
+from typing_extensions import TypedDict, Unpack
+
 import httpx
 
 from patron.codes import Code
@@ -695,6 +697,18 @@ class _Operation(Generic[P, T]):
         return operation
 
 
+class Credentials(TypedDict, total=False):
+    """Who calls: a till (`till` with `password` or its `password_md5`), or an API client (`api_key`
+    and `api_secret`, with `attribution_till` naming the till it registers for)."""
+
+    till: str | None
+    password: str | None
+    password_md5: str | None
+    api_key: str | None
+    api_secret: str | None
+    attribution_till: str | None
+
+
 class _Client:
     add = _Operation(_add)
     get = _Operation(_get)
@@ -704,27 +718,35 @@ class _Client:
     events = _Operation(_events)
     audits = _Operation(_audits)
 
-    def __init__(
-        self,
-        *,
-        till: str | None,
-        password: str | None,
-        password_md5: str | None,
-        api_key: str | None,
-        api_secret: str | None,
-        attribution_till: str | None,
-    ) -> None:
+    def __init__(self, **credentials: Unpack[Credentials]) -> None:
+        unknown = sorted(set(credentials) - set(Credentials.__annotations__))
+        if unknown:
+            raise TypeError(f"unexpected keyword arguments: {', '.join(unknown)}")
         self._session = _Session(
-            till=till,
-            password=password,
-            password_md5_hex=password_md5,
-            api_key=api_key,
-            api_secret=api_secret,
-            attribution_till=attribution_till,
+            till=credentials.get("till"),
+            password=credentials.get("password"),
+            password_md5_hex=credentials.get("password_md5"),
+            api_key=credentials.get("api_key"),
+            api_secret=credentials.get("api_secret"),
+            attribution_till=credentials.get("attribution_till"),
         )
 
     def _run(self, flow: Flow[Any]) -> Any:
         raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class _Done(Generic[T]):
+    value: T
+
+
+def _step(flow: Flow[T], answer: httpx.Response | None) -> _Call | _Done[T]:
+    """What a flow asks next, given the answer to its last call (None to start it), or its result:
+    the one driver of the blocking client and the asyncio one alike."""
+    try:
+        return next(flow) if answer is None else flow.send(answer)
+    except StopIteration as finished:
+        return _Done(finished.value)
 
 
 def _request_of(call: _Call) -> dict[str, Any]:
@@ -739,22 +761,10 @@ class PatronClient(_Client):
     """
 
     def __init__(
-        self,
-        base_url: str,
-        *,
-        till: str | None = None,
-        password: str | None = None,
-        password_md5: str | None = None,
-        api_key: str | None = None,
-        api_secret: str | None = None,
-        attribution_till: str | None = None,
-        transport: httpx.BaseTransport | None = None,
-        timeout: float = 10.0,
+        self, base_url: str, *, transport: httpx.BaseTransport | None = None, timeout: float = 10.0,
+        **credentials: Unpack[Credentials],
     ) -> None:
-        super().__init__(
-            till=till, password=password, password_md5=password_md5, api_key=api_key, api_secret=api_secret,
-            attribution_till=attribution_till,
-        )
+        super().__init__(**credentials)
         self._http = httpx.Client(base_url=base_url, transport=transport, timeout=timeout)
 
     def __enter__(self) -> PatronClient:
@@ -767,13 +777,10 @@ class PatronClient(_Client):
         self._http.close()
 
     def _run(self, flow: Flow[T]) -> T:
-        try:
-            call = next(flow)
-            while True:
-                call = flow.send(self._http.request(**_request_of(call)))
-        except StopIteration as finished:
-            result: T = finished.value
-            return result
+        step = _step(flow, None)
+        while not isinstance(step, _Done):
+            step = _step(flow, self._http.request(**_request_of(step)))
+        return step.value
 
 
 class AsyncPatronClient(_Client):
@@ -781,22 +788,10 @@ class AsyncPatronClient(_Client):
     or await aclose()."""
 
     def __init__(
-        self,
-        base_url: str,
-        *,
-        till: str | None = None,
-        password: str | None = None,
-        password_md5: str | None = None,
-        api_key: str | None = None,
-        api_secret: str | None = None,
-        attribution_till: str | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        timeout: float = 10.0,
+        self, base_url: str, *, transport: httpx.AsyncBaseTransport | None = None, timeout: float = 10.0,
+        **credentials: Unpack[Credentials],
     ) -> None:
-        super().__init__(
-            till=till, password=password, password_md5=password_md5, api_key=api_key, api_secret=api_secret,
-            attribution_till=attribution_till,
-        )
+        super().__init__(**credentials)
         self._http = httpx.AsyncClient(base_url=base_url, transport=transport, timeout=timeout)
 
     async def __aenter__(self) -> AsyncPatronClient:
@@ -809,10 +804,7 @@ class AsyncPatronClient(_Client):
         await self._http.aclose()
 
     async def _run(self, flow: Flow[T]) -> T:
-        try:
-            call = next(flow)
-            while True:
-                call = flow.send(await self._http.request(**_request_of(call)))
-        except StopIteration as finished:
-            result: T = finished.value
-            return result
+        step = _step(flow, None)
+        while not isinstance(step, _Done):
+            step = _step(flow, await self._http.request(**_request_of(step)))
+        return step.value
