@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +52,40 @@ def _ids(ids: list[int]) -> str:
     return ", ".join(str(customer_id) for customer_id in ids)
 
 
+def _ledger_problem(row: Any) -> str:
+    if not row.customer_exists:
+        return f"points_ledger row {row.id} names customer {row.customer_id}, which does not exist"
+    return f"points_ledger row {row.id} names programme {row.program_id}, of which customer {row.customer_id} is not a member"
+
+
+# The rules whose every violation is a row of one query of the store, with what it says of the row.
+_ROW_RULES: tuple[tuple[str, Callable[[CheckStore, int], Awaitable[list[Any]]], Callable[[Any], str]], ...] = (
+    (
+        POINTS_MATCH_LEDGER, CheckStore.points_out_of_step,
+        lambda row: f"customer {row.customer_id} in programme {row.program_id} holds {row.lifetime_points} lifetime"
+        f" and {row.loyalty_points} loyalty points; its points ledger sums to {row.ledger_total}",
+    ),
+    (LEDGER_HAS_OWNER, CheckStore.ledger_rows_without_owner, _ledger_problem),
+    (
+        MEMBERSHIP_HAS_CUSTOMER, CheckStore.memberships_without_customer,
+        lambda row: f"membership of programme {row.program_id} names customer {row.customer_id}, which does not exist",
+    ),
+    (
+        CUSTOMER_HAS_CREATE_AUDIT, CheckStore.customers_without_creation_audit,
+        lambda customer_id: f"customer {customer_id} has no CREATE audit record",
+    ),
+    (REFERRAL_IS_SOUND, CheckStore.broken_referrals, lambda row: _referral_problem(row)),
+    (
+        REFERRED_ONCE, CheckStore.referees_referred_again,
+        lambda row: f"customer {row.referee_id} is the referee of {row.times} referrals",
+    ),
+    (
+        NON_LOYALTY_HAS_NO_MEMBERSHIP, CheckStore.non_loyalty_members,
+        lambda row: f"NON_LOYALTY customer {row.id} is a member of programme {row.program_id}",
+    ),
+)
+
+
 async def check_org(engine: AsyncEngine, org_id: int) -> list[Violation]:
     """Every violation of the org's invariants, rule by rule; an empty list means the org is sound."""
     async with transaction(engine, readonly=True) as conn:
@@ -64,49 +99,8 @@ async def check_org(engine: AsyncEngine, org_id: int) -> list[Violation]:
         violations += await _identifiers_out_of_normal_form(store, org_id)
         violations += await _external_id_keys(conn, org_id)
         violations += await _look_alike_external_ids(conn, org_id)
-        violations += [
-            Violation(
-                POINTS_MATCH_LEDGER,
-                f"customer {row.customer_id} in programme {row.program_id} holds {row.lifetime_points} lifetime"
-                f" and {row.loyalty_points} loyalty points; its points ledger sums to {row.ledger_total}",
-            )
-            for row in await store.points_out_of_step(org_id)
-        ]
-        violations += [
-            Violation(
-                LEDGER_HAS_OWNER,
-                f"points_ledger row {row.id} names customer {row.customer_id}, which does not exist"
-                if not row.customer_exists
-                else f"points_ledger row {row.id} names programme {row.program_id},"
-                f" of which customer {row.customer_id} is not a member",
-            )
-            for row in await store.ledger_rows_without_owner(org_id)
-        ]
-        violations += [
-            Violation(
-                MEMBERSHIP_HAS_CUSTOMER,
-                f"membership of programme {row.program_id} names customer {row.customer_id}, which does not exist",
-            )
-            for row in await store.memberships_without_customer(org_id)
-        ]
-        violations += [
-            Violation(CUSTOMER_HAS_CREATE_AUDIT, f"customer {customer_id} has no CREATE audit record")
-            for customer_id in await store.customers_without_creation_audit(org_id)
-        ]
-        violations += [
-            Violation(REFERRAL_IS_SOUND, _referral_problem(row)) for row in await store.broken_referrals(org_id)
-        ]
-        violations += [
-            Violation(REFERRED_ONCE, f"customer {row.referee_id} is the referee of {row.times} referrals")
-            for row in await store.referees_referred_again(org_id)
-        ]
-        violations += [
-            Violation(
-                NON_LOYALTY_HAS_NO_MEMBERSHIP,
-                f"NON_LOYALTY customer {row.id} is a member of programme {row.program_id}",
-            )
-            for row in await store.non_loyalty_members(org_id)
-        ]
+        for rule, query, said in _ROW_RULES:
+            violations += [Violation(rule, said(row)) for row in await query(store, org_id)]
     return violations
 
 
