@@ -38,6 +38,8 @@ SinkConfig = Webhook | Broker
 # Makes the Sink of one [[webhooks]] or [[brokers]] entry of an org.
 SinkFactory = Callable[[int, SinkConfig], Sink]
 SinkKey = tuple[int, str]
+# Event bodies kept for the other sinks of their org: a few batches' worth (about 1 KB each).
+BODIES_KEPT = 8192
 
 
 def utc_now() -> datetime:
@@ -134,6 +136,19 @@ class Relay:
         self._metrics_at = -math.inf
         self._forgot_at = -math.inf
         self._units = asyncio.Semaphore(self.options.units)
+        # Each event's body as sent, by (org, position, pii): the sinks of an org are sent the same
+        # bytes, encoded once (oldest dropped first past BODIES_KEPT).
+        self._bodies: dict[tuple[int, int, bool], bytes] = {}
+
+    def body(self, event: StoredEvent, pii: bool) -> bytes:
+        """The event's envelope as JSON, with or without PII: encoded by the first sink to send it."""
+        key = (event.org_id, event.position, pii)
+        body = self._bodies.get(key)
+        if body is None:
+            body = self._bodies[key] = orjson.dumps(envelope(event, pii=pii))
+            if len(self._bodies) > BODIES_KEPT:
+                del self._bodies[next(iter(self._bodies))]
+        return body
 
     @asynccontextmanager
     async def unit(self, *, readonly: bool = False) -> AsyncIterator[Any]:
@@ -674,7 +689,7 @@ class SinkWorker:
         return settled
 
     async def _attempt(self, event: StoredEvent, attempt: int, tally: plan.Tally, attempts: list[Attempt]) -> plan.Settled:
-        body = orjson.dumps(envelope(event, pii=self.sink.pii))
+        body = self.relay.body(event, self.sink.pii)
         started = time.perf_counter()
         attempted_at = self.relay.clock()
         try:

@@ -10,15 +10,18 @@ import hmac
 import ipaddress
 import os
 import socket
+import ssl
 import time
-import typing
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
+from typing import Any
 
-import httpcore
-import httpx
+import aiohttp
+import certifi
+from aiohttp.abc import AbstractResolver, ResolveResult
+from yarl import URL
 
 from patron import __version__
 from patron.orgs.policy import Webhook
@@ -42,6 +45,10 @@ _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 # (host, port) -> the host's addresses, as getaddrinfo gives them.
 Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
+# An address as getaddrinfo gives it -> an unconnected socket for it (aiohttp's socket_factory).
+SocketFactory = Callable[[tuple[Any, ...]], socket.socket]
+# Connections open at once to one endpoint (as many as the relay's deliveries in flight by default).
+MAX_CONNECTIONS = 100
 
 
 class SecretProblem(ValueError):
@@ -201,25 +208,28 @@ async def resolve(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in found))
 
 
-class _CheckedNetwork(httpcore.AsyncNetworkBackend):
-    """Opens each new connection to an address of the host that was checked just before, never to the
-    name: a host whose DNS answers a public address to the check and a private one to the connect
-    (rebinding) reaches only the address checked. TLS still verifies and sends SNI for the name, and
-    the Host header is the URL's, since httpcore takes both from the request, not from here."""
+def _refuse(host: str, address: str, allow_private: bool) -> None:
+    """RefusedAddress when `address` (of `host`) is one webhooks are not sent to."""
+    kind = refusal(ipaddress.ip_address(address), allow_private)
+    if kind is not None:
+        hint = "" if kind == "a cloud metadata address" else (
+            " (allow_private = true in the org file's [[webhooks]] entry allows it, for an on-premises endpoint)"
+        )
+        raise RefusedAddress(f"{host} resolves to {address}, {kind}: webhooks are not sent there{hint}")
 
-    def __init__(self, allow_private: bool, resolver: Resolver, inner: httpcore.AsyncNetworkBackend) -> None:
+
+class _CheckedResolver(AbstractResolver):
+    """aiohttp's resolver for one endpoint: asked again for each new connection (the connector keeps
+    no DNS cache), it checks every address of the host and hands the connector those addresses, which
+    it connects to, never to the name: a host whose DNS answers a public address to the check and a
+    private one to the connect (rebinding) reaches only the address checked. TLS still verifies and
+    sends SNI for the name, and the Host header is the URL's: aiohttp takes both from the request."""
+
+    def __init__(self, allow_private: bool, resolver: Resolver) -> None:
         self._allow_private = allow_private
         self._resolve = resolver
-        self._inner = inner
 
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
+    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
         try:
             addresses = await self._resolve(host, port)
         except OSError as failed:
@@ -227,56 +237,28 @@ class _CheckedNetwork(httpcore.AsyncNetworkBackend):
         if not addresses:
             raise Unresolvable(f"{host} could not be resolved: no address")
         for address in addresses:
-            kind = refusal(ipaddress.ip_address(address), self._allow_private)
-            if kind is not None:
-                hint = "" if kind == "a cloud metadata address" else (
-                    " (allow_private = true in the org file's [[webhooks]] entry allows it, for an on-premises endpoint)"
-                )
-                raise RefusedAddress(f"{host} resolves to {address}, {kind}: webhooks are not sent there{hint}")
-        failures: list[Exception] = []
-        for address in addresses:
-            try:
-                return await self._inner.connect_tcp(
-                    address, port, timeout=timeout, local_address=local_address, socket_options=socket_options
-                )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as failed:
-                failures.append(failed)
-        raise failures[-1]
+            _refuse(host, address, self._allow_private)
+        return [
+            ResolveResult(hostname=host, host=address, port=port,
+                          family=socket.AF_INET6 if ":" in address else socket.AF_INET, proto=0, flags=socket.AI_NUMERICHOST)
+            for address in addresses
+        ]
 
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        raise httpcore.ConnectError("webhooks are sent over TCP only")
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
+    async def close(self) -> None:
+        pass
 
 
-class _PinnedTransport(httpx.AsyncHTTPTransport):
-    """httpx's transport over a pool that connects through _CheckedNetwork. httpx takes no network
-    backend, so the pool it built is replaced by one that has it (httpx is pinned below 0.29, where
-    the pool is `_pool`; tests/test_relay_webhooks.py fails if that stops holding)."""
-
-    def __init__(self, network: httpcore.AsyncNetworkBackend) -> None:
-        super().__init__(http1=True, http2=False, trust_env=False, retries=0)
-        limits = httpx.Limits()
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            http1=True,
-            http2=False,
-            retries=0,
-            network_backend=network,
-        )
+def _ip_literal(host: str | None) -> str | None:
+    """The URL's host when it is an address rather than a name (aiohttp does not resolve those)."""
+    try:
+        return str(ipaddress.ip_address((host or "").strip("[]")))
+    except ValueError:
+        return None
 
 
 class WebhookSink:
-    """One [[webhooks]] entry as the relay's Sink: one pooled HTTP/1.1 client, signed POSTs."""
+    """One [[webhooks]] entry as the relay's Sink: one pooled HTTP/1.1 client (aiohttp's, whose
+    requests cost a fraction of the CPU of httpx's when a hundred are in flight), signed POSTs."""
 
     def __init__(
         self,
@@ -285,36 +267,38 @@ class WebhookSink:
         *,
         timeout: float = ATTEMPT_TIMEOUT,
         resolver: Resolver = resolve,
-        network: httpcore.AsyncNetworkBackend | None = None,
+        socket_factory: SocketFactory | None = None,
     ) -> None:
-        """`environ` is where secret_env is read (os.environ by default); `resolver` and `network`
-        (httpcore's backend the checked connections are opened with) are for tests."""
+        """`environ` is where secret_env is read (os.environ by default); `resolver` and
+        `socket_factory` (what the connector makes each connection's socket with, given the
+        address checked) are for tests."""
         self.name = webhook.name
         self.pii = webhook.pii
         self._webhook = webhook
         self._timeout = timeout
         self._problem: str | None = None
         self._keys = _Keys(())
+        self._resolver = _CheckedResolver(webhook.allow_private, resolver)
+        self._socket_factory = socket_factory
+        self._session: aiohttp.ClientSession | None = None
         try:
-            self._url = httpx.URL(webhook.url)
-        except httpx.InvalidURL as unusable:
-            self._url = httpx.URL()
+            self._url = URL(webhook.url)
+        except (TypeError, ValueError) as unusable:
+            self._url = URL()
             self._problem = f"webhook {webhook.name}: its url cannot be used: {unusable}"
-        self._host = self._url.host
+        self._host = self._url.host or ""
+        # An address in the URL is not resolved, so it is checked here, once.
+        self._literal_refused: str | None = None
+        if (address := _ip_literal(self._url.host)) is not None:
+            try:
+                _refuse(self._host, address, webhook.allow_private)
+            except RefusedAddress as refused:
+                self._literal_refused = str(refused)
         secret = (os.environ if environ is None else environ).get(webhook.secret_env)
         try:
             self._keys = _Keys(signing_keys(secret, webhook.secret_env))
         except SecretProblem as problem:
             self._problem = self._problem or f"webhook {webhook.name}: {problem}"
-        checked = _CheckedNetwork(webhook.allow_private, resolver, network or httpcore.AnyIOBackend())
-        # Proxies and .netrc from the environment are not used (trust_env=False): the address check
-        # must see the host the event goes to.
-        self._client = httpx.AsyncClient(
-            transport=_PinnedTransport(checked),
-            timeout=httpx.Timeout(timeout),
-            follow_redirects=False,
-            trust_env=False,
-        )
 
     def __repr__(self) -> str:
         return f"WebhookSink(name={self.name!r}, host={self._host!r}, secret_env={self._webhook.secret_env!r})"
@@ -322,9 +306,31 @@ class WebhookSink:
     def subscribes(self, event_name: str) -> bool:
         return self._webhook.subscribes(event_name)
 
+    def _client(self) -> aiohttp.ClientSession:
+        """The sink's session, made on first use (aiohttp's belong to the running loop)."""
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                resolver=self._resolver,
+                # Each new connection resolves, and so is checked, again.
+                use_dns_cache=False,
+                ssl=ssl.create_default_context(cafile=certifi.where()),
+                limit=MAX_CONNECTIONS,
+                socket_factory=self._socket_factory,
+            )
+            # Proxies and .netrc from the environment are not used (trust_env=False): the address
+            # check must see the host the event goes to. No cookie is kept between deliveries. The
+            # attempt's time limit is the asyncio.timeout around it.
+            self._session = aiohttp.ClientSession(
+                connector=connector, trust_env=False, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False,
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=None, sock_read=None),
+            )
+        return self._session
+
     async def deliver(self, delivery: Delivery) -> Outcome:
         if self._problem is not None:
             return Outcome("disable", error=self._problem)
+        if self._literal_refused is not None:
+            return Outcome("disable", error=f"webhook {self.name}: {self._literal_refused}")
         timestamp = int(time.time())
         headers = {
             "webhook-id": delivery.event_id,
@@ -336,42 +342,46 @@ class WebhookSink:
             "accept-encoding": "identity",
         }
         started = time.perf_counter()
-        answered: httpx.Response | None = None
+        answered: aiohttp.ClientResponse | None = None
         kept = bytearray()
         try:
             async with asyncio.timeout(self._timeout):
-                async with self._client.stream("POST", self._url, content=delivery.body, headers=headers) as response:
+                async with self._client().post(self._url, data=delivery.body, headers=headers, allow_redirects=False) as response:
                     answered = response
                     try:
                         # Enough bytes for ANSWER_KEPT characters in any UTF-8; the rest is left unread.
-                        async for chunk in response.aiter_bytes():
+                        async for chunk in response.content.iter_any():
                             kept += chunk
                             if len(kept) >= 4 * ANSWER_KEPT:
                                 break
-                    except httpx.HTTPError:
+                    except aiohttp.ClientError:
                         pass  # the status decides; the answer's text is only kept for the log
         except RefusedAddress as refused:
             return Outcome("disable", error=f"webhook {self.name}: {refused}", latency_ms=_since(started))
         except Unresolvable as unresolved:
             return Outcome("retry", error=str(unresolved), latency_ms=_since(started))
-        except (TimeoutError, httpx.TimeoutException):
+        except TimeoutError:
             if answered is None:
                 error = f"{self._host} did not answer within {self._timeout:g} s"
                 return Outcome("retry", error=error, latency_ms=_since(started))
             # The status came in time; only the answer's text was slow.
-        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as unusable:
+        except aiohttp.InvalidURL as unusable:
             error = f"webhook {self.name}: its url cannot be used: {unusable}"
             return Outcome("disable", error=error, latency_ms=_since(started))
-        except (httpx.HTTPError, OSError) as failed:
+        except aiohttp.ClientConnectorError as failed:
+            error = f"{self._host}: ConnectError: {failed.os_error}"
+            return Outcome("retry", error=error, latency_ms=_since(started))
+        except (aiohttp.ClientError, OSError) as failed:
             error = f"{self._host}: {type(failed).__name__}: {failed}".rstrip(": ")
             return Outcome("retry", error=error, latency_ms=_since(started))
         assert answered is not None
         return outcome_of_answer(
-            answered.status_code, answered.headers, _text_of(bytes(kept), answered.encoding), _since(started), datetime.now(UTC)
+            answered.status, answered.headers, _text_of(bytes(kept), answered.charset), _since(started), datetime.now(UTC)
         )
 
     async def close(self) -> None:
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
 
 
 class _Keys:
