@@ -37,6 +37,7 @@ everything at once: the abusers pause between attempts, and stay at a few % of a
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import http.client
 import json
@@ -48,6 +49,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -273,9 +275,7 @@ def _head_abuser(index: int, deadline: float, config: dict[str, Any], tally: Tal
     port, limits, pause = config["port"], config["limits"], config["pause"]
     variant_of = HEAD_VARIANTS[index % len(HEAD_VARIANTS)]
     whole = build_head(variant_of, limits)
-    for _ in range(config["max_attempts"]):
-        if time.monotonic() >= deadline:
-            break
+    for _ in _attempts(config, deadline):
         chunks = whole if whole is not None else flood_chunks(variant_of)
         head_attempt(port, chunks, tally, variant_of, 431)
         time.sleep(pause)
@@ -284,23 +284,48 @@ def _head_abuser(index: int, deadline: float, config: dict[str, Any], tally: Tal
 # --- scenario 8: oversized batches --------------------------------------------------------------
 
 
-def _exchange(
-    conn: http.client.HTTPConnection, port: int, request: tuple[str, str, bytes, dict[str, str]], tally: Any, kind: str,
-    pause: float,
-) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse | None, bytes]:
-    """One request and its whole answer; a request that gets none is counted under `kind`, and the
-    abuser goes on, after a pause, on a new connection (the answer is then None)."""
-    method, path, body, headers = request
-    try:
-        conn.request(method, path, body=body, headers=headers)
-        response = conn.getresponse()
-        return conn, response, response.read()
-    except (OSError, http.client.HTTPException) as exc:
-        tally.count(f"{kind}: no answer ({type(exc).__name__})")
-        tally.sample(f"{kind}: {exc!r}")
-        conn.close()
-        time.sleep(pause)
-        return http.client.HTTPConnection(HOST, port, timeout=10), None, b""
+class _Connection:
+    """An abuser's keep-alive connection: one request and its whole answer at a time, and a new
+    connection where the server closes it or gives no answer."""
+
+    def __init__(self, port: int, timeout: float = 10) -> None:
+        self.port, self.timeout = port, timeout
+        self.conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+
+    def exchange(
+        self, request: tuple[str, str, bytes | None, dict[str, str]], tally: Any, kind: str, pause: float,
+    ) -> tuple[http.client.HTTPResponse | None, bytes]:
+        """The answer and its body; a request that gets none is counted under `kind`, and the abuser
+        goes on, after a pause, on a new connection (the answer is then None)."""
+        method, path, body, headers = request
+        try:
+            self.conn.request(method, path, body=body, headers=headers)
+            response = self.conn.getresponse()
+            answer = response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            tally.count(f"{kind}: no answer ({type(exc).__name__})")
+            tally.sample(f"{kind}: {exc!r}")
+            self._reopen()
+            time.sleep(pause)
+            return None, b""
+        if response.will_close:
+            self._reopen()
+        return response, answer
+
+    def _reopen(self) -> None:
+        self.conn.close()
+        self.conn = http.client.HTTPConnection(HOST, self.port, timeout=self.timeout)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _attempts(config: dict[str, Any], deadline: float) -> Iterator[int]:
+    """An abuser's attempts: at most `max_attempts`, none past the deadline."""
+    for attempt in range(config["max_attempts"]):
+        if time.monotonic() >= deadline:
+            return
+        yield attempt
 
 
 def _batch_abuser(index: int, deadline: float, config: dict[str, Any], tally: Tally) -> None:
@@ -312,13 +337,10 @@ def _batch_abuser(index: int, deadline: float, config: dict[str, Any], tally: Ta
         # Every child of the root is an item, whatever its name: <c/> is the shortest.
         body, content_type = b"<root>" + b"<c/>" * items + b"</root>", "application/xml"
     headers = {"Authorization": config["auth"], "Content-Type": content_type}
-    conn = http.client.HTTPConnection(HOST, port, timeout=10)
-    try:
-        for _ in range(config["max_attempts"]):
-            if time.monotonic() >= deadline:
-                break
+    with contextlib.closing(_Connection(port)) as conn:
+        for _ in _attempts(config, deadline):
             started = time.monotonic()
-            conn, response, answer = _exchange(conn, port, ("POST", "/v1.1/customer/add", body, headers), tally, kind, pause)
+            response, answer = conn.exchange(("POST", "/v1.1/customer/add", body, headers), tally, kind, pause)
             if response is None:
                 continue
             tally.time(f"{kind}: answer", time.monotonic() - started)
@@ -329,12 +351,7 @@ def _batch_abuser(index: int, deadline: float, config: dict[str, Any], tally: Ta
             if response.status != 400 or len(answer) > 1024 or "more than" not in text:
                 tally.count(f"{kind}: unexpected answer")
                 tally.sample(f"{kind}: {response.status} ({len(answer)} bytes): {text[:200]}")
-            if response.will_close:
-                conn.close()
-                conn = http.client.HTTPConnection(HOST, port, timeout=10)
             time.sleep(pause)
-    finally:
-        conn.close()
 
 
 # --- scenario 9: credential guessing ----------------------------------------------------------
@@ -356,11 +373,8 @@ def _guess_abuser(index: int, deadline: float, config: dict[str, Any], tally: Ta
     role = f"{what} {'real' if name else 'unknown'}"
     rng = random.Random(index)
     began = time.monotonic()
-    conn = http.client.HTTPConnection(HOST, port, timeout=10)
-    try:
-        for attempt in range(config["max_attempts"]):
-            if time.monotonic() >= deadline:
-                break
+    with contextlib.closing(_Connection(port)) as conn:
+        for attempt in _attempts(config, deadline):
             guess = f"guess-{index}-{attempt}-{rng.getrandbits(64):x}"
             if what == "till":
                 till = name or f"no.such.till.{index}.{attempt}"
@@ -372,7 +386,7 @@ def _guess_abuser(index: int, deadline: float, config: dict[str, Any], tally: Ta
                 payload = json.dumps({"key": key, "secret": guess}).encode()
                 request = ("POST", "/v3/oauth/token/generate", payload, {"Content-Type": "application/json"})
             started = time.monotonic()
-            conn, response, answer = _exchange(conn, port, request, tally, role, pause)
+            response, answer = conn.exchange(request, tally, role, pause)
             if response is None:
                 continue
             now = time.monotonic()
@@ -390,12 +404,7 @@ def _guess_abuser(index: int, deadline: float, config: dict[str, Any], tally: Ta
                     tally.time(f"{status}: Retry-After", int(retry))
             elif status != 401:
                 tally.sample(f"{role}: {status}: {answer[:200]!r}")
-            if response.will_close:
-                conn.close()
-                conn = http.client.HTTPConnection(HOST, port, timeout=10)
             time.sleep(pause)
-    finally:
-        conn.close()
 
 
 # --- scenario 10: slow clients --------------------------------------------------------------
@@ -471,9 +480,7 @@ def _slow_abuse(config: dict[str, Any]) -> Tally:
     async def slow_client(kind: str) -> None:
         # Spread over the first 2 s, so that the connections do not all expire at once.
         await asyncio.sleep(random.uniform(0, 2.0))
-        for _ in range(config["max_attempts"]):
-            if time.monotonic() >= deadline:
-                break
+        for _ in _attempts(config, deadline):
             await one_connection(kind)
             # Reopened after a pause: a connection refused at once (503) must not turn into a
             # connect storm, which would measure the machine's CPU rather than the defence.
@@ -481,9 +488,7 @@ def _slow_abuse(config: dict[str, Any]) -> Tally:
 
     async def probe() -> None:
         request = b"GET /health HTTP/1.1\r\nHost: " + HOST.encode() + b"\r\nConnection: close\r\n\r\n"
-        for _ in range(config["max_attempts"]):
-            if time.monotonic() >= deadline:
-                break
+        for _ in _attempts(config, deadline):
             await asyncio.sleep(config["probe_pause"])
             started = time.monotonic()
             try:
@@ -522,14 +527,11 @@ def _search_abuser(index: int, deadline: float, config: dict[str, Any], tally: T
     as soon as one is answered, `pause` after a refusal (Retry-After is never followed)."""
     port, pause, queries = config["port"], config["pause"], config["queries"]
     headers = {"Authorization": config["auth"]}
-    conn = http.client.HTTPConnection(HOST, port, timeout=config["timeout"])
-    try:
-        for attempt in range(config["max_attempts"]):
-            if time.monotonic() >= deadline:
-                break
+    with contextlib.closing(_Connection(port, config["timeout"])) as conn:
+        for attempt in _attempts(config, deadline):
             label, path = queries[(index + attempt) % len(queries)]
             started = time.monotonic()
-            conn, response, answer = _exchange(conn, port, ("GET", path, b"", headers), tally, label, pause)
+            response, answer = conn.exchange(("GET", path, b"", headers), tally, label, pause)
             if response is None:
                 continue
             tally.count(f"{label}: {response.status}")
@@ -537,13 +539,8 @@ def _search_abuser(index: int, deadline: float, config: dict[str, Any], tally: T
             tally.time(f"{response.status}: answer", time.monotonic() - started)
             if response.status not in (200, 400, 429, 504):
                 tally.sample(f"{label}: {response.status}: {answer[:200]!r}")
-            if response.will_close:
-                conn.close()
-                conn = http.client.HTTPConnection(HOST, port, timeout=config["timeout"])
             if response.status in (400, 429):
                 time.sleep(pause)
-    finally:
-        conn.close()
 
 
 def _abuser_main(kind: str, config: dict[str, Any]) -> int:

@@ -327,22 +327,32 @@ class PatronServer:
         return len(victims)
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-        except ProcessLookupError:
-            pass
+        stop_group(self.process, grace=20)
 
     def log_text(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
+        return log_text(self.log_path)
+
+
+def stop_group(process: subprocess.Popen | None, grace: float) -> None:
+    """SIGTERM to a process started in a session of its own, and its group; SIGKILL after `grace` seconds."""
+    if process is None or process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+    except ProcessLookupError:
+        pass
+
+
+def log_text(path: Path) -> str:
+    """A process's log as text so far, or nothing where there is none."""
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
 
 
 _TICK = os.sysconf("SC_CLK_TCK")
