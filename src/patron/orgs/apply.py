@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -131,10 +132,12 @@ async def _match_external_ids(
     await external_id_store.rekey(org_id, changed)
 
 
-def _refuse_if_elsewhere(row: Any, org_id: int, where: str, what: str) -> None:
-    """A till code, API-client key or login is one org's: another org's file may not claim it."""
+def _ours(row: Any, org_id: int, where: str, what: str) -> Any:
+    """The stored row of a till code, API-client key or login, None if there is none; refused when
+    it is another org's, which this file may not claim."""
     if row is not None and row.org_id != org_id:
         raise OrgConflict(f"{where}: {what} already belongs to org {row.org_id}")
+    return row
 
 
 def _kept_or_new_hash(stored: str | None, secret: str) -> str:
@@ -143,9 +146,12 @@ def _kept_or_new_hash(stored: str | None, secret: str) -> str:
     return stored if stored is not None and verify_secret(stored, secret) else hash_secret(secret)
 
 
-def _differs(row: Any, values: dict[str, Any]) -> bool:
-    """A new row, or one whose stored values are not the file's: only then is it written."""
-    return row is None or any(getattr(row, key) != value for key, value in values.items())
+async def _save_if_differs(
+    save: Callable[[str, dict[str, Any], bool], Awaitable[None]], key: str, row: Any, values: dict[str, Any]
+) -> None:
+    """Write a new row, or one whose stored values are not the file's; leave the rest untouched."""
+    if row is None or any(getattr(row, name) != value for name, value in values.items()):
+        await save(key, values, row is not None)
 
 
 async def _apply_tills(store: OrgStore, org_file: OrgFile) -> None:
@@ -153,8 +159,7 @@ async def _apply_tills(store: OrgStore, org_file: OrgFile) -> None:
     declared = [(f"stores[{i}].tills[{j}].code", s, t) for i, s in enumerate(org_file.stores) for j, t in enumerate(s.tills)]
     existing = await store.tills_by_code([t.code for _, _, t in declared])
     for key, store_entry, till in declared:
-        row = existing.get(till.code)
-        _refuse_if_elsewhere(row, org_id, key, f"till code {till.code!r}")
+        row = _ours(existing.get(till.code), org_id, key, f"till code {till.code!r}")
         values = {
             "org_id": org_id,
             "store_code": store_entry.code,
@@ -162,16 +167,14 @@ async def _apply_tills(store: OrgStore, org_file: OrgFile) -> None:
             "password_hash": _kept_or_new_hash(None if row is None else row.password_hash, md5_of_password(till)),
             "enabled": True,
         }
-        if _differs(row, values):
-            await store.save_till(till.code, values, exists=row is not None)
+        await _save_if_differs(store.save_till, till.code, row, values)
 
 
 async def _apply_api_clients(store: OrgStore, org_file: OrgFile) -> None:
     org_id = org_file.org.id
     existing = await store.api_clients_by_key([c.key for c in org_file.api_clients])
     for index, client in enumerate(org_file.api_clients):
-        row = existing.get(client.key)
-        _refuse_if_elsewhere(row, org_id, f"api_clients[{index}].key", f"API client key {client.key!r}")
+        row = _ours(existing.get(client.key), org_id, f"api_clients[{index}].key", f"API client key {client.key!r}")
         if client.secret is None:
             # Only an org as stored has none, and a stored org is never applied.
             raise OrgRefused(f"api_clients[{index}].secret: field required")
@@ -186,16 +189,14 @@ async def _apply_api_clients(store: OrgStore, org_file: OrgFile) -> None:
         if row is not None and values["secret_hash"] != row.secret_hash:
             # A new secret revokes the tokens the old one was given.
             values["token_generation"] = row.token_generation + 1
-        if _differs(row, values):
-            await store.save_api_client(client.key, values, exists=row is not None)
+        await _save_if_differs(store.save_api_client, client.key, row, values)
 
 
 async def _apply_console_users(store: OrgStore, org_file: OrgFile) -> None:
     org_id = org_file.org.id
     existing = await store.console_users_by_login([user.login for user in org_file.console_users])
     for index, user in enumerate(org_file.console_users):
-        row = existing.get(user.login)
-        _refuse_if_elsewhere(row, org_id, f"console_users[{index}].login", f"login {user.login!r}")
+        row = _ours(existing.get(user.login), org_id, f"console_users[{index}].login", f"login {user.login!r}")
         if user.password_hash is not None and not is_current_hash(user.password_hash):
             # A cheaper hash would verify faster than the decoy an unknown login is checked
             # against, and so tell which logins exist.
@@ -220,5 +221,4 @@ async def _apply_console_users(store: OrgStore, org_file: OrgFile) -> None:
         if row is not None and password_hash != row.password_hash:
             # A new password ends every session the old one opened.
             values["session_generation"] = row.session_generation + 1
-        if _differs(row, values):
-            await store.save_console_user(user.login, values, exists=row is not None)
+        await _save_if_differs(store.save_console_user, user.login, row, values)
