@@ -976,8 +976,7 @@ async def scenario_7(cluster: PgCluster) -> Result:
         f"{limits['headers']} headers, {limits['head']} B (431)",
     )
     url = await _database(cluster, "stress_abuse_headers", ORG_FILE)
-    server = PatronServer(url, workers=2)
-    server.start()
+    server = PatronServer(url, workers=2).started()
     try:
         edges = await asyncio.to_thread(_edge_checks, server.port, limits)
         m = await measure(
@@ -1046,8 +1045,7 @@ async def scenario_8(cluster: PgCluster) -> Result:
     worker RSS flat."""
     result = Result(8, f"oversized batches: {BATCH_THREADS} x {BATCH_ITEMS:,} items in ~1 MB, JSON then XML (400)")
     url = await _database(cluster, "stress_abuse_batches", ORG_FILE)
-    server = PatronServer(url, workers=2)
-    server.start()
+    server = PatronServer(url, workers=2).started()
     config = {"threads": BATCH_THREADS, "pause": BATCH_PAUSE, "max_attempts": 2000, "items": BATCH_ITEMS, "auth": basic_auth()}
     try:
         m = await measure(
@@ -1162,8 +1160,7 @@ async def scenario_9(cluster: PgCluster) -> Result:
     slots = _default("auth_hash_concurrency")
     result = Result(9, "credential guessing: 16 guessers, real argon2id, 1 address (401 then 429 + Retry-After)")
     url = await _database(cluster, "stress_abuse_guessing", ABUSE_ORG_FILE)
-    server = PatronServer(url, workers=2)
-    server.start()
+    server = PatronServer(url, workers=2).started()
     try:
         warmed = await asyncio.to_thread(_warm_till, server)
         m = await measure(
@@ -1255,8 +1252,7 @@ async def scenario_10(cluster: PgCluster) -> Result:
         "PATRON_BODY_TIMEOUT_SECONDS": str(BODY_TIMEOUT),
         "PATRON_MAX_CONNECTIONS": str(MAX_CONNECTIONS),
     }
-    server = PatronServer(url, workers=2, env=env)
-    server.start()
+    server = PatronServer(url, workers=2, env=env).started()
     config = {"connections": SLOW, "interval": 0.5, "probe_pause": 0.2, "max_attempts": 2000}
     try:
         m = await measure(server, cluster, 10, [("slow clients", "slow", 18.0, config)])

@@ -847,7 +847,9 @@ def _s(seconds: float) -> str:
 
 async def judge(result: Result, stage: Stage, load: LoadReport, load_window: tuple[float, float], *,
                 lag_judged: Sequence[str] = ()) -> dict[str, SinkTally]:
-    """The relays are stopped: compare the audits with the events, and the events with what each sink received."""
+    """The load's line; then, the relays stopped, the audits compared with the events, and the events
+    with what each sink received."""
+    result.lines.append(load.line(load_window[1] - load_window[0]))
     for relay in stage.relays:
         await asyncio.to_thread(relay.stop)
     await asyncio.sleep(0.5)  # a publish confirmed just before the stop reaches the consumer
@@ -1045,7 +1047,6 @@ async def scenario_17(cluster: PgCluster, quick: bool) -> Result:
             result.lines.append(f"the relay sent to {HOOK} again {_s(again[0] - back)} after it came back (its oldest "
                                 f"retry's next step), then caught up on {backlog} events in {_s(catching)} "
                                 f"({backlog / catching:.0f} a second, while the load went on)")
-        result.lines.append(load.line(ended - began))
         await judge(result, stage, load, (began, ended))
     return result
 
@@ -1065,7 +1066,6 @@ async def scenario_18(cluster: PgCluster) -> Result:
         await _drained(result, stage)
         result.lines.append(f"for the load's {ended - began:.0f} s flaky answered 500 to 30 % of deliveries and slow took "
                             "20 s to answer each; then both answered at once")
-        result.lines.append(load.line(ended - began))
         await judge(result, stage, load, (began, ended), lag_judged=(HOOK, BROKER))
     return result
 
@@ -1088,7 +1088,6 @@ async def scenario_19(cluster: PgCluster) -> Result:
         await loading
         ended = stage.mark("load end")
         await _drained(result, stage)
-        result.lines.append(load.line(ended - began))
         await judge(result, stage, load, (began, ended))
     return result
 
@@ -1121,6 +1120,5 @@ async def scenario_20(cluster: PgCluster) -> Result:
                 result.lines.append(f"after the restore at t={restored - began:.0f}s the broker had every earlier event "
                                     + (f"{_s(caught)} later" if caught is not None else "never"))
         result.lines.append(f"connections through the proxy: {stage.proxy.accepted}")
-        result.lines.append(load.line(ended - began))
         await judge(result, stage, load, (began, ended))
     return result

@@ -211,8 +211,7 @@ async def scenario_6(cluster: PgCluster) -> Result:
     seed = int(os.environ.get("STRESS_FUZZ_SEED") or random.randrange(1, 10**6))
     url = await cluster.create_database("stress_fuzz")
     infra.prepare_database(url, FUZZ_ORG_FILE)
-    server = PatronServer(url, workers=2)
-    server.start()
+    server = PatronServer(url, workers=2).started()
     try:
         known, token = await _seed_customers(server.base)
         config = {

@@ -234,6 +234,11 @@ class PatronServer:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def started(self) -> PatronServer:
+        """Started, and serving: `server = PatronServer(url).started()`."""
+        self.start()
+        return self
+
     def start(self, wait: bool = True) -> None:
         env = {
             **os.environ,

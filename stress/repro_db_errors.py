@@ -80,8 +80,7 @@ def main() -> int:
     infra.prepare_database(url, ORG_FILE)
     outcomes = []
 
-    server = infra.PatronServer(url, workers=1, env={"PATRON_DB_TIMEOUT_SECONDS": "2"})
-    server.start()
+    server = infra.PatronServer(url, workers=1, env={"PATRON_DB_TIMEOUT_SECONDS": "2"}).started()
     print("warm-up add:", add(server.base, "919900000001"))
     killed = asyncio.run(terminate_patron_backends(cluster.admin_url))
     answer = add(server.base, "919900000002")
@@ -93,8 +92,7 @@ def main() -> int:
     outcomes.append((asyncio.run(terminated_mid_query(server.base, cluster.admin_url, url)), {503}))
     server.stop()
 
-    server = infra.PatronServer(url, workers=1, env={"PATRON_DB_TIMEOUT_SECONDS": "2"})
-    server.start()
+    server = infra.PatronServer(url, workers=1, env={"PATRON_DB_TIMEOUT_SECONDS": "2"}).started()
     holder = subprocess.Popen(
         ["runuser", "-u", "postgres", "--", "psql", "-h", "127.0.0.1", "-p", str(cluster.port), "-U", "postgres",
          "-c", "SELECT pg_sleep(8)"],

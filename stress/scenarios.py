@@ -247,16 +247,21 @@ async def kill_test(
     )
 
 
+async def _killed_under_load(result: Result, url: str, number: int) -> None:
+    """Scenarios 1 and 3 (first part): a 2-worker server killed -9 three times under 12 clients'
+    batches for 30 s, restarted each time, every batch retried."""
+    infra.prepare_database(url, ORG_FILE)
+    server = PatronServer(url, workers=2).started()
+    try:
+        await kill_test(result, server, url, number, clients=12, seconds=30, kills=3)
+    finally:
+        server.stop()
+
+
 async def scenario_1(cluster: PgCluster) -> Result:
     result = Result(1, "PostgreSQL, kill -9 of patron serve (parent + 2 workers) under batch load, restart, retry")
     url = await cluster.create_database("stress_kill")
-    infra.prepare_database(url, ORG_FILE)
-    server = PatronServer(url, workers=2)
-    server.start()
-    try:
-        await kill_test(result, server, url, 1, clients=12, seconds=30, kills=3)
-    finally:
-        server.stop()
+    await _killed_under_load(result, url, 1)
     return result
 
 
@@ -272,8 +277,7 @@ async def scenario_2(cluster: PgCluster) -> Result:
     result = Result(2, f"PostgreSQL stopped 10s under load (pg_ctl stop -m fast), PATRON_DB_TIMEOUT_SECONDS={DB_TIMEOUT:g}")
     url = await cluster.create_database("stress_pgdown")
     infra.prepare_database(url, ORG_FILE)
-    server = PatronServer(url, workers=2, env={"PATRON_DB_TIMEOUT_SECONDS": str(DB_TIMEOUT)})
-    server.start()
+    server = PatronServer(url, workers=2, env={"PATRON_DB_TIMEOUT_SECONDS": str(DB_TIMEOUT)}).started()
     stats = Stats(keep_attempts=True)
     answered: dict[str, str | None] = {}
     limit = DB_TIMEOUT + MARGIN
@@ -415,18 +419,11 @@ async def scenario_2(cluster: PgCluster) -> Result:
 async def scenario_3(folder: Path) -> Result:
     result = Result(3, "SQLite: kill -9 under batch load; then 2 workers x 40 concurrent writers")
     url = f"sqlite:///{folder / 'stress-kill.db'}"
-    infra.prepare_database(url, ORG_FILE)
-    server = PatronServer(url, workers=2)
-    server.start()
-    try:
-        await kill_test(result, server, url, 3, clients=12, seconds=30, kills=3)
-    finally:
-        server.stop()
+    await _killed_under_load(result, url, 3)
     result.lines.append("-- concurrent writers --")
     url = f"sqlite:///{folder / 'stress-writers.db'}"
     infra.prepare_database(url, ORG_FILE)
-    server = PatronServer(url, workers=2)
-    server.start()
+    server = PatronServer(url, workers=2).started()
     stats = Stats()
     answered: dict[str, str | None] = {}
     clients, seconds = 40, 15
@@ -530,8 +527,7 @@ async def scenario_4(cluster: PgCluster, soak_seconds: int, quick: bool) -> Resu
     result = Result(4, f"soak {soak_seconds}s at ~80% of max single-add throughput (PostgreSQL, 2 workers, wrk -c{WRK_CONNECTIONS})")
     url = await cluster.create_database("stress_soak")
     infra.prepare_database(url, ORG_FILE)
-    server = PatronServer(url, workers=2)
-    server.start()
+    server = PatronServer(url, workers=2).started()
     runs: list[WrkRun] = []
     try:
         runs.append(await asyncio.to_thread(wrk, server.base, 3, None))  # warm-up
@@ -667,8 +663,7 @@ async def scenario_5(cluster: PgCluster) -> Result:
     result = Result(5, "overlapping identifiers: 64 clients, pools of 200 mobiles/emails/external ids, ANY_IDENTIFIERS on")
     url = await cluster.create_database("stress_overlap")
     infra.prepare_database(url, OVERLAP_ORG_FILE)
-    server = PatronServer(url, workers=2)
-    server.start()
+    server = PatronServer(url, workers=2).started()
     rng = random.Random(5)
     pool_mobiles = [f"9198{rng.randrange(10**8):08d}" for _ in range(200)]
     pool_emails = [f"p{n}@overlap.example" for n in range(200)]

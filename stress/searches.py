@@ -115,8 +115,7 @@ def _paths() -> list[tuple[str, str]]:
 
 async def _run(result: Result, cluster: PgCluster, label: str, url: str) -> None:
     timeout = abuse._default("search_timeout_seconds")
-    server = PatronServer(url, workers=1)
-    server.start()
+    server = PatronServer(url, workers=1).started()
     try:
         await asyncio.to_thread(abuse._warm_till, server)
         config = {

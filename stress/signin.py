@@ -302,13 +302,15 @@ def _flood_counts(result: Result, tally: dict[str, Any]) -> None:
         result.lines.append(f"  {key}: {_ms(times[key])}")
 
 
+async def _served(cluster: PgCluster, database: str) -> PatronServer:
+    """A server of 2 workers on a new database of the cluster, the scenarios' org applied."""
+    org_file = _org_file(Path(tempfile.mkdtemp(prefix="patron-stress-signin-")))
+    return PatronServer(await _database(cluster, database, org_file), workers=2).started()
+
+
 async def scenario_15(cluster: PgCluster) -> Result:
     result = Result(15, "sign-in flood from 12 addresses; users and tills from others get in; restart")
-    folder = Path(tempfile.mkdtemp(prefix="patron-stress-signin-"))
-    org_file = _org_file(folder)
-    url = await _database(cluster, "stress_signin_flood", org_file)
-    server = PatronServer(url, workers=2)
-    server.start()
+    server = await _served(cluster, "stress_signin_flood")
     try:
         await asyncio.to_thread(_warm_till, server)
         # The 30 tills of the restart are verified once, before it (at the pace the budget allows).
@@ -400,11 +402,7 @@ async def scenario_15(cluster: PgCluster) -> Result:
 
 async def scenario_16(cluster: PgCluster) -> Result:
     result = Result(16, "lockout of a named console user from 3 addresses; the user signs in from another")
-    folder = Path(tempfile.mkdtemp(prefix="patron-stress-signin-"))
-    org_file = _org_file(folder)
-    url = await _database(cluster, "stress_signin_lockout", org_file)
-    server = PatronServer(url, workers=2)
-    server.start()
+    server = await _served(cluster, "stress_signin_lockout")
     victim, other = FLOOD_USERS[0], QUIET_USERS[0]
     try:
         await asyncio.to_thread(_warm_till, server)
