@@ -26,6 +26,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.schema import SchemaItem
 
 from patron import limits
 
@@ -46,6 +47,20 @@ def sqlite_id_index() -> Index:
     """SQLite has no sequences: it draws the next id as max(id) + 1, which this index makes cheap.
     PostgreSQL draws ids from identity sequences and is spared the index."""
     return Index(None, "id").ddl_if(dialect="sqlite")
+
+
+def numbered(name: str, *items: SchemaItem) -> Table:
+    """A table of an org's rows numbered by an identity: `org_id` and `id` first, then the table's
+    own columns and indexes, the primary key (org_id, id), and SQLite's index on the id."""
+    return Table(
+        name,
+        metadata,
+        Column("org_id", BigInteger, nullable=False),
+        Column("id", BigInteger, Identity(start=1), nullable=False),
+        *items,
+        PrimaryKeyConstraint("org_id", "id"),
+        sqlite_id_index(),
+    )
 
 
 # Times are stored as naive UTC; the API reads and writes them in the org's timezone.
@@ -207,11 +222,8 @@ for _name in ("mobile", "email"):
 # Newest registrations first, and registration days: the search's order, and the console's overview.
 Index(None, customers.c.org_id, customers.c.registered_on, customers.c.id)
 
-customer_audits = Table(
+customer_audits = numbered(
     "customer_audits",
-    metadata,
-    Column("org_id", BigInteger, nullable=False),
-    Column("id", BigInteger, Identity(start=1), nullable=False),
     Column("customer_id", BigInteger, nullable=False),
     Column("request_id", String(64), nullable=False),
     Column("created_at", Timestamp, nullable=False),
@@ -231,14 +243,12 @@ customer_audits = Table(
     Column("reason", String(limits.REASON)),
     # The warning codes the request's item was answered with ([1017, 91020]); null when none.
     Column("warnings", JSON),
-    PrimaryKeyConstraint("org_id", "id"),
     Index(None, "org_id", "customer_id", "id"),
     # The console's "most frequent warnings" by day: only the records that have any are indexed.
     Index(
         "ix_customer_audits_org_id_created_at_warned", "org_id", "created_at",
         postgresql_where=text("warnings IS NOT NULL"), sqlite_where=text("warnings IS NOT NULL"),
     ),
-    sqlite_id_index(),
 )
 
 
@@ -257,11 +267,8 @@ memberships = Table(
     PrimaryKeyConstraint("org_id", "customer_id", "program_id"),
 )
 
-points_ledger = Table(
+points_ledger = numbered(
     "points_ledger",
-    metadata,
-    Column("org_id", BigInteger, nullable=False),
-    Column("id", BigInteger, Identity(start=1), nullable=False),
     Column("customer_id", BigInteger, nullable=False),
     Column("program_id", BigInteger, nullable=False),
     Column("kind", String(32), nullable=False),
@@ -269,9 +276,7 @@ points_ledger = Table(
     Column("amount", BigInteger, nullable=False),
     Column("created_at", Timestamp, nullable=False),
     Column("request_id", String(64), nullable=False),
-    PrimaryKeyConstraint("org_id", "id"),
     Index(None, "org_id", "customer_id", "program_id"),
-    sqlite_id_index(),
 )
 
 referrals = Table(
@@ -290,11 +295,8 @@ REQUESTER = 110
 # Logins of at most 100 characters, separated by spaces: a few dozen tied to one till is plenty.
 REQUESTER_USERS = 4000
 
-identity_change_requests = Table(
+identity_change_requests = numbered(
     "identity_change_requests",
-    metadata,
-    Column("org_id", BigInteger, nullable=False),
-    Column("id", BigInteger, Identity(start=1), nullable=False),
     Column("customer_id", BigInteger, nullable=False),
     Column("identifier", String(16), nullable=False),  # mobile | email | external_id
     Column("old_value", String(limits.EMAIL)),
@@ -319,7 +321,6 @@ identity_change_requests = Table(
     Column("context_entity_id", String(limits.USER_CONTEXT)),
     Column("context_entity_source", String(limits.USER_CONTEXT)),
     Column("context_entity_source_id", String(limits.USER_CONTEXT)),
-    PrimaryKeyConstraint("org_id", "id"),
     # A caller's pending requests, counted against CONF_IDENTITY_CHANGE_PENDING_PER_CALLER.
     Index(
         "ix_identity_change_requests_pending_requester", "org_id", "requester",
@@ -332,18 +333,14 @@ identity_change_requests = Table(
     ),
     # The review queue, oldest first.
     Index(None, "org_id", "status", "id"),
-    sqlite_id_index(),
 )
 
 # The outbox (events.md): every event, written in the transaction of the change it reports. The
 # relay gives each a position in its org's stream once its transaction has committed (a position
 # is never given to a row a reader might yet see appear before it), and the sinks and the feed
 # read the stream by position.
-events = Table(
+events = numbered(
     "events",
-    metadata,
-    Column("org_id", BigInteger, nullable=False),
-    Column("id", BigInteger, Identity(start=1), nullable=False),
     # The eventId: a UUID, the consumer's idempotency key, the same on every attempt.
     Column("event_id", String(36), nullable=False),
     Column("customer_id", BigInteger, nullable=False),
@@ -359,12 +356,10 @@ events = Table(
     Column("data", JSON, nullable=False),
     # Its place in the org's stream, given by the relay after the commit; null until then.
     Column("position", BigInteger),
-    PrimaryKeyConstraint("org_id", "id"),
     Index("ix_events_org_id_position", "org_id", "position", unique=True),
     # What the relay has yet to give a position: small, whatever the table's size.
     Index("ix_events_org_id_unpositioned", "org_id", "id", postgresql_where=text("position IS NULL"),
           sqlite_where=text("position IS NULL")),
-    sqlite_id_index(),
 )
 
 # Each org's stream: the last position given, the positions removed by retention, and which relay
@@ -424,11 +419,8 @@ event_retries = Table(
 )
 
 # Every delivery attempt, kept CONF_EVENT_RETENTION_DAYS.
-event_attempts = Table(
+event_attempts = numbered(
     "event_attempts",
-    metadata,
-    Column("org_id", BigInteger, nullable=False),
-    Column("id", BigInteger, Identity(start=1), nullable=False),
     Column("sink", String(100), nullable=False),
     Column("event_id", String(36), nullable=False),
     Column("position", BigInteger, nullable=False),
@@ -440,18 +432,13 @@ event_attempts = Table(
     Column("latency_ms", Integer, nullable=False),
     # The first 1 KB of the answer.
     Column("answer", String(1024)),
-    PrimaryKeyConstraint("org_id", "id"),
     Index(None, "org_id", "sink", "attempted_at"),
     Index(None, "org_id", "event_id"),
-    sqlite_id_index(),
 )
 
 # Replays an operator asked for (patron events replay, the console's Events page): who, why, what.
-event_replays = Table(
+event_replays = numbered(
     "event_replays",
-    metadata,
-    Column("org_id", BigInteger, nullable=False),
-    Column("id", BigInteger, Identity(start=1), nullable=False),
     Column("sink", String(100), nullable=False),
     Column("requested_at", Timestamp, nullable=False),
     Column("requested_by", String(110), nullable=False),  # console:LOGIN or cli:USER
@@ -460,8 +447,6 @@ event_replays = Table(
     Column("from_at", Timestamp),
     Column("to_at", Timestamp),
     Column("events", Integer, nullable=False),
-    PrimaryKeyConstraint("org_id", "id"),
-    sqlite_id_index(),
 )
 
 # The relays running (patron relay), each seen every few seconds: how many share the leases above,
