@@ -247,6 +247,15 @@ async def kill_test(
     )
 
 
+async def _ready(probe: httpx.AsyncClient, when: str) -> str:
+    """What /ready answers `when`, in a line of the report."""
+    try:
+        response = await probe.get("/ready")
+    except httpx.HTTPError as exc:
+        return f"/ready {when}: no answer ({type(exc).__name__})"
+    return f"/ready {when}: {response.status_code} {response.text.strip()}"
+
+
 async def _killed_under_load(result: Result, url: str, number: int) -> None:
     """Scenarios 1 and 3 (first part): a 2-worker server killed -9 three times under 12 clients'
     batches for 30 s, restarted each time, every batch retried."""
@@ -310,21 +319,13 @@ async def scenario_2(cluster: PgCluster) -> Result:
         marks["stopped"] = time.monotonic()
         async with httpx.AsyncClient(base_url=server.base, timeout=limit) as probe:
             await asyncio.sleep(3)
-            try:
-                response = await probe.get("/ready")
-                ready_probes.append(f"/ready while down: {response.status_code} {response.text.strip()}")
-            except httpx.HTTPError as exc:
-                ready_probes.append(f"/ready while down: no answer ({type(exc).__name__})")
+            ready_probes.append(await _ready(probe, "while down"))
             await asyncio.sleep(max(0.0, marks["stopped"] + 10 - time.monotonic()))
             marks["start_begin"] = time.monotonic()
             await asyncio.to_thread(cluster.start)
             marks["started"] = time.monotonic()
             await asyncio.sleep(15)
-            try:
-                response = await probe.get("/ready")
-                ready_probes.append(f"/ready after restart: {response.status_code} {response.text.strip()}")
-            except httpx.HTTPError as exc:
-                ready_probes.append(f"/ready after restart: no answer ({type(exc).__name__})")
+            ready_probes.append(await _ready(probe, "after restart"))
         stop_load.set()
 
     try:
