@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from conftest import Clock
+from support.clock import Clock
 from patron.auth.ratelimit import BudgetRefused, FairBudget, FairQueue, network_of
 
 
