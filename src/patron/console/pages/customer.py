@@ -148,6 +148,18 @@ async def customer_page(request: Request, signed: Signed) -> Response:
     return await _render(request, signed, await _record(request, signed, _customer_id(request)))
 
 
+async def _submitted(
+    request: Request, signed: Signed, form: dict[str, str]
+) -> tuple[int, CustomerRecord, str, dict[str, str]]:
+    """A form posted about a customer: its id, its record as it is now, the reason given, and the
+    errors found so far (the reason's, if any)."""
+    customer_id = _customer_id(request)
+    record = await _record(request, signed, customer_id)
+    errors: dict[str, str] = {}
+    reason = _reason(form, errors)
+    return customer_id, record, reason, errors
+
+
 def _reason(form: dict[str, str], errors: dict[str, str]) -> str:
     reason = form.get("reason", "").strip()
     if "\x00" in reason:
@@ -203,10 +215,7 @@ def _changed_fields(form: dict[str, str], customer: Customer, org: OrgSettings) 
 
 @action(requires="write")
 async def edit_profile(request: Request, signed: Signed, form: dict[str, str]) -> Response:
-    customer_id = _customer_id(request)
-    record = await _record(request, signed, customer_id)
-    errors: dict[str, str] = {}
-    reason = _reason(form, errors)
+    customer_id, record, reason, errors = await _submitted(request, signed, form)
     holding = [key for key, value in form.items() if "\x00" in value and _profile_label(key, signed.org)]
     if holding:
         errors["profile"] = f"{_profile_label(holding[0], signed.org)} {NUL_REFUSED}"
@@ -239,10 +248,7 @@ async def edit_profile(request: Request, signed: Signed, form: dict[str, str]) -
 
 @action(requires="write")
 async def request_identity_change(request: Request, signed: Signed, form: dict[str, str]) -> Response:
-    customer_id = _customer_id(request)
-    record = await _record(request, signed, customer_id)
-    errors: dict[str, str] = {}
-    reason = _reason(form, errors)
+    customer_id, record, reason, errors = await _submitted(request, signed, form)
     name = form.get("identifier", "")
     new_value = form.get("new_value", "").strip()
     if name not in IDENTIFIERS:
