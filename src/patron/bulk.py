@@ -54,6 +54,8 @@ class Progress:
     done: int = 0
     created: int = 0
     updated: int = 0
+    # Rows of customers they would leave as stored: nothing of them was written.
+    unchanged: int = 0
     rejected: int = 0
     skipped: int = 0
     # Warnings of the rows written, by code: a value dropped is never dropped without a word.
@@ -233,7 +235,9 @@ async def run_import(engine: AsyncEngine, job: ImportJob, on_batch: Callable[[Pr
         report.close()
     # A table that grew by a bulk import has statistics from before it: without fresh ones the
     # planner may pick an index that matches the org and filters the rest, for every look-up.
-    await analyze_customer_tables(engine)
+    # An import that wrote nothing (every row unchanged or rejected) grew none.
+    if progress.created or progress.updated:
+        await analyze_customer_tables(engine)
     return progress
 
 
@@ -254,6 +258,7 @@ class BatchOutcome:
 
     created: int = 0
     updated: int = 0
+    unchanged: int = 0
     rejected: list[ReportedRow] = field(default_factory=list)
     warned: list[ReportedRow] = field(default_factory=list)
 
@@ -298,6 +303,7 @@ async def _import_rows(
                 outcome = batch.task.result()  # a failed batch raises here and ends the import
                 progress.created += outcome.created
                 progress.updated += outcome.updated
+                progress.unchanged += outcome.unchanged
                 progress.rejected += len(outcome.rejected)
                 progress.warnings.update(code for row in outcome.warned for code in row.warnings)
                 progress.done += batch.rows
@@ -459,6 +465,8 @@ async def import_batch(caller: Caller, storage: Storage, batch: list[tuple[int, 
             continue
         if result.created:
             outcome.created += 1
+        elif result.unchanged:
+            outcome.unchanged += 1
         else:
             outcome.updated += 1
         warnings = tuple(str(int(code)) for code in result.warnings.codes)

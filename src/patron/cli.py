@@ -351,7 +351,9 @@ def customer_import(
     click.echo(
         f"{result.done:,} {'row' if result.done == 1 else 'rows'} in {elapsed:.1f}s "
         f"({result.done / max(elapsed, 1e-6):,.0f} rows/s): "
-        f"{result.created:,} created, {result.updated:,} updated, {result.rejected:,} rejected"
+        f"{result.created:,} created, {result.updated:,} updated, "
+        + (f"{result.unchanged:,} unchanged, " if result.unchanged else "")
+        + f"{result.rejected:,} rejected"
         + (f", {result.skipped:,} skipped (resumed)" if result.skipped else "")
     )
     if result.warnings:

@@ -66,6 +66,8 @@ class ItemResult:
     sent: dict[str, Any] = field(default_factory=dict)
     memberships: list[Membership] = field(default_factory=list)
     side_effects: list[SideEffect] = field(default_factory=list)
+    # An existing customer the item would leave as stored: nothing was written (answered as an update).
+    unchanged: bool = False
 
     @property
     def success(self) -> bool:
@@ -360,11 +362,22 @@ async def _write(
                 referrer = await _referrer(repositories, caller, item, target, now, warnings)
                 referrer_memberships = await _memberships_of(repositories, caller, referrer)
                 joining = _joining(customer, caller, fields.local_date(now, org.tz), {}, referrer_memberships)
+            event_type, message = "UPDATE", USER_UPDATED if updating else UPDATED
+            if changes_nothing(target, customer, joining):
+                # Decided on the customer as this unit read it, locked: a concurrent change is either
+                # in it already or waits for this unit, which writes nothing.
+                return ItemResult(
+                    code=Code.ITEM_OK,
+                    message=warnings.message(message),
+                    warnings=warnings,
+                    customer=target,
+                    memberships=await loyalty.memberships(org.org_id, target.id),
+                    unchanged=True,
+                )
             await customers.update(customer, now)
             changes = resolution.changes(target, customer, caller.org.tz)
             await emit(repositories, caller, now, [build.customer_updated(customer, changes, caller.writer(now))])
             await _supersede_changed(repositories, caller, target, customer, now)
-            event_type, message = "UPDATE", USER_UPDATED if updating else UPDATED
         if joining is not None and joining.unpaid:
             warnings.add(Code.POINTS_NOT_AWARDED)
         await customers.record_audit(caller, customer, event_type, changes, now, warnings.codes)
@@ -393,6 +406,13 @@ async def _write(
         memberships=memberships,
         side_effects=effects,
     )
+
+
+def changes_nothing(before: Customer, after: Customer, joining: rules.Joining | None) -> bool:
+    """Whether an update's plan writes nothing: the customer as stored in every value but updated_on
+    (resolution.unchanged), and no programme joined, so no membership, reward or referral either.
+    Then there is no UPDATE, no audit record and no event, and updated_on keeps its value."""
+    return joining is None and resolution.unchanged(before, after)
 
 
 async def emit(repositories: Repositories, caller: Caller, now: datetime, events: Sequence[Event | None]) -> None:

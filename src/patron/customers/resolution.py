@@ -190,6 +190,15 @@ def _merge(existing: list[dict[str, Any]], sent: list[dict[str, Any]], key: tupl
     return list(merged.values())
 
 
+def unchanged(before: Customer, after: Customer) -> bool:
+    """Whether the customer after an update is the customer as stored, in every value but
+    updated_on: that says when the customer last changed, and is no change of its own (sent by an
+    item that changes nothing else, it is not stored either)."""
+    return dataclasses.replace(after, updated_on=before.updated_on) == before
+
+
+# The fields an audit record lists. Not updated_on: it moves with every write that changes
+# something, so it would only repeat the record's own time.
 AUDITED_FIELDS = (
     *IDENTIFIERS,
     "firstname",
@@ -199,7 +208,6 @@ AUDITED_FIELDS = (
     "account_id",
     "fraud_status",
     "registered_on",
-    "updated_on",
     "registered_till",
     "associated_with",
     "custom_fields",
@@ -210,7 +218,7 @@ AUDITED_FIELDS = (
 
 
 # The audited fields that hold an instant: the audit log keeps them as the API writes them.
-AUDITED_TIMES = frozenset({"registered_on", "updated_on"})
+AUDITED_TIMES = frozenset({"registered_on"})
 
 
 def changes(before: Customer | None, after: CustomerFields, tz: ZoneInfo) -> list[Change]:
