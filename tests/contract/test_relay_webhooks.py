@@ -18,8 +18,7 @@ from email.utils import format_datetime
 from ipaddress import ip_address
 from typing import Any
 
-import anyio
-import httpcore
+import aiohappyeyeballs
 import pytest
 import standardwebhooks
 
@@ -124,16 +123,19 @@ class Endpoint:
 @pytest.fixture(autouse=True)
 def only_this_machine(monkeypatch: pytest.MonkeyPatch) -> None:
     """Whatever the sink does (even with its checks broken), a test here connects to loopback only:
-    the addresses it refuses are never tried for real."""
-    connect = anyio.connect_tcp
+    the addresses it refuses are never tried for real (aiohttp opens every connection through
+    aiohappyeyeballs.start_connection)."""
+    connect = aiohappyeyeballs.start_connection
 
-    async def to_loopback_only(remote_host: Any, remote_port: int, **options: Any) -> Any:
-        host = str(remote_host)
-        if host != "localhost" and not _is_loopback(host):
-            raise OSError(f"the tests connect to loopback only, not to {host}")
-        return await connect(remote_host, remote_port, **options)
+    async def to_loopback_only(addr_infos: Sequence[Any], *args: Any, **options: Any) -> Any:
+        # A test's own socket factory (NoConnecting) connects nowhere: it records what is asked.
+        for addr_info in addr_infos if options.get("socket_factory") is None else ():
+            host = str(addr_info[4][0])
+            if not _is_loopback(host):
+                raise OSError(f"the tests connect to loopback only, not to {host}")
+        return await connect(addr_infos, *args, **options)
 
-    monkeypatch.setattr(anyio, "connect_tcp", to_loopback_only)
+    monkeypatch.setattr(aiohappyeyeballs, "start_connection", to_loopback_only)
 
 
 def _is_loopback(host: str) -> bool:
@@ -182,19 +184,17 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-class NoConnecting(httpcore.AsyncNetworkBackend):
-    """A network that records where the sink would connect and connects nowhere (so that a test of a
-    refusal never sends a packet off this machine, whatever the sink does)."""
+class NoConnecting:
+    """A socket factory that records where the sink would connect and connects nowhere (so that a
+    test of a refusal never sends a packet off this machine, whatever the sink does)."""
 
     def __init__(self) -> None:
         self.connects: list[str] = []
 
-    async def connect_tcp(self, host: str, port: int, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
+    def __call__(self, addr_info: tuple[Any, ...]) -> socket.socket:
+        host = str(addr_info[4][0])
         self.connects.append(host)
-        raise httpcore.ConnectError(f"the test connects nowhere ({host})")
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
+        raise ConnectionRefusedError(f"the test connects nowhere ({host})")
 
 
 def resolving(*answers: Sequence[str]) -> Callable[[str, int], Any]:
@@ -437,7 +437,7 @@ async def test_an_unresolvable_host_is_retried(make_sink):
     async def no_such_host(host: str, port: int) -> Sequence[str]:
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
-    sink = make_sink("https://hooks.crm.invalid/patron", resolver=no_such_host, network=NoConnecting())
+    sink = make_sink("https://hooks.crm.invalid/patron", resolver=no_such_host, socket_factory=NoConnecting())
     outcome = await sink.deliver(delivery())
     assert outcome.result == "retry" and "hooks.crm.invalid could not be resolved" in outcome.error
 
@@ -493,7 +493,7 @@ async def test_a_loopback_endpoint_is_sent_to_with_allow_private(endpoint, make_
 )
 async def test_a_cloud_metadata_address_is_refused_even_with_allow_private(make_sink, url, allow_private):
     network = NoConnecting()
-    outcome = await make_sink(url, allow_private=allow_private, network=network).deliver(delivery())
+    outcome = await make_sink(url, allow_private=allow_private, socket_factory=network).deliver(delivery())
     assert outcome.result == "disable" and "a cloud metadata address" in outcome.error
     assert network.connects == []
 
@@ -501,7 +501,7 @@ async def test_a_cloud_metadata_address_is_refused_even_with_allow_private(make_
 async def test_a_name_resolving_to_a_private_address_among_public_ones_is_refused(make_sink):
     network = NoConnecting()
     resolver = resolving(["93.184.215.14", "10.1.2.3"])
-    sink = make_sink("https://hooks.example.com/patron", allow_private=False, resolver=resolver, network=network)
+    sink = make_sink("https://hooks.example.com/patron", allow_private=False, resolver=resolver, socket_factory=network)
     outcome = await sink.deliver(delivery())
     assert outcome.result == "disable" and "10.1.2.3, a private address" in outcome.error
     assert network.connects == []
@@ -511,7 +511,7 @@ async def test_each_new_connection_is_checked_again_and_made_to_the_address_chec
     # DNS rebinding: the name answers a public address, then a private one.
     network = NoConnecting()
     resolver = resolving(["93.184.215.14"], ["10.0.0.7"])
-    sink = make_sink("https://hooks.example.com/patron", allow_private=False, resolver=resolver, network=network)
+    sink = make_sink("https://hooks.example.com/patron", allow_private=False, resolver=resolver, socket_factory=network)
     first = await sink.deliver(delivery())
     assert first.result == "retry" and network.connects == ["93.184.215.14"]
     second = await sink.deliver(delivery())
