@@ -29,7 +29,7 @@ from patron.store.customers import (
     look_alikes_statement,
     stored_values,
 )
-from patron.store.db import UNOBSERVED, StoreObserver, inserted_columns, named_binds
+from patron.store.db import inserted_columns, named_binds
 from patron.store.event_ops import SqliteEventOperations
 from patron.store.events import INSERTED_EVENT, UNPOSITIONED, EventStore, event_rows
 from patron.store.identity_requests import SqliteIdentityRequests
@@ -104,16 +104,8 @@ class SqliteStorage:
     """SQLite as registrations and look-ups use it: units of work on the writer's turn (updates),
     a request's new customers as one job of the writer, and look-ups on the reader."""
 
-    def __init__(
-        self,
-        path: str,
-        *,
-        timeout: float = 5.0,
-        synchronous: str = "NORMAL",
-        searches: int = 4,
-        observer: StoreObserver = UNOBSERVED,
-    ) -> None:
-        self.file = SqliteFile(path, timeout=timeout, synchronous=synchronous, searches=searches, observer=observer)
+    def __init__(self, file: SqliteFile) -> None:
+        self.file = file
         self._snapshot: SqliteConnection | None = None
         self._snapshot_turn = asyncio.Lock()
 

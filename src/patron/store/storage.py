@@ -11,6 +11,7 @@ from patron.customers import ports
 from patron.store.db import UNOBSERVED, DriverPool, StoreObserver, is_sqlite
 from patron.store.postgres import PostgresStorage
 from patron.store.sqlite import SqliteStorage
+from patron.store.sqlite_file import SqliteFile
 
 # The database as registrations, look-ups, searches, operators and the console use it: one class per engine.
 Storage = PostgresStorage | SqliteStorage
@@ -40,9 +41,8 @@ def open_storage(
     """The store of the engine's database: SQLite's on its file (with `searches` threads for
     searches), else PostgreSQL's on the driver pool; either tells `observer` of its use."""
     if is_sqlite(engine):
-        return SqliteStorage(
-            engine.url.database or "", timeout=timeout, synchronous=sqlite_synchronous, searches=searches, observer=observer
-        )
+        path = engine.url.database or ""
+        return SqliteStorage(SqliteFile(path, timeout=timeout, synchronous=sqlite_synchronous, searches=searches, observer=observer))
     if driver is None:
         raise ValueError("PostgreSQL's store runs on the driver's pool (store.db.create_driver_pool)")
     return PostgresStorage(driver, observer)
