@@ -11,6 +11,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from patron.api.app import create_app
+from patron.auth import guard as guard_module
 from patron.orgs.apply import apply_org
 from patron.settings import Settings
 from patron.store.migrate import upgrade
@@ -102,6 +103,20 @@ def patron(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Patron:
     """The `patron` command against the session's database, as an operator runs it."""
     monkeypatch.setenv("PATRON_DATABASE_URL", database_url)
     return Patron(database_url)
+
+
+@pytest.fixture
+def hashes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The secrets of every slow hash run from now on."""
+    hashed: list[str] = []
+    real = guard_module.verify_secret
+
+    def counting(stored_hash: str, secret: str) -> bool:
+        hashed.append(secret)
+        return real(stored_hash, secret)
+
+    monkeypatch.setattr(guard_module, "verify_secret", counting)
+    return hashed
 
 
 

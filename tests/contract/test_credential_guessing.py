@@ -84,20 +84,6 @@ def assert_too_many(response: httpx.Response) -> int:
     return int(seconds)
 
 
-@pytest.fixture
-def hashes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The secrets of every slow hash run from now on."""
-    hashed: list[str] = []
-    real = guard_module.verify_secret
-
-    def counting(stored_hash: str, secret: str) -> bool:
-        hashed.append(secret)
-        return real(stored_hash, secret)
-
-    monkeypatch.setattr(guard_module, "verify_secret", counting)
-    return hashed
-
-
 def test_the_defaults_are_ten_per_credential_and_fifty_per_address_in_five_minutes_two_hashes_at_a_time():
     defaults = {name: field.default for name, field in Settings.model_fields.items() if name.startswith("auth_")}
     assert defaults == {
