@@ -109,6 +109,13 @@ class Sinks:
         for config in org.file.sinks:
             self.by_name.setdefault(config.name, FakeSink(config))
 
+    @classmethod
+    def prepared(cls, org: Org) -> Sinks:
+        """The org's sinks, each ready before a relay opens it."""
+        sinks = cls()
+        sinks.prepare(org)
+        return sinks
+
 
 class Clock:
     """The relay's time, moved by the test (the schedule's hours in an instant)."""
@@ -275,8 +282,7 @@ async def test_every_event_reaches_every_sink_once_with_its_event_id(app, sink_o
 
 async def test_each_customers_events_reach_a_sink_in_sequence_order_while_customers_go_in_parallel(app, sink_org):
     org = await sink_org(webhook("crm"))
-    sinks = Sinks()
-    sinks.prepare(org)
+    sinks = Sinks.prepared(org)
     jitter = random.Random(3)
 
     async def slowly(delivery: Delivery) -> Outcome:
@@ -297,8 +303,7 @@ async def test_each_customers_events_reach_a_sink_in_sequence_order_while_custom
 
 async def test_an_event_waiting_for_a_retry_holds_back_its_customers_later_events(app, sink_org):
     org = await sink_org(webhook("crm"))
-    sinks = Sinks()
-    sinks.prepare(org)
+    sinks = Sinks.prepared(org)
     first_tries: set[str] = set()
 
     def once_refused(delivery: Delivery) -> Outcome:
@@ -321,8 +326,7 @@ async def test_an_event_waiting_for_a_retry_holds_back_its_customers_later_event
 
 async def test_retries_follow_the_schedule_then_the_event_is_dead_lettered_and_its_customers_next_goes(app, sink_org):
     org = await sink_org(webhook("crm"))
-    sinks = Sinks()
-    sinks.prepare(org)
+    sinks = Sinks.prepared(org)
     sinks["crm"].answer = failing_with(503, when=lambda delivery: delivery.event_name == "customerAdded")
     clock = Clock()
     relay = Relay(storage_of(app), options=replace(FAST, retry_scale=1.0), sinks=sinks.factory(), orgs={org.id},
@@ -356,8 +360,7 @@ async def test_retries_follow_the_schedule_then_the_event_is_dead_lettered_and_i
 
 async def test_a_refusal_is_dead_lettered_at_once_and_the_customers_next_event_goes_on(app, sink_org):
     org = await sink_org(webhook("crm"))
-    sinks = Sinks()
-    sinks.prepare(org)
+    sinks = Sinks.prepared(org)
     sinks["crm"].answer = failing_with(422, when=lambda delivery: delivery.event_name == "customerAdded")
     await register(org, 3)
     await relay_for(app, org, sinks).run(once=True)
@@ -369,8 +372,7 @@ async def test_a_refusal_is_dead_lettered_at_once_and_the_customers_next_event_g
 
 async def test_a_410_disables_the_sink_and_the_others_go_on(app, sink_org):
     org = await sink_org(webhook("crm"), webhook("warehouse"))
-    sinks = Sinks()
-    sinks.prepare(org)
+    sinks = Sinks.prepared(org)
     sinks["crm"].answer = failing_with(410)
     await register(org, 4)
     relay = relay_for(app, org, sinks, concurrency=1)
@@ -386,8 +388,7 @@ async def test_a_410_disables_the_sink_and_the_others_go_on(app, sink_org):
 
 async def test_a_slow_or_failing_sink_does_not_delay_another(app, sink_org):
     org = await sink_org(webhook("crm"), webhook("warehouse"))
-    sinks = Sinks()
-    sinks.prepare(org)
+    sinks = Sinks.prepared(org)
     hung = asyncio.Event()
 
     async def never_answers(delivery: Delivery) -> Outcome:
@@ -412,8 +413,7 @@ async def test_a_slow_or_failing_sink_does_not_delay_another(app, sink_org):
 async def test_two_relays_share_the_sinks_and_never_deliver_one_event_twice_at_once(app, sink_org):
     names = ("crm", "warehouse", "sms", "fraud")
     org = await sink_org(*(webhook(name) for name in names))
-    sinks = Sinks()
-    sinks.prepare(org)
+    sinks = Sinks.prepared(org)
 
     async def slowly(delivery: Delivery) -> Outcome:
         await asyncio.sleep(0.001)
@@ -459,8 +459,7 @@ async def test_a_killed_relays_sinks_are_taken_over_once_its_leases_lapse(app, s
 
 async def test_a_stopped_relay_ends_its_deliveries_in_flight_writes_them_and_releases_its_leases(app, sink_org):
     org = await sink_org(webhook("crm"))
-    sinks = Sinks()
-    sinks.prepare(org)
+    sinks = Sinks.prepared(org)
     answering = asyncio.Event()
 
     async def slow(delivery: Delivery) -> Outcome:
@@ -492,8 +491,7 @@ async def test_a_stopped_relay_ends_its_deliveries_in_flight_writes_them_and_rel
 
 async def test_a_sink_back_after_failing_gets_its_backlog_at_once_not_at_each_retrys_next_step(app, sink_org):
     org = await sink_org(webhook("crm"))
-    sinks = Sinks()
-    sinks.prepare(org)
+    sinks = Sinks.prepared(org)
     down = True
 
     def answer(delivery: Delivery) -> Outcome:
@@ -527,8 +525,7 @@ async def test_a_sink_back_after_failing_gets_its_backlog_at_once_not_at_each_re
 
 async def test_a_failing_sink_with_every_retry_given_up_is_probed_with_its_next_event(app, sink_org):
     org = await sink_org(webhook("crm"))
-    sinks = Sinks()
-    sinks.prepare(org)
+    sinks = Sinks.prepared(org)
     down = True
     sinks["crm"].answer = lambda delivery: Outcome("retry", status_code=503) if down else Outcome("delivered")
     clock = Clock()
@@ -555,8 +552,7 @@ async def test_a_failing_sink_with_every_retry_given_up_is_probed_with_its_next_
 
 async def test_retention_removes_delivered_events_older_than_it_and_never_an_undelivered_one(app, sink_org):
     org = await sink_org(webhook("crm"), webhook("warehouse"), CONF_EVENT_RETENTION_DAYS=30)
-    sinks = Sinks()
-    sinks.prepare(org)
+    sinks = Sinks.prepared(org)
     (first,) = await register(org, 1)
     (held_back,) = await register(org, 1)
     await register(org, 1)
@@ -617,8 +613,7 @@ async def test_the_relay_delivers_to_a_real_webhook_endpoint_signed(app, sink_or
 
 async def test_the_relays_metrics_are_served_over_http_on_this_host(app, sink_org):
     org = await sink_org(webhook("crm"))
-    sinks = Sinks()
-    sinks.prepare(org)
+    sinks = Sinks.prepared(org)
     sinks["crm"].answer = failing_with(400, when=lambda delivery: delivery.event_name == "pointsIssued")
     await register(org, 2)
     relay = relay_for(app, org, sinks)
