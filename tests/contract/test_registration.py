@@ -452,15 +452,6 @@ async def test_registered_till_and_associated_with_default_to_the_calling_till(o
     assert got["registered_till"]["code"] == two and got["associated_with"] == two
 
 
-async def test_an_unknown_registered_till_is_warning_91020_and_the_calling_till_is_used(make_org):
-    org, other = await make_org(), await make_org()
-    for unknown in ("rutuja_capillary", other.till(), "t" * 51):
-        mobile = new_mobile()
-        created = await add_one(org, {"mobile": mobile, "registered_till": unknown})
-        assert created["item_status"] == succeeded(REGISTERED, Code.INVALID_REGISTERED_TILL)
-        assert (await fetch(org, mobile=mobile))["registered_till"]["code"] == org.till()
-
-
 # ---------------------------------------------------------------- §2 commChannels, subscriptions
 
 
