@@ -96,9 +96,7 @@ async def test_status_of_a_sink_no_relay_has_started_counts_its_events_not_yet_p
 
 async def test_status_shows_a_failing_sink_since_when_its_failures_in_a_row_and_last_error(app, patron, sink_org):
     org = await sink_org(webhook("crm"))
-    sinks = Sinks()
-    sinks.prepare(org)
-    sinks["crm"].answer = failing_with(503)
+    sinks = Sinks.prepared(org, crm=failing_with(503))
     await register(org, 2)
     await delivered_once(app, org, sinks)
     code, document = await status(patron, org)
@@ -112,9 +110,7 @@ async def test_status_shows_a_failing_sink_since_when_its_failures_in_a_row_and_
 
 async def test_status_exits_1_for_a_sink_failing_for_more_than_an_hour(app, patron, sink_org):
     org = await sink_org(webhook("crm"))
-    sinks = Sinks()
-    sinks.prepare(org)
-    sinks["crm"].answer = failing_with(503)
+    sinks = Sinks.prepared(org, crm=failing_with(503))
     await register(org, 1)
     clock = Clock()
     clock.advance(hours=-2)
@@ -128,9 +124,7 @@ async def test_status_exits_1_for_a_sink_failing_for_more_than_an_hour(app, patr
 
 async def test_status_counts_dead_letters(app, patron, sink_org):
     org = await sink_org(webhook("crm"))
-    sinks = Sinks()
-    sinks.prepare(org)
-    sinks["crm"].answer = failing_with(422, when=lambda delivery: delivery.event_name == "customerAdded")
+    sinks = Sinks.prepared(org, crm=failing_with(422, when=lambda delivery: delivery.event_name == "customerAdded"))
     await register(org, 3)
     await delivered_once(app, org, sinks)
     code, document = await status(patron, org)
@@ -141,9 +135,7 @@ async def test_status_counts_dead_letters(app, patron, sink_org):
 
 async def test_status_shows_a_disabled_sink_with_when_and_why_and_exits_1(app, patron, sink_org):
     org = await sink_org(webhook("crm"), webhook("warehouse"))
-    sinks = Sinks()
-    sinks.prepare(org)
-    sinks["crm"].answer = failing_with(410)
+    sinks = Sinks.prepared(org, crm=failing_with(410))
     await register(org, 1)
     await delivered_once(app, org, sinks)
     code, document = await status(patron, org)
@@ -157,9 +149,7 @@ async def test_status_shows_a_disabled_sink_with_when_and_why_and_exits_1(app, p
 
 async def test_status_prints_a_table_of_the_sinks_and_the_relays_seen(app, patron, sink_org):
     org = await sink_org(webhook("crm"), webhook("warehouse"))
-    sinks = Sinks()
-    sinks.prepare(org)
-    sinks["crm"].answer = failing_with(410)
+    sinks = Sinks.prepared(org, crm=failing_with(410))
     sinks["warehouse"].answer = failing_with(422, when=lambda delivery: delivery.event_name == "pointsIssued")
     await register(org, 2)
     await delivered_once(app, org, sinks)
@@ -186,9 +176,7 @@ async def test_status_of_an_unknown_org_is_refused_with_exit_code_2(patron):
 
 async def test_replaying_the_dead_letters_puts_them_back_and_the_relay_delivers_them(app, patron, sink_org):
     org = await sink_org(webhook("crm"))
-    sinks = Sinks()
-    sinks.prepare(org)
-    sinks["crm"].answer = failing_with(422, when=lambda delivery: delivery.event_name == "customerAdded")
+    sinks = Sinks.prepared(org, crm=failing_with(422, when=lambda delivery: delivery.event_name == "customerAdded"))
     await register(org, 3)
     relay = await delivered_once(app, org, sinks)
     dead = {row["position"] for row in await rows_of(org, event_retries, status="dead")}
@@ -206,9 +194,7 @@ async def test_replaying_the_dead_letters_puts_them_back_and_the_relay_delivers_
 
 async def test_a_replay_is_recorded_with_who_asked_the_reason_what_and_how_many(app, patron, sink_org):
     org = await sink_org(webhook("crm"))
-    sinks = Sinks()
-    sinks.prepare(org)
-    sinks["crm"].answer = failing_with(422, when=lambda delivery: delivery.event_name == "pointsIssued")
+    sinks = Sinks.prepared(org, crm=failing_with(422, when=lambda delivery: delivery.event_name == "pointsIssued"))
     await register(org, 2)
     await delivered_once(app, org, sinks)
     result = await run(patron, "replay", "--org", str(org.id), "--sink", "crm", "--dead", "--reason", "  points schema fixed ")
@@ -261,8 +247,7 @@ async def test_replaying_a_range_sends_its_events_again_each_customers_in_sequen
 
 async def test_a_replayed_event_goes_in_its_customers_sequence_order_among_those_waiting(app, patron, sink_org):
     org = await sink_org(webhook("crm"))
-    sinks = Sinks()
-    sinks.prepare(org)
+    sinks = Sinks.prepared(org)
     refused = {"customerAdded": 422, "customerUpdated": 503}
 
     def answer(delivery: Delivery) -> Outcome:
@@ -291,9 +276,7 @@ async def test_a_replayed_event_goes_in_its_customers_sequence_order_among_those
 
 async def test_a_replay_leaves_out_events_still_waiting_and_says_so(app, patron, sink_org):
     org = await sink_org(webhook("crm"))
-    sinks = Sinks()
-    sinks.prepare(org)
-    sinks["crm"].answer = failing_with(503, when=lambda delivery: delivery.event_name == "customerAdded")
+    sinks = Sinks.prepared(org, crm=failing_with(503, when=lambda delivery: delivery.event_name == "customerAdded"))
     await register(org, 1)
     await delivered_once(app, org, sinks)
     (waiting,) = await rows_of(org, event_retries, status="retry")

@@ -110,10 +110,12 @@ class Sinks:
             self.by_name.setdefault(config.name, FakeSink(config))
 
     @classmethod
-    def prepared(cls, org: Org) -> Sinks:
-        """The org's sinks, each ready before a relay opens it."""
+    def prepared(cls, org: Org, **answers: Any) -> Sinks:
+        """The org's sinks, each ready before a relay opens it; `answers` by sink name (failing_with)."""
         sinks = cls()
         sinks.prepare(org)
+        for name, answer in answers.items():
+            sinks[name].answer = answer
         return sinks
 
 
@@ -326,8 +328,7 @@ async def test_an_event_waiting_for_a_retry_holds_back_its_customers_later_event
 
 async def test_retries_follow_the_schedule_then_the_event_is_dead_lettered_and_its_customers_next_goes(app, sink_org):
     org = await sink_org(webhook("crm"))
-    sinks = Sinks.prepared(org)
-    sinks["crm"].answer = failing_with(503, when=lambda delivery: delivery.event_name == "customerAdded")
+    sinks = Sinks.prepared(org, crm=failing_with(503, when=lambda delivery: delivery.event_name == "customerAdded"))
     clock = Clock()
     relay = Relay(storage_of(app), options=replace(FAST, retry_scale=1.0), sinks=sinks.factory(), orgs={org.id},
                   metrics=RelayMetrics(private=True), clock=clock, rng=random.Random(31))
@@ -360,8 +361,7 @@ async def test_retries_follow_the_schedule_then_the_event_is_dead_lettered_and_i
 
 async def test_a_refusal_is_dead_lettered_at_once_and_the_customers_next_event_goes_on(app, sink_org):
     org = await sink_org(webhook("crm"))
-    sinks = Sinks.prepared(org)
-    sinks["crm"].answer = failing_with(422, when=lambda delivery: delivery.event_name == "customerAdded")
+    sinks = Sinks.prepared(org, crm=failing_with(422, when=lambda delivery: delivery.event_name == "customerAdded"))
     await register(org, 3)
     await relay_for(app, org, sinks).run(once=True)
     dead = await rows_of(org, event_retries)
@@ -372,8 +372,7 @@ async def test_a_refusal_is_dead_lettered_at_once_and_the_customers_next_event_g
 
 async def test_a_410_disables_the_sink_and_the_others_go_on(app, sink_org):
     org = await sink_org(webhook("crm"), webhook("warehouse"))
-    sinks = Sinks.prepared(org)
-    sinks["crm"].answer = failing_with(410)
+    sinks = Sinks.prepared(org, crm=failing_with(410))
     await register(org, 4)
     relay = relay_for(app, org, sinks, concurrency=1)
     await relay.run(once=True)
@@ -613,8 +612,7 @@ async def test_the_relay_delivers_to_a_real_webhook_endpoint_signed(app, sink_or
 
 async def test_the_relays_metrics_are_served_over_http_on_this_host(app, sink_org):
     org = await sink_org(webhook("crm"))
-    sinks = Sinks.prepared(org)
-    sinks["crm"].answer = failing_with(400, when=lambda delivery: delivery.event_name == "pointsIssued")
+    sinks = Sinks.prepared(org, crm=failing_with(400, when=lambda delivery: delivery.event_name == "pointsIssued"))
     await register(org, 2)
     relay = relay_for(app, org, sinks)
     await relay.run(once=True)
