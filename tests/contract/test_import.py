@@ -72,7 +72,7 @@ def test_running_the_same_file_again_awards_nothing_twice(patron, tmp_path, data
     path = _csv(tmp_path, [f"{m},{m}@import.example,Asha,,F" for m in mobiles], REWARDS_HEADER)
     first = patron("customer", "import", str(path), "--org", str(org_id))
     second = patron("customer", "import", str(path), "--org", str(org_id))
-    assert "4 created, 0 updated" in first.output and "0 created, 4 updated" in second.output
+    assert "4 created, 0 updated" in first.output and "0 created, 0 updated, 4 unchanged" in second.output
     awards = asyncio.run(_count(database_url, select(func.count()).select_from(points_ledger).where(points_ledger.c.org_id == org_id)))
     # 100 registration points and 110 of the alternate currency, once per customer.
     assert awards == 4 * 2
