@@ -20,6 +20,7 @@ from patron.codes import Code
 from patron.events.model import Event, Written
 from patron.loyalty.model import LedgerEntry, Membership
 from patron.customers.identity_requests import PENDING, SUPERSEDED, IdentityRequest, PendingRequestRaced
+from patron.customers.registration import ItemResult, register
 from patron.customers.model import IDENTIFIERS, Caller, Change, Customer, CustomerFields, IdentifierTaken, LookAlike, NewCustomer
 
 UNIQUE = (*IDENTIFIERS, "referral_code")
@@ -277,3 +278,10 @@ class FakeStorage:
 
     def points(self, customer_id: int, program_id: int) -> int:
         return self.tables.memberships[(customer_id, program_id)].loyalty_points
+
+
+async def update(raw_item: Any, caller: Caller, storage: FakeStorage, now: datetime) -> ItemResult:
+    """customer/update of one customer (member-care.md §1) as its handler calls it: the add path's
+    update, which never creates."""
+    (result,) = await register([raw_item], caller, storage, now, batch_limit=1, updating=True)
+    return result

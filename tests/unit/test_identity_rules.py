@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-from fakes import FakeStorage
+from fakes import FakeStorage, update
 from test_registration_rules import NOW, ORGS, add, caller_of
 
 from patron.codes import Code
@@ -39,7 +39,7 @@ from patron.customers.identity_review import (
     requests_of,
 )
 from patron.customers.model import Caller, ItemRejected
-from patron.customers.registration import update, update_customer_by_id
+from patron.customers.registration import update_customer_by_id
 
 REVIEWER = "priya"  # tests/orgs/retail.toml: access group admin, identity_review = true
 AGENT = "ravi"  # group care: may write, may not review

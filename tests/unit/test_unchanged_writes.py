@@ -8,7 +8,7 @@ import dataclasses
 from datetime import timedelta
 from typing import Any
 
-from fakes import FakeStorage
+from fakes import FakeStorage, update
 from test_registration_rules import NOW, add, caller_of
 
 from patron.bulk import import_batch
@@ -16,7 +16,7 @@ from patron.codes import UPDATED, USER_UPDATED, Code
 from patron.events.names import EventName
 from patron.loyalty import rules
 from patron.customers.model import Customer
-from patron.customers.registration import changes_nothing, register, update, update_customer_by_id
+from patron.customers.registration import changes_nothing, register, update_customer_by_id
 
 LATER = NOW + timedelta(hours=3)
 ASHA = {

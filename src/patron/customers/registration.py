@@ -121,13 +121,6 @@ async def register(
     return [result for result in results if result is not None]
 
 
-async def update(raw_item: Any, caller: Caller, storage: Storage, now: datetime) -> ItemResult:
-    """customer/update of one customer (member-care.md §1): the add path's update, which never
-    creates; the API's handler comes here."""
-    (result,) = await register([raw_item], caller, storage, now, batch_limit=1, updating=True)
-    return result
-
-
 async def update_customer_by_id(
     customer_id: int, raw_fields: Any, caller: Caller, storage: Storage, now: datetime
 ) -> ItemResult:
