@@ -42,7 +42,7 @@ class Registered:
 class Criteria:
     """A search as a store runs it: the org's customers for whom every part holds.
 
-    `conditions` are on a customer's own values, as read (search.py): identifiers, names, type,
+    `conditions` are on a customer's own values, as read (search.query): identifiers, names, type,
     registered_till, custom fields, and the points of "the" membership; `registered`, `slabs` and
     `tills` are the org's names settled into values; `any_of` (the search box): at least one of
     these conjunctions holds as well.
