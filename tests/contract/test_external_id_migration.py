@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 
-from support.backends import PG_ADMIN_DSN, admin, citus_database, pg_reachable
+from support.backends import citus_database, postgresql_database
 from patron.customers import external_ids
 from patron.store.db import create_engine
 from patron.store.migrate import alembic_config, upgrade
@@ -32,14 +31,7 @@ def unmigrated(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "citus":
         yield from citus_database(migrate=False)
         return
-    if pg_reachable():
-        pytest.skip("no PostgreSQL")
-    name = f"patron_test_{uuid.uuid4().hex[:12]}"
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    try:
-        yield PG_ADMIN_DSN.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    yield from postgresql_database(migrate=False)
 
 
 def _run(url: str, *statements: tuple[str, dict]) -> list[tuple]:
