@@ -7,7 +7,7 @@ RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
 export PATRON_DATABASE_URL ?= sqlite:///./var/patron.db
 
-.PHONY: run test install clean
+.PHONY: run test unit install clean
 
 $(RUN_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,11 @@ shell: $(RUN_STAMP)
 test: $(STAMP)
 	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest
+
+# The unit layer alone (tests/unit: the rules on fakes and the reader, no app, no database), in
+# seconds; its exhaustive tests (every region's numbers, any name) are left to `make test`.
+unit: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit -m "not exhaustive"
 
 # Faults and sustained load against real `patron serve` processes, on a private PostgreSQL
 # cluster and SQLite files (stress/run.py), with schemathesis fuzzing, abusive callers (7-10),

@@ -563,7 +563,7 @@ def citus_cluster() -> Iterator[str]:
 @contextmanager
 def citus_database(label: str) -> Iterator[str]:
     """A database of its own on every node, with the extension and the workers registered, as
-    tests/conftest.py's _citus_database makes one; migrated (which distributes it) by
+    tests/support/backends.py's citus_database makes one; migrated (which distributes it) by
     patron_server. Its URL is the coordinator's. Dropped on every node after."""
     name = f"patron_bench_{label}_{uuid.uuid4().hex[:8]}"
     coordinator, *workers = citus_ports()

@@ -561,16 +561,13 @@ class RelayProcess:
 
 
 def tcp_proxy_module() -> ModuleType:
-    """The tests' TCP proxy, imported by its path (tests/ is no package)."""
-    for candidate in (ROOT / "tests" / "support" / "tcp_proxy.py", ROOT / "tests" / "tcp_proxy.py"):
-        if candidate.exists():
-            spec = importlib.util.spec_from_file_location("patron_stress_tcp_proxy", candidate)
-            assert spec is not None and spec.loader is not None
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[spec.name] = module
-            spec.loader.exec_module(module)
-            return module
-    raise RuntimeError("the TCP proxy (tests/support/tcp_proxy.py or tests/tcp_proxy.py) is not in the checkout")
+    """The tests' TCP proxy (tests/support/tcp_proxy.py), imported by its path."""
+    spec = importlib.util.spec_from_file_location("patron_stress_tcp_proxy", ROOT / "tests" / "support" / "tcp_proxy.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 # =============================================================================================

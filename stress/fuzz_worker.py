@@ -151,7 +151,7 @@ class Tally:
 
 
 # ---------------------------------------------------------------------------------------------
-# Patron's own rules for a proper answer (tests/envelope.py, on the wire)
+# Patron's own rules for a proper answer (tests/support/envelope.py, on the wire)
 
 
 def _query(url: str) -> dict[str, str]:

@@ -38,7 +38,7 @@ json_values = st.recursive(
     max_leaves=16,
 )
 xml_names = st.from_regex(r"[a-z][a-z0-9_.-]{0,8}", fullmatch=True)
-# NUL in a channel's meta is a known bug on PostgreSQL (tests/test_hostile.py,
+# NUL in a channel's meta is a known bug on PostgreSQL (tests/contract/test_hostile.py,
 # test_nul_in_comm_channel_meta_is_refused_not_a_database_error); left out here so that the fuzzer
 # looks for new ones.
 no_nul_text = st.text(alphabet=st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=40)
@@ -55,7 +55,7 @@ def either(plausible: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
 
 
 # A failed item echoes its identifiers as sent, and an object among them whose keys XML cannot name
-# breaks the XML answer: a known bug (tests/test_hostile.py,
+# breaks the XML answer: a known bug (tests/contract/test_hostile.py,
 # test_a_failed_item_echoing_an_object_answers_well_formed_xml); left out here so that the fuzzer
 # looks for new ones.
 echoable_values = st.recursive(
@@ -132,7 +132,7 @@ async def test_add_answers_every_body_in_the_envelope(client, org, body, xml_ans
 
 def _trips_the_isdigit_bug(value: str) -> bool:
     """Digits str.isdigit() accepts and int() refuses ('²'): a known bug of get and audits
-    (tests/test_hostile.py, test_an_id_of_digits_int_cannot_read_finds_nobody); left out here so
+    (tests/contract/test_hostile.py, test_an_id_of_digits_int_cannot_read_finds_nobody); left out here so
     that the fuzzer looks for new ones."""
     return any(part.strip().isdigit() and not part.strip().isdecimal() for part in value.split(","))
 

@@ -4,7 +4,7 @@ was a database fault (1099) on one and stored on the other.
 
 The API's add and update read NUL as they read any invalid value, by the spec's rule for each
 field (customer-add.md): the primary identifier fails the item, any other field is skipped with
-its warning (tests/test_hostile.py holds each field the spec names); customer/update_identity,
+its warning (tests/contract/test_hostile.py holds each field the spec names); customer/update_identity,
 whose items are identifiers to change, fails the item with 1098 naming the field; an import row
 is read as add reads it; the console refuses it in red, naming the field. NUL is the only such
 character: the other control characters are stored as sent everywhere (XML answers replace them).
@@ -38,7 +38,7 @@ def assert_refused_for_nul(answered: dict[str, Any], field: str) -> None:
     assert status["message"] == f"Unable to register. {field} holds a NUL character (U+0000), which is not allowed."
 
 
-# Fields beside those tests/test_hostile.py names, and the warning each is skipped with.
+# Fields beside those tests/contract/test_hostile.py names, and the warning each is skipped with.
 FIELDS_WITH_NUL = [
     ({"lastname": f"{NUL}"}, [Code.INVALID_FIELD_VALUE]),
     ({"referral_code": f"R{NUL}"}, []),

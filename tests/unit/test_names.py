@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import unicodedata
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -25,6 +26,7 @@ def test_every_ascii_character_is_judged_by_the_rule():
             assert fields.person_name(name) == by_the_rule(name), repr(name)
 
 
+@pytest.mark.exhaustive
 @settings(max_examples=2000, deadline=None, derandomize=True)
 @given(st.text(max_size=30) | st.text(st.characters(max_codepoint=127), max_size=30))
 def test_any_name_is_judged_by_the_rule(name):

@@ -48,6 +48,7 @@ def test_every_region_has_example_numbers_to_check():
     assert len(EXAMPLES) > 2000
 
 
+@pytest.mark.exhaustive
 @pytest.mark.parametrize("chunk", range(8))
 def test_digits_as_sent_read_as_the_parser_reads_them(chunk):
     for digits in EXAMPLES[chunk::8]:
@@ -56,6 +57,7 @@ def test_digits_as_sent_read_as_the_parser_reads_them(chunk):
             assert read == parsed(digits), digits
 
 
+@pytest.mark.exhaustive
 @settings(max_examples=3000, deadline=None, derandomize=True)
 @given(code=st.sampled_from(COUNTRY_CODES), rest=st.text("0123456789", min_size=1, max_size=14))
 def test_any_digits_read_as_the_parser_reads_them(code, rest):
@@ -84,6 +86,7 @@ def is_mobile_by_number_type(number: phonenumbers.PhoneNumber) -> bool:
     return phonenumbers.number_type(number) in MOBILE_TYPES
 
 
+@pytest.mark.exhaustive
 @pytest.mark.parametrize("chunk", range(8))
 def test_the_mobile_check_decides_as_number_type_for_every_example(chunk):
     checked = 0
@@ -136,6 +139,7 @@ def test_the_mobile_check_follows_number_types_order_where_types_overlap(region,
         assert fields._is_mobile_national(national, metadata) == by_library, national
 
 
+@pytest.mark.exhaustive
 @settings(max_examples=3000, deadline=None, derandomize=True)
 @given(code=st.sampled_from(COUNTRY_CODES), rest=st.text("0123456789", min_size=1, max_size=14))
 def test_the_mobile_check_decides_as_number_type_for_any_digits(code, rest):
@@ -145,6 +149,7 @@ def test_the_mobile_check_decides_as_number_type_for_any_digits(code, rest):
         assert fields._is_mobile(number, region) == is_mobile_by_number_type(number)
 
 
+@pytest.mark.exhaustive
 def test_mobile_of_every_region_is_accepted_or_refused_as_before():
     """fields.mobile, shortcut and all, against the parser alone, for every example number."""
 
@@ -158,6 +163,7 @@ def test_mobile_of_every_region_is_accepted_or_refused_as_before():
         assert fields.mobile(digits, "IN", ["*"], False) == by_parser(digits), digits
 
 
+@pytest.mark.exhaustive
 def test_every_regions_mobile_rule_can_be_built_for_every_length():
     # A rule joins a region's patterns into one; each must still compile, whatever length is asked.
     every = [phonenumbers.PhoneMetadata.metadata_for_region(region) for region in REGIONS] + [

@@ -177,7 +177,7 @@ def _as_sent(digits: str) -> PhoneNumber | None:
 
     The parser's general text handling (extensions, IDD prefixes, letters, punctuation) costs
     two thirds of a registration's phone-number check, and the digits have none of it left.
-    tests/test_phone_numbers.py holds this to the parser's answer across every region.
+    tests/unit/test_phone_numbers.py holds this to the parser's answer across every region.
     """
     if digits[0] == "0":
         return None
@@ -215,7 +215,7 @@ def _is_mobile(number: PhoneNumber, region: str | None) -> bool:
     number's, from region_code_for_number), deciding as number_type does, over the same
     metadata, with each pattern compiled once: number_type looks every pattern up in the re
     module's cache and runs most twice (match, then fullmatch), which cost two thirds of a mobile's
-    check. tests/test_phone_numbers.py holds it to number_type for every region's numbers."""
+    check. tests/unit/test_phone_numbers.py holds it to number_type for every region's numbers."""
     if number.country_code is None or region is None:
         return False  # no region of its own: no region's plan makes it a mobile
     metadata = PhoneMetadata.metadata_for_region_or_calling_code(number.country_code, region)
