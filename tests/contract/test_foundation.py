@@ -245,8 +245,8 @@ async def test_audit_records_keep_the_warning_codes_the_item_was_answered_with(o
     # Two new customers go through the statement that writes a batch's new customers together.
     added = await org.add({"mobile": warned, "email": "not an email", **unknown_field}, {"mobile": clean})
     assert [code for code in item(added)["item_status"]["warnings"]["warning"]] == ["1002", "1017"]
-    # An update is written on its own.
-    updated = await org.add({"mobile": clean, **unknown_field})
+    # An update is written on its own (with a change: one that changes nothing writes no record).
+    updated = await org.add({"mobile": clean, "firstname": "Asha", **unknown_field})
     storage = app.state.services.storage
 
     [created] = await audit_trail(org.id, item(added)["user_id"], storage)
