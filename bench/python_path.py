@@ -27,10 +27,10 @@ import orjson
 
 from patron.api.codec import customers_document
 from patron.api.present import added_item
+from patron.customers.registration import Caller, LookAlike, NewCustomer, batch_status, register
 from patron.loop import collect_rarely
 from patron.orgs.file import load_org_file
 from patron.orgs.model import OrgSettings
-from patron.customers.registration import Caller, LookAlike, NewCustomer, batch_status, register
 from patron.store.customers import Registration
 from patron.store.postgres import register_new_parameters
 

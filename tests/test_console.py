@@ -18,9 +18,9 @@ from sqlalchemy import insert, select, update
 from conftest import Org, item, new_mobile, org_document
 from test_identity_change import tied_org
 from patron.console.labels import mobile as grouped
+from patron.customers import identity_review
 from patron.orgs.apply import apply_org
 from patron.orgs.file import parse_org_document
-from patron.customers import identity_review
 from patron.store.schema import console_sessions, customers, identity_change_requests
 
 PAGES = ("/console/", "/console/customers", "/console/customers/100001", "/console/identity-requests")

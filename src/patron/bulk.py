@@ -24,14 +24,14 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from patron import bootstrap, loop
-from patron.orgs.cache import OrgCache
 from patron.codes import Code, request_message
+from patron.customers import fields
+from patron.customers.inputs import ITEM_FIELDS
+from patron.customers.model import IDENTIFIERS, Caller, Customer
+from patron.customers.registration import register
+from patron.orgs.cache import OrgCache
 from patron.orgs.model import OrgSettings
 from patron.orgs.policy import STANDARD_EXTENDED_FIELDS
-from patron.customers import fields
-from patron.customers.model import IDENTIFIERS, Caller, Customer
-from patron.customers.inputs import ITEM_FIELDS
-from patron.customers.registration import register
 from patron.settings import Settings
 from patron.store.customer_export import customer_pages
 from patron.store.maintenance import analyze_customer_tables

@@ -9,10 +9,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from patron.orgs.apply import ignores_case
 from patron.customers import external_ids
 from patron.customers.fields import identifier_text
 from patron.customers.model import IDENTIFIERS
+from patron.orgs.apply import ignores_case
 from patron.store.checks import CheckStore
 from patron.store.db import transaction
 from patron.store.external_ids import ExternalIdStore

@@ -17,11 +17,11 @@ from sqlalchemy import text
 
 from support.api import Org, item, new_mobile
 from support.orgs import org_document
+from patron.customers.search.query import MAX_COUNTED, Page, read_page, read_query
+from patron.customers.search.run import criteria_of, search_box
 from patron.orgs.apply import apply_org
 from patron.orgs.file import parse_org_document
 from patron.orgs.model import OrgSettings
-from patron.customers.search.query import MAX_COUNTED, Page, read_page, read_query
-from patron.customers.search.run import criteria_of, search_box
 from patron.store.customers import CUSTOMER_COLUMNS
 from patron.store.schema import customers
 from patron.store.search import SearchStatements

@@ -18,9 +18,6 @@ from test_openapi import assert_documented_answer
 from test_registration import assert_failed, audit_log, changed_fields, email_of, fetch
 
 from patron.codes import IDENTITY_CHANGE_TAKEN, Code
-from patron.orgs.apply import apply_org
-from patron.orgs.file import parse_org_document
-from patron.orgs.model import OrgSettings
 from patron.customers.identity_requests import (
     APPROVED,
     PENDING,
@@ -33,6 +30,9 @@ from patron.customers.identity_requests import (
 )
 from patron.customers.identity_review import decide, request_changes, requests_of
 from patron.customers.model import Caller
+from patron.orgs.apply import apply_org
+from patron.orgs.file import parse_org_document
+from patron.orgs.model import OrgSettings
 from patron.store.schema import customers
 
 PATH = "/v1.1/customer/update_identity"

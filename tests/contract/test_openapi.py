@@ -19,9 +19,9 @@ from support.orgs import org_document
 from patron.api import xml
 from patron.api.openapi import DOCS_ASSETS, DOCUMENT, samples
 from patron.codes import ITEM_ERRORS, MESSAGES, REGISTERED, RETRIEVED, UPDATED, WARNINGS, Code
+from patron.customers.reading import read_item
 from patron.orgs.apply import apply_org
 from patron.orgs.file import parse_org_document
-from patron.customers.reading import read_item
 
 DOCUMENT_URI = "urn:patron:openapi"
 FORMAT_SUFFIXES = (".json", ".xml")

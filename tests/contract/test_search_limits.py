@@ -22,9 +22,9 @@ from sqlalchemy import insert, select
 from support.api import Org, item, new_mobile
 from patron.admission import SearchGate
 from patron.codes import Code
-from patron.orgs.model import OrgSettings
 from patron.customers.search.query import MAX_COUNTED, Page, read_query
 from patron.customers.search.run import search
+from patron.orgs.model import OrgSettings
 from patron.store.schema import customers
 from test_console import browser  # noqa: F401 (a fixture)
 from test_openapi import assert_documented_answer

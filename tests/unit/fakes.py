@@ -17,11 +17,11 @@ from datetime import datetime
 from typing import Any
 
 from patron.codes import Code
+from patron.customers.identity_requests import PENDING, SUPERSEDED, IdentityRequest, PendingRequestRaced
+from patron.customers.model import IDENTIFIERS, Caller, Change, Customer, CustomerFields, IdentifierTaken, LookAlike, NewCustomer
+from patron.customers.registration import ItemResult, register
 from patron.events.model import Event, Written
 from patron.loyalty.model import LedgerEntry, Membership
-from patron.customers.identity_requests import PENDING, SUPERSEDED, IdentityRequest, PendingRequestRaced
-from patron.customers.registration import ItemResult, register
-from patron.customers.model import IDENTIFIERS, Caller, Change, Customer, CustomerFields, IdentifierTaken, LookAlike, NewCustomer
 
 UNIQUE = (*IDENTIFIERS, "referral_code")
 

@@ -6,12 +6,12 @@ from dataclasses import fields, replace
 from datetime import datetime
 from typing import Any
 
+from patron.customers.model import Change, Customer, CustomerFields
 from patron.events import build
 from patron.events.model import StoredEvent
 from patron.events.names import EventName
 from patron.orgs.file import parse_org_document
 from patron.orgs.model import OrgSettings
-from patron.customers.model import Change, Customer, CustomerFields
 
 ORG_ID = 7
 AT = datetime(2024, 8, 1, 8, 28, 32, 412000)

@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from patron.customers.model import Customer
 from patron.events import build
 from patron.events.model import Event, Origin, StoredEvent
 from patron.events.names import EventName
@@ -21,7 +22,6 @@ from patron.loyalty.model import POINTS, EntryKind, LedgerEntry
 from patron.orgs.file import parse_org_document
 from patron.orgs.model import OrgSettings
 from patron.orgs.policy import Broker, Webhook
-from patron.customers.model import Customer
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 CATALOGUE = "## The catalogue"

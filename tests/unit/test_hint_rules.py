@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 from patron.codes import Code
-from patron.orgs.file import parse_org_document
-from patron.orgs.model import OrgSettings
 from patron.customers import hints
 from patron.customers.model import ItemRejected
 from patron.customers.reading import read_item
+from patron.orgs.file import parse_org_document
+from patron.orgs.model import OrgSettings
 
 ORGS = Path(__file__).resolve().parent.parent / "orgs"
 NOW = datetime(2026, 12, 5, 10, 0)

@@ -13,8 +13,6 @@ from fakes import FakeStorage, update
 from test_registration_rules import NOW, ORGS, add, caller_of
 
 from patron.codes import Code
-from patron.orgs.file import parse_org_document
-from patron.orgs.model import OrgSettings
 from patron.customers.identity_requests import (
     APPLIED_REASON,
     APPROVED,
@@ -40,6 +38,8 @@ from patron.customers.identity_review import (
 )
 from patron.customers.model import Caller, ItemRejected
 from patron.customers.registration import update_customer_by_id
+from patron.orgs.file import parse_org_document
+from patron.orgs.model import OrgSettings
 
 REVIEWER = "priya"  # tests/orgs/retail.toml: access group admin, identity_review = true
 AGENT = "ravi"  # group care: may write, may not review

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 from patron.codes import Code
-from patron.orgs.file import parse_org_document
-from patron.orgs.model import OrgSettings
 from patron.customers import fields
 from patron.customers.identity_requests import NUL_REASON, decision_reason, read_change
 from patron.customers.model import ItemRejected
 from patron.customers.reading import read_item
+from patron.orgs.file import parse_org_document
+from patron.orgs.model import OrgSettings
 
 ORG = OrgSettings.from_file(
     parse_org_document(tomllib.loads((Path(__file__).parent.parent / "orgs" / "retail.toml").read_text()), "retail.toml")

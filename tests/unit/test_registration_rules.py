@@ -11,10 +11,10 @@ from typing import Any
 from fakes import FakeStorage
 
 from patron.codes import Code
-from patron.orgs.file import parse_org_document
-from patron.orgs.model import OrgSettings
 from patron.customers.model import Caller
 from patron.customers.registration import ItemResult, register
+from patron.orgs.file import parse_org_document
+from patron.orgs.model import OrgSettings
 
 ORGS = Path(__file__).resolve().parent.parent / "orgs"
 NOW = datetime(2026, 12, 5, 10, 0)

@@ -9,8 +9,6 @@ from typing import Any
 
 import pytest
 
-from patron.orgs.file import parse_org_document
-from patron.orgs.model import OrgSettings
 from patron.customers.search.query import (
     MAX_CONDITIONS,
     MAX_COUNTED,
@@ -25,6 +23,8 @@ from patron.customers.search.query import (
     read_query,
     scans_every_customer,
 )
+from patron.orgs.file import parse_org_document
+from patron.orgs.model import OrgSettings
 
 ORG_FILE = """
 [org]

@@ -13,10 +13,10 @@ from test_registration_rules import NOW, add, caller_of
 
 from patron.bulk import import_batch
 from patron.codes import UPDATED, USER_UPDATED, Code
-from patron.events.names import EventName
-from patron.loyalty import rules
 from patron.customers.model import Customer
 from patron.customers.registration import changes_nothing, register, update_customer_by_id
+from patron.events.names import EventName
+from patron.loyalty import rules
 
 LATER = NOW + timedelta(hours=3)
 ASHA = {

@@ -15,10 +15,10 @@ from pydantic import ConfigDict, Field, with_config
 from typing_extensions import NotRequired, TypedDict
 
 from patron.codes import IDENTITY_ERRORS, INVALID_CLIENT, ITEM_ERRORS, MESSAGES, WARNINGS, Code
-from patron.events.names import EVENT_NAMES
-from patron.customers.model import IDENTIFIERS
 from patron.customers.inputs import FRAUD_STATUSES, SOURCES, SUBSCRIPTION_CHANNELS, SUBSCRIPTION_PRIORITIES, TYPES
+from patron.customers.model import IDENTIFIERS
 from patron.customers.search.query import MAX_COUNTED, MAX_ROWS
+from patron.events.names import EVENT_NAMES
 
 # Every answer object is closed: a key the document does not name is a bug the tests catch.
 CLOSED = ConfigDict(extra="forbid")

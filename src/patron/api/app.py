@@ -26,8 +26,8 @@ from patron.api.home import home_routes
 from patron.api.openapi import DOCS_ASSETS, SWAGGER_UI_FILES, docs_page, openapi_document
 from patron.api.search import search_customers
 from patron.codes import Code, request_message
-from patron.errors import ApiError
 from patron.console.app import console_mount
+from patron.errors import ApiError
 from patron.loop import collect_rarely
 from patron.observability import ObservabilityMiddleware, Observer, configure_logging
 from patron.observability.record import begin_record, record_of

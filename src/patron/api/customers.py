@@ -20,14 +20,14 @@ from patron.api.codec import (
 from patron.api.context import authorized, read_body, request_id, services, utc_now
 from patron.api.present import added_item, identity_item, missing_item, retrieved_item, updated_item
 from patron.codes import Code
-from patron.errors import ApiError
 from patron.customers import fields
-from patron.observability.outcome import ItemOutcome
-from patron.observability.record import record_of
-from patron.customers.lookup import LOOKUP_KEYS, Looked, LookupRefused, look_up
 from patron.customers.identity_review import IdentityOutcome, request_changes
+from patron.customers.lookup import LOOKUP_KEYS, Looked, LookupRefused, look_up
 from patron.customers.model import Caller
 from patron.customers.registration import ItemResult, batch_code, batch_status, register
+from patron.errors import ApiError
+from patron.observability.outcome import ItemOutcome
+from patron.observability.record import record_of
 
 USER_CONTEXT_HEADERS = {
     "entity_type": "user-context-entity-type",

@@ -11,10 +11,10 @@ from starlette.responses import Response
 from patron.api import answers
 from patron.api.context import authorized, read_body, services
 from patron.codes import INVALID_CLIENT, INVALID_CLIENT_MESSAGE, Code
-from patron.errors import ApiError
-from patron.observability.record import record_of
 from patron.customers.audit import AuditRecord, audit_trail
 from patron.customers.fields import local_text
+from patron.errors import ApiError
+from patron.observability.record import record_of
 
 
 def gateway_response(data: Any, status_code: int = 200, errors: list[dict[str, Any]] | None = None) -> Response:

@@ -9,14 +9,14 @@ from typing import Any, TypedDict, cast
 from patron.api import answers
 from patron.api.answers import code_text
 from patron.codes import RETRIEVED, Code, item_error_message
+from patron.customers.fields import local_text
+from patron.customers.identity_review import IdentityOutcome
+from patron.customers.model import IDENTIFIERS, Customer
+from patron.customers.registration import ItemResult
 from patron.loyalty.model import CurrencyEffect, Membership, SideEffect
 from patron.loyalty.rules import next_slab
-from patron.orgs.policy import Program
 from patron.orgs.model import OrgSettings
-from patron.customers.fields import local_text
-from patron.customers.model import IDENTIFIERS, Customer
-from patron.customers.identity_review import IdentityOutcome
-from patron.customers.registration import ItemResult
+from patron.orgs.policy import Program
 
 
 def _fields(values: dict[str, str]) -> answers.FieldList:

@@ -11,9 +11,9 @@ from patron.api.codec import encode, format_param, response_format, search_docum
 from patron.api.context import authorized, services
 from patron.api.present import found_item
 from patron.codes import Code
-from patron.errors import ApiError
 from patron.customers.search.query import SearchRefused, SearchTimedOut, read_page, read_query
 from patron.customers.search.run import search
+from patron.errors import ApiError
 
 async def search_customers(request: Request) -> Response:
     app = services(request)

@@ -12,9 +12,9 @@ import orjson
 
 from patron.console import labels
 from patron.console.overview import warning_name
+from patron.customers.identity_requests import IdentityRequest
 from patron.events.operations import age
 from patron.orgs.model import OrgSettings
-from patron.customers.identity_requests import IdentityRequest
 
 # How the audit timeline names each kind of record.
 EVENTS = {

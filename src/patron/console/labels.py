@@ -9,9 +9,9 @@ from datetime import date
 
 import phonenumbers
 
+from patron.customers.model import IDENTIFIER_LABELS
 from patron.loyalty.rules import NEVER_EXPIRES_MONTHS, add_months
 from patron.orgs.model import OrgSettings
-from patron.customers.model import IDENTIFIER_LABELS
 
 # The customer's own fields as the audit log and the forms name them.
 STANDARD_LABELS = {

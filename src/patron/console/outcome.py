@@ -11,11 +11,11 @@ from typing import Any
 from patron.codes import USER_UPDATED, Code, warning_text
 from patron.console.labels import field_label
 from patron.console.sessions import Flash
-from patron.orgs.model import OrgSettings
-from patron.orgs.policy import STANDARD_EXTENDED_FIELDS, FieldType
 from patron.customers import hints, why
 from patron.customers.model import Customer, Warnings
 from patron.customers.reading import read_item
+from patron.orgs.model import OrgSettings
+from patron.orgs.policy import STANDARD_EXTENDED_FIELDS, FieldType
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from patron.codes import Code
-from patron.orgs.model import OrgSettings
 from patron.customers.fields import local_date, local_midnight_utc
 from patron.customers.ports import ConsoleStorage
+from patron.orgs.model import OrgSettings
 
 DAYS = 30
 WARNING_DAYS = 7

@@ -9,7 +9,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from patron.console import labels
-from patron.orgs.model import OrgSettings
 from patron.customers.search.query import (
     ATTRIBUTES,
     CUSTOM_FIELD_KINDS,
@@ -20,6 +19,7 @@ from patron.customers.search.query import (
     Operator,
     SearchRefused,
 )
+from patron.orgs.model import OrgSettings
 
 # The pickers shown when no query fills them.
 EMPTY_ROWS = 3

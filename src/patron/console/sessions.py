@@ -17,10 +17,10 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 from starlette.responses import Response
 
+from patron.customers.ports import ConsoleStorage, NewSession
 from patron.events.operations import may_replay, may_see_events
 from patron.orgs.model import ACCESS_LEVELS, OrgSettings
 from patron.orgs.policy import AccessGroup
-from patron.customers.ports import ConsoleStorage, NewSession
 from patron.settings import Settings
 
 SESSION_COOKIE = "patron_console"

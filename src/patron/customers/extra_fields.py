@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pycountry
 
-from patron.orgs.policy import FieldType
 from patron.customers import fields
+from patron.orgs.policy import FieldType
 
 
 _ENUM_ALIASES = {"gender": {"m": "Male", "f": "Female", "o": "Other"}}

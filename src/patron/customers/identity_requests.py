@@ -8,11 +8,11 @@ from typing import Any
 
 from patron import limits
 from patron.codes import HOLDS_NUL, Code
-from patron.orgs.model import OrgSettings
 from patron.customers import fields
 from patron.customers.lookup import lookup_value
 from patron.customers.model import IDENTIFIER_LABELS, IDENTIFIERS, Change, ItemRejected
 from patron.customers.reading import INVALID_IDENTIFIER, stored_identifier
+from patron.orgs.model import OrgSettings
 
 PENDING = "PENDING"
 APPROVED = "APPROVED"

@@ -12,8 +12,6 @@ from datetime import datetime
 from typing import Any
 
 from patron.codes import IDENTITY_CHANGE_TAKEN, Code, identity_error_message
-from patron.events import build
-from patron.orgs.model import OrgSettings
 from patron.customers import fields, resolution
 from patron.customers.identity_requests import (
     APPLIED_REASON,
@@ -49,6 +47,8 @@ from patron.customers.reading import INVALID_IDENTIFIER, stored_identifier
 from patron.customers.registration import (
     MAX_ATTEMPTS, emit, request_event, supersede_pending,
 )
+from patron.events import build
+from patron.orgs.model import OrgSettings
 
 log = logging.getLogger("patron.customers")
 

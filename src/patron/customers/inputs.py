@@ -14,8 +14,8 @@ from pydantic import Field, WithJsonSchema
 from typing_extensions import TypedDict
 
 from patron import limits
-from patron.orgs.policy import STANDARD_EXTENDED_FIELDS
 from patron.customers.model import LOYALTY, NON_LOYALTY
+from patron.orgs.policy import STANDARD_EXTENDED_FIELDS
 
 # Each vocabulary maps the lower-cased spelling the reader accepts to the one it stores.
 TYPES = {"loyalty": LOYALTY, "non_loyalty": NON_LOYALTY}

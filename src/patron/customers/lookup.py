@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from patron.loyalty.model import Membership
-from patron.orgs.model import OrgSettings
 from patron.customers import fields, resolution
 from patron.customers.model import Customer
 from patron.customers.ports import Lookups
+from patron.loyalty.model import Membership
+from patron.orgs.model import OrgSettings
 
 # The identifiers a customer is looked up by, in the order a request's parameters are read.
 LOOKUP_KEYS = ("mobile", "email", "external_id", "id")

@@ -8,10 +8,10 @@ from datetime import datetime
 from typing import Any, TypedDict
 
 from patron.codes import Code, item_error_message, warning_text
+from patron.customers import external_ids
 from patron.events.model import Event, Origin, Writer, Written
 from patron.loyalty.model import LedgerEntry, Membership, SideEffect
 from patron.orgs.model import OrgSettings
-from patron.customers import external_ids
 
 IDENTIFIERS = ("mobile", "email", "external_id")
 

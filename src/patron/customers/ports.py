@@ -13,10 +13,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from patron.codes import Code
+from patron.customers.model import Caller, Change, Customer, CustomerFields, LookAlike, NewCustomer
 from patron.events.model import Event, Written
 from patron.events.operations import DeadLetter, DeclaredSink, RelaySeen, ReplayRecord, SinkState
 from patron.loyalty.model import LedgerEntry, Membership
-from patron.customers.model import Caller, Change, Customer, CustomerFields, LookAlike, NewCustomer
 
 if TYPE_CHECKING:
     # Read for their types alone: the modules that hold them run on these ports.

@@ -9,8 +9,6 @@ from typing import Any
 
 from patron import limits
 from patron.codes import Code
-from patron.orgs.model import OrgSettings
-from patron.orgs.policy import STANDARD_EXTENDED_FIELDS, Configs
 from patron.customers import fields, hints, why
 from patron.customers.extra_fields import normalise
 from patron.customers.inputs import (  # the item's vocabularies, declared with its shape
@@ -28,6 +26,8 @@ from patron.customers.model import (
     ItemRejected,
     Warnings,
 )
+from patron.orgs.model import OrgSettings
+from patron.orgs.policy import STANDARD_EXTENDED_FIELDS, Configs
 
 INVALID_IDENTIFIER = {"mobile": Code.INVALID_MOBILE, "email": Code.INVALID_EMAIL, "external_id": Code.INVALID_EXTERNAL_ID}
 REQUIRED_IDENTIFIER = {"mobile": Code.MOBILE_REQUIRED, "email": Code.EMAIL_REQUIRED, "external_id": Code.EXTERNAL_ID_REQUIRED}

@@ -11,12 +11,6 @@ from datetime import date, datetime
 from typing import Any
 
 from patron.codes import REGISTERED, UPDATED, USER_UPDATED, Code, item_error_message
-from patron.events import build
-from patron.events.model import Event
-from patron.loyalty import rules
-from patron.loyalty.model import POINTS, LedgerEntry, Membership, SideEffect
-from patron.orgs.model import OrgSettings
-from patron.orgs.policy import Configs
 from patron.customers import external_ids, fields, resolution
 from patron.customers.identity_requests import ID_SUPERSEDED, UPDATED_REASON, IdentityRequest
 from patron.customers.model import (
@@ -38,6 +32,12 @@ from patron.customers.model import (
 )
 from patron.customers.ports import CustomerRepository, Repositories, Storage
 from patron.customers.reading import read_item
+from patron.events import build
+from patron.events.model import Event
+from patron.loyalty import rules
+from patron.loyalty.model import POINTS, LedgerEntry, Membership, SideEffect
+from patron.orgs.model import OrgSettings
+from patron.orgs.policy import Configs
 
 log = logging.getLogger("patron.customers")
 

@@ -8,7 +8,8 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from patron.codes import Code
-from patron.orgs.policy import Configs
+from patron.customers import external_ids
+from patron.customers.fields import local_text
 from patron.customers.model import (
     IDENTIFIER_LABELS,
     IDENTIFIERS,
@@ -21,9 +22,8 @@ from patron.customers.model import (
     ItemRejected,
     Warnings,
 )
-from patron.customers import external_ids
-from patron.customers.fields import local_text
 from patron.customers.reading import require_identifiers
+from patron.orgs.policy import Configs
 
 UPDATE_CONFIG = {
     "mobile": "CONF_ALLOW_MOBILE_UPDATE",

@@ -10,9 +10,9 @@ import phonenumbers
 
 from patron import limits
 from patron.codes import Code
+from patron.customers import fields
 from patron.orgs.model import OrgSettings
 from patron.orgs.policy import FieldType
-from patron.customers import fields
 
 # A caller's key or field name, as a hint quotes it.
 _SHOWN = 50

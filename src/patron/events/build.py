@@ -6,11 +6,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 # Writer is the model's (a registration's Caller makes one); build's functions take it, so build names it too.
+from patron.customers.model import IDENTIFIERS, Change, Customer, CustomerFields
 from patron.events.model import Event, Origin
 from patron.events.model import Writer as Writer
 from patron.events.names import EventName
 from patron.loyalty.model import POINTS, LedgerEntry
-from patron.customers.model import IDENTIFIERS, Change, Customer, CustomerFields
 
 # The API's names of the identifiers, as the family's event schema names them in `instore`.
 INSTORE = {"mobile": "mobile", "email": "email", "external_id": "externalId"}

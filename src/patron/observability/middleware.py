@@ -14,11 +14,11 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from patron.codes import Code, request_message
+from patron.customers import hints
 from patron.observability.logs import LineWriter, RequestLog
 from patron.observability.masking import mask_text
 from patron.observability.metrics import MULTIPROC_ENV, exposition, metrics
 from patron.observability.record import record_of
-from patron.customers import hints
 from patron.settings import Settings
 
 METRICS_PATH = "/metrics"

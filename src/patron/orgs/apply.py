@@ -11,9 +11,9 @@ from typing import Any
 import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from patron.customers import external_ids
 from patron.orgs.file import md5_of_password, parse_org_document
 from patron.orgs.policy import OrgFile
-from patron.customers import external_ids
 from patron.security import hash_secret, is_current_hash, verify_secret
 from patron.store.db import transaction
 from patron.store.external_ids import ExternalIdStore

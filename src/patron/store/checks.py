@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import and_, exists, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from patron.loyalty.model import POINTS
 from patron.customers.model import IDENTIFIERS, NON_LOYALTY
+from patron.loyalty.model import POINTS
 from patron.store.schema import (
     customer_audits,
     customers,

@@ -16,13 +16,13 @@ from sqlalchemy import Select, and_, bindparam, literal_column, or_, select, upd
 from sqlalchemy.sql.expression import Executable
 
 from patron.codes import Code
-from patron.loyalty.model import Membership
 from patron.customers.audit import USER_CONTEXT
 from patron.customers.model import (
     IDENTIFIERS, Caller, Change, Customer, CustomerFields, IdentifierTaken, LookAlike, NewCustomer,
 )
 from patron.customers.search.query import Page
 from patron.customers.search.run import Criteria
+from patron.loyalty.model import Membership
 from patron.store.db import named_binds
 from patron.store.loyalty import MEMBERSHIP_COLUMNS
 from patron.store.schema import customer_audits, customers, memberships

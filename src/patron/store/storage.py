@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from patron.events.operators import OperationsStorage
 from patron.customers import ports
+from patron.events.operators import OperationsStorage
 from patron.store.db import UNOBSERVED, DriverPool, StoreObserver, is_sqlite
 from patron.store.postgres import PostgresStorage
 from patron.store.sqlite import SqliteStorage

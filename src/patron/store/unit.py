@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from patron.loyalty.model import Membership
 from patron.customers.model import Customer
+from patron.loyalty.model import Membership
 from patron.store.console import ConsoleStore
 from patron.store.customers import CustomerStore
 from patron.store.event_ops import EventOperations

@@ -14,12 +14,12 @@ from patron.api.openapi import samples
 from patron.api.openapi.samples import ASHA, ASHA_ID, ORG, UNKNOWN_MOBILE
 from patron.api.present import added_item, found_item, identity_item, missing_item, retrieved_item, updated_item
 from patron.codes import IDENTITY_CHANGE_TAKEN, REGISTERED, USER_UPDATED, Code, identity_error_message, item_error_message
-from patron.loyalty.model import Membership
-from patron.orgs.model import OrgSettings
 from patron.customers.identity_review import IdentityOutcome
 from patron.customers.model import IDENTIFIER_LABELS, Customer, ItemRejected, Warnings
 from patron.customers.reading import read_item
 from patron.customers.registration import ItemResult
+from patron.loyalty.model import Membership
+from patron.orgs.model import OrgSettings
 
 Examples = dict[str, dict[str, Any]]
 

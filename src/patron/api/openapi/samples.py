@@ -11,12 +11,12 @@ from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 
+from patron.customers.inputs import CustomerItem, IdentityChangeItem
+from patron.customers.model import Customer
 from patron.loyalty.model import Membership
 from patron.loyalty.rules import Joining
 from patron.orgs.file import parse_org_document
 from patron.orgs.model import OrgSettings
-from patron.customers.inputs import CustomerItem, IdentityChangeItem
-from patron.customers.model import Customer
 
 ORG_ID = 100458
 STORE = "blr.koramangala"

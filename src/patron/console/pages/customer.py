@@ -20,14 +20,14 @@ from patron.console.guards import action, page, pending_count
 from patron.console.pages.identity_requests import own_requests
 from patron.console.sessions import Flash, Signed
 from patron.console.web import NOT_FOUND, Refused, flash_to, render, request_id, services
-from patron.loyalty.model import Membership
-from patron.orgs.model import OrgSettings
-from patron.orgs.policy import CustomField, ExtendedField, Program, Slab
 from patron.customers import hints, identity_review, lookup, registration
 from patron.customers.audit import AuditRecord, audit_trail
 from patron.customers.identity_requests import IdentityRequest
 from patron.customers.model import IDENTIFIER_LABELS, IDENTIFIERS, Caller, Customer
 from patron.customers.ports import ConsoleStorage, ConsoleUnit, LedgerLine, Referral
+from patron.loyalty.model import Membership
+from patron.orgs.model import OrgSettings
+from patron.orgs.policy import CustomField, ExtendedField, Program, Slab
 
 # Ledger rows and referrals a customer's page lists, newest first.
 LISTED = 100

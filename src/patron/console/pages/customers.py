@@ -17,11 +17,11 @@ from patron.console.guards import page, pending_count
 from patron.console.query_builder import OPERATOR_WORDS, Field
 from patron.console.sessions import Signed
 from patron.console.web import Paging, render, services
-from patron.loyalty.model import Membership
-from patron.orgs.model import OrgSettings
+from patron.customers.model import Customer
 from patron.customers.search.query import SearchRefused, SearchTimedOut, read_page, read_query
 from patron.customers.search.run import SearchResult, search, search_box
-from patron.customers.model import Customer
+from patron.loyalty.model import Membership
+from patron.orgs.model import OrgSettings
 
 SEARCH_ROWS = "20"
 

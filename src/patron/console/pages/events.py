@@ -16,6 +16,7 @@ from patron.codes import HOLDS_NUL
 from patron.console.guards import action, page, pending_count
 from patron.console.sessions import Signed
 from patron.console.web import NOT_FOUND, Paging, Refused, at, flash_to, paging, render, sentence, services, start_of
+from patron.customers.ports import ConsoleStorage, ConsoleUnit
 from patron.events.operations import (
     RELAY_SEEN,
     DeadLetter,
@@ -30,7 +31,6 @@ from patron.events.operations import (
     selection,
 )
 from patron.events.operators import replay
-from patron.customers.ports import ConsoleStorage, ConsoleUnit
 
 # Dead letters shown at a time on a sink's page; replays listed.
 DEAD_LETTER_PAGE = 25

@@ -16,8 +16,8 @@ from patron.console import sessions
 from patron.console.guards import action, signed_in
 from patron.console.sessions import Signed
 from patron.console.web import Refused, error_page, read_form, redirect, render, services
-from patron.errors import ApiError
 from patron.customers.ports import ConsoleStorage
+from patron.errors import ApiError
 
 log = logging.getLogger("patron.console")
 

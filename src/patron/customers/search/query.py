@@ -35,12 +35,12 @@ from datetime import date, datetime
 from enum import Enum, StrEnum
 
 from patron.codes import HOLDS_NUL
-from patron.orgs.model import OrgSettings
-from patron.orgs.policy import FieldType
 from patron.customers import fields
 from patron.customers.extra_fields import normalise
 from patron.customers.inputs import TYPES
 from patron.customers.reading import stored_identifier
+from patron.orgs.model import OrgSettings
+from patron.orgs.policy import FieldType
 
 MAX_CONDITIONS = 10
 MAX_VALUE = 200

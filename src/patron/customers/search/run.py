@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from patron.loyalty.model import Membership
-from patron.orgs.model import OrgSettings
 from patron.customers import fields
 from patron.customers.model import Customer
 from patron.customers.ports import SearchStorage
 from patron.customers.search.query import MAX_COUNTED, Attribute, Condition, Operator, Page, SearchQuery, Value
+from patron.loyalty.model import Membership
+from patron.orgs.model import OrgSettings
 
 
 @dataclass(frozen=True)
