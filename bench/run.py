@@ -76,7 +76,10 @@ CITUS_TARGET_RATIO, CITUS_TARGET_P99_MS = 0.5, 50.0
 # Past this % of the CPUs going to someone else during either single add (plain or Citus), the pair
 # the target is judged on is measured once more, and the less disturbed pair is kept.
 OTHERS_LIMIT = float(os.environ.get("BENCH_OTHERS_LIMIT", "10"))
-_LINE = re.compile(r"BENCH requests=(\d+) seconds=([\d.]+) p50_ms=([\d.]+) p99_ms=([\d.]+) unexpected=(\d+) socket_errors=(\d+)")
+# The line bench/lua/common.lua prints when wrk is done (its max_ms is for stress).
+_LINE = re.compile(
+    r"WRK requests=(\d+) seconds=([\d.]+) p50_ms=([\d.]+) p99_ms=([\d.]+) max_ms=[\d.]+ unexpected=(\d+) socket_errors=(\d+)"
+)
 
 
 @dataclass

@@ -483,8 +483,9 @@ async def scenario_3(folder: Path) -> Result:
 # ---------------------------------------------------------------------------------------------
 # Scenario 4: soak at ~80 % of the maximum throughput of single adds (wrk)
 
+# The line bench/lua/common.lua prints when wrk is done (stress/lua/add.lua loads it).
 WRK_LINE = re.compile(
-    r"STRESS requests=(\d+) seconds=([\d.]+) p50_ms=([\d.]+) p99_ms=([\d.]+) max_ms=([\d.]+) "
+    r"WRK requests=(\d+) seconds=([\d.]+) p50_ms=([\d.]+) p99_ms=([\d.]+) max_ms=([\d.]+) "
     r"unexpected=(\d+) socket_errors=(\d+)"
 )
 WRK_CONNECTIONS, WRK_THREADS = 64, 2

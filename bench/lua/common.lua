@@ -1,4 +1,5 @@
--- Shared by the wrk scripts: per-thread fresh mobiles and the Basic-auth header.
+-- Shared by the wrk scripts (bench/lua and stress/lua): per-thread fresh mobiles, the Basic-auth
+-- header, the count of unexpected answers and the one result line bench/run.py and stress read.
 local counter = 0
 local threads = {}
 local next_thread = 0
@@ -29,15 +30,17 @@ function done(summary, latency, requests)
     unexpected = unexpected + (thread:get("errors_seen") or 0)
   end
   io.write(string.format(
-    "BENCH requests=%d seconds=%.3f p50_ms=%.2f p99_ms=%.2f unexpected=%d socket_errors=%d\n",
+    "WRK requests=%d seconds=%.3f p50_ms=%.2f p99_ms=%.2f max_ms=%.2f unexpected=%d socket_errors=%d\n",
     summary.requests, summary.duration / 1e6, latency:percentile(50) / 1000, latency:percentile(99) / 1000,
-    unexpected, summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+    latency.max / 1000, unexpected, summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
 end
 
-function init_writer()
-  -- A script that registers: POST with JSON, the run's own block of mobiles (BENCH_RUN).
-  run_offset = tonumber(os.getenv("BENCH_RUN") or "0")
+function init_writer(env_prefix)
+  -- A script that registers: POST with JSON, the run's own block of mobiles (BENCH_RUN, or
+  -- STRESS_RUN with env_prefix "STRESS") and its header (BENCH_AUTH, STRESS_AUTH).
+  local prefix = env_prefix or "BENCH"
+  run_offset = tonumber(os.getenv(prefix .. "_RUN") or "0")
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"
-  wrk.headers["Authorization"] = os.getenv("BENCH_AUTH")
+  wrk.headers["Authorization"] = os.getenv(prefix .. "_AUTH")
 end
