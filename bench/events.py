@@ -58,6 +58,7 @@ import httpx
 import orjson
 
 import run as bench
+from process_table import process_table, tree
 
 AMQP_URL = os.environ.get("BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 BACKLOG_EVENTS = int(os.environ.get("BENCH_EVENTS_BACKLOG", "50000"))
@@ -475,21 +476,6 @@ def percentile(values: list[float], p: float) -> float:
 # --- where the CPU goes ------------------------------------------------------------------------------
 
 
-def _processes() -> dict[int, tuple[int, int, str]]:
-    """Every process: (parent, CPU ticks, name)."""
-    found = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                text = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            name = text[text.index("(") + 1:text.rindex(")")]
-            stat = text.rsplit(")", 1)[1].split()
-            found[int(entry)] = (int(stat[1]), int(stat[11]) + int(stat[12]), name)
-    return found
-
-
 class CpuShares:
     """CPU used while something ran, by whom: the relay (its process tree), the receiver, the
     database (the plain server's backends of this database and its helpers, or every process of the
@@ -509,38 +495,29 @@ class CpuShares:
         return fields[0] + fields[1] + fields[2]
 
     def _by_owner(self) -> dict[int, tuple[str, int]]:
-        processes = _processes()
-
-        def tree(root: int) -> set[int]:
-            found, grew = {root}, True
-            while grew:
-                more = {pid for pid, (parent, _, _) in processes.items() if parent in found} - found
-                found |= more
-                grew = bool(more)
-            return found
-
+        processes = process_table()
         owner: dict[int, str] = {}
         for label, root in self.roots.items():
-            for pid in tree(root):
+            for pid in tree(processes, {root}):
                 owner[pid] = label
         if self.citus:
             for postmaster in bench._postmaster_pids():
-                for pid in tree(postmaster):
+                for pid in tree(processes, {postmaster}):
                     owner[pid] = "database"
         else:
             plain = bench._plain_postmaster()
-            for pid, (parent, _, _) in processes.items():
-                if parent == plain:
+            for pid, process in processes.items():
+                if process.parent == plain:
                     try:
                         command = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
                     except OSError:
                         continue
                     if self.database in command or not re.search(r"\(\d+\)|\[local\]", command):
                         owner[pid] = "database"
-        for pid, (_, _, name) in processes.items():
-            if name == "beam.smp":
+        for pid, process in processes.items():
+            if process.name == "beam.smp":
                 owner[pid] = "rabbitmq"
-        return {pid: (label, processes[pid][1]) for pid, label in owner.items() if pid in processes}
+        return {pid: (label, processes[pid].ticks) for pid, label in owner.items() if pid in processes}
 
     def shares(self) -> dict[str, float]:
         """% of one core each used since this began (processes that ended meanwhile are not seen)."""

@@ -48,6 +48,8 @@ from typing import Iterator
 import asyncpg
 import httpx
 
+from process_table import process_table, tree
+
 # bench/events.py uses this module's helpers and state (SERVERS, SQLITE_FILES) as `run`: run as a
 # script, this module is __main__, and without this it would import a second copy.
 sys.modules.setdefault("run", sys.modules[__name__])
@@ -290,29 +292,11 @@ class OthersCpu:
     @staticmethod
     def _ours() -> tuple[dict[int, int], set[int]]:
         """CPU ticks of each process of ours now, and which of them descend from this one."""
-        parents: dict[int, int] = {}
-        ticks: dict[int, int] = {}
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    stat = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-                except OSError:
-                    continue
-                parents[int(entry)] = int(stat[1])
-                ticks[int(entry)] = int(stat[11]) + int(stat[12])
-
-        def tree(roots: set[int]) -> set[int]:
-            found, grew = set(roots), True
-            while grew:
-                more = {pid for pid, parent in parents.items() if parent in found} - found
-                found |= more
-                grew = bool(more)
-            return found
-
-        descendants = tree({os.getpid()})
-        ours = descendants | tree(_postmaster_pids())
+        table = process_table()
+        descendants = tree(table, {os.getpid()})
+        ours = descendants | tree(table, _postmaster_pids())
         plain = _plain_postmaster()
-        for pid in [pid for pid, parent in parents.items() if parent == plain]:
+        for pid in [pid for pid, process in table.items() if process.parent == plain]:
             try:
                 command = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
             except OSError:
@@ -321,7 +305,7 @@ class OthersCpu:
             # ("postgres: 15/main: postgres patron_bench_... 127.0.0.1(4242) idle"); helpers do not.
             if "patron_bench_" in command or not re.search(r"\(\d+\)|\[local\]", command):
                 ours.add(pid)
-        return {pid: ticks[pid] for pid in ours if pid in ticks}, descendants
+        return {pid: table[pid].ticks for pid in ours if pid in table}, descendants
 
     def _sample_until_stopped(self) -> None:
         while not self.stopped.wait(0.5):
@@ -462,24 +446,8 @@ class Import:
 
 def tree_rss_mb(root: int) -> float:
     """Resident memory of a process and all its descendants, from /proc."""
-    parents: dict[int, int] = {}
-    resident: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(entry)] = int(fields[1])
-        resident[int(entry)] = int(fields[21])
-    tree, grew = {root}, True
-    while grew:
-        found = {pid for pid, parent in parents.items() if parent in tree} - tree
-        tree |= found
-        grew = bool(found)
-    return sum(resident.get(pid, 0) for pid in tree) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    table = process_table()
+    return sum(table[pid].resident_pages for pid in tree(table, {root}) if pid in table) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def bulk_import(database_url: str, rows: int = IMPORT_ROWS, first: int = 0) -> Import:

@@ -23,6 +23,9 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 STRESS = ROOT / "stress"
+# bench/ last on the path, for its /proc reader: stress's own modules (run, events) still come first.
+sys.path.append(str(ROOT / "bench"))
+from process_table import process_table  # noqa: E402
 VENV_BIN = Path(sys.executable).parent
 PG_BIN = Path(os.environ.get("STRESS_PG_BIN", "/usr/lib/postgresql/15/bin"))
 SECRET_KEY = "stress-secret-key-" + "s" * 32
@@ -363,21 +366,6 @@ def log_text(path: Path) -> str:
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
-def _process_table() -> dict[int, tuple[int, int, int]]:
-    """pid -> (ppid, process group, CPU ticks used) of every process."""
-    table = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        table[int(entry)] = (int(fields[1]), int(fields[2]), int(fields[11]) + int(fields[12]))
-    return table
-
-
 class ForeignCpu:
     """CPU used by processes that are not part of the stress run (other users of the machine),
     between two samples, in percent of one core. Ours: this process and its children (wrk), the
@@ -385,20 +373,20 @@ class ForeignCpu:
 
     def __init__(self, ours: Callable[[], set[int]]) -> None:
         self.ours = ours
-        self.last = _process_table()
+        self.last = process_table()
         self.at = time.monotonic()
 
     def sample(self) -> float:
-        now, table = time.monotonic(), _process_table()
+        now, table = time.monotonic(), process_table()
         mine = self.ours() | {os.getpid()}
-        for pid, (ppid, _pgid, _ticks) in table.items():
-            if ppid in mine or ppid == os.getpid():
+        for pid, process in table.items():
+            if process.parent in mine or process.parent == os.getpid():
                 mine.add(pid)
         used = 0
-        for pid, (ppid, _pgid, ticks) in table.items():
-            if pid in mine or ppid == 2 or pid == 2:
+        for pid, process in table.items():
+            if pid in mine or process.parent == 2 or pid == 2:
                 continue
-            used += ticks - self.last[pid][2] if pid in self.last else ticks
+            used += process.ticks - self.last[pid].ticks if pid in self.last else process.ticks
         seconds = max(now - self.at, 1e-6)
         self.last, self.at = table, now
         return 100.0 * used / _TICK / seconds
@@ -408,7 +396,7 @@ def cluster_pids(cluster: PgCluster) -> set[int]:
     postmaster = cluster.postmaster_pid()
     if postmaster is None:
         return set()
-    return {postmaster} | {pid for pid, (ppid, _g, _t) in _process_table().items() if ppid == postmaster}
+    return {postmaster} | {pid for pid, process in process_table().items() if process.parent == postmaster}
 
 
 def rss_mb(pid: int) -> float | None:
