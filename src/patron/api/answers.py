@@ -153,8 +153,8 @@ class CommChannel(TypedDict):
     meta: dict[str, Any]
 
 
-class CustomerBody(TypedDict):
-    """What add and get both say of a customer."""
+class CustomerIdentity(TypedDict):
+    """Who a customer is, as every answer that shows one says it (add, get, search)."""
 
     user_id: Annotated[int, Field(description="The customer's id, unique in the installation.")]
     firstname: str
@@ -162,6 +162,11 @@ class CustomerBody(TypedDict):
     mobile: Annotated[str | None, Field(description="E.164 digits without `+`.")]
     email: str | None
     external_id: str | None
+
+
+class CustomerBody(CustomerIdentity):
+    """What add and get both say of a customer."""
+
     lifetime_points: Annotated[int, Field(description="Of the default programme.")]
     loyalty_points: Annotated[int, Field(description="Of the default programme.")]
     current_slab: Annotated[str | None, Field(description="null for NON_LOYALTY customers and orgs without programmes.")]
@@ -381,16 +386,10 @@ class Attributes(TypedDict):
 
 
 @with_config(CLOSED)
-class FoundCustomer(TypedDict):
+class FoundCustomer(CustomerIdentity):
     """A customer a search found; points and slab of the default programme, as customer/get shows them."""
 
-    user_id: Annotated[int, Field(description="The customer's id, unique in the installation.")]
     org_id: int
-    firstname: str
-    lastname: str
-    mobile: Annotated[str | None, Field(description="E.164 digits without `+`.")]
-    email: str | None
-    external_id: str | None
     loyalty_points: Annotated[int, Field(description="Of the default programme.")]
     lifetime_points: Annotated[int, Field(description="Of the default programme.")]
     current_slab: Annotated[str | None, Field(description="null for NON_LOYALTY customers and orgs without programmes.")]
