@@ -927,8 +927,13 @@ async def _database(cluster: PgCluster, name: str, org_file: Path) -> str:
 
 
 async def _finish(result: Result, m: Measurement, server: PatronServer, url: str, org_id: int, org_file: Path) -> None:
-    """No traceback in the server's log; the good caller's customers are all in the database, and
-    nothing else is."""
+    """What every abuse scenario ends with: the samples its abusers kept, the workers' memory
+    within bounds, no traceback in the server's log, and the good caller's customers all in the
+    database, and nothing else."""
+    for abuse in m.abuses:
+        for sample in abuse.tally.get("samples", []):
+            result.lines.append(f"  sample: {sample}" if len(m.abuses) == 1 else f"  sample ({abuse.label}): {sample}")
+    judge_rss(result, m)
     tracebacks, endings = log_findings(server)
     result.lines.append(f"server log: {tracebacks} tracebacks" + (f"; ended by: {endings}" if endings else ""))
     if tracebacks:
@@ -1020,9 +1025,6 @@ async def scenario_7(cluster: PgCluster) -> Result:
             result.failures.append(f"{variant}: {mine.get('431', 0)} answered 431 but {mine.get('closed', 0)} closed")
         if answers and max(answers) > 1.0:
             result.failures.append(f"{variant}: a 431 came {max(answers):.2f}s after the first byte (limit 1 s)")
-    for sample in abuse.tally.get("samples", []):
-        result.lines.append(f"  sample: {sample}")
-    judge_rss(result, m)
     await _finish(result, m, server, url, ORG_ID, ORG_FILE)
     return result
 
@@ -1082,9 +1084,6 @@ async def scenario_8(cluster: PgCluster) -> Result:
             result.failures.append(f"{abuse.label}: answers other than a short 400: {dict(counts)}")
         if any("no answer" in key for key in counts):
             result.failures.append(f"{abuse.label}: requests without an answer: {dict(counts)}")
-        for sample in abuse.tally.get("samples", []):
-            result.lines.append(f"  sample: {sample}")
-    judge_rss(result, m)
     await _finish(result, m, server, url, ORG_ID, ORG_FILE)
     return result
 
@@ -1215,9 +1214,6 @@ async def scenario_9(cluster: PgCluster) -> Result:
     )
     if fails > bound:
         result.failures.append(f"{fails} guesses cost a slow hash (401), more than the bound {bound}")
-    for sample in abuse.tally.get("samples", []):
-        result.lines.append(f"  sample: {sample}")
-    judge_rss(result, m)
     await _finish(result, m, server, url, ABUSE_ORG_ID, ABUSE_ORG_FILE)
     return result
 
@@ -1306,8 +1302,5 @@ async def scenario_10(cluster: PgCluster) -> Result:
         result.failures.append("no connection was answered 503: the cap of connections never showed")
     if {k for k in probes if k not in ("200", "503")}:
         result.failures.append(f"probes answered other than 200/503: {probes}")
-    for sample in abuse.tally.get("samples", []):
-        result.lines.append(f"  sample: {sample}")
-    judge_rss(result, m)
     await _finish(result, m, server, url, ORG_ID, ORG_FILE)
     return result
