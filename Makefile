@@ -54,9 +54,10 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 # The unit layer alone (tests/unit: the rules on fakes and the reader, no app, no database), in
-# seconds; its exhaustive tests (every region's numbers, any name) are left to `make test`.
+# seconds; its exhaustive tests (every region's numbers, any name) are left to `make test`, and
+# schemathesis' pytest plugin, which only the contract's fuzzing uses, is not loaded.
 unit: $(STAMP)
-	$(BIN)/python -m pytest -q tests/unit -m "not exhaustive"
+	$(BIN)/python -m pytest -q -p no:schemathesis tests/unit -m "not exhaustive"
 
 # Faults and sustained load against real `patron serve` processes, on a private PostgreSQL
 # cluster and SQLite files (stress/run.py), with schemathesis fuzzing, abusive callers (7-10),

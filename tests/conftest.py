@@ -40,11 +40,3 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     for backend, problem in _UNREACHABLE.items():
         name, dsn, _, variable = BACKENDS[backend]
         terminalreporter.write_line(f"{name} skipped: no server at {dsn} (set {variable}) ({problem})")
-
-
-# Transitional: the console's tests still sit at the top of tests/ while another change edits
-# them; until they move into tests/contract and tests/served they find the contract's fixtures
-# here, and what they import from `conftest` in every conftest (support/transition.py).
-from support.transition import *  # noqa: E402,F401,F403
-
-pytest_plugins = ["contract.conftest"]

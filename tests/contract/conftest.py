@@ -3,6 +3,7 @@ in an org of its own applied from the org files users write (tests/orgs/)."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -17,6 +18,7 @@ from patron.settings import Settings
 from patron.store.migrate import upgrade
 from support.api import SECRET_KEY, Org
 from support.commands import Patron
+from support.console import Console
 from support.backends import citus_database, postgresql_database
 from support.orgs import org_file
 
@@ -98,6 +100,28 @@ async def org(make_org: Any) -> Org:
     return await make_org()
 
 
+_addresses = itertools.count(1)
+
+
+@pytest.fixture
+async def browser(app: Any) -> AsyncIterator[Console]:
+    """The console in a browser of its own, on the in-process app."""
+    # An address of its own, so that failures counted here never reach another test's limit.
+    # raise_app_exceptions=False: it sees what a browser sees, a failure as the page Patron sent.
+    transport = httpx.ASGITransport(
+        app=app, client=(f"10.20.{next(_addresses) % 250}.{next(_addresses) % 250}", 50000), raise_app_exceptions=False
+    )
+    async with httpx.AsyncClient(transport=transport, base_url="http://patron.test") as client:
+        yield Console(client)
+
+
+@pytest.fixture
+async def other_browser(app: Any) -> AsyncIterator[Console]:
+    transport = httpx.ASGITransport(app=app, client=(f"10.30.{next(_addresses) % 250}.1", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://patron.test") as client:
+        yield Console(client)
+
+
 @pytest.fixture
 def patron(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Patron:
     """The `patron` command against the session's database, as an operator runs it."""
@@ -118,7 +142,3 @@ def hashes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     monkeypatch.setattr(guard_module, "verify_secret", counting)
     return hashed
 
-
-
-# Transitional: what the console's tests import from `conftest` until they move (support/transition.py).
-from support.transition import *  # noqa: E402,F401,F403

@@ -4,7 +4,7 @@ request's log line says which rule refused or ignored a value, and what would pa
 from __future__ import annotations
 
 from support.api import item, new_mobile
-from test_console import a_customer, browser  # noqa: F401 - the console fixture
+from test_console import a_customer
 from test_observability import line_of, lines  # noqa: F401 - the fixture that captures the lines
 
 from patron.codes import ITEM_ERRORS, Code

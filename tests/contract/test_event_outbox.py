@@ -9,7 +9,6 @@ from typing import Any
 from sqlalchemy import select
 
 from support.api import item, new_mobile
-from test_console import browser  # noqa: F401 - the console fixture
 from test_customer_update import update
 from test_import import _applied, _csv
 from test_identity_change import change, mobile_change, pending_of, review, storage_of

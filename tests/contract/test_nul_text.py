@@ -21,7 +21,6 @@ import pytest
 from support.api import item, new_mobile
 from patron.codes import Code, item_error_message
 from test_console import a_customer
-from test_console_forms import browser  # noqa: F401 - the fixture
 from test_customer_update import update
 from test_identity_change import change, registered
 from test_import import _applied

@@ -26,7 +26,6 @@ from patron.customers.search.query import MAX_COUNTED, Page, read_query
 from patron.customers.search.run import search
 from patron.orgs.model import OrgSettings
 from patron.store.schema import customers
-from test_console import browser  # noqa: F401 (a fixture)
 from test_openapi import assert_documented_answer
 
 PATH = "/v1.1/customer/search"

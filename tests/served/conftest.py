@@ -42,7 +42,3 @@ def browser(request: pytest.FixtureRequest) -> Iterator[Any]:
     RENDERED (what is then not rendered)."""
     with chromium(getattr(request.module, "RENDERED", "the pages")) as launched:
         yield launched
-
-
-# Transitional: what the console's tests import from `conftest` until they move (support/transition.py).
-from support.transition import *  # noqa: E402,F401,F403

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from conftest import Org, item, new_mobile, org_document
-from test_console import a_customer, browser, other_browser  # noqa: F401  (their fixtures)
+from support.api import Org, item, new_mobile
+from support.orgs import org_document
+from test_console import a_customer
 from test_identity_change import apply_document
 from patron.console.labels import mobile as grouped
 from patron.store.schema import customers

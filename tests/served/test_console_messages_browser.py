@@ -20,10 +20,11 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import PG_ADMIN_DSN, REQUIRE_PG, _admin, _pg_reachable
-from served import ROOT, VENV_BIN, Server, chromium, served, sqlite_env
+from support.backends import PG_ADMIN_DSN, REQUIRE_PG, admin, pg_reachable
+from support.processes import ROOT, VENV_BIN, Server, served, sqlite_env
 from test_console_browser import SCREENSHOTS, Visit, serious_violations
 
+RENDERED = "the console's messages"
 # retail.toml's org with a labelled pincode of six digits.
 ORG_FILE = (ROOT / "tests" / "orgs" / "retail.toml").read_text() + """
 [[custom_fields]]
@@ -44,14 +45,14 @@ def _aside(call: Any, *args: Any) -> Any:
 
 
 def _admin_aside(statement: str) -> None:
-    _aside(lambda: asyncio.run(_admin(statement)))
+    _aside(lambda: asyncio.run(admin(statement)))
 
 
 def _database(kind: str, tmp: Path) -> Iterator[dict[str, str]]:
     if kind == "sqlite":
         yield sqlite_env(tmp)
         return
-    problem = _aside(_pg_reachable)
+    problem = _aside(pg_reachable)
     if problem:
         if REQUIRE_PG:
             pytest.fail(f"PostgreSQL is required (PATRON_TEST_REQUIRE_PG=1) but unreachable: {problem}")
@@ -84,12 +85,6 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         with served(tmp, "console", env) as running:
             running.kind = request.param  # type: ignore[attr-defined]
             yield running
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium("the console's messages") as launched:
-        yield launched
 
 
 def a_customer(server: Server, mobile: str) -> int:

@@ -13,8 +13,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from sqlalchemy import update
 
-from conftest import new_mobile
-from test_console import Console, a_customer, browser  # noqa: F401  (the fixture)
+from support.api import new_mobile
+from test_console import a_customer
 from patron.console import labels
 from patron.store.schema import memberships
 

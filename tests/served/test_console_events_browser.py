@@ -16,9 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
-from served import ROOT, VENV_BIN, Server, chromium, free_port, served, sqlite_env
+from support.processes import ROOT, VENV_BIN, Server, free_port, served, sqlite_env
 from test_console_browser import DESKTOP, PHONE, TILLS, Visit, serious_violations
 
+RENDERED = "the console's Events page"
 SECRET_ENV = "PATRON_TEST_BROWSER_HOOK_SECRET"
 SECRET = "whsec_" + base64.b64encode(b"the-console-events-page-hook-key").decode()
 # What each endpoint answers: every event refused (dead letters), failing, taken.
@@ -103,12 +104,6 @@ def server(tmp_path_factory: pytest.TempPathFactory, endpoints: Endpoints) -> It
                 assert response.status_code == 200, response.text
         relay_once(env)
         yield running, env
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium("the console's Events page") as launched:
-        yield launched
 
 
 def test_an_operator_sees_the_sinks_health_and_replays_a_sinks_dead_letters_with_a_reason(server, browser, endpoints):

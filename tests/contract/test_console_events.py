@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from conftest import Org, org_document
-from test_console import Console, browser  # noqa: F401 (browser: a fixture)
+from support.console import Console
+from support.api import Org
+from support.orgs import org_document
 from test_relay import Sinks, failing_with, register, relay_for, rows_of, webhook, without_its_row, no_relay_running
 
 from patron.console.pages import events as console_events

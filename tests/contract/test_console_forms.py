@@ -3,32 +3,19 @@ is refused on the console's own page, on every backend and through a real `patro
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
 import httpx
 import pytest
 
-from conftest import Org
+from support.api import Org
 from patron.console.web import MAX_FORM_BYTES, SECURITY_HEADERS
-from served import Server, served, sqlite_env
-from test_console import Console, a_customer
+from support.processes import Server, served, sqlite_env
+from test_console import a_customer
 
-_addresses = itertools.count(1)
 TOO_LARGE = "The form is larger than 64 KiB"
-
-
-@pytest.fixture
-async def browser(app: Any) -> AsyncIterator[Console]:
-    # An address of its own, so that failures counted here never reach another test's limit.
-    transport = httpx.ASGITransport(
-        app=app, client=(f"10.60.{next(_addresses) % 250}.{next(_addresses) % 250}", 50000), raise_app_exceptions=False
-    )
-    async with httpx.AsyncClient(transport=transport, base_url="http://patron.test") as client:
-        yield Console(client)
 
 
 def a_form_over_the_limit(token: str = "") -> bytes:

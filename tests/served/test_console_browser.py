@@ -15,9 +15,10 @@ from typing import Any
 import httpx
 import pytest
 
-from served import ROOT, VENV_BIN, Server, chromium, served, sqlite_env
-from served import SCREENSHOTS as SCREENSHOT_ROOT
+from support.processes import ROOT, VENV_BIN, Server, served, sqlite_env
+from support.processes import SCREENSHOTS as SCREENSHOT_ROOT
 
+RENDERED = "the console"
 SCREENSHOTS = SCREENSHOT_ROOT / "console"
 ORG_FILE = ROOT / "tests" / "orgs" / "retail.toml"
 PASSWORDS = {"priya": "priya-passphrase", "ravi": "ravi-passphrase", "meera": "meera-passphrase"}
@@ -67,12 +68,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     with served(tmp, "console", env) as running:
         _seed(running.base)
         yield running
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium("the console") as launched:
-        yield launched
 
 
 class Visit:

@@ -6,15 +6,13 @@ width in var/screenshots/console/ (overview-charts*, search-pickers*), checked b
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
-from served import chromium
 from test_console_browser import DESKTOP, PHONE, Visit, serious_violations
 from test_console_browser import server as server  # noqa: F401  (the served, seeded console)
 
+RENDERED = "the console's charts and search page"
 # Each chart's width against its card's content box, and every label's box against the chart's own.
 CHART_GEOMETRY = """() => [...document.querySelectorAll('svg.chart')].filter(svg => svg.getClientRects().length).map(svg => {
   const holder = svg.parentElement;
@@ -27,12 +25,6 @@ CHART_GEOMETRY = """() => [...document.querySelectorAll('svg.chart')].filter(svg
   }).map(text => text.textContent);
   return {title: svg.querySelector('title').textContent, shown: svg.getBoundingClientRect().width, inner, outside};
 })"""
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium("the console's charts and search page") as launched:
-        yield launched
 
 
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])

@@ -3,9 +3,7 @@ sessions, CSRF, throttling, access groups, the pages and their actions, on every
 
 from __future__ import annotations
 
-import itertools
 import re
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -15,7 +13,9 @@ import orjson
 import pytest
 from sqlalchemy import insert, select, update
 
-from conftest import Org, item, new_mobile, org_document
+from support.console import Console, csrf_of
+from support.api import Org, item, new_mobile
+from support.orgs import org_document
 from test_identity_change import tied_org
 from patron.console.labels import mobile as grouped
 from patron.customers import identity_review
@@ -24,55 +24,6 @@ from patron.orgs.file import parse_org_document
 from patron.store.schema import console_sessions, customers, identity_change_requests
 
 PAGES = ("/console/", "/console/customers", "/console/customers/100001", "/console/identity-requests")
-_addresses = itertools.count(1)
-
-
-class Console:
-    """A browser on the console: its own cookie jar, from an address of its own."""
-
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self.http = client
-
-    async def sign_in(self, login: str, password: str, next_page: str | None = None) -> httpx.Response:
-        form = await self.http.get("/console/login", params={"next": next_page} if next_page else None)
-        token = csrf_of(form.text)
-        data = {"login": login, "password": password, "csrf_token": token}
-        if next_page:
-            data["next"] = next_page
-        return await self.http.post("/console/login", data=data)
-
-    async def as_user(self, org: Org, who: str) -> httpx.Response:
-        login = org.console_user(who)
-        response = await self.sign_in(login, org.passwords[login])
-        assert response.status_code == 303, response.text
-        return response
-
-    async def csrf(self, path: str = "/console/") -> str:
-        return csrf_of((await self.http.get(path)).text)
-
-    async def post(self, path: str, data: dict[str, str], token_from: str = "/console/") -> httpx.Response:
-        return await self.http.post(path, data={"csrf_token": await self.csrf(token_from), **data})
-
-
-def csrf_of(html: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert found, html[:2000]
-    return found.group(1)
-
-
-@pytest.fixture
-async def browser(app: Any) -> AsyncIterator[Console]:
-    # An address of its own, so that failures counted here never reach another test's limit.
-    transport = httpx.ASGITransport(app=app, client=(f"10.20.{next(_addresses) % 250}.{next(_addresses) % 250}", 50000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://patron.test") as client:
-        yield Console(client)
-
-
-@pytest.fixture
-async def other_browser(app: Any) -> AsyncIterator[Console]:
-    transport = httpx.ASGITransport(app=app, client=(f"10.30.{next(_addresses) % 250}.1", 50000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://patron.test") as client:
-        yield Console(client)
 
 
 async def a_customer(org: Org, **fields: Any) -> int:
