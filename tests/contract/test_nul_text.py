@@ -142,8 +142,8 @@ def red_errors(html: str) -> list[str]:
     [
         ({"firstname": "Asha", "lastname": "Rao", "reason": f"asked by{NUL} phone"}, "The reason holds a NUL"),
         ({"firstname": f"As{NUL}ha", "reason": "asked by phone"}, "First name holds a NUL"),
-        ({"custom.City_name": f"Pune{NUL}", "reason": "asked by phone"}, "City_name holds a NUL"),
-        ({"extended.age_group": f"{NUL}", "reason": "asked by phone"}, "age_group (extended) holds a NUL"),
+        ({"custom.City_name": f"Pune{NUL}", "reason": "asked by phone"}, "City name holds a NUL"),
+        ({"extended.age_group": f"{NUL}", "reason": "asked by phone"}, "Age group holds a NUL"),
     ],
     ids=["reason", "firstname", "custom_field", "extended_field"],
 )
