@@ -182,7 +182,7 @@ async def test_nul_in_a_reviewers_reason_is_refused_and_the_request_stays_pendin
     )
     assert response.status_code == 303
     shown = await browser.http.get(response.headers["location"])
-    assert f"Request {request_id}: the reason holds a NUL character (U+0000), which is not allowed" in shown.text
+    assert f"Request {request_id} was not decided: the reason holds a NUL character (U+0000), which is not allowed." in shown.text
     assert f"/console/identity-requests/{request_id}/decision" in shown.text  # still waiting
     assert len(await audit_log(org, customer["user_id"])) == 2  # the registration and the request
 
