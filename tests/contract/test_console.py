@@ -395,6 +395,15 @@ async def test_the_overview_counts_registrations_by_day_source_till_type_and_sla
     assert "Rewards: Base</td><td class=\"num\">3" in page
 
 
+async def test_the_overviews_till_chart_names_each_till_as_the_org_file_does(browser, org):
+    await a_customer(org)
+    await browser.as_user(org, "priya")
+    page = (await browser.http.get("/console/")).text
+    till = next(t for s in org.file.stores for t in s.tills if t.code == org.till())
+    assert till.name and till.name != till.code, "the test org names its first till"
+    assert f"{till.name} ({till.code})" in page
+
+
 # Actions.
 
 

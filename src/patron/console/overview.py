@@ -75,7 +75,8 @@ async def read_overview(storage: ConsoleStorage, org: OrgSettings, now: datetime
     for code, count in tills:
         till = org.till(code) if code else None
         stores[till.store.name if till else ("(no till)" if not code else f"{code} (removed)")] += count
-        by_till.append((code or "(no till)", count))
+        # People know a till by the name the org file gives it; the code stays beside an unnamed one.
+        by_till.append((f"{till.name} ({code})" if till and till.name != code else (code or "(no till)"), count))
 
     codes: Counter[int] = Counter()
     for listed in warned:
